@@ -1,0 +1,207 @@
+//! The admin listener: `/healthz`, `/metrics` (Prometheus text), `/status`
+//! (JSON) and `POST /reload`. Anything that changes state needs the bearer
+//! token from `[admin] token`; without a configured token, such calls are
+//! refused. One request per connection, small heads only, short deadlines.
+
+use crate::clock::now_ms;
+use crate::proxy::own_response;
+use crate::Shared;
+use bytes::BytesMut;
+use levee_http::h1::{self, HeadLimits, Parsed};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let sh = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), handle(sock, sh)).await;
+        });
+    }
+}
+
+fn json_response(status: u16, v: &serde_json::Value) -> Vec<u8> {
+    let body = format!("{v}\n");
+    let mut r = own_response(status, &body, true, None);
+    // Replace the text content type with JSON.
+    if let Some(pos) = r.windows(26).position(|w| w == b"text/plain; charset=utf-8\r\n") {
+        r.splice(pos..pos + 26, b"application/json\r\n".iter().copied());
+    }
+    r
+}
+
+async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
+    let mut buf = BytesMut::with_capacity(2048);
+    let limits = HeadLimits {
+        max_head_bytes: 8192,
+        max_headers: 32,
+        max_uri_bytes: 1024,
+    };
+    let head = loop {
+        match h1::parse_request(&buf, &limits) {
+            Ok(Parsed::Complete(h)) => break h,
+            Ok(Parsed::Partial) => {}
+            Err(r) => {
+                let _ = sock
+                    .write_all(&own_response(r.status(), &format!("{r}\n"), true, None))
+                    .await;
+                return;
+            }
+        }
+        match sock.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    };
+    let method = &buf[head.method.clone()];
+    let path = &buf[head.path.clone()];
+    let path = path.split(|&b| b == b'?').next().unwrap_or(b"");
+    let auth = head.headers.iter().find_map(|(n, v)| {
+        buf[n.clone()]
+            .eq_ignore_ascii_case(b"authorization")
+            .then(|| &buf[v.clone()])
+    });
+    let resp = match (method, path) {
+        (b"GET", b"/healthz") => own_response(200, "ok\n", true, None),
+        (b"GET", b"/metrics") => {
+            let st = shared.state.load();
+            let open = f64::from(shared.tracker.open());
+            let uptime = shared.started.elapsed().as_secs_f64();
+            let marked = shared.marks.lock().unwrap_or_else(PoisonError::into_inner).len() as f64;
+            let (cpu, rss) = process_usage();
+            let healthy = st
+                .sites
+                .iter()
+                .flat_map(|s| s.origins.iter())
+                .filter(|o| o.available(now_ms()))
+                .count() as f64;
+            let text = shared.metrics.render(&[
+                ("levee_open_connections", "Open client connections.", open),
+                ("levee_uptime_seconds", "Seconds since start.", uptime),
+                ("levee_marked_clients", "Clients currently in the abuse table.", marked),
+                ("levee_origins_up", "Origins currently believed up.", healthy),
+                ("levee_config_generation", "Configuration generation (0 at start, +1 per reload).", st.generation as f64),
+                ("process_cpu_seconds_total", "CPU time used by the process.", cpu),
+                ("process_resident_memory_bytes", "Resident memory of the process.", rss),
+            ]);
+            let mut r = own_response(200, &text, true, None);
+            if let Some(pos) = r.windows(26).position(|w| w == b"text/plain; charset=utf-8\r\n") {
+                r.splice(pos..pos + 26, b"text/plain; version=0.0.4\r\n".iter().copied());
+            }
+            r
+        }
+        (b"GET", b"/status") => json_response(200, &status(&shared)),
+        (b"POST", b"/reload") => {
+            let token = shared.state.load().cfg.admin.token.clone();
+            match token {
+                None => json_response(
+                    403,
+                    &serde_json::json!({"error": "no [admin] token is configured; state-changing calls are disabled"}),
+                ),
+                Some(t) if !bearer_ok(auth, &t) => json_response(401, &serde_json::json!({"error": "missing or wrong bearer token"})),
+                Some(_) => {
+                    let sh = Arc::clone(&shared);
+                    match tokio::task::spawn_blocking(move || sh.reload()).await {
+                        Ok(Ok(gen)) => json_response(200, &serde_json::json!({"ok": true, "generation": gen})),
+                        Ok(Err(e)) => json_response(400, &serde_json::json!({"ok": false, "error": e})),
+                        Err(_) => json_response(500, &serde_json::json!({"ok": false, "error": "reload task failed"})),
+                    }
+                }
+            }
+        }
+        _ => own_response(404, "not found: try /healthz, /metrics, /status, POST /reload\n", true, None),
+    };
+    let _ = sock.write_all(&resp).await;
+    let _ = sock.shutdown().await;
+}
+
+/// Constant-time comparison of the presented bearer token.
+fn bearer_ok(auth: Option<&[u8]>, token: &str) -> bool {
+    let Some(a) = auth else { return false };
+    let Some(presented) = a.strip_prefix(b"Bearer ") else {
+        return false;
+    };
+    let t = token.as_bytes();
+    if presented.len() != t.len() {
+        return false;
+    }
+    presented.iter().zip(t).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn status(shared: &Shared) -> serde_json::Value {
+    let st = shared.state.load();
+    let now = now_ms();
+    let sites: Vec<serde_json::Value> = st
+        .sites
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "requests": s.requests.load(Ordering::Relaxed),
+                "origins": s.origins.iter().map(|o| serde_json::json!({
+                    "address": o.address,
+                    "up": o.available(now),
+                    "active_check_healthy": o.healthy.load(Ordering::Relaxed),
+                    "outstanding": o.outstanding(),
+                    "max_concurrent": o.max_concurrent,
+                    "idle_connections": o.idle_connections(),
+                    "requests": o.requests.load(Ordering::Relaxed),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": shared.started.elapsed().as_secs(),
+        "config_generation": st.generation,
+        "listen": shared.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "connections": {
+            "open": shared.tracker.open(),
+            "accepted": shared.metrics.connections_accepted.load(Ordering::Relaxed),
+            "limit": st.cfg.limits.max_connections,
+        },
+        "marked_clients": shared.marks.lock().unwrap_or_else(PoisonError::into_inner).len(),
+        "shutting_down": shared.shutting_down(),
+        "sites": sites,
+    })
+}
+
+/// CPU seconds and resident bytes of this process, from /proc (0 where unavailable).
+pub fn process_usage() -> (f64, f64) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let u: f64 = f.get(11)?.parse().ok()?;
+            let k: f64 = f.get(12)?.parse().ok()?;
+            Some((u + k) / ticks)
+        })
+        .unwrap_or(0.0);
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |pages| pages * 4096.0);
+    (cpu, rss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens() {
+        assert!(bearer_ok(Some(b"Bearer s3cret"), "s3cret"));
+        assert!(!bearer_ok(Some(b"Bearer s3cre"), "s3cret"));
+        assert!(!bearer_ok(Some(b"Basic s3cret"), "s3cret"));
+        assert!(!bearer_ok(None, "s3cret"));
+    }
+}

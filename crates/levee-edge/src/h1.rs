@@ -1,0 +1,574 @@
+//! HTTP/1.x client connections: the request loop with its deadlines.
+//!
+//! Per request, in order: wait for the first byte (idle timeout), read the
+//! whole head before an absolute deadline (slowloris), parse it strictly
+//! (anything ambiguous is refused and the connection closed), route by host
+//! (unknown host: 421), check the body size, forward to an origin while
+//! reading the body at a minimum rate (slow POST), and write the response at
+//! a minimum rate (slow read). Every refusal gets a status or a close, a
+//! metric and an access-log line.
+
+use crate::accesslog::LogLine;
+use crate::clock::unix_ms;
+use crate::listener::Peer;
+use crate::metrics::Reason;
+use crate::proxy::{self, ClientFraming, UpstreamRequest};
+use crate::upstream::{self, BodyError, BodySource, ProxyError, SendFraming};
+use crate::{Shared, Verdict};
+use bytes::{Bytes, BytesMut};
+use levee_http::chunked;
+use levee_http::h1::{self as parse, Framing, Parsed, RequestHead};
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{timeout_at, Instant as TInstant};
+
+/// The drill opt-in path answered by the edge itself.
+pub const DRILL_PATH: &[u8] = b"/.well-known/levee-drill";
+
+/// Deadline that grows with progress: `start + grace + done / rate`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateDeadline {
+    start: TInstant,
+    grace: Duration,
+    rate: u64,
+}
+
+impl RateDeadline {
+    pub fn new(grace: Duration, rate: u64) -> Self {
+        RateDeadline {
+            start: TInstant::now(),
+            grace,
+            rate: rate.max(1),
+        }
+    }
+    /// When `done` bytes must have moved by.
+    pub fn at(&self, done: u64) -> TInstant {
+        self.start + self.grace + Duration::from_millis(done.saturating_mul(1000) / self.rate)
+    }
+}
+
+/// Write all of `data` before the rate deadline. `Err(true)`: too slow.
+pub async fn write_paced<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    data: &[u8],
+    sent: &mut u64,
+    pace: &RateDeadline,
+) -> Result<(), bool> {
+    let mut off = 0;
+    while off < data.len() {
+        // Each piece must land by the deadline for the bytes sent so far plus this piece.
+        let end = (off + 64 * 1024).min(data.len());
+        let deadline = pace.at(*sent + (end - off) as u64);
+        match timeout_at(deadline, io.write_all(&data[off..end])).await {
+            Err(_) => return Err(true),
+            Ok(Err(_)) => return Err(false),
+            Ok(Ok(())) => {}
+        }
+        *sent += (end - off) as u64;
+        off = end;
+    }
+    Ok(())
+}
+
+/// The request body of an HTTP/1 client, read at a minimum rate.
+struct H1Body<'a, S> {
+    io: &'a mut S,
+    buf: &'a mut BytesMut,
+    kind: BodyKind,
+    received: u64,
+    max: u64,
+    pace: RateDeadline,
+    continue_pending: bool,
+}
+
+enum BodyKind {
+    Length(u64),
+    Chunked(chunked::Decoder),
+    Done,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> H1Body<'_, S> {
+    async fn fill(&mut self) -> Result<(), BodyError> {
+        if self.continue_pending {
+            self.continue_pending = false;
+            self.io
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| BodyError::Closed)?;
+        }
+        self.buf.reserve(16 * 1024);
+        match timeout_at(self.pace.at(self.received + 1), self.io.read_buf(self.buf)).await {
+            Err(_) => Err(BodyError::TooSlow),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(BodyError::Closed),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Bytes>, BodyError> {
+        loop {
+            match &mut self.kind {
+                BodyKind::Done => return Ok(None),
+                BodyKind::Length(left) => {
+                    if !self.buf.is_empty() {
+                        let n = (*left).min(self.buf.len() as u64) as usize;
+                        *left -= n as u64;
+                        if *left == 0 {
+                            self.kind = BodyKind::Done;
+                        }
+                        self.received += n as u64;
+                        return Ok(Some(self.buf.split_to(n).freeze()));
+                    }
+                }
+                BodyKind::Chunked(dec) => {
+                    let mut found: Option<(Option<Bytes>, bool)> = None;
+                    while !self.buf.is_empty() {
+                        let step = dec.decode(self.buf).map_err(|_| BodyError::Malformed)?;
+                        let consumed = self.buf.split_to(step.consumed).freeze();
+                        let done = dec.is_done();
+                        if let Some(r) = step.data {
+                            found = Some((Some(consumed.slice(r)), done));
+                            break;
+                        }
+                        if done {
+                            found = Some((None, true));
+                            break;
+                        }
+                        if step.consumed == 0 {
+                            break;
+                        }
+                    }
+                    if let Some((data, done)) = found {
+                        if done {
+                            self.kind = BodyKind::Done;
+                        }
+                        if let Some(d) = &data {
+                            self.received += d.len() as u64;
+                            if self.received > self.max {
+                                return Err(BodyError::TooLarge);
+                            }
+                        }
+                        return Ok(data);
+                    }
+                }
+            }
+            self.fill().await?;
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> BodySource for H1Body<'_, S> {
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BodyError>> + Send {
+        self.next()
+    }
+}
+
+struct Ctx<'a> {
+    shared: &'a Arc<Shared>,
+    peer: &'a Peer,
+}
+
+impl Ctx<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &self,
+        head: Option<(&[u8], &RequestHead)>,
+        site: &str,
+        status: u16,
+        verdict: Verdict,
+        reason: &'static str,
+        bytes: (u64, u64),
+        started: Instant,
+        origin_us: Option<u64>,
+        client: std::net::IpAddr,
+        request_id: String,
+    ) {
+        let m = &self.shared.metrics;
+        m.status(status);
+        m.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
+        m.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
+        if !self.shared.log.enabled() {
+            return;
+        }
+        let (method, path, proto) = match head {
+            Some((raw, h)) => (
+                String::from_utf8_lossy(&raw[h.method.clone()]).into_owned(),
+                String::from_utf8_lossy(&raw[h.path.clone()]).into_owned(),
+                if h.minor_version == 0 { "http/1.0" } else { "http/1.1" },
+            ),
+            None => (String::new(), String::new(), "http/1.1"),
+        };
+        self.shared.log.log(LogLine {
+            ts_ms: unix_ms(),
+            client,
+            site: site.to_string(),
+            method,
+            path,
+            status,
+            bytes_in: bytes.0,
+            bytes_out: bytes.1,
+            duration_us: started.elapsed().as_micros() as u64,
+            origin_us,
+            verdict,
+            reason,
+            tls: self.peer.tls.as_ref().map(|t| t.version),
+            proto,
+            request_id,
+        });
+    }
+}
+
+/// Serve an HTTP/1 connection. `buf` holds bytes already read from it.
+pub async fn serve<S>(mut io: S, mut buf: BytesMut, peer: Peer, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let ctx = Ctx {
+        shared: &shared,
+        peer: &peer,
+    };
+    let mut served: u32 = 0;
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let state = shared.state.load_full();
+        let limits = &state.cfg.limits;
+        // 1. The first byte of the next request, within the idle timeout.
+        if buf.is_empty() {
+            let wait = if served == 0 {
+                limits.header_timeout.as_duration()
+            } else {
+                limits.idle_timeout.as_duration()
+            };
+            let mut shutdown = shared.shutdown.clone();
+            if *shutdown.borrow() {
+                return;
+            }
+            buf.reserve(4096);
+            let r = tokio::select! {
+                r = tokio::time::timeout(wait, io.read_buf(&mut buf)) => r,
+                _ = shutdown.changed() => return,
+            };
+            match r {
+                Err(_) => {
+                    shared.metrics.defend(if served == 0 {
+                        Reason::HeaderTimeout
+                    } else {
+                        Reason::IdleTimeout
+                    });
+                    return;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+            }
+        }
+        // 2. The whole head before an absolute deadline, however steadily it trickles.
+        let started = Instant::now();
+        let deadline = TInstant::now() + limits.header_timeout.as_duration();
+        let head = loop {
+            match parse::parse_request(&buf, &state.head_limits) {
+                Ok(Parsed::Complete(h)) => break h,
+                Ok(Parsed::Partial) => {}
+                Err(r) => {
+                    let reason = Reason::Http(r);
+                    shared.metrics.defend(reason);
+                    let body = proxy::error_text(r.status(), reason.label());
+                    let resp = proxy::own_response(r.status(), &body, true, None);
+                    let _ = io.write_all(&resp).await;
+                    let _ = io.shutdown().await;
+                    ctx.log(None, "", r.status(), Verdict::Block, reason.label(), (0, resp.len() as u64), started, None, peer.ip, String::new());
+                    return;
+                }
+            }
+            buf.reserve(4096);
+            match timeout_at(deadline, io.read_buf(&mut buf)).await {
+                Err(_) => {
+                    shared.metrics.defend(Reason::HeaderTimeout);
+                    let body = proxy::error_text(408, Reason::HeaderTimeout.label());
+                    let resp = proxy::own_response(408, &body, true, None);
+                    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&resp)).await;
+                    ctx.log(None, "", 408, Verdict::Block, Reason::HeaderTimeout.label(), (0, resp.len() as u64), started, None, peer.ip, String::new());
+                    return;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+            }
+        };
+        shared.metrics.requests_h1.fetch_add(1, Ordering::Relaxed);
+        let raw = buf.split_to(head.len).freeze();
+        served += 1;
+        let mut keep_alive = head.keep_alive && !shared.shutting_down();
+        if served >= limits.max_requests_per_connection && keep_alive {
+            shared.metrics.defend(Reason::MaxRequestsPerConnection);
+            keep_alive = false;
+        }
+        match handle(&mut io, &mut buf, &raw, &head, &mut keep_alive, &ctx, &state, started, &mut out).await {
+            Flow::Continue if keep_alive => {}
+            Flow::Upgraded => return,
+            _ => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+                return;
+            }
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Close,
+    Upgraded,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle<S>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    raw: &Bytes,
+    head: &RequestHead,
+    keep_alive: &mut bool,
+    ctx: &Ctx<'_>,
+    state: &crate::state::State,
+    started: Instant,
+    out: &mut Vec<u8>,
+) -> Flow
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let shared = ctx.shared;
+    let peer = ctx.peer;
+    let limits = &state.cfg.limits;
+    let headers = || head.headers.iter().map(|(n, v)| (&raw[n.clone()], &raw[v.clone()]));
+    let xff = if peer.trusted {
+        headers().find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for")).map(|(_, v)| v)
+    } else {
+        None
+    };
+    let client = proxy::client_ip(peer.ip, xff, &state.cfg.trust);
+    let has_body = head.framing != Framing::None;
+    // A refusal before the body was read must close the connection: the body's bytes are still on it.
+    let refuse = |status: u16, reason: Reason, close: bool, retry: Option<u32>, site: &str| {
+        shared.metrics.defend(reason);
+        let body = proxy::error_text(status, reason.label());
+        let resp = proxy::own_response(status, &body, close, retry);
+        let verdict = if status == 503 { Verdict::Shed } else { Verdict::Block };
+        ctx.log(Some((raw, head)), site, status, verdict, reason.label(), (0, resp.len() as u64), started, None, client, String::new());
+        resp
+    };
+    // The drill opt-in, answered by the edge itself.
+    if &raw[head.path.clone()] == DRILL_PATH {
+        let (status, body) = match &state.cfg.drill.token {
+            Some(t) => (200, format!("{t}\n")),
+            None => (404, "no drill token configured\n".to_string()),
+        };
+        let resp = proxy::own_response(status, &body, !*keep_alive || has_body, None);
+        let _ = io.write_all(&resp).await;
+        ctx.log(Some((raw, head)), "", status, Verdict::Allow, "", (0, resp.len() as u64), started, None, client, String::new());
+        return if has_body { Flow::Close } else { Flow::Continue };
+    }
+    // Route by host; an unknown host never reaches an origin.
+    let Some(site) = state.site_for_host(&raw[head.host.clone()]) else {
+        let resp = refuse(421, Reason::UnknownHost, true, None, "");
+        let _ = io.write_all(&resp).await;
+        return Flow::Close;
+    };
+    if let Some(sni) = peer.tls.as_ref().and_then(|t| t.sni.as_deref()) {
+        if !state.site_for_host(sni.as_bytes()).is_some_and(|s| Arc::ptr_eq(s, site)) {
+            let resp = refuse(421, Reason::MisdirectedSni, true, None, &site.name);
+            let _ = io.write_all(&resp).await;
+            return Flow::Close;
+        }
+    }
+    site.requests.fetch_add(1, Ordering::Relaxed);
+    let max_body = limits.max_body_bytes.0;
+    if let Framing::Length(n) = head.framing {
+        if n > max_body {
+            let resp = refuse(413, Reason::BodyTooLarge, true, None, &site.name);
+            let _ = io.write_all(&resp).await;
+            return Flow::Close;
+        }
+    }
+    let request_id = proxy::request_id();
+    let framing = match head.framing {
+        Framing::None | Framing::Close => SendFraming::None,
+        Framing::Length(n) => SendFraming::Length(n),
+        Framing::Chunked => SendFraming::Chunked,
+    };
+    out.clear();
+    proxy::write_upstream_head(
+        out,
+        &UpstreamRequest {
+            method: &raw[head.method.clone()],
+            path: &raw[head.path.clone()],
+            host: &raw[head.host.clone()],
+            client,
+            xff_in: xff,
+            peer: peer.ip,
+            https: peer.tls.is_some(),
+            request_id: &request_id,
+            framing,
+            websocket: head.websocket,
+        },
+        headers(),
+    );
+    let is_head = &raw[head.method.clone()] == b"HEAD";
+    let mut body = H1Body {
+        io: &mut *io,
+        buf: &mut *buf,
+        kind: match head.framing {
+            Framing::Length(n) => BodyKind::Length(n),
+            Framing::Chunked => BodyKind::Chunked(chunked::Decoder::new()),
+            _ => BodyKind::Done,
+        },
+        received: 0,
+        max: max_body,
+        pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
+        continue_pending: head.expect_continue && has_body,
+    };
+    let result = upstream::forward(site, out, framing, &mut body, is_head, &shared.metrics).await;
+    let body_done = matches!(body.kind, BodyKind::Done);
+    let bytes_in = body.received;
+    let mut ex = match result {
+        Ok(ex) => ex,
+        Err(e) => {
+            let close = !body_done || matches!(e, ProxyError::Client(_));
+            let retry = (e == ProxyError::Busy).then_some(1);
+            let resp = refuse(e.status(), e.reason(), close, retry, &site.name);
+            if e != ProxyError::Client(BodyError::Closed) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), io.write_all(&resp)).await;
+            }
+            return if close { Flow::Close } else { Flow::Continue };
+        }
+    };
+    if !body_done {
+        // The origin answered before reading the whole body: the rest is unread, so close.
+        *keep_alive = false;
+    }
+    let origin_us = ex.started.elapsed().as_micros() as u64;
+    let status = ex.head.status;
+    // WebSocket: after 101, splice the two connections.
+    if status == 101 {
+        if !head.websocket {
+            let resp = refuse(502, Reason::BadOriginResponse, true, None, &site.name);
+            let _ = io.write_all(&resp).await;
+            return Flow::Close;
+        }
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        for (n, v) in ex.headers() {
+            out.extend_from_slice(n);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&ex.conn.buf);
+        ex.conn.buf.clear();
+        if io.write_all(out).await.is_err() {
+            return Flow::Close;
+        }
+        if !buf.is_empty() && ex.conn.io.write_all(buf).await.is_err() {
+            return Flow::Close;
+        }
+        ctx.log(Some((raw, head)), &site.name, 101, Verdict::Allow, "", (bytes_in, out.len() as u64), started, Some(origin_us), client, request_id);
+        let _ = tokio::io::copy_bidirectional(io, &mut ex.conn.io).await;
+        return Flow::Upgraded;
+    }
+    let cframing = match ex.head.framing {
+        Framing::None => ClientFraming::AsIs,
+        Framing::Length(n) => ClientFraming::Length(n),
+        Framing::Chunked | Framing::Close if head.minor_version == 1 => ClientFraming::Chunked,
+        Framing::Chunked | Framing::Close => {
+            *keep_alive = false;
+            ClientFraming::Close
+        }
+    };
+    out.clear();
+    proxy::write_client_head(out, status, ex.headers(), cframing, *keep_alive);
+    let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
+    let mut sent = 0u64;
+    let mut failed: Option<Fail> = None;
+    // Body bytes already read with the head go out in the same write.
+    let chunked_out = cframing == ClientFraming::Chunked;
+    let mut finished = ex.body.is_done();
+    if !ex.conn.buf.is_empty() && !finished {
+        match ex.body.next(&mut ex.conn).await {
+            Ok(Some(d)) => push_body(out, &d, chunked_out),
+            Ok(None) => {}
+            Err(_) => failed = Some(Fail::Origin),
+        }
+        finished = ex.body.is_done();
+    }
+    if finished && chunked_out {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    if failed.is_none() {
+        if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
+            failed = Some(if slow { Fail::TooSlow } else { Fail::ClientGone });
+        }
+    }
+    while failed.is_none() && !finished {
+        match ex.body.next(&mut ex.conn).await {
+            Ok(Some(d)) => {
+                out.clear();
+                push_body(out, &d, chunked_out);
+                if ex.body.is_done() && chunked_out {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    finished = true;
+                }
+                if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
+                    failed = Some(if slow { Fail::TooSlow } else { Fail::ClientGone });
+                }
+            }
+            Ok(None) => {
+                if chunked_out {
+                    if let Err(slow) = write_paced(io, b"0\r\n\r\n", &mut sent, &pace).await {
+                        failed = Some(if slow { Fail::TooSlow } else { Fail::ClientGone });
+                    }
+                }
+                finished = true;
+            }
+            Err(_) => failed = Some(Fail::Origin),
+        }
+    }
+    let (verdict, reason) = match failed {
+        Some(Fail::TooSlow) => {
+            shared.metrics.defend(Reason::SendTooSlow);
+            (Verdict::Block, Reason::SendTooSlow.label())
+        }
+        Some(Fail::Origin) => {
+            shared.metrics.defend(Reason::BadOriginResponse);
+            (Verdict::Allow, Reason::BadOriginResponse.label())
+        }
+        _ => (Verdict::Allow, ""),
+    };
+    ctx.log(Some((raw, head)), &site.name, status, verdict, reason, (bytes_in, sent), started, Some(origin_us), client, request_id);
+    if failed.is_some() {
+        return Flow::Close;
+    }
+    ex.finish();
+    Flow::Continue
+}
+
+/// How relaying a response body ended early.
+enum Fail {
+    /// The client read slower than the minimum send rate (slow read).
+    TooSlow,
+    /// The client went away.
+    ClientGone,
+    /// The origin's body broke off or was malformed.
+    Origin,
+}
+
+fn push_body(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if data.is_empty() {
+        return;
+    }
+    if chunked {
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(data);
+    }
+}

@@ -1,0 +1,214 @@
+//! The edge: a hardened reverse proxy that keeps origins up under connection
+//! and protocol floods.
+//!
+//! What it does, in the order a connection meets it (see ARCHITECTURE.md):
+//! accept with connection caps ([`listener`]), PROXY header from trusted
+//! peers, TLS with a handshake deadline ([`tls`]), protocol choice (ALPN or
+//! the h2c preface), then per request: strict head parsing and deadlines
+//! ([`h1`]) or metered HTTP/2 with explicit limits ([`h2`]), routing by host,
+//! origin admission and the exchange with the origin ([`upstream`]), the
+//! response with a send-rate deadline, and an access-log line ([`accesslog`]).
+//! The admin listener ([`admin`]) serves metrics, status and reload.
+//!
+//! What it does not do (yet): request-rate limits, adaptive detection,
+//! challenges, caching. Those are later phases that slot in between routing
+//! and origin admission.
+
+pub mod accesslog;
+pub mod admin;
+pub mod clock;
+pub mod h1;
+pub mod h2;
+pub mod listener;
+pub mod metrics;
+pub mod proxy;
+pub mod state;
+pub mod tls;
+pub mod upstream;
+
+use arc_swap::ArcSwap;
+use levee_config::Config;
+use levee_limits::{ConnCaps, ConnTracker, Marks};
+use metrics::Metrics;
+use serde::Serialize;
+use state::State;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the edge decided about a request. A refusal is a verdict, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Block,
+    Challenge,
+    Shed,
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("{0}")]
+    Build(#[from] state::BuildError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog { path: String, source: std::io::Error },
+}
+
+/// Re-reads the configuration for a reload (SIGHUP or the admin API).
+pub type Loader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// State shared by every task of the edge.
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub metrics: Arc<Metrics>,
+    pub log: accesslog::AccessLog,
+    pub tracker: Arc<ConnTracker>,
+    pub marks: Mutex<Marks>,
+    pub shutdown: watch::Receiver<bool>,
+    pub started: Instant,
+    pub listen: Vec<SocketAddr>,
+    generation: AtomicU64,
+    loader: Option<Loader>,
+    reload_lock: Mutex<()>,
+}
+
+impl Shared {
+    /// Re-read and apply the configuration. In-flight requests and open
+    /// connections keep going; new requests see the new state. Listener
+    /// addresses and the admin address need a restart to change.
+    pub fn reload(&self) -> Result<u64, String> {
+        let _g = self.reload_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = (|| {
+            let loader = self.loader.as_ref().ok_or("this edge has no configuration file to reload")?;
+            let cfg = loader()?;
+            let gen = self.generation.load(Ordering::Relaxed) + 1;
+            let old = self.state.load();
+            let st = State::build(cfg, Some(&old), gen).map_err(|e| e.to_string())?;
+            self.tracker.set_caps(caps(&st.cfg));
+            self.state.store(Arc::new(st));
+            self.generation.store(gen, Ordering::Relaxed);
+            Ok(gen)
+        })();
+        match &result {
+            Ok(_) => self.metrics.reloads.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed),
+        };
+        result
+    }
+
+    /// Remember that `ip` misbehaved (a protocol flood).
+    pub fn mark(&self, ip: std::net::IpAddr, reason: &'static str) {
+        self.metrics.clients_marked.fetch_add(1, Ordering::Relaxed);
+        self.marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .mark(ip, reason, clock::now_ms());
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+fn caps(cfg: &Config) -> ConnCaps {
+    ConnCaps {
+        global: cfg.limits.max_connections,
+        per_ip: cfg.limits.max_connections_per_ip,
+        per_prefix: cfg.limits.max_connections_per_prefix,
+    }
+}
+
+/// A running edge.
+pub struct Edge {
+    pub shared: Arc<Shared>,
+    /// Bound client listener addresses, in configuration order.
+    pub listen: Vec<SocketAddr>,
+    /// Bound admin address.
+    pub admin: Option<SocketAddr>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Edge {
+    /// Bind every listener and start serving. Must run inside a tokio runtime.
+    pub async fn start(cfg: Config, loader: Option<Loader>) -> Result<Edge, EdgeError> {
+        let metrics = Arc::new(Metrics::default());
+        let log = accesslog::AccessLog::start(&cfg.access_log.path, cfg.access_log.buffer as usize, Arc::clone(&metrics))
+            .map_err(|e| EdgeError::AccessLog {
+                path: cfg.access_log.path.clone(),
+                source: e,
+            })?;
+        let tracker = ConnTracker::new(caps(&cfg));
+        let mut listeners = Vec::new();
+        for l in &cfg.listener {
+            let sock = listener::bind(l.address).map_err(|e| EdgeError::Listen {
+                addr: l.address,
+                source: e,
+            })?;
+            listeners.push((sock, l.clone()));
+        }
+        let admin_sock = if cfg.admin.enabled {
+            Some(listener::bind(cfg.admin.address).map_err(|e| EdgeError::Listen {
+                addr: cfg.admin.address,
+                source: e,
+            })?)
+        } else {
+            None
+        };
+        let listen: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|(s, _)| s.local_addr().ok())
+            .collect();
+        let admin = admin_sock.as_ref().and_then(|s| s.local_addr().ok());
+        let state = State::build(cfg, None, 0)?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: ArcSwap::from_pointee(state),
+            metrics,
+            log,
+            tracker,
+            marks: Mutex::new(Marks::new(10_000)),
+            shutdown: shutdown_rx,
+            started: Instant::now(),
+            listen: listen.clone(),
+            generation: AtomicU64::new(0),
+            loader,
+            reload_lock: Mutex::new(()),
+        });
+        let mut tasks = Vec::new();
+        for (sock, lcfg) in listeners {
+            tasks.push(tokio::spawn(listener::accept_loop(sock, lcfg, Arc::clone(&shared))));
+        }
+        if let Some(a) = admin_sock {
+            tasks.push(tokio::spawn(admin::serve(a, Arc::clone(&shared))));
+        }
+        Ok(Edge {
+            shared,
+            listen,
+            admin,
+            shutdown_tx,
+            tasks,
+        })
+    }
+
+    /// Stop accepting, let open connections finish their current request
+    /// (HTTP/2: GOAWAY), and wait for them up to `drain`. Returns the number
+    /// of connections still open at the deadline.
+    pub async fn shutdown(self, drain: Duration) -> u32 {
+        let _ = self.shutdown_tx.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        let deadline = Instant::now() + drain;
+        while self.shared.tracker.open() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.shared.tracker.open()
+    }
+}

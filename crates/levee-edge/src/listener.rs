@@ -1,0 +1,274 @@
+//! Accepting connections: caps at accept (before any TLS work), surviving
+//! file-descriptor exhaustion, the PROXY header from trusted peers, the TLS
+//! handshake deadline and the choice between HTTP/1 and HTTP/2.
+
+use crate::metrics::Reason;
+use crate::Shared;
+use bytes::{Buf, Bytes, BytesMut};
+use levee_config::Listener;
+use levee_http::proxy_proto;
+use levee_limits::{CapExceeded, ConnPermit};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Bind a listening socket with a deep backlog and address reuse.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        let _ = s.set_only_v6(true);
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    TcpListener::from_std(s.into())
+}
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The socket peer.
+    pub socket: SocketAddr,
+    /// The client: the socket peer, or the PROXY header's source from a trusted peer.
+    pub ip: IpAddr,
+    /// The socket (or PROXY) peer is a trusted proxy: its X-Forwarded-For is believed.
+    pub trusted: bool,
+    /// TLS version and SNI, for TLS connections.
+    pub tls: Option<TlsInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    pub version: &'static str,
+    pub sni: Option<String>,
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23) | Some(24)) // ENFILE, EMFILE
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Close a refused connection at once, with a reset rather than a FIN, so
+/// the refusal costs no TIME_WAIT state.
+fn refuse(sock: TcpStream) {
+    let _ = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
+    drop(sock);
+}
+
+fn cap_reason(c: CapExceeded) -> Reason {
+    match c {
+        CapExceeded::Global => Reason::ConnCapGlobal,
+        CapExceeded::PerIp => Reason::ConnCapIp,
+        CapExceeded::PerPrefix => Reason::ConnCapPrefix,
+    }
+}
+
+/// Accept until shutdown.
+pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let (sock, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) if is_fd_exhaustion(&e) => {
+                // Out of descriptors: back off and let connections finish rather than spin.
+                shared.metrics.defend(Reason::AcceptFdExhausted);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(_) => {
+                shared.metrics.defend(Reason::AcceptError);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let ip = canonical(addr.ip());
+        let trusted = shared.state.load().cfg.trust.trusts(ip);
+        let permit = if cfg.proxy_protocol && trusted {
+            None // counted against the real client once the PROXY header is read
+        } else {
+            match shared.tracker.try_acquire(ip) {
+                Ok(p) => Some(p),
+                Err(c) => {
+                    shared.metrics.defend(cap_reason(c));
+                    refuse(sock);
+                    continue;
+                }
+            }
+        };
+        shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        let peer = Peer {
+            socket: addr,
+            ip,
+            trusted,
+            tls: None,
+        };
+        tokio::spawn(connection(sock, peer, permit, cfg.clone(), Arc::clone(&shared)));
+    }
+}
+
+async fn connection(sock: TcpStream, mut peer: Peer, permit: Option<ConnPermit>, cfg: Listener, shared: Arc<Shared>) {
+    let _ = sock.set_nodelay(true);
+    let state = shared.state.load_full();
+    let limits = &state.cfg.limits;
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut sock = sock;
+    let _permit = match permit {
+        Some(p) => p,
+        None => {
+            // Trusted load balancer: read its PROXY header within the deadline.
+            let deadline = tokio::time::Instant::now() + limits.proxy_protocol_timeout.as_duration();
+            let hdr = loop {
+                match proxy_proto::parse(&buf) {
+                    Ok(Some(h)) => break h,
+                    Ok(None) => {}
+                    Err(_) => {
+                        shared.metrics.defend(Reason::ProxyHeaderBad);
+                        return;
+                    }
+                }
+                match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
+                    Err(_) => {
+                        shared.metrics.defend(Reason::ProxyHeaderTimeout);
+                        return;
+                    }
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(_)) => {}
+                }
+            };
+            buf.advance(hdr.len);
+            if let Some(src) = hdr.source {
+                peer.ip = canonical(src.ip());
+                peer.trusted = state.cfg.trust.trusts(peer.ip);
+            }
+            match shared.tracker.try_acquire(peer.ip) {
+                Ok(p) => p,
+                Err(c) => {
+                    shared.metrics.defend(cap_reason(c));
+                    refuse(sock);
+                    return;
+                }
+            }
+        }
+    };
+    if cfg.tls {
+        let Some(tls) = state.tls.clone() else { return };
+        let io = Rewind::new(buf.freeze(), sock);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let hs = tokio::time::timeout(limits.tls_handshake_timeout.as_duration(), acceptor.accept(io)).await;
+        let stream = match hs {
+            Err(_) => {
+                shared.metrics.defend(Reason::TlsHandshakeTimeout);
+                return;
+            }
+            Ok(Err(_)) => {
+                shared.metrics.defend(Reason::TlsHandshakeFailed);
+                return;
+            }
+            Ok(Ok(s)) => s,
+        };
+        shared.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        let (_, conn) = stream.get_ref();
+        let h2 = conn.alpn_protocol() == Some(b"h2");
+        peer.tls = Some(TlsInfo {
+            version: match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "TLS",
+            },
+            sni: conn.server_name().map(str::to_ascii_lowercase),
+        });
+        drop(state);
+        if h2 {
+            crate::h2::serve(stream, Bytes::new(), peer, shared).await;
+        } else {
+            crate::h1::serve(stream, BytesMut::with_capacity(4096), peer, shared).await;
+        }
+        return;
+    }
+    // Cleartext: HTTP/2 with prior knowledge starts with the client preface.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    if cfg.h2c {
+        let deadline = tokio::time::Instant::now() + limits.header_timeout.as_duration();
+        while buf.len() < PREFACE.len() && PREFACE.starts_with(&buf) {
+            match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
+                Err(_) => {
+                    shared.metrics.defend(Reason::HeaderTimeout);
+                    return;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+            }
+        }
+        if buf.starts_with(PREFACE) {
+            drop(state);
+            crate::h2::serve(Rewind::new(Bytes::new(), sock), buf.freeze(), peer, shared).await;
+            return;
+        }
+    }
+    drop(state);
+    crate::h1::serve(Rewind::new(Bytes::new(), sock), buf, peer, shared).await;
+}
+
+/// A stream that first replays bytes already read from it.
+pub struct Rewind<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    pub fn new(prefix: Bytes, inner: S) -> Self {
+        Rewind { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if !me.prefix.is_empty() {
+            let n = me.prefix.len().min(buf.remaining());
+            buf.put_slice(&me.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut me.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,178 @@
+//! The edge's run-time state, built from a [`Config`]: sites by host, origins
+//! with their connection pools and health, the TLS configuration and the
+//! parser limits. A reload builds a new `State` and swaps it in atomically;
+//! requests in flight keep the state they started with. Origins whose settings
+//! did not change are carried over with their pools and health.
+
+use crate::upstream::Origin;
+use levee_config::{Balance, Config};
+use levee_http::h1::HeadLimits;
+use levee_http::h2meter::FloodLimits;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Why a configuration could not be turned into a running state.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{path}: cannot read {file}: {source}")]
+    Read {
+        path: String,
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// A protected site.
+#[derive(Debug)]
+pub struct Site {
+    pub name: String,
+    pub origins: Vec<Arc<Origin>>,
+    balance: Balance,
+    rr: AtomicUsize,
+    pub requests: AtomicU64,
+}
+
+impl Site {
+    /// Choose an origin: among those believed up (all of them if none is, so
+    /// a site is never dark because of its health checks alone).
+    pub fn pick(&self, now_ms: u64) -> Option<Arc<Origin>> {
+        let up: Vec<&Arc<Origin>> = self.origins.iter().filter(|o| o.available(now_ms)).collect();
+        let pool: Vec<&Arc<Origin>> = if up.is_empty() {
+            self.origins.iter().collect()
+        } else {
+            up
+        };
+        if pool.is_empty() {
+            return None;
+        }
+        let chosen = match self.balance {
+            Balance::RoundRobin => pool[self.rr.fetch_add(1, Ordering::Relaxed) % pool.len()],
+            Balance::LeastOutstanding => {
+                let start = self.rr.fetch_add(1, Ordering::Relaxed);
+                (0..pool.len())
+                    .map(|i| pool[(start + i) % pool.len()])
+                    .min_by_key(|o| o.outstanding())
+                    .unwrap_or(pool[0])
+            }
+        };
+        Some(Arc::clone(chosen))
+    }
+}
+
+/// Everything a connection needs to serve requests.
+#[derive(Debug)]
+pub struct State {
+    pub cfg: Config,
+    pub generation: u64,
+    pub sites: Vec<Arc<Site>>,
+    hosts: HashMap<String, usize>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub head_limits: HeadLimits,
+    pub flood: FloodLimits,
+}
+
+impl State {
+    /// Build from a validated configuration. `prev` lends unchanged origins.
+    pub fn build(cfg: Config, prev: Option<&State>, generation: u64) -> Result<State, BuildError> {
+        let tls = if cfg.tls.certificate.is_empty() {
+            None
+        } else {
+            Some(crate::tls::server_config(&cfg.tls)?)
+        };
+        let mut old: HashMap<String, Arc<Origin>> = HashMap::new();
+        if let Some(p) = prev {
+            for s in &p.sites {
+                for o in &s.origins {
+                    old.insert(o.key().to_string(), Arc::clone(o));
+                }
+            }
+        }
+        let mut sites = Vec::new();
+        let mut hosts = HashMap::new();
+        for (si, s) in cfg.site.iter().enumerate() {
+            let mut origins = Vec::new();
+            for (oi, o) in s.origin.iter().enumerate() {
+                let key = Origin::key_for(s, o);
+                let origin = match old.get(&key) {
+                    Some(existing) => Arc::clone(existing),
+                    None => Origin::new(s, o, key, &format!("site[{si}].origin[{oi}]"))?,
+                };
+                origins.push(origin);
+            }
+            for h in &s.hosts {
+                hosts.insert(normalize_host(h.as_bytes()), si);
+            }
+            sites.push(Arc::new(Site {
+                name: s.name.clone(),
+                origins,
+                balance: s.balance,
+                rr: AtomicUsize::new(0),
+                requests: AtomicU64::new(0),
+            }));
+        }
+        let l = &cfg.limits;
+        let head_limits = HeadLimits {
+            max_head_bytes: l.max_header_bytes.0 as usize,
+            max_headers: l.max_headers as usize,
+            max_uri_bytes: l.max_uri_bytes.0 as usize,
+        };
+        let h = &cfg.http2;
+        let flood = FloodLimits {
+            window_ms: h.flood_window.as_duration().as_millis() as u64,
+            max_rst: h.max_rst_frames,
+            max_ping: h.max_ping_frames,
+            max_settings: h.max_settings_frames,
+            max_empty_data: h.max_empty_data_frames,
+            max_window_update: h.max_window_update_frames,
+            max_continuation: h.max_continuation_frames,
+        };
+        Ok(State {
+            cfg,
+            generation,
+            sites,
+            hosts,
+            tls,
+            head_limits,
+            flood,
+        })
+    }
+
+    /// The site serving `host` (case-insensitive, port and trailing dot ignored).
+    pub fn site_for_host(&self, host: &[u8]) -> Option<&Arc<Site>> {
+        let h = normalize_host(host);
+        self.hosts.get(&h).and_then(|&i| self.sites.get(i))
+    }
+}
+
+/// Lower-case, strip a port and a trailing dot.
+pub fn normalize_host(host: &[u8]) -> String {
+    let s = String::from_utf8_lossy(host).to_ascii_lowercase();
+    let s = if s.starts_with('[') {
+        match s.find(']') {
+            Some(e) => s[..=e].to_string(),
+            None => s,
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, _)) => h.to_string(),
+            None => s,
+        }
+    };
+    s.trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_normalize() {
+        assert_eq!(normalize_host(b"Example.ORG:8080"), "example.org");
+        assert_eq!(normalize_host(b"example.org."), "example.org");
+        assert_eq!(normalize_host(b"[::1]:80"), "[::1]");
+        assert_eq!(normalize_host(b"[::1]"), "[::1]");
+    }
+}

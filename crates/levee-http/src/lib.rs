@@ -1,0 +1,19 @@
+//! Strict parsers for attacker-controlled bytes.
+//!
+//! Everything here is pure: functions take byte slices (and, for rate logic, the
+//! time as a number), never sockets or clocks, and never panic on any input.
+//! What they do:
+//! - [`h1`]: HTTP/1.x request and response heads, with the smuggling-shape checks
+//!   (duplicate or conflicting framing headers, obs-fold, bare LF, bad bytes,
+//!   size caps) that decide between a head the edge may forward and a [`h1::Reject`].
+//! - [`chunked`]: a strict chunked-body decoder (the edge re-encodes what it forwards).
+//! - [`proxy_proto`]: PROXY protocol v1 and v2 headers.
+//! - [`h2meter`]: a byte-level HTTP/2 frame counter that spots PING, SETTINGS,
+//!   RST_STREAM, empty-DATA, WINDOW_UPDATE and CONTINUATION floods.
+//!
+//! What they do not do: I/O, routing, or deciding what to do about a flood.
+
+pub mod chunked;
+pub mod h1;
+pub mod h2meter;
+pub mod proxy_proto;

@@ -1,0 +1,369 @@
+//! Per-client accounting in bounded memory.
+//!
+//! [`ConnTracker`] counts open connections globally, per client address and
+//! per prefix (/24 for IPv4, /64 for IPv6) and refuses one over a cap. Its
+//! tables hold an entry only while a connection from that key is open, and a
+//! connection is only admitted under the global cap, so the tables can never
+//! hold more than `2 × max_connections` entries, whatever the number of
+//! distinct sources: memory is bounded by design, not by eviction.
+//!
+//! Pure logic: no sockets, no clock. Later issues add request-rate sketches here.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Which cap refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CapExceeded {
+    #[error("global connection cap reached")]
+    Global,
+    #[error("per-address connection cap reached")]
+    PerIp,
+    #[error("per-prefix connection cap reached")]
+    PerPrefix,
+}
+
+impl CapExceeded {
+    pub fn label(self) -> &'static str {
+        match self {
+            CapExceeded::Global => "conn_cap_global",
+            CapExceeded::PerIp => "conn_cap_ip",
+            CapExceeded::PerPrefix => "conn_cap_prefix",
+        }
+    }
+}
+
+/// The caps; all three can change at run time (configuration reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnCaps {
+    pub global: u32,
+    pub per_ip: u32,
+    pub per_prefix: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Ip(u128, bool),
+    Prefix(u128, bool),
+}
+
+/// The /24 (IPv4) or /64 (IPv6) prefix of an address, as `(bits, is_v6)`.
+pub fn prefix_of(ip: IpAddr) -> (u128, bool) {
+    match canonical(ip) {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4) & 0xffff_ff00), false),
+        IpAddr::V6(v6) => (u128::from(v6) & !((1u128 << 64) - 1), true),
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn ip_key(ip: IpAddr) -> Key {
+    match canonical(ip) {
+        IpAddr::V4(v4) => Key::Ip(u128::from(u32::from(v4)), false),
+        IpAddr::V6(v6) => Key::Ip(u128::from(v6), true),
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// Open-connection counters with caps. Share it behind an `Arc`.
+#[derive(Debug)]
+pub struct ConnTracker {
+    global: AtomicU32,
+    cap_global: AtomicU32,
+    cap_ip: AtomicU32,
+    cap_prefix: AtomicU32,
+    shards: Vec<Mutex<HashMap<Key, u32>>>,
+}
+
+/// An admitted connection; dropping it releases its counts.
+#[derive(Debug)]
+pub struct ConnPermit {
+    tracker: Arc<ConnTracker>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.tracker.release(self.ip);
+    }
+}
+
+impl ConnPermit {
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
+impl ConnTracker {
+    pub fn new(caps: ConnCaps) -> Arc<Self> {
+        Arc::new(ConnTracker {
+            global: AtomicU32::new(0),
+            cap_global: AtomicU32::new(caps.global),
+            cap_ip: AtomicU32::new(caps.per_ip),
+            cap_prefix: AtomicU32::new(caps.per_prefix),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        })
+    }
+
+    /// Change the caps; open connections stay, new ones see the new caps.
+    pub fn set_caps(&self, caps: ConnCaps) {
+        self.cap_global.store(caps.global, Ordering::Relaxed);
+        self.cap_ip.store(caps.per_ip, Ordering::Relaxed);
+        self.cap_prefix.store(caps.per_prefix, Ordering::Relaxed);
+    }
+
+    /// Open connections, all clients.
+    pub fn open(&self) -> u32 {
+        self.global.load(Ordering::Relaxed)
+    }
+
+    /// Entries held in the per-key tables (for the memory-bound test and metrics).
+    pub fn table_entries(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    fn shard(&self, k: &Key) -> &Mutex<HashMap<Key, u32>> {
+        let (Key::Ip(v, _) | Key::Prefix(v, _)) = *k;
+        // Fold the address bits; the prefix's low byte is zero, so mix higher bits too.
+        let h = (v ^ (v >> 8) ^ (v >> 64)) as usize;
+        &self.shards[h % SHARDS]
+    }
+
+    /// Count a connection from `ip` or say which cap it would cross.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, CapExceeded> {
+        let cap = self.cap_global.load(Ordering::Relaxed);
+        if self
+            .global
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |g| (g < cap).then_some(g + 1))
+            .is_err()
+        {
+            return Err(CapExceeded::Global);
+        }
+        let (p, v6) = prefix_of(ip);
+        let pk = Key::Prefix(p, v6);
+        if !self.incr(pk, self.cap_prefix.load(Ordering::Relaxed)) {
+            self.global.fetch_sub(1, Ordering::AcqRel);
+            return Err(CapExceeded::PerPrefix);
+        }
+        if !self.incr(ip_key(ip), self.cap_ip.load(Ordering::Relaxed)) {
+            self.decr(pk);
+            self.global.fetch_sub(1, Ordering::AcqRel);
+            return Err(CapExceeded::PerIp);
+        }
+        Ok(ConnPermit {
+            tracker: Arc::clone(self),
+            ip,
+        })
+    }
+
+    fn incr(&self, k: Key, cap: u32) -> bool {
+        let mut m = self.shard(&k).lock().unwrap_or_else(PoisonError::into_inner);
+        let c = m.entry(k).or_insert(0);
+        if *c >= cap {
+            if *c == 0 {
+                m.remove(&k);
+            }
+            return false;
+        }
+        *c += 1;
+        true
+    }
+
+    fn decr(&self, k: Key) {
+        let mut m = self.shard(&k).lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = m.get_mut(&k) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                m.remove(&k);
+            }
+        }
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let (p, v6) = prefix_of(ip);
+        self.decr(Key::Prefix(p, v6));
+        self.decr(ip_key(ip));
+        self.global.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Open connections from `ip` (for status pages and tests).
+    pub fn open_from(&self, ip: IpAddr) -> u32 {
+        let k = ip_key(ip);
+        let m = self.shard(&k).lock().unwrap_or_else(PoisonError::into_inner);
+        m.get(&k).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn caps(g: u32, i: u32, p: u32) -> ConnCaps {
+        ConnCaps {
+            global: g,
+            per_ip: i,
+            per_prefix: p,
+        }
+    }
+
+    #[test]
+    fn per_ip_then_prefix_then_global() {
+        let t = ConnTracker::new(caps(10, 2, 3));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "10.0.1.1".parse().unwrap();
+        let p1 = t.try_acquire(a).unwrap();
+        let _p2 = t.try_acquire(a).unwrap();
+        assert_eq!(t.try_acquire(a).unwrap_err(), CapExceeded::PerIp);
+        let _p3 = t.try_acquire(b).unwrap();
+        assert_eq!(t.try_acquire(b).unwrap_err(), CapExceeded::PerPrefix);
+        drop(p1);
+        assert_eq!(t.open_from(a), 1);
+        let _p4 = t.try_acquire(b).unwrap();
+        let mut others = Vec::new();
+        for _ in 0..6 {
+            others.push(t.try_acquire(c).ok());
+        }
+        assert_eq!(t.open(), 6);
+        assert_eq!(others.iter().filter(|p| p.is_some()).count(), 2);
+    }
+
+    #[test]
+    fn global_cap_and_ipv6_prefix() {
+        let t = ConnTracker::new(caps(2, 10, 10));
+        let _a = t.try_acquire("2001:db8::1".parse().unwrap()).unwrap();
+        let _b = t.try_acquire("2001:db8::2".parse().unwrap()).unwrap();
+        assert_eq!(
+            t.try_acquire("192.0.2.1".parse().unwrap()).unwrap_err(),
+            CapExceeded::Global
+        );
+        let t = ConnTracker::new(caps(100, 10, 2));
+        let _a = t.try_acquire("2001:db8::1".parse().unwrap()).unwrap();
+        let _b = t.try_acquire("2001:db8::ffff:2".parse().unwrap()).unwrap();
+        assert_eq!(
+            t.try_acquire("2001:db8::3".parse().unwrap()).unwrap_err(),
+            CapExceeded::PerPrefix
+        );
+        assert!(t.try_acquire("2001:db8:0:1::3".parse().unwrap()).is_ok());
+        // IPv4-mapped addresses count as their IPv4 address.
+        let _m = t.try_acquire("::ffff:192.0.2.9".parse().unwrap()).unwrap();
+        assert_eq!(t.open_from("192.0.2.9".parse().unwrap()), 1);
+    }
+
+    #[test]
+    fn memory_bounded_by_global_cap_under_a_million_sources() {
+        let cap = 1000;
+        let t = ConnTracker::new(caps(cap, 4, 64));
+        let mut held = Vec::new();
+        for i in 0..1_000_000u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i));
+            if let Ok(p) = t.try_acquire(ip) {
+                held.push(p);
+            }
+            if i % 1000 == 0 {
+                assert!(t.table_entries() <= 2 * cap as usize);
+            }
+        }
+        assert!(t.table_entries() <= 2 * cap as usize);
+        assert_eq!(held.len(), cap as usize);
+        drop(held);
+        assert_eq!(t.table_entries(), 0);
+        assert_eq!(t.open(), 0);
+    }
+
+    #[test]
+    fn caps_change_at_run_time() {
+        let t = ConnTracker::new(caps(10, 1, 10));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let _p = t.try_acquire(a).unwrap();
+        assert!(t.try_acquire(a).is_err());
+        t.set_caps(caps(10, 2, 10));
+        assert!(t.try_acquire(a).is_ok());
+    }
+}
+
+/// Clients marked abusive by a protocol defense (an HTTP/2 flood, say), in a
+/// table of fixed capacity: when full, an arbitrary old entry is evicted.
+/// Later defenses read it to treat marked clients more strictly.
+#[derive(Debug)]
+pub struct Marks {
+    cap: usize,
+    table: HashMap<IpAddr, Mark>,
+}
+
+/// What is known about a marked client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub count: u32,
+    pub last_ms: u64,
+    pub reason: &'static str,
+}
+
+impl Marks {
+    pub fn new(cap: usize) -> Self {
+        Marks {
+            cap: cap.max(1),
+            table: HashMap::new(),
+        }
+    }
+
+    /// Record that `ip` misbehaved at `now_ms`.
+    pub fn mark(&mut self, ip: IpAddr, reason: &'static str, now_ms: u64) {
+        let ip = canonical(ip);
+        if !self.table.contains_key(&ip) && self.table.len() >= self.cap {
+            if let Some(victim) = self.table.iter().min_by_key(|(_, m)| m.last_ms).map(|(k, _)| *k) {
+                self.table.remove(&victim);
+            }
+        }
+        let m = self.table.entry(ip).or_insert(Mark {
+            count: 0,
+            last_ms: now_ms,
+            reason,
+        });
+        m.count = m.count.saturating_add(1);
+        m.last_ms = now_ms;
+        m.reason = reason;
+    }
+
+    pub fn get(&self, ip: IpAddr) -> Option<Mark> {
+        self.table.get(&canonical(ip)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod marks_tests {
+    use super::*;
+
+    #[test]
+    fn bounded_and_evicts_oldest() {
+        let mut m = Marks::new(3);
+        for i in 0..10u8 {
+            m.mark(IpAddr::from([10, 0, 0, i]), "x", u64::from(i));
+        }
+        assert_eq!(m.len(), 3);
+        assert!(m.get(IpAddr::from([10, 0, 0, 9])).is_some());
+        assert!(m.get(IpAddr::from([10, 0, 0, 0])).is_none());
+        m.mark(IpAddr::from([10, 0, 0, 9]), "y", 20);
+        assert_eq!(m.get(IpAddr::from([10, 0, 0, 9])).unwrap().count, 2);
+    }
+}
