@@ -1,9 +1,9 @@
 //! The JSON-lines access log, written off the request path.
 //!
-//! Requests hand a [`LogLine`] to a bounded channel and never wait: when the
-//! channel is full the line is counted in `levee_access_log_dropped_total`
-//! and the request goes on. A writer thread formats and writes the lines and
-//! flushes at least once a second.
+//! Requests hand a [`LogLine`] to a bounded buffer and never wait: when the
+//! buffer is full the line is counted in `levee_access_log_dropped_total`
+//! and the request goes on. A writer thread collects the buffer every 50 ms,
+//! formats and writes the lines, and flushes.
 
 use crate::metrics::Metrics;
 use crate::Verdict;
@@ -11,19 +11,18 @@ use serde::Serialize;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// One request, as logged.
 #[derive(Debug, Clone, Serialize)]
-pub struct LogLine {
+pub struct LogLine<'a> {
     /// Unix time in milliseconds when the request head was complete.
     pub ts_ms: u64,
     pub client: IpAddr,
-    pub site: String,
-    pub method: String,
-    pub path: String,
+    pub site: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -37,81 +36,117 @@ pub struct LogLine {
     pub tls: Option<&'static str>,
     /// `http/1.1`, `http/1.0`, `h2` or `h2c`.
     pub proto: &'static str,
-    pub request_id: String,
+    pub request_id: &'a str,
 }
 
 /// The sending side; cheap to share.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    tx: Option<SyncSender<LogLine>>,
+    inner: Option<Arc<Buffer>>,
     metrics: Arc<Metrics>,
+}
+
+/// Formatted lines waiting for the writer. Lines are formatted on the
+/// request path straight into this buffer (no allocation, about a
+/// microsecond); the writer swaps the whole buffer out on a timer, so the
+/// request path never wakes a thread or waits for I/O.
+#[derive(Debug)]
+struct Buffer {
+    pending: Mutex<Pending>,
+    cap_lines: usize,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    lines: u64,
 }
 
 /// Longest path kept in a log line.
 const MAX_PATH: usize = 2048;
+/// How often the writer collects lines.
+const TICK: Duration = Duration::from_millis(20);
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
 
 impl AccessLog {
     /// Start the writer for `path` (`-` stdout, `off` nothing, else a file, appended).
     pub fn start(path: &str, buffer: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         if path == "off" {
-            return Ok(AccessLog { tx: None, metrics });
+            return Ok(AccessLog { inner: None, metrics });
         }
-        let out: Box<dyn Write + Send> = if path == "-" {
+        let mut out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
         } else {
             Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
         };
-        let (tx, rx) = mpsc::sync_channel::<LogLine>(buffer.max(1));
+        let buf = Arc::new(Buffer {
+            pending: Mutex::new(Pending::default()),
+            cap_lines: buffer.max(1),
+        });
+        let weak = Arc::downgrade(&buf);
         let m = Arc::clone(&metrics);
         std::thread::Builder::new()
             .name("levee-access-log".into())
             .spawn(move || {
-                let mut w = std::io::BufWriter::with_capacity(64 * 1024, out);
-                let mut last_flush = std::time::Instant::now();
+                let mut batch = Pending::default();
                 loop {
-                    if last_flush.elapsed() >= Duration::from_secs(1) {
-                        let _ = w.flush();
-                        last_flush = std::time::Instant::now();
+                    std::thread::sleep(TICK);
+                    let alive = match weak.upgrade() {
+                        Some(b) => {
+                            std::mem::swap(&mut *b.pending.lock().unwrap_or_else(PoisonError::into_inner), &mut batch);
+                            true
+                        }
+                        None => false,
+                    };
+                    if !batch.bytes.is_empty() && out.write_all(&batch.bytes).is_ok() {
+                        m.access_log_written.fetch_add(batch.lines, Ordering::Relaxed);
                     }
-                    match rx.recv_timeout(Duration::from_secs(1)) {
-                        Ok(mut line) => {
-                            if line.path.len() > MAX_PATH {
-                                let mut cut = MAX_PATH;
-                                while !line.path.is_char_boundary(cut) {
-                                    cut -= 1;
-                                }
-                                line.path.truncate(cut);
-                            }
-                            if serde_json::to_writer(&mut w, &line).is_ok() && w.write_all(b"\n").is_ok() {
-                                m.access_log_written.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Err(RecvTimeoutError::Timeout) => {
-                            let _ = w.flush();
-                        }
-                        Err(RecvTimeoutError::Disconnected) => {
-                            let _ = w.flush();
-                            return;
-                        }
+                    let _ = out.flush();
+                    batch.bytes.clear();
+                    batch.lines = 0;
+                    if !alive {
+                        return;
                     }
                 }
             })?;
-        Ok(AccessLog { tx: Some(tx), metrics })
+        Ok(AccessLog {
+            inner: Some(buf),
+            metrics,
+        })
     }
 
-    /// Queue a line; never blocks.
-    pub fn log(&self, line: LogLine) {
-        if let Some(tx) = &self.tx {
-            match tx.try_send(line) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.metrics.access_log_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+    /// Format and queue a line; never blocks on I/O. A full buffer drops the
+    /// line and counts it.
+    pub fn log(&self, line: &LogLine<'_>) {
+        let Some(b) = &self.inner else { return };
+        let mut line = line.clone();
+        line.path = truncate(line.path, MAX_PATH);
+        let mut p = b.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.lines as usize >= b.cap_lines {
+            drop(p);
+            self.metrics.access_log_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let before = p.bytes.len();
+        if serde_json::to_writer(&mut p.bytes, &line).is_ok() {
+            p.bytes.push(b'\n');
+            p.lines += 1;
+        } else {
+            p.bytes.truncate(before);
         }
     }
 
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.inner.is_some()
     }
 }

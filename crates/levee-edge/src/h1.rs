@@ -194,16 +194,16 @@ impl Ctx<'_> {
         }
         let (method, path, proto) = match head {
             Some((raw, h)) => (
-                String::from_utf8_lossy(&raw[h.method.clone()]).into_owned(),
-                String::from_utf8_lossy(&raw[h.path.clone()]).into_owned(),
+                std::str::from_utf8(&raw[h.method.clone()]).unwrap_or(""),
+                std::str::from_utf8(&raw[h.path.clone()]).unwrap_or(""),
                 if h.minor_version == 0 { "http/1.0" } else { "http/1.1" },
             ),
-            None => (String::new(), String::new(), "http/1.1"),
+            None => ("", "", "http/1.1"),
         };
-        self.shared.log.log(LogLine {
+        self.shared.log.log(&LogLine {
             ts_ms: unix_ms(),
             client,
-            site: site.to_string(),
+            site,
             method,
             path,
             status,
@@ -215,7 +215,7 @@ impl Ctx<'_> {
             reason,
             tls: self.peer.tls.as_ref().map(|t| t.version),
             proto,
-            request_id,
+            request_id: &request_id,
         });
     }
 }

@@ -225,12 +225,12 @@ where
 }
 
 fn log_refusal(shared: &Shared, peer: &Peer, status: u16, verdict: Verdict, reason: &'static str) {
-    shared.log.log(LogLine {
+    shared.log.log(&LogLine {
         ts_ms: unix_ms(),
         client: peer.ip,
-        site: String::new(),
-        method: String::new(),
-        path: String::new(),
+        site: "",
+        method: "",
+        path: "",
         status,
         bytes_in: 0,
         bytes_out: 0,
@@ -240,7 +240,7 @@ fn log_refusal(shared: &Shared, peer: &Peer, status: u16, verdict: Verdict, reas
         reason,
         tls: peer.tls.as_ref().map(|t| t.version),
         proto: if peer.tls.is_some() { "h2" } else { "h2c" },
-        request_id: String::new(),
+        request_id: "",
     });
 }
 
@@ -336,12 +336,12 @@ async fn stream(
         shared.metrics.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
         shared.metrics.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
         if shared.log.enabled() {
-            shared.log.log(LogLine {
+            shared.log.log(&LogLine {
                 ts_ms: unix_ms(),
                 client,
-                site: site.to_string(),
-                method: method.clone(),
-                path: path.clone(),
+                site,
+                method: &method,
+                path: &path,
                 status,
                 bytes_in: bytes.0,
                 bytes_out: bytes.1,
@@ -351,7 +351,7 @@ async fn stream(
                 reason,
                 tls: peer.tls.as_ref().map(|t| t.version),
                 proto,
-                request_id: rid,
+                request_id: &rid,
             });
         }
     };

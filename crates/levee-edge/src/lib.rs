@@ -124,6 +124,30 @@ fn caps(cfg: &Config) -> ConnCaps {
     }
 }
 
+/// A worker thread: a single-threaded runtime running the accept loops of
+/// its sockets and every connection they accept.
+fn worker(socks: Vec<(std::net::TcpListener, levee_config::Listener)>, shared: Arc<Shared>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("levee: cannot start a worker runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        for (sock, lcfg) in socks {
+            match tokio::net::TcpListener::from_std(sock) {
+                Ok(l) => {
+                    tokio::spawn(listener::accept_loop(l, lcfg, Arc::clone(&shared)));
+                }
+                Err(e) => eprintln!("levee: cannot use a listening socket: {e}"),
+            }
+        }
+        // Connections live on this runtime: keep it running until the process exits.
+        std::future::pending::<()>().await;
+    });
+}
+
 /// A running edge.
 pub struct Edge {
     pub shared: Arc<Shared>,
@@ -136,8 +160,13 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Bind every listener and start serving. Must run inside a tokio runtime.
-    pub async fn start(cfg: Config, loader: Option<Loader>) -> Result<Edge, EdgeError> {
+    /// Bind every listener and start serving on `workers` threads, each with
+    /// its own single-threaded runtime and its own `SO_REUSEPORT` socket per
+    /// listener (the nginx worker model: no work stealing, no cross-thread
+    /// wake-ups on the request path). The admin listener and health checks run
+    /// on the calling runtime.
+    pub async fn start(cfg: Config, loader: Option<Loader>, workers: usize) -> Result<Edge, EdgeError> {
+        let workers = workers.max(1);
         let metrics = Arc::new(Metrics::default());
         let log = accesslog::AccessLog::start(&cfg.access_log.path, cfg.access_log.buffer as usize, Arc::clone(&metrics))
             .map_err(|e| EdgeError::AccessLog {
@@ -145,13 +174,20 @@ impl Edge {
                 source: e,
             })?;
         let tracker = ConnTracker::new(caps(&cfg));
-        let mut listeners = Vec::new();
+        // listeners[w] = the sockets of worker w.
+        let mut listeners: Vec<Vec<(std::net::TcpListener, levee_config::Listener)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut listen = Vec::new();
         for l in &cfg.listener {
-            let sock = listener::bind(l.address).map_err(|e| EdgeError::Listen {
-                addr: l.address,
-                source: e,
-            })?;
-            listeners.push((sock, l.clone()));
+            let mut addr = l.address;
+            for (w, socks) in listeners.iter_mut().enumerate() {
+                let sock = listener::bind_std(addr, true).map_err(|e| EdgeError::Listen { addr, source: e })?;
+                if w == 0 {
+                    // Port 0 picks a port once; the other workers join it.
+                    addr = sock.local_addr().map_err(|e| EdgeError::Listen { addr, source: e })?;
+                    listen.push(addr);
+                }
+                socks.push((sock, l.clone()));
+            }
         }
         let admin_sock = if cfg.admin.enabled {
             Some(listener::bind(cfg.admin.address).map_err(|e| EdgeError::Listen {
@@ -161,10 +197,6 @@ impl Edge {
         } else {
             None
         };
-        let listen: Vec<SocketAddr> = listeners
-            .iter()
-            .filter_map(|(s, _)| s.local_addr().ok())
-            .collect();
         let admin = admin_sock.as_ref().and_then(|s| s.local_addr().ok());
         let state = State::build(cfg, None, 0)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -182,8 +214,15 @@ impl Edge {
             reload_lock: Mutex::new(()),
         });
         let mut tasks = Vec::new();
-        for (sock, lcfg) in listeners {
-            tasks.push(tokio::spawn(listener::accept_loop(sock, lcfg, Arc::clone(&shared))));
+        for (w, socks) in listeners.into_iter().enumerate() {
+            let sh = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("levee-worker-{w}"))
+                .spawn(move || worker(socks, sh))
+                .map_err(|e| EdgeError::Listen {
+                    addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    source: e,
+                })?;
         }
         if let Some(a) = admin_sock {
             tasks.push(tokio::spawn(admin::serve(a, Arc::clone(&shared))));

@@ -20,16 +20,26 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Bind a listening socket with a deep backlog and address reuse.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::from_std(bind_std(addr, false)?)
+}
+
+/// Bind a non-blocking listening socket; with `reuse_port`, several sockets
+/// (one per worker thread) share the address and the kernel spreads
+/// connections over them.
+pub fn bind_std(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         let _ = s.set_only_v6(true);
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
-    TcpListener::from_std(s.into())
+    Ok(s.into())
 }
 
 /// Who is on the other end of a connection.

@@ -39,26 +39,19 @@ impl Site {
     /// Choose an origin: among those believed up (all of them if none is, so
     /// a site is never dark because of its health checks alone).
     pub fn pick(&self, now_ms: u64) -> Option<Arc<Origin>> {
-        let up: Vec<&Arc<Origin>> = self.origins.iter().filter(|o| o.available(now_ms)).collect();
-        let pool: Vec<&Arc<Origin>> = if up.is_empty() {
-            self.origins.iter().collect()
-        } else {
-            up
-        };
-        if pool.is_empty() {
+        let n = self.origins.len();
+        if n == 0 {
             return None;
         }
+        let any_up = self.origins.iter().any(|o| o.available(now_ms));
+        let eligible = |o: &Arc<Origin>| !any_up || o.available(now_ms);
+        let start = self.rr.fetch_add(1, Ordering::Relaxed);
+        let candidates = (0..n).map(|i| &self.origins[(start + i) % n]).filter(|o| eligible(o));
         let chosen = match self.balance {
-            Balance::RoundRobin => pool[self.rr.fetch_add(1, Ordering::Relaxed) % pool.len()],
-            Balance::LeastOutstanding => {
-                let start = self.rr.fetch_add(1, Ordering::Relaxed);
-                (0..pool.len())
-                    .map(|i| pool[(start + i) % pool.len()])
-                    .min_by_key(|o| o.outstanding())
-                    .unwrap_or(pool[0])
-            }
+            Balance::RoundRobin => candidates.into_iter().next(),
+            Balance::LeastOutstanding => candidates.min_by_key(|o| o.outstanding()),
         };
-        Some(Arc::clone(chosen))
+        chosen.map(Arc::clone)
     }
 }
 

@@ -263,10 +263,13 @@ impl Origin {
         })
     }
 
-    fn take_idle(&self) -> Option<UpConn> {
+    /// A pooled connection. With `check`, it is first probed for having been
+    /// closed by the origin (one extra syscall): done for requests with a
+    /// body, which cannot be retried; bodiless requests are retried instead.
+    fn take_idle(&self, check: bool) -> Option<UpConn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(c) = idle.pop() {
-            if c.is_reusable() {
+            if !check || c.is_reusable() {
                 return Some(c);
             }
         }
@@ -476,7 +479,7 @@ pub async fn forward<B: BodySource>(
     metrics.origin_requests.fetch_add(1, Ordering::Relaxed);
     origin.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let mut pooled = origin.take_idle();
+    let mut pooled = origin.take_idle(framing != SendFraming::None);
     loop {
         let reused = pooled.is_some();
         let mut conn = match pooled.take() {

@@ -233,8 +233,25 @@ fn host_without_port(buf: &[u8], r: Range<usize>) -> Range<usize> {
 ///
 /// `Partial` means the head is not complete yet and is still within limits.
 pub fn parse_request(buf: &[u8], limits: &HeadLimits) -> Result<Parsed<RequestHead>, Reject> {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
-    let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
+    // A small field array is cheaper to set up on every request; the large
+    // one is used only when the configured cap needs it.
+    if limits.max_headers <= SMALL_HEADERS {
+        let mut storage = [httparse::EMPTY_HEADER; SMALL_HEADERS];
+        parse_request_with(buf, limits, &mut storage)
+    } else {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+        parse_request_with(buf, limits, &mut storage)
+    }
+}
+
+const SMALL_HEADERS: usize = 100;
+
+fn parse_request_with<'b>(
+    buf: &'b [u8],
+    limits: &HeadLimits,
+    storage: &mut [httparse::Header<'b>],
+) -> Result<Parsed<RequestHead>, Reject> {
+    let max_headers = limits.max_headers.clamp(1, storage.len());
     let mut req = httparse::Request::new(&mut storage[..max_headers]);
     let status = match req.parse(buf) {
         Ok(s) => s,
@@ -463,8 +480,23 @@ pub fn parse_response(
     head_request: bool,
     max_head_bytes: usize,
 ) -> Result<Parsed<ResponseHead>, BadResponse> {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
-    let mut res = httparse::Response::new(&mut storage);
+    let mut small = [httparse::EMPTY_HEADER; 48];
+    match parse_response_with(buf, head_request, max_head_bytes, &mut small) {
+        Err(BadResponse::TooLarge) if buf.len() < max_head_bytes => {
+            let mut large = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+            parse_response_with(buf, head_request, max_head_bytes, &mut large)
+        }
+        other => other,
+    }
+}
+
+fn parse_response_with<'b>(
+    buf: &'b [u8],
+    head_request: bool,
+    max_head_bytes: usize,
+    storage: &mut [httparse::Header<'b>],
+) -> Result<Parsed<ResponseHead>, BadResponse> {
+    let mut res = httparse::Response::new(storage);
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {

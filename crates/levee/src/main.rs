@@ -86,14 +86,16 @@ fn random_token() -> String {
 }
 
 fn serve(config: Option<PathBuf>, demo: bool, listen: SocketAddr, admin: SocketAddr, workers: Option<usize>) -> Result<()> {
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(w) = workers {
-        if w == 0 {
-            bail!("--workers must be at least 1");
-        }
-        rt.worker_threads(w);
-    }
-    let rt = rt.enable_all().build().context("cannot start the async runtime")?;
+    let workers = match workers {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(w) => w,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // The control runtime (admin, health checks, signals); the edge starts its own workers.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let (cfg, loader): (levee_config::Config, Option<levee_edge::Loader>) = if demo {
             let (origin, _stats) = levee_origin::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -111,7 +113,7 @@ fn serve(config: Option<PathBuf>, demo: bool, listen: SocketAddr, admin: SocketA
             (cfg, Some(loader))
         };
         let drain = cfg.limits.drain_timeout.as_duration();
-        let edge = levee_edge::Edge::start(cfg, loader).await.context("cannot start the edge")?;
+        let edge = levee_edge::Edge::start(cfg, loader, workers).await.context("cannot start the edge")?;
         for a in &edge.listen {
             eprintln!("levee: edge listening on http://{a}");
         }
