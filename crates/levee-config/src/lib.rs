@@ -153,6 +153,10 @@ pub struct Limits {
     pub max_uri_bytes: ByteSize,
     /// Request body size.
     pub max_body_bytes: ByteSize,
+    /// Request bodies up to this size are read completely (at `min_body_rate`)
+    /// before the origin is contacted: a slow or malformed small body never
+    /// reaches the origin. Larger bodies are streamed.
+    pub request_buffer: ByteSize,
     /// Deadline for draining connections on shutdown.
     pub drain_timeout: Dur,
 }
@@ -176,6 +180,7 @@ impl Default for Limits {
             max_headers: 100,
             max_uri_bytes: ByteSize(8 * 1024),
             max_body_bytes: ByteSize(10 * 1024 * 1024),
+            request_buffer: ByteSize(64 * 1024),
             drain_timeout: Dur::secs(10),
         }
     }
@@ -458,7 +463,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Best-effort line for a key path found by validation (after parsing succeeded):
@@ -597,7 +606,12 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
     }
     let mut seen: Vec<(String, usize)> = Vec::new();
     for (si, s) in cfg.site.iter().enumerate() {
-        if s.name.is_empty() || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        if s.name.is_empty()
+            || !s
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
             return Err((
                 format!("site[{si}].name"),
                 "use letters, digits, '-', '_' or '.'".into(),
@@ -609,7 +623,10 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
         for h in &s.hosts {
             let h = h.to_ascii_lowercase();
             if h.is_empty() || h.contains(['/', ' ', '\t']) {
-                return Err((format!("site[{si}].hosts"), format!("{h:?} is not a host name")));
+                return Err((
+                    format!("site[{si}].hosts"),
+                    format!("{h:?} is not a host name"),
+                ));
             }
             if let Some((_, other)) = seen.iter().find(|(x, _)| *x == h) {
                 return Err((
@@ -678,7 +695,12 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
 
 /// The configuration of `levee serve --demo`: the edge on `listen`, the admin
 /// listener on `admin`, one site in front of the built-in demo origin.
-pub fn demo(listen: SocketAddr, admin: SocketAddr, origin: SocketAddr, drill_token: &str) -> Config {
+pub fn demo(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    origin: SocketAddr,
+    drill_token: &str,
+) -> Config {
     let text = format!(
         r#"
 [[listener]]
@@ -738,12 +760,19 @@ address = "127.0.0.1:3000"
 
     #[test]
     fn unknown_key_names_path_and_line() {
-        let text = MIN.replace("address = \"127.0.0.1:3000\"", "adress = \"127.0.0.1:3000\"");
+        let text = MIN.replace(
+            "address = \"127.0.0.1:3000\"",
+            "adress = \"127.0.0.1:3000\"",
+        );
         let e = parse("t.toml", &text).unwrap_err();
         assert_eq!(e.path, "site[0].origin[0].adress");
         assert_eq!(e.line, Some(9), "{e}");
         assert!(e.message.contains("unknown field `adress`"), "{e}");
-        assert!(e.to_string().starts_with("t.toml:9: site[0].origin[0].adress: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:9: site[0].origin[0].adress: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -781,7 +810,10 @@ address = "127.0.0.1:3000"
 
     #[test]
     fn tls_listener_needs_certificate() {
-        let text = MIN.replace("address = \"127.0.0.1:0\"", "address = \"127.0.0.1:0\"\ntls = true");
+        let text = MIN.replace(
+            "address = \"127.0.0.1:0\"",
+            "address = \"127.0.0.1:0\"\ntls = true",
+        );
         let e = parse("t.toml", &text).unwrap_err();
         assert_eq!(e.path, "listener[0].tls");
     }

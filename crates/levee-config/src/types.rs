@@ -28,9 +28,9 @@ impl FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let split = t
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("duration {s:?} has no unit: write e.g. \"10s\" or \"250ms\""))?;
+        let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+            format!("duration {s:?} has no unit: write e.g. \"10s\" or \"250ms\"")
+        })?;
         let (num, unit) = t.split_at(split);
         let n: u64 = num
             .parse()
@@ -90,7 +90,11 @@ impl FromStr for ByteSize {
             "k" | "kb" | "kib" => 1 << 10,
             "m" | "mb" | "mib" => 1 << 20,
             "g" | "gb" | "gib" => 1 << 30,
-            _ => return Err(format!("invalid size {s:?}: the unit must be B, KiB, MiB or GiB")),
+            _ => {
+                return Err(format!(
+                    "invalid size {s:?}: the unit must be B, KiB, MiB or GiB"
+                ))
+            }
         };
         n.checked_mul(mult)
             .map(ByteSize)
@@ -174,12 +178,20 @@ fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6((bits & m).into())
         }
     }

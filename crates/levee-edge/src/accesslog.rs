@@ -82,12 +82,20 @@ impl AccessLog {
     /// Start the writer for `path` (`-` stdout, `off` nothing, else a file, appended).
     pub fn start(path: &str, buffer: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         if path == "off" {
-            return Ok(AccessLog { inner: None, metrics });
+            return Ok(AccessLog {
+                inner: None,
+                metrics,
+            });
         }
         let mut out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
         } else {
-            Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )
         };
         let buf = Arc::new(Buffer {
             pending: Mutex::new(Pending::default()),
@@ -103,13 +111,17 @@ impl AccessLog {
                     std::thread::sleep(TICK);
                     let alive = match weak.upgrade() {
                         Some(b) => {
-                            std::mem::swap(&mut *b.pending.lock().unwrap_or_else(PoisonError::into_inner), &mut batch);
+                            std::mem::swap(
+                                &mut *b.pending.lock().unwrap_or_else(PoisonError::into_inner),
+                                &mut batch,
+                            );
                             true
                         }
                         None => false,
                     };
                     if !batch.bytes.is_empty() && out.write_all(&batch.bytes).is_ok() {
-                        m.access_log_written.fetch_add(batch.lines, Ordering::Relaxed);
+                        m.access_log_written
+                            .fetch_add(batch.lines, Ordering::Relaxed);
                     }
                     let _ = out.flush();
                     batch.bytes.clear();
@@ -134,7 +146,9 @@ impl AccessLog {
         let mut p = b.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.lines as usize >= b.cap_lines {
             drop(p);
-            self.metrics.access_log_dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .access_log_dropped
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         let before = p.bytes.len();

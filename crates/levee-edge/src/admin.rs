@@ -31,7 +31,10 @@ fn json_response(status: u16, v: &serde_json::Value) -> Vec<u8> {
     let body = format!("{v}\n");
     let mut r = own_response(status, &body, true, None);
     // Replace the text content type with JSON.
-    if let Some(pos) = r.windows(26).position(|w| w == b"text/plain; charset=utf-8\r\n") {
+    if let Some(pos) = r
+        .windows(26)
+        .position(|w| w == b"text/plain; charset=utf-8\r\n")
+    {
         r.splice(pos..pos + 26, b"application/json\r\n".iter().copied());
     }
     r
@@ -74,7 +77,11 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             let st = shared.state.load();
             let open = f64::from(shared.tracker.open());
             let uptime = shared.started.elapsed().as_secs_f64();
-            let marked = shared.marks.lock().unwrap_or_else(PoisonError::into_inner).len() as f64;
+            let marked = shared
+                .marks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len() as f64;
             let (cpu, rss) = process_usage();
             let healthy = st
                 .sites
@@ -85,15 +92,41 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             let text = shared.metrics.render(&[
                 ("levee_open_connections", "Open client connections.", open),
                 ("levee_uptime_seconds", "Seconds since start.", uptime),
-                ("levee_marked_clients", "Clients currently in the abuse table.", marked),
-                ("levee_origins_up", "Origins currently believed up.", healthy),
-                ("levee_config_generation", "Configuration generation (0 at start, +1 per reload).", st.generation as f64),
-                ("process_cpu_seconds_total", "CPU time used by the process.", cpu),
-                ("process_resident_memory_bytes", "Resident memory of the process.", rss),
+                (
+                    "levee_marked_clients",
+                    "Clients currently in the abuse table.",
+                    marked,
+                ),
+                (
+                    "levee_origins_up",
+                    "Origins currently believed up.",
+                    healthy,
+                ),
+                (
+                    "levee_config_generation",
+                    "Configuration generation (0 at start, +1 per reload).",
+                    st.generation as f64,
+                ),
+                (
+                    "process_cpu_seconds_total",
+                    "CPU time used by the process.",
+                    cpu,
+                ),
+                (
+                    "process_resident_memory_bytes",
+                    "Resident memory of the process.",
+                    rss,
+                ),
             ]);
             let mut r = own_response(200, &text, true, None);
-            if let Some(pos) = r.windows(26).position(|w| w == b"text/plain; charset=utf-8\r\n") {
-                r.splice(pos..pos + 26, b"text/plain; version=0.0.4\r\n".iter().copied());
+            if let Some(pos) = r
+                .windows(26)
+                .position(|w| w == b"text/plain; charset=utf-8\r\n")
+            {
+                r.splice(
+                    pos..pos + 26,
+                    b"text/plain; version=0.0.4\r\n".iter().copied(),
+                );
             }
             r
         }
@@ -105,18 +138,33 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     403,
                     &serde_json::json!({"error": "no [admin] token is configured; state-changing calls are disabled"}),
                 ),
-                Some(t) if !bearer_ok(auth, &t) => json_response(401, &serde_json::json!({"error": "missing or wrong bearer token"})),
+                Some(t) if !bearer_ok(auth, &t) => json_response(
+                    401,
+                    &serde_json::json!({"error": "missing or wrong bearer token"}),
+                ),
                 Some(_) => {
                     let sh = Arc::clone(&shared);
                     match tokio::task::spawn_blocking(move || sh.reload()).await {
-                        Ok(Ok(gen)) => json_response(200, &serde_json::json!({"ok": true, "generation": gen})),
-                        Ok(Err(e)) => json_response(400, &serde_json::json!({"ok": false, "error": e})),
-                        Err(_) => json_response(500, &serde_json::json!({"ok": false, "error": "reload task failed"})),
+                        Ok(Ok(gen)) => {
+                            json_response(200, &serde_json::json!({"ok": true, "generation": gen}))
+                        }
+                        Ok(Err(e)) => {
+                            json_response(400, &serde_json::json!({"ok": false, "error": e}))
+                        }
+                        Err(_) => json_response(
+                            500,
+                            &serde_json::json!({"ok": false, "error": "reload task failed"}),
+                        ),
                     }
                 }
             }
         }
-        _ => own_response(404, "not found: try /healthz, /metrics, /status, POST /reload\n", true, None),
+        _ => own_response(
+            404,
+            "not found: try /healthz, /metrics, /status, POST /reload\n",
+            true,
+            None,
+        ),
     };
     let _ = sock.write_all(&resp).await;
     let _ = sock.shutdown().await;
@@ -132,7 +180,11 @@ fn bearer_ok(auth: Option<&[u8]>, token: &str) -> bool {
     if presented.len() != t.len() {
         return false;
     }
-    presented.iter().zip(t).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    presented
+        .iter()
+        .zip(t)
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 fn status(shared: &Shared) -> serde_json::Value {

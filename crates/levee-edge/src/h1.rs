@@ -28,7 +28,10 @@ use tokio::time::{timeout_at, Instant as TInstant};
 /// The drill opt-in path answered by the edge itself.
 pub const DRILL_PATH: &[u8] = b"/.well-known/levee-drill";
 
-/// Deadline that grows with progress: `start + grace + done / rate`.
+/// A deadline for moving bytes at a minimum rate. A transfer must keep its
+/// average since the start at or above `rate` after `grace`, and no single
+/// piece may stall longer than `grace` plus its own length at `rate`: credit
+/// earned by a fast start cannot be spent on a long stall.
 #[derive(Debug, Clone, Copy)]
 pub struct RateDeadline {
     start: TInstant,
@@ -44,9 +47,12 @@ impl RateDeadline {
             rate: rate.max(1),
         }
     }
-    /// When `done` bytes must have moved by.
-    pub fn at(&self, done: u64) -> TInstant {
-        self.start + self.grace + Duration::from_millis(done.saturating_mul(1000) / self.rate)
+    /// When a piece of `piece` bytes, after `done` bytes already moved, must be done by.
+    pub fn at(&self, done: u64, piece: u64) -> TInstant {
+        let per = |n: u64| Duration::from_millis(n.saturating_mul(1000) / self.rate);
+        let average = self.start + self.grace + per(done.saturating_add(piece));
+        let stall = TInstant::now() + self.grace + per(piece);
+        average.min(stall)
     }
 }
 
@@ -61,7 +67,7 @@ pub async fn write_paced<S: AsyncWrite + Unpin>(
     while off < data.len() {
         // Each piece must land by the deadline for the bytes sent so far plus this piece.
         let end = (off + 64 * 1024).min(data.len());
-        let deadline = pace.at(*sent + (end - off) as u64);
+        let deadline = pace.at(*sent, (end - off) as u64);
         match timeout_at(deadline, io.write_all(&data[off..end])).await {
             Err(_) => return Err(true),
             Ok(Err(_)) => return Err(false),
@@ -100,7 +106,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> H1Body<'_, S> {
                 .map_err(|_| BodyError::Closed)?;
         }
         self.buf.reserve(16 * 1024);
-        match timeout_at(self.pace.at(self.received + 1), self.io.read_buf(self.buf)).await {
+        match timeout_at(self.pace.at(self.received, 1), self.io.read_buf(self.buf)).await {
             Err(_) => Err(BodyError::TooSlow),
             Ok(Ok(0)) | Ok(Err(_)) => Err(BodyError::Closed),
             Ok(Ok(_)) => Ok(()),
@@ -196,7 +202,11 @@ impl Ctx<'_> {
             Some((raw, h)) => (
                 std::str::from_utf8(&raw[h.method.clone()]).unwrap_or(""),
                 std::str::from_utf8(&raw[h.path.clone()]).unwrap_or(""),
-                if h.minor_version == 0 { "http/1.0" } else { "http/1.1" },
+                if h.minor_version == 0 {
+                    "http/1.0"
+                } else {
+                    "http/1.1"
+                },
             ),
             None => ("", "", "http/1.1"),
         };
@@ -277,7 +287,18 @@ where
                     let resp = proxy::own_response(r.status(), &body, true, None);
                     let _ = io.write_all(&resp).await;
                     let _ = io.shutdown().await;
-                    ctx.log(None, "", r.status(), Verdict::Block, reason.label(), (0, resp.len() as u64), started, None, peer.ip, String::new());
+                    ctx.log(
+                        None,
+                        "",
+                        r.status(),
+                        Verdict::Block,
+                        reason.label(),
+                        (0, resp.len() as u64),
+                        started,
+                        None,
+                        peer.ip,
+                        String::new(),
+                    );
                     return;
                 }
             }
@@ -288,7 +309,18 @@ where
                     let body = proxy::error_text(408, Reason::HeaderTimeout.label());
                     let resp = proxy::own_response(408, &body, true, None);
                     let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&resp)).await;
-                    ctx.log(None, "", 408, Verdict::Block, Reason::HeaderTimeout.label(), (0, resp.len() as u64), started, None, peer.ip, String::new());
+                    ctx.log(
+                        None,
+                        "",
+                        408,
+                        Verdict::Block,
+                        Reason::HeaderTimeout.label(),
+                        (0, resp.len() as u64),
+                        started,
+                        None,
+                        peer.ip,
+                        String::new(),
+                    );
                     return;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -303,7 +335,19 @@ where
             shared.metrics.defend(Reason::MaxRequestsPerConnection);
             keep_alive = false;
         }
-        match handle(&mut io, &mut buf, &raw, &head, &mut keep_alive, &ctx, &state, started, &mut out).await {
+        match handle(
+            &mut io,
+            &mut buf,
+            &raw,
+            &head,
+            &mut keep_alive,
+            &ctx,
+            &state,
+            started,
+            &mut out,
+        )
+        .await
+        {
             Flow::Continue if keep_alive => {}
             Flow::Upgraded => return,
             _ => {
@@ -338,9 +382,15 @@ where
     let shared = ctx.shared;
     let peer = ctx.peer;
     let limits = &state.cfg.limits;
-    let headers = || head.headers.iter().map(|(n, v)| (&raw[n.clone()], &raw[v.clone()]));
+    let headers = || {
+        head.headers
+            .iter()
+            .map(|(n, v)| (&raw[n.clone()], &raw[v.clone()]))
+    };
     let xff = if peer.trusted {
-        headers().find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for")).map(|(_, v)| v)
+        headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for"))
+            .map(|(_, v)| v)
     } else {
         None
     };
@@ -351,8 +401,23 @@ where
         shared.metrics.defend(reason);
         let body = proxy::error_text(status, reason.label());
         let resp = proxy::own_response(status, &body, close, retry);
-        let verdict = if status == 503 { Verdict::Shed } else { Verdict::Block };
-        ctx.log(Some((raw, head)), site, status, verdict, reason.label(), (0, resp.len() as u64), started, None, client, String::new());
+        let verdict = if status == 503 {
+            Verdict::Shed
+        } else {
+            Verdict::Block
+        };
+        ctx.log(
+            Some((raw, head)),
+            site,
+            status,
+            verdict,
+            reason.label(),
+            (0, resp.len() as u64),
+            started,
+            None,
+            client,
+            String::new(),
+        );
         resp
     };
     // The drill opt-in, answered by the edge itself.
@@ -363,8 +428,23 @@ where
         };
         let resp = proxy::own_response(status, &body, !*keep_alive || has_body, None);
         let _ = io.write_all(&resp).await;
-        ctx.log(Some((raw, head)), "", status, Verdict::Allow, "", (0, resp.len() as u64), started, None, client, String::new());
-        return if has_body { Flow::Close } else { Flow::Continue };
+        ctx.log(
+            Some((raw, head)),
+            "",
+            status,
+            Verdict::Allow,
+            "",
+            (0, resp.len() as u64),
+            started,
+            None,
+            client,
+            String::new(),
+        );
+        return if has_body {
+            Flow::Close
+        } else {
+            Flow::Continue
+        };
     }
     // Route by host; an unknown host never reaches an origin.
     let Some(site) = state.site_for_host(&raw[head.host.clone()]) else {
@@ -373,7 +453,10 @@ where
         return Flow::Close;
     };
     if let Some(sni) = peer.tls.as_ref().and_then(|t| t.sni.as_deref()) {
-        if !state.site_for_host(sni.as_bytes()).is_some_and(|s| Arc::ptr_eq(s, site)) {
+        if !state
+            .site_for_host(sni.as_bytes())
+            .is_some_and(|s| Arc::ptr_eq(s, site))
+        {
             let resp = refuse(421, Reason::MisdirectedSni, true, None, &site.name);
             let _ = io.write_all(&resp).await;
             return Flow::Close;
@@ -394,6 +477,33 @@ where
         Framing::Length(n) => SendFraming::Length(n),
         Framing::Chunked => SendFraming::Chunked,
     };
+    let is_head = &raw[head.method.clone()] == b"HEAD";
+    let mut body = H1Body {
+        io: &mut *io,
+        buf: &mut *buf,
+        kind: match head.framing {
+            Framing::Length(n) => BodyKind::Length(n),
+            Framing::Chunked => BodyKind::Chunked(chunked::Decoder::new()),
+            _ => BodyKind::Done,
+        },
+        received: 0,
+        max: max_body,
+        pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
+        continue_pending: head.expect_continue && has_body,
+    };
+    // Small bodies are read completely before any origin is asked.
+    let (mut src, framing) =
+        match upstream::prebuffer(&mut body, framing, limits.request_buffer.0 as usize).await {
+            Ok(x) => x,
+            Err(e) => {
+                let e = ProxyError::Client(e);
+                let resp = refuse(e.status(), e.reason(), true, None, &site.name);
+                if e != ProxyError::Client(BodyError::Closed) {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), io.write_all(&resp)).await;
+                }
+                return Flow::Close;
+            }
+        };
     out.clear();
     proxy::write_upstream_head(
         out,
@@ -411,21 +521,8 @@ where
         },
         headers(),
     );
-    let is_head = &raw[head.method.clone()] == b"HEAD";
-    let mut body = H1Body {
-        io: &mut *io,
-        buf: &mut *buf,
-        kind: match head.framing {
-            Framing::Length(n) => BodyKind::Length(n),
-            Framing::Chunked => BodyKind::Chunked(chunked::Decoder::new()),
-            _ => BodyKind::Done,
-        },
-        received: 0,
-        max: max_body,
-        pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
-        continue_pending: head.expect_continue && has_body,
-    };
-    let result = upstream::forward(site, out, framing, &mut body, is_head, &shared.metrics).await;
+    let result = upstream::forward(site, out, framing, &mut src, is_head, &shared.metrics).await;
+    drop(src);
     let body_done = matches!(body.kind, BodyKind::Done);
     let bytes_in = body.received;
     let mut ex = match result {
@@ -470,9 +567,23 @@ where
         if !buf.is_empty() && ex.conn.io.write_all(buf).await.is_err() {
             return Flow::Close;
         }
-        ctx.log(Some((raw, head)), &site.name, 101, Verdict::Allow, "", (bytes_in, out.len() as u64), started, Some(origin_us), client, request_id);
+        ctx.log(
+            Some((raw, head)),
+            &site.name,
+            101,
+            Verdict::Allow,
+            "",
+            (bytes_in, out.len() as u64),
+            started,
+            Some(origin_us),
+            client,
+            request_id,
+        );
         let _ = tokio::io::copy_bidirectional(io, &mut ex.conn.io).await;
         return Flow::Upgraded;
+    }
+    if shared.shutting_down() {
+        *keep_alive = false;
     }
     let cframing = match ex.head.framing {
         Framing::None => ClientFraming::AsIs,
@@ -504,7 +615,11 @@ where
     }
     if failed.is_none() {
         if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
-            failed = Some(if slow { Fail::TooSlow } else { Fail::ClientGone });
+            failed = Some(if slow {
+                Fail::TooSlow
+            } else {
+                Fail::ClientGone
+            });
         }
     }
     while failed.is_none() && !finished {
@@ -517,13 +632,21 @@ where
                     finished = true;
                 }
                 if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
-                    failed = Some(if slow { Fail::TooSlow } else { Fail::ClientGone });
+                    failed = Some(if slow {
+                        Fail::TooSlow
+                    } else {
+                        Fail::ClientGone
+                    });
                 }
             }
             Ok(None) => {
                 if chunked_out {
                     if let Err(slow) = write_paced(io, b"0\r\n\r\n", &mut sent, &pace).await {
-                        failed = Some(if slow { Fail::TooSlow } else { Fail::ClientGone });
+                        failed = Some(if slow {
+                            Fail::TooSlow
+                        } else {
+                            Fail::ClientGone
+                        });
                     }
                 }
                 finished = true;
@@ -542,7 +665,18 @@ where
         }
         _ => (Verdict::Allow, ""),
     };
-    ctx.log(Some((raw, head)), &site.name, status, verdict, reason, (bytes_in, sent), started, Some(origin_us), client, request_id);
+    ctx.log(
+        Some((raw, head)),
+        &site.name,
+        status,
+        verdict,
+        reason,
+        (bytes_in, sent),
+        started,
+        Some(origin_us),
+        client,
+        request_id,
+    );
     if failed.is_some() {
         return Flow::Close;
     }

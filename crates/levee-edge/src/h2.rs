@@ -51,7 +51,11 @@ struct Metered<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.meter.tripped().is_some() {
             // Stop feeding a flooding client's frames to the library; the
@@ -70,15 +74,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
         }
         let new = &buf.filled()[before..];
         if let Err(f) = me.meter.feed(new, now_ms()) {
+            // Take the bytes back: the library never sees the flood, and the
+            // connection task answers it with GOAWAY(ENHANCE_YOUR_CALM).
+            buf.set_filled(before);
             me.flag.flood.store(f as u8, Ordering::Release);
             me.flag.notify.notify_one();
+            return Poll::Pending;
         }
         Poll::Ready(Ok(()))
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -130,7 +142,11 @@ where
         .max_local_error_reset_streams(Some(h.max_local_error_reset_streams as usize))
         .max_concurrent_reset_streams(h.max_concurrent_reset_streams as usize)
         .reset_stream_duration(Duration::from_secs(5));
-    let hs = tokio::time::timeout(limits.header_timeout.as_duration(), b.handshake::<_, Bytes>(metered)).await;
+    let hs = tokio::time::timeout(
+        limits.header_timeout.as_duration(),
+        b.handshake::<_, Bytes>(metered),
+    )
+    .await;
     let mut conn = match hs {
         Ok(Ok(c)) => c,
         Ok(Err(_)) => {
@@ -254,7 +270,7 @@ struct H2Body {
 
 impl H2Body {
     async fn next(&mut self) -> Result<Option<Bytes>, BodyError> {
-        let d = timeout_at(self.pace.at(self.received + 1), self.body.data()).await;
+        let d = timeout_at(self.pace.at(self.received, 1), self.body.data()).await;
         match d {
             Err(_) => Err(BodyError::TooSlow),
             Ok(None) => Ok(None),
@@ -277,7 +293,12 @@ impl BodySource for H2Body {
     }
 }
 
-fn simple(respond: &mut SendResponse<Bytes>, status: u16, body: &str, retry_after: Option<u32>) -> u64 {
+fn simple(
+    respond: &mut SendResponse<Bytes>,
+    status: u16,
+    body: &str,
+    retry_after: Option<u32>,
+) -> u64 {
     let mut b = http::Response::builder()
         .status(status)
         .header("content-type", "text/plain; charset=utf-8")
@@ -331,10 +352,22 @@ async fn stream(
     };
     let client = proxy::client_ip(peer.ip, xff, &state.cfg.trust);
     let proto = if peer.tls.is_some() { "h2" } else { "h2c" };
-    let log = |site: &str, status: u16, verdict: Verdict, reason: &'static str, bytes: (u64, u64), origin_us: Option<u64>, rid: String| {
+    let log = |site: &str,
+               status: u16,
+               verdict: Verdict,
+               reason: &'static str,
+               bytes: (u64, u64),
+               origin_us: Option<u64>,
+               rid: String| {
         shared.metrics.status(status);
-        shared.metrics.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
-        shared.metrics.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
+        shared
+            .metrics
+            .bytes_in
+            .fetch_add(bytes.0, Ordering::Relaxed);
+        shared
+            .metrics
+            .bytes_out
+            .fetch_add(bytes.1, Ordering::Relaxed);
         if shared.log.enabled() {
             shared.log.log(&LogLine {
                 ts_ms: unix_ms(),
@@ -357,15 +390,42 @@ async fn stream(
     };
     let mut refuse = |status: u16, reason: Reason, site: &str, retry: Option<u32>| {
         shared.metrics.defend(reason);
-        let n = simple(&mut respond, status, &proxy::error_text(status, reason.label()), retry);
-        let verdict = if status == 503 { Verdict::Shed } else { Verdict::Block };
-        log(site, status, verdict, reason.label(), (0, n), None, String::new());
+        let n = simple(
+            &mut respond,
+            status,
+            &proxy::error_text(status, reason.label()),
+            retry,
+        );
+        let verdict = if status == 503 {
+            Verdict::Shed
+        } else {
+            Verdict::Block
+        };
+        log(
+            site,
+            status,
+            verdict,
+            reason.label(),
+            (0, n),
+            None,
+            String::new(),
+        );
     };
     if parts.method == http::Method::CONNECT || parts.method == http::Method::TRACE {
-        return refuse(405, Reason::Http(levee_http::h1::Reject::MethodNotAllowed), "", None);
+        return refuse(
+            405,
+            Reason::Http(levee_http::h1::Reject::MethodNotAllowed),
+            "",
+            None,
+        );
     }
     if path.len() > limits.max_uri_bytes.0 as usize {
-        return refuse(414, Reason::Http(levee_http::h1::Reject::UriTooLong), "", None);
+        return refuse(
+            414,
+            Reason::Http(levee_http::h1::Reject::UriTooLong),
+            "",
+            None,
+        );
     }
     if path.as_bytes() == DRILL_PATH {
         let (status, text) = match &state.cfg.drill.token {
@@ -379,7 +439,10 @@ async fn stream(
         return refuse(421, Reason::UnknownHost, "", None);
     };
     if let Some(sni) = peer.tls.as_ref().and_then(|t| t.sni.as_deref()) {
-        if !state.site_for_host(sni.as_bytes()).is_some_and(|s| Arc::ptr_eq(s, site)) {
+        if !state
+            .site_for_host(sni.as_bytes())
+            .is_some_and(|s| Arc::ptr_eq(s, site))
+        {
             return refuse(421, Reason::MisdirectedSni, &site.name, None);
         }
     }
@@ -402,6 +465,20 @@ async fn stream(
         }
     };
     let request_id = proxy::request_id();
+    let mut src = H2Body {
+        body,
+        received: 0,
+        max: max_body,
+        pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
+    };
+    let (mut buffered, framing) =
+        match upstream::prebuffer(&mut src, framing, limits.request_buffer.0 as usize).await {
+            Ok(x) => x,
+            Err(e) => {
+                let e = ProxyError::Client(e);
+                return refuse(e.status(), e.reason(), &site.name, None);
+            }
+        };
     let fields: Vec<(&[u8], &[u8])> = parts
         .headers
         .iter()
@@ -424,14 +501,18 @@ async fn stream(
         },
         fields.iter().copied(),
     );
-    let mut src = H2Body {
-        body,
-        received: 0,
-        max: max_body,
-        pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
-    };
     let is_head = parts.method == http::Method::HEAD;
-    let mut ex = match upstream::forward(site, &head, framing, &mut src, is_head, &shared.metrics).await {
+    let result = upstream::forward(
+        site,
+        &head,
+        framing,
+        &mut buffered,
+        is_head,
+        &shared.metrics,
+    )
+    .await;
+    drop(buffered);
+    let mut ex = match result {
         Ok(ex) => ex,
         Err(e) => {
             let retry = (e == ProxyError::Busy).then_some(1);
@@ -460,7 +541,17 @@ async fn stream(
     let end = ex.body.is_done();
     let mut send = match respond.send_response(resp, end) {
         Ok(s) => s,
-        Err(_) => return log(&site.name, status, Verdict::Allow, "", (bytes_in, 0), Some(origin_us), request_id),
+        Err(_) => {
+            return log(
+                &site.name,
+                status,
+                Verdict::Allow,
+                "",
+                (bytes_in, 0),
+                Some(origin_us),
+                request_id,
+            )
+        }
     };
     let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
     let mut sent = 0u64;
@@ -500,7 +591,15 @@ async fn stream(
     } else {
         Verdict::Allow
     };
-    log(&site.name, status, verdict, reason, (bytes_in, sent), Some(origin_us), request_id);
+    log(
+        &site.name,
+        status,
+        verdict,
+        reason,
+        (bytes_in, sent),
+        Some(origin_us),
+        request_id,
+    );
     if ok {
         ex.finish();
     }
@@ -519,7 +618,7 @@ async fn send_paced(
     }
     while !data.is_empty() {
         send.reserve_capacity(data.len());
-        let deadline = pace.at(*sent + 1);
+        let deadline = pace.at(*sent, data.len().min(64 * 1024) as u64);
         let cap = timeout_at(deadline, std::future::poll_fn(|cx| send.poll_capacity(cx))).await;
         let n = match cap {
             Err(_) => return Err(true),

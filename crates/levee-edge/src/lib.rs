@@ -55,9 +55,15 @@ pub enum EdgeError {
     #[error("{0}")]
     Build(#[from] state::BuildError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open the access log {path}: {source}")]
-    AccessLog { path: String, source: std::io::Error },
+    AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Re-reads the configuration for a reload (SIGHUP or the admin API).
@@ -83,9 +89,15 @@ impl Shared {
     /// connections keep going; new requests see the new state. Listener
     /// addresses and the admin address need a restart to change.
     pub fn reload(&self) -> Result<u64, String> {
-        let _g = self.reload_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _g = self
+            .reload_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let result = (|| {
-            let loader = self.loader.as_ref().ok_or("this edge has no configuration file to reload")?;
+            let loader = self
+                .loader
+                .as_ref()
+                .ok_or("this edge has no configuration file to reload")?;
             let cfg = loader()?;
             let gen = self.generation.load(Ordering::Relaxed) + 1;
             let old = self.state.load();
@@ -127,7 +139,10 @@ fn caps(cfg: &Config) -> ConnCaps {
 /// A worker thread: a single-threaded runtime running the accept loops of
 /// its sockets and every connection they accept.
 fn worker(socks: Vec<(std::net::TcpListener, levee_config::Listener)>, shared: Arc<Shared>) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("levee: cannot start a worker runtime: {e}");
@@ -165,35 +180,49 @@ impl Edge {
     /// listener (the nginx worker model: no work stealing, no cross-thread
     /// wake-ups on the request path). The admin listener and health checks run
     /// on the calling runtime.
-    pub async fn start(cfg: Config, loader: Option<Loader>, workers: usize) -> Result<Edge, EdgeError> {
+    pub async fn start(
+        cfg: Config,
+        loader: Option<Loader>,
+        workers: usize,
+    ) -> Result<Edge, EdgeError> {
         let workers = workers.max(1);
         let metrics = Arc::new(Metrics::default());
-        let log = accesslog::AccessLog::start(&cfg.access_log.path, cfg.access_log.buffer as usize, Arc::clone(&metrics))
-            .map_err(|e| EdgeError::AccessLog {
-                path: cfg.access_log.path.clone(),
-                source: e,
-            })?;
+        let log = accesslog::AccessLog::start(
+            &cfg.access_log.path,
+            cfg.access_log.buffer as usize,
+            Arc::clone(&metrics),
+        )
+        .map_err(|e| EdgeError::AccessLog {
+            path: cfg.access_log.path.clone(),
+            source: e,
+        })?;
         let tracker = ConnTracker::new(caps(&cfg));
         // listeners[w] = the sockets of worker w.
-        let mut listeners: Vec<Vec<(std::net::TcpListener, levee_config::Listener)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut listeners: Vec<Vec<(std::net::TcpListener, levee_config::Listener)>> =
+            (0..workers).map(|_| Vec::new()).collect();
         let mut listen = Vec::new();
         for l in &cfg.listener {
             let mut addr = l.address;
             for (w, socks) in listeners.iter_mut().enumerate() {
-                let sock = listener::bind_std(addr, true).map_err(|e| EdgeError::Listen { addr, source: e })?;
+                let sock = listener::bind_std(addr, true)
+                    .map_err(|e| EdgeError::Listen { addr, source: e })?;
                 if w == 0 {
                     // Port 0 picks a port once; the other workers join it.
-                    addr = sock.local_addr().map_err(|e| EdgeError::Listen { addr, source: e })?;
+                    addr = sock
+                        .local_addr()
+                        .map_err(|e| EdgeError::Listen { addr, source: e })?;
                     listen.push(addr);
                 }
                 socks.push((sock, l.clone()));
             }
         }
         let admin_sock = if cfg.admin.enabled {
-            Some(listener::bind(cfg.admin.address).map_err(|e| EdgeError::Listen {
-                addr: cfg.admin.address,
-                source: e,
-            })?)
+            Some(
+                listener::bind(cfg.admin.address).map_err(|e| EdgeError::Listen {
+                    addr: cfg.admin.address,
+                    source: e,
+                })?,
+            )
         } else {
             None
         };

@@ -123,18 +123,33 @@ pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Share
                 }
             }
         };
-        shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
         let peer = Peer {
             socket: addr,
             ip,
             trusted,
             tls: None,
         };
-        tokio::spawn(connection(sock, peer, permit, cfg.clone(), Arc::clone(&shared)));
+        tokio::spawn(connection(
+            sock,
+            peer,
+            permit,
+            cfg.clone(),
+            Arc::clone(&shared),
+        ));
     }
 }
 
-async fn connection(sock: TcpStream, mut peer: Peer, permit: Option<ConnPermit>, cfg: Listener, shared: Arc<Shared>) {
+async fn connection(
+    sock: TcpStream,
+    mut peer: Peer,
+    permit: Option<ConnPermit>,
+    cfg: Listener,
+    shared: Arc<Shared>,
+) {
     let _ = sock.set_nodelay(true);
     let state = shared.state.load_full();
     let limits = &state.cfg.limits;
@@ -144,7 +159,8 @@ async fn connection(sock: TcpStream, mut peer: Peer, permit: Option<ConnPermit>,
         Some(p) => p,
         None => {
             // Trusted load balancer: read its PROXY header within the deadline.
-            let deadline = tokio::time::Instant::now() + limits.proxy_protocol_timeout.as_duration();
+            let deadline =
+                tokio::time::Instant::now() + limits.proxy_protocol_timeout.as_duration();
             let hdr = loop {
                 match proxy_proto::parse(&buf) {
                     Ok(Some(h)) => break h,
@@ -182,7 +198,11 @@ async fn connection(sock: TcpStream, mut peer: Peer, permit: Option<ConnPermit>,
         let Some(tls) = state.tls.clone() else { return };
         let io = Rewind::new(buf.freeze(), sock);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let hs = tokio::time::timeout(limits.tls_handshake_timeout.as_duration(), acceptor.accept(io)).await;
+        let hs = tokio::time::timeout(
+            limits.tls_handshake_timeout.as_duration(),
+            acceptor.accept(io),
+        )
+        .await;
         let stream = match hs {
             Err(_) => {
                 shared.metrics.defend(Reason::TlsHandshakeTimeout);
@@ -194,7 +214,10 @@ async fn connection(sock: TcpStream, mut peer: Peer, permit: Option<ConnPermit>,
             }
             Ok(Ok(s)) => s,
         };
-        shared.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .tls_handshakes
+            .fetch_add(1, Ordering::Relaxed);
         let (_, conn) = stream.get_ref();
         let h2 = conn.alpn_protocol() == Some(b"h2");
         peer.tls = Some(TlsInfo {
@@ -250,7 +273,11 @@ impl<S> Rewind<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if !me.prefix.is_empty() {
             let n = me.prefix.len().min(buf.remaining());
@@ -262,7 +289,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -197,20 +197,76 @@ impl Metrics {
             );
         }
         let counters: [(&str, &str, u64); 14] = [
-            ("levee_connections_accepted_total", "Client connections admitted.", g(&self.connections_accepted)),
-            ("levee_tls_handshakes_total", "TLS handshakes completed.", g(&self.tls_handshakes)),
-            ("levee_origin_requests_total", "Requests sent to origins.", g(&self.origin_requests)),
-            ("levee_origin_connects_total", "New connections opened to origins.", g(&self.origin_connects)),
-            ("levee_origin_retries_total", "Requests retried on a fresh origin connection.", g(&self.origin_retries)),
-            ("levee_bytes_received_total", "Request body bytes received from clients.", g(&self.bytes_in)),
-            ("levee_bytes_sent_total", "Response bytes sent to clients.", g(&self.bytes_out)),
-            ("levee_access_log_lines_total", "Access log lines written.", g(&self.access_log_written)),
-            ("levee_access_log_dropped_total", "Access log lines dropped because the buffer was full.", g(&self.access_log_dropped)),
-            ("levee_reloads_total", "Successful configuration reloads.", g(&self.reloads)),
-            ("levee_reload_failures_total", "Rejected configuration reloads.", g(&self.reload_failures)),
-            ("levee_clients_marked_total", "Clients marked abusive by a protocol defense.", g(&self.clients_marked)),
-            ("levee_requests_http1_total", "Requests received over HTTP/1.x.", g(&self.requests_h1)),
-            ("levee_requests_http2_total", "Requests received over HTTP/2.", g(&self.requests_h2)),
+            (
+                "levee_connections_accepted_total",
+                "Client connections admitted.",
+                g(&self.connections_accepted),
+            ),
+            (
+                "levee_tls_handshakes_total",
+                "TLS handshakes completed.",
+                g(&self.tls_handshakes),
+            ),
+            (
+                "levee_origin_requests_total",
+                "Requests sent to origins.",
+                g(&self.origin_requests),
+            ),
+            (
+                "levee_origin_connects_total",
+                "New connections opened to origins.",
+                g(&self.origin_connects),
+            ),
+            (
+                "levee_origin_retries_total",
+                "Requests retried on a fresh origin connection.",
+                g(&self.origin_retries),
+            ),
+            (
+                "levee_bytes_received_total",
+                "Request body bytes received from clients.",
+                g(&self.bytes_in),
+            ),
+            (
+                "levee_bytes_sent_total",
+                "Response bytes sent to clients.",
+                g(&self.bytes_out),
+            ),
+            (
+                "levee_access_log_lines_total",
+                "Access log lines written.",
+                g(&self.access_log_written),
+            ),
+            (
+                "levee_access_log_dropped_total",
+                "Access log lines dropped because the buffer was full.",
+                g(&self.access_log_dropped),
+            ),
+            (
+                "levee_reloads_total",
+                "Successful configuration reloads.",
+                g(&self.reloads),
+            ),
+            (
+                "levee_reload_failures_total",
+                "Rejected configuration reloads.",
+                g(&self.reload_failures),
+            ),
+            (
+                "levee_clients_marked_total",
+                "Clients marked abusive by a protocol defense.",
+                g(&self.clients_marked),
+            ),
+            (
+                "levee_requests_http1_total",
+                "Requests received over HTTP/1.x.",
+                g(&self.requests_h1),
+            ),
+            (
+                "levee_requests_http2_total",
+                "Requests received over HTTP/2.",
+                g(&self.requests_h2),
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");

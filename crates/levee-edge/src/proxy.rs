@@ -98,7 +98,11 @@ pub fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>
     let mut out = Vec::new();
     for (n, v) in headers {
         if n.eq_ignore_ascii_case(b"connection") {
-            out.extend(v.split(|&b| b == b',').map(|t| t.trim_ascii()).filter(|t| !t.is_empty()));
+            out.extend(
+                v.split(|&b| b == b',')
+                    .map(|t| t.trim_ascii())
+                    .filter(|t| !t.is_empty()),
+            );
         }
     }
     out
@@ -188,10 +192,15 @@ pub fn write_client_head<'a>(
     framing: ClientFraming,
     keep_alive: bool,
 ) {
-    let _ = write!(Bytes(out), "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    let _ = write!(
+        Bytes(out),
+        "HTTP/1.1 {status} {}\r\n",
+        reason_phrase(status)
+    );
     let tokens = connection_tokens(headers.clone());
     for (n, v) in headers {
-        let pass_length = framing == ClientFraming::AsIs && n.eq_ignore_ascii_case(b"content-length");
+        let pass_length =
+            framing == ClientFraming::AsIs && n.eq_ignore_ascii_case(b"content-length");
         if (is_hop_by_hop(n) && !pass_length) || listed_in(&tokens, n) {
             continue;
         }
@@ -254,7 +263,10 @@ mod tests {
         let peer: IpAddr = "10.1.1.1".parse().unwrap();
         let out: IpAddr = "192.0.2.7".parse().unwrap();
         assert_eq!(client_ip(out, Some(b"1.2.3.4"), &t), out);
-        assert_eq!(client_ip(peer, Some(b"1.2.3.4"), &t), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, Some(b"1.2.3.4"), &t),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(
             client_ip(peer, Some(b"6.6.6.6, 1.2.3.4, 10.2.2.2"), &t),
             "1.2.3.4".parse::<IpAddr>().unwrap()

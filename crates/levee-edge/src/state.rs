@@ -46,7 +46,9 @@ impl Site {
         let any_up = self.origins.iter().any(|o| o.available(now_ms));
         let eligible = |o: &Arc<Origin>| !any_up || o.available(now_ms);
         let start = self.rr.fetch_add(1, Ordering::Relaxed);
-        let candidates = (0..n).map(|i| &self.origins[(start + i) % n]).filter(|o| eligible(o));
+        let candidates = (0..n)
+            .map(|i| &self.origins[(start + i) % n])
+            .filter(|o| eligible(o));
         let chosen = match self.balance {
             Balance::RoundRobin => candidates.into_iter().next(),
             Balance::LeastOutstanding => candidates.min_by_key(|o| o.outstanding()),

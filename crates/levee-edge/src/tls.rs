@@ -43,7 +43,12 @@ fn load_key(path: &Path, key_path: &str) -> Result<PrivateKeyDer<'static>, Build
     let pem = read(path, key_path)?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| invalid(key_path, format!("{}: {e}", path.display())))?
-        .ok_or_else(|| invalid(key_path, format!("{}: no PEM private key found", path.display())))
+        .ok_or_else(|| {
+            invalid(
+                key_path,
+                format!("{}: no PEM private key found", path.display()),
+            )
+        })
 }
 
 #[derive(Debug)]
@@ -94,7 +99,10 @@ pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, BuildError>
 }
 
 /// A client configuration for an origin: its CA file, or the public web roots.
-pub fn client_config(ca_file: Option<&Path>, key_path: &str) -> Result<Arc<rustls::ClientConfig>, BuildError> {
+pub fn client_config(
+    ca_file: Option<&Path>,
+    key_path: &str,
+) -> Result<Arc<rustls::ClientConfig>, BuildError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {

@@ -38,7 +38,11 @@ impl UpIo {
 }
 
 impl AsyncRead for UpIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpIo::Tcp(t) => Pin::new(t).poll_read(cx, buf),
             UpIo::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
@@ -47,7 +51,11 @@ impl AsyncRead for UpIo {
 }
 
 impl AsyncWrite for UpIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpIo::Tcp(t) => Pin::new(t).poll_write(cx, buf),
             UpIo::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
@@ -102,7 +110,10 @@ pub struct Origin {
     pub address: String,
     key: String,
     addrs: Vec<SocketAddr>,
-    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     idle: Mutex<Vec<UpConn>>,
     max_idle: usize,
     sem: Arc<Semaphore>,
@@ -124,7 +135,9 @@ pub struct Origin {
 
 impl std::fmt::Debug for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Origin").field("address", &self.address).finish()
+        f.debug_struct("Origin")
+            .field("address", &self.address)
+            .finish()
     }
 }
 
@@ -143,7 +156,9 @@ impl Origin {
             s.connect_timeout,
             s.response_timeout,
             s.max_idle_per_origin,
-            s.health.as_ref().map(|h| (&h.path, h.interval, h.timeout, h.rise, h.fall)),
+            s.health
+                .as_ref()
+                .map(|h| (&h.path, h.interval, h.timeout, h.rise, h.fall)),
             (s.passive_failures, s.passive_cooldown),
         )
     }
@@ -153,7 +168,12 @@ impl Origin {
     }
 
     /// Resolve, set up TLS and start health checks.
-    pub fn new(s: &levee_config::Site, o: &levee_config::Origin, key: String, kp: &str) -> Result<Arc<Origin>, BuildError> {
+    pub fn new(
+        s: &levee_config::Site,
+        o: &levee_config::Origin,
+        key: String,
+        kp: &str,
+    ) -> Result<Arc<Origin>, BuildError> {
         let addrs: Vec<SocketAddr> = o
             .address
             .to_socket_addrs()
@@ -175,9 +195,11 @@ impl Origin {
                 .clone()
                 .or_else(|| levee_config::split_host_port(&o.address).map(|(h, _)| h.to_string()))
                 .unwrap_or_default();
-            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|_| BuildError::Invalid {
-                path: format!("{kp}.server_name"),
-                message: format!("{host:?} is not a valid TLS server name"),
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|_| {
+                BuildError::Invalid {
+                    path: format!("{kp}.server_name"),
+                    message: format!("{host:?} is not a valid TLS server name"),
+                }
             })?;
             Some((tokio_rustls::TlsConnector::from(cfg), name))
         } else {
@@ -206,7 +228,11 @@ impl Origin {
             requests: AtomicU64::new(0),
         });
         if let (Some(hc), Ok(rt)) = (&s.health, tokio::runtime::Handle::try_current()) {
-            rt.spawn(health_loop(Arc::downgrade(&origin), hc.clone(), s.hosts.first().cloned().unwrap_or_default()));
+            rt.spawn(health_loop(
+                Arc::downgrade(&origin),
+                hc.clone(),
+                s.hosts.first().cloned().unwrap_or_default(),
+            ));
         }
         Ok(origin)
     }
@@ -221,13 +247,17 @@ impl Origin {
     }
 
     pub fn idle_connections(&self) -> usize {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     fn record_failure(&self) {
         let n = self.passive_fails.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= self.passive_limit {
-            self.down_until_ms.store(now_ms() + self.passive_cooldown_ms, Ordering::Relaxed);
+            self.down_until_ms
+                .store(now_ms() + self.passive_cooldown_ms, Ordering::Relaxed);
             self.passive_fails.store(0, Ordering::Relaxed);
         }
     }
@@ -248,7 +278,9 @@ impl Origin {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     return Err(ProxyError::Busy);
                 }
-                let r = tokio::time::timeout(self.queue_timeout, Arc::clone(&self.sem).acquire_owned()).await;
+                let r =
+                    tokio::time::timeout(self.queue_timeout, Arc::clone(&self.sem).acquire_owned())
+                        .await;
                 self.waiting.fetch_sub(1, Ordering::AcqRel);
                 match r {
                     Ok(Ok(p)) => p,
@@ -298,9 +330,17 @@ impl Origin {
                     let io = match &self.tls {
                         None => UpIo::Tcp(s),
                         Some((conn, name)) => {
-                            let t = tokio::time::timeout(self.connect_timeout, conn.connect(name.clone(), s))
-                                .await
-                                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake with origin timed out"))??;
+                            let t = tokio::time::timeout(
+                                self.connect_timeout,
+                                conn.connect(name.clone(), s),
+                            )
+                            .await
+                            .map_err(|_| {
+                                io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    "TLS handshake with origin timed out",
+                                )
+                            })??;
                             UpIo::Tls(Box::new(t))
                         }
                     };
@@ -311,7 +351,9 @@ impl Origin {
                     });
                 }
                 Ok(Err(e)) => last = e,
-                Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect to origin timed out"),
+                Err(_) => {
+                    last = io::Error::new(io::ErrorKind::TimedOut, "connect to origin timed out")
+                }
             }
         }
         Err(last)
@@ -425,6 +467,67 @@ impl BodySource for NoBody {
     }
 }
 
+/// A body whose first part (or all of it) was read before the origin was asked.
+pub struct Buffered<'b, B> {
+    chunks: std::collections::VecDeque<Bytes>,
+    rest: Option<&'b mut B>,
+}
+
+impl<B: BodySource + Send> BodySource for Buffered<'_, B> {
+    #[allow(clippy::manual_async_fn)] // the trait needs the `Send` bound spelled out
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BodyError>> + Send {
+        async move {
+            if let Some(c) = self.chunks.pop_front() {
+                return Ok(Some(c));
+            }
+            match self.rest.as_mut() {
+                Some(r) => r.next_chunk().await,
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+/// Read up to `limit` bytes of the body before contacting the origin. A body
+/// that ends within the limit is sent with its exact length; a longer one
+/// keeps its framing and streams on.
+pub async fn prebuffer<'b, B: BodySource>(
+    src: &'b mut B,
+    framing: SendFraming,
+    limit: usize,
+) -> Result<(Buffered<'b, B>, SendFraming), BodyError> {
+    let mut chunks = std::collections::VecDeque::new();
+    if framing == SendFraming::None {
+        return Ok((Buffered { chunks, rest: None }, framing));
+    }
+    let mut total = 0usize;
+    while total < limit {
+        match src.next_chunk().await? {
+            Some(c) => {
+                total += c.len();
+                if !c.is_empty() {
+                    chunks.push_back(c);
+                }
+            }
+            None => {
+                let f = if total == 0 {
+                    SendFraming::None
+                } else {
+                    SendFraming::Length(total as u64)
+                };
+                return Ok((Buffered { chunks, rest: None }, f));
+            }
+        }
+    }
+    Ok((
+        Buffered {
+            chunks,
+            rest: Some(src),
+        },
+        framing,
+    ))
+}
+
 /// How the edge frames the body it sends to the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendFraming {
@@ -519,7 +622,10 @@ pub async fn forward<B: BodySource>(
                 return Err(ProxyError::Unavailable);
             }
             Err(Attempt::Failed(e)) => {
-                if matches!(e, ProxyError::Timeout | ProxyError::BadResponse | ProxyError::Unavailable) {
+                if matches!(
+                    e,
+                    ProxyError::Timeout | ProxyError::BadResponse | ProxyError::Unavailable
+                ) {
                     origin.record_failure();
                 }
                 return Err(e);
@@ -548,7 +654,10 @@ async fn exchange<B: BodySource>(
     if framing != SendFraming::None {
         let mut sent = 0u64;
         loop {
-            let chunk = body.next_chunk().await.map_err(|e| Attempt::Failed(ProxyError::Client(e)))?;
+            let chunk = body
+                .next_chunk()
+                .await
+                .map_err(|e| Attempt::Failed(ProxyError::Client(e)))?;
             let w = match (&chunk, framing) {
                 (Some(c), SendFraming::Chunked) if !c.is_empty() => {
                     let size = format!("{:x}\r\n", c.len());
@@ -683,7 +792,10 @@ impl BodyReader {
                         *self = BodyReader::Done;
                         Ok(None)
                     }
-                    _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "origin closed mid-body")),
+                    _ => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "origin closed mid-body",
+                    )),
                 };
             }
         }

@@ -27,18 +27,26 @@ const MAX_TRAILERS: u32 = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading hex digits; `digits` read so far.
-    Size { digits: u32 },
+    Size {
+        digits: u32,
+    },
     /// After `;` in the size line.
-    Ext { len: u32 },
+    Ext {
+        len: u32,
+    },
     /// Expect LF after the size line's CR.
     SizeLf,
-    Data { left: u64 },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
     /// Start of a trailer line (or the final empty line).
     TrailerStart,
     Trailer,
-    TrailerLf { empty: bool },
+    TrailerLf {
+        empty: bool,
+    },
     Done,
 }
 
@@ -263,14 +271,20 @@ mod tests {
         assert_eq!(decode_all(b"5 \r\n"), Err(ChunkError::BadSize));
         assert_eq!(decode_all(b"0x5\r\n"), Err(ChunkError::BadSize));
         assert_eq!(decode_all(b"5\nhello"), Err(ChunkError::BadSize));
-        assert_eq!(decode_all(b"5\r\nhelloX\r\n"), Err(ChunkError::BadLineEnding));
+        assert_eq!(
+            decode_all(b"5\r\nhelloX\r\n"),
+            Err(ChunkError::BadLineEnding)
+        );
         assert_eq!(
             decode_all(b"ffffffffffffffff\r\n"),
             Err(ChunkError::SizeTooLarge)
         );
         assert_eq!(decode_all(b"0\r\n\n"), Err(ChunkError::BadLineEnding));
         let ext = format!("1;{}\r\n", "a".repeat(2000));
-        assert_eq!(decode_all(ext.as_bytes()), Err(ChunkError::ExtensionTooLong));
+        assert_eq!(
+            decode_all(ext.as_bytes()),
+            Err(ChunkError::ExtensionTooLong)
+        );
         let tr = format!("0\r\nX: {}\r\n\r\n", "a".repeat(9000));
         assert_eq!(decode_all(tr.as_bytes()), Err(ChunkError::TrailersTooLarge));
         assert_eq!(decode_all(b"5\r\nhel"), Ok(None));

@@ -208,8 +208,7 @@ fn valid_value(v: &[u8]) -> bool {
 fn valid_host(h: &[u8]) -> bool {
     !h.is_empty()
         && h.len() <= 255
-        && h
-            .iter()
+        && h.iter()
             .all(|&b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
@@ -261,14 +260,14 @@ fn parse_request_with<'b>(
         httparse::Status::Partial => {
             if buf.len() >= limits.max_head_bytes {
                 // Still inside the request line? Then it is the target that is too long.
-                let line_done = buf.iter().any(|&b| b == b'\n');
+                let line_done = buf.contains(&b'\n');
                 return Err(if line_done {
                     Reject::HeadTooLarge
                 } else {
                     Reject::UriTooLong
                 });
             }
-            if !buf.iter().any(|&b| b == b'\n') && buf.len() > limits.max_uri_bytes + 32 {
+            if !buf.contains(&b'\n') && buf.len() > limits.max_uri_bytes + 32 {
                 return Err(Reject::UriTooLong);
             }
             return Ok(Parsed::Partial);
@@ -432,7 +431,17 @@ fn parse_request_with<'b>(
 fn classify_error(buf: &[u8], e: httparse::Error) -> Reject {
     match e {
         httparse::Error::TooManyHeaders => Reject::TooManyHeaders,
-        httparse::Error::Version => Reject::BadVersion,
+        httparse::Error::Version => {
+            // Only a well-formed but unsupported `HTTP/x.y` is a version problem.
+            let line = buf
+                .split(|&b| b == b'\r' || b == b'\n')
+                .next()
+                .unwrap_or(b"");
+            match line.split(|&b| b == b' ').nth(2) {
+                Some(v) if v.starts_with(b"HTTP/") => Reject::BadVersion,
+                _ => Reject::BadRequestLine,
+            }
+        }
         httparse::Error::HeaderName => {
             // A header line that starts with SP/HT is obs-fold.
             if buf
@@ -714,31 +723,54 @@ mod tests {
             Reject::ObsFold
         );
         assert_eq!(rej("GET / HTTP/1.1\nHost: a\n\n"), Reject::BareLf);
-        assert_eq!(rej("GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"), Reject::BareLf);
         assert_eq!(
-            rej("GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
-            Reject::BadHeader
+            rej("GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"),
+            Reject::BareLf
         );
+        assert_eq!(rej("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), Reject::BadHeader);
         assert_eq!(
             rej("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n"),
             Reject::BadHeaderValue
         );
-        assert_eq!(rej("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), Reject::DuplicateHost);
+        assert_eq!(
+            rej("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Reject::DuplicateHost
+        );
         assert_eq!(rej("GET / HTTP/1.1\r\nX: y\r\n\r\n"), Reject::MissingHost);
         assert_eq!(rej("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), Reject::BadHost);
-        assert_eq!(rej("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), Reject::MethodNotAllowed);
-        assert_eq!(rej("GET /#x HTTP/1.1\r\nHost: a\r\n\r\n"), Reject::BadTarget);
-        assert_eq!(rej("GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), Reject::BadTarget);
+        assert_eq!(
+            rej("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Reject::MethodNotAllowed
+        );
+        assert_eq!(
+            rej("GET /#x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Reject::BadTarget
+        );
+        assert_eq!(
+            rej("GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Reject::BadTarget
+        );
         assert_eq!(rej("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), Reject::BadVersion);
-        assert_eq!(rej("GET / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n"), Reject::BadExpect);
-        assert_eq!(rej("G\x00T / HTTP/1.1\r\nHost: a\r\n\r\n"), Reject::BadRequestLine);
+        assert_eq!(
+            rej("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n\r\n"),
+            Reject::BadRequestLine
+        );
+        assert_eq!(
+            rej("GET / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n"),
+            Reject::BadExpect
+        );
+        assert_eq!(
+            rej("G\x00T / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Reject::BadRequestLine
+        );
     }
 
     #[test]
     fn framing_and_connection() {
         let h = ok("POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
         assert_eq!(h.framing, Framing::Chunked);
-        let h = ok("POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nConnection: close\r\n\r\n");
+        let h =
+            ok("POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nConnection: close\r\n\r\n");
         assert_eq!(h.framing, Framing::Length(12));
         assert!(!h.keep_alive);
         let h = ok("GET / HTTP/1.0\r\nHost: a\r\n\r\n");

@@ -206,7 +206,17 @@ mod tests {
 
     fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
         let len = payload.len() as u32;
-        let mut v = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags, 0, 0, 0, 1];
+        let mut v = vec![
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+            kind,
+            flags,
+            0,
+            0,
+            0,
+            1,
+        ];
         v.extend_from_slice(payload);
         v
     }
@@ -232,7 +242,9 @@ mod tests {
         // PING ACKs are not counted.
         let mut m = FrameMeter::new(L, 0);
         let ack = frame(PING, ACK, &[0; 8]);
-        assert!(m.feed(&with_preface(&[ack.clone(), ack.clone(), ack]), 0).is_ok());
+        assert!(m
+            .feed(&with_preface(&[ack.clone(), ack.clone(), ack]), 0)
+            .is_ok());
     }
 
     #[test]
@@ -241,7 +253,9 @@ mod tests {
         let h = frame(HEADERS, 0, &[0; 3]);
         let c = frame(CONTINUATION, 0, &[0; 1]);
         let c_end = frame(CONTINUATION, END_HEADERS, &[0; 1]);
-        assert!(m.feed(&with_preface(&[h.clone(), c.clone(), c_end]), 0).is_ok());
+        assert!(m
+            .feed(&with_preface(&[h.clone(), c.clone(), c_end]), 0)
+            .is_ok());
         assert!(m.feed(&h, 0).is_ok());
         assert!(m.feed(&c, 0).is_ok());
         assert!(m.feed(&c, 0).is_ok());
@@ -271,10 +285,15 @@ mod tests {
         let mut m = FrameMeter::new(L, 0);
         let e = frame(DATA, 0, &[]);
         let fin = frame(DATA, END_STREAM, &[]);
-        assert!(m.feed(&with_preface(&[e.clone(), fin.clone(), fin, e.clone()]), 0).is_ok());
+        assert!(m
+            .feed(&with_preface(&[e.clone(), fin.clone(), fin, e.clone()]), 0)
+            .is_ok());
         assert_eq!(m.feed(&e, 0), Err(Flood::EmptyData));
         let mut m = FrameMeter::new(L, 0);
         let s = frame(SETTINGS, 0, &[]);
-        assert_eq!(m.feed(&with_preface(&[s.clone(), s.clone(), s]), 0), Err(Flood::Settings));
+        assert_eq!(
+            m.feed(&with_preface(&[s.clone(), s.clone(), s]), 0),
+            Err(Flood::Settings)
+        );
     }
 }

@@ -32,11 +32,19 @@ const V2_MAX: usize = 16 + 536;
 pub fn parse(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
     let n = buf.len().min(12);
     if buf[..n] == V2_SIG[..n] {
-        return if buf.len() < 12 { Ok(None) } else { parse_v2(buf) };
+        return if buf.len() < 12 {
+            Ok(None)
+        } else {
+            parse_v2(buf)
+        };
     }
     let n = buf.len().min(6);
     if buf[..n] == b"PROXY "[..n] {
-        return if buf.len() < 6 { Ok(None) } else { parse_v1(buf) };
+        return if buf.len() < 6 {
+            Ok(None)
+        } else {
+            parse_v1(buf)
+        };
     }
     Err(ProxyError::NotProxy)
 }
@@ -156,7 +164,9 @@ mod tests {
     #[test]
     fn v2() {
         let mut h = V2_SIG.to_vec();
-        h.extend_from_slice(&[0x21, 0x11, 0, 12, 10, 0, 0, 7, 10, 0, 0, 1, 0x1f, 0x90, 0, 80]);
+        h.extend_from_slice(&[
+            0x21, 0x11, 0, 12, 10, 0, 0, 7, 10, 0, 0, 1, 0x1f, 0x90, 0, 80,
+        ]);
         h.extend_from_slice(b"rest");
         let p = parse(&h).unwrap().unwrap();
         assert_eq!(p.source, Some("10.0.0.7:8080".parse().unwrap()));

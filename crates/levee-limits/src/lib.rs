@@ -145,7 +145,9 @@ impl ConnTracker {
         let cap = self.cap_global.load(Ordering::Relaxed);
         if self
             .global
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |g| (g < cap).then_some(g + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |g| {
+                (g < cap).then_some(g + 1)
+            })
             .is_err()
         {
             return Err(CapExceeded::Global);
@@ -168,7 +170,10 @@ impl ConnTracker {
     }
 
     fn incr(&self, k: Key, cap: u32) -> bool {
-        let mut m = self.shard(&k).lock().unwrap_or_else(PoisonError::into_inner);
+        let mut m = self
+            .shard(&k)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let c = m.entry(k).or_insert(0);
         if *c >= cap {
             if *c == 0 {
@@ -181,7 +186,10 @@ impl ConnTracker {
     }
 
     fn decr(&self, k: Key) {
-        let mut m = self.shard(&k).lock().unwrap_or_else(PoisonError::into_inner);
+        let mut m = self
+            .shard(&k)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = m.get_mut(&k) {
             *c = c.saturating_sub(1);
             if *c == 0 {
@@ -200,7 +208,10 @@ impl ConnTracker {
     /// Open connections from `ip` (for status pages and tests).
     pub fn open_from(&self, ip: IpAddr) -> u32 {
         let k = ip_key(ip);
-        let m = self.shard(&k).lock().unwrap_or_else(PoisonError::into_inner);
+        let m = self
+            .shard(&k)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         m.get(&k).copied().unwrap_or(0)
     }
 }
@@ -323,7 +334,12 @@ impl Marks {
     pub fn mark(&mut self, ip: IpAddr, reason: &'static str, now_ms: u64) {
         let ip = canonical(ip);
         if !self.table.contains_key(&ip) && self.table.len() >= self.cap {
-            if let Some(victim) = self.table.iter().min_by_key(|(_, m)| m.last_ms).map(|(k, _)| *k) {
+            if let Some(victim) = self
+                .table
+                .iter()
+                .min_by_key(|(_, m)| m.last_ms)
+                .map(|(k, _)| *k)
+            {
                 self.table.remove(&victim);
             }
         }

@@ -199,9 +199,11 @@ async fn conn(mut sock: TcpStream, stats: Arc<Stats>) {
 }
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    query.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    })
 }
 
 const HOME: &str = r#"<!doctype html>
@@ -216,7 +218,13 @@ const HOME: &str = r#"<!doctype html>
 
 const CSS: &str = "body{font-family:sans-serif;max-width:40em;margin:2em auto}h1{color:#0b5}\n";
 
-async fn route(method: &str, path: &str, query: &str, head: &[u8], body: &[u8]) -> (u16, &'static str, Vec<u8>) {
+async fn route(
+    method: &str,
+    path: &str,
+    query: &str,
+    head: &[u8],
+    body: &[u8],
+) -> (u16, &'static str, Vec<u8>) {
     const HTML: &str = "text/html; charset=utf-8";
     const JSON: &str = "application/json";
     const TEXT: &str = "text/plain; charset=utf-8";
@@ -227,8 +235,17 @@ async fn route(method: &str, path: &str, query: &str, head: &[u8], body: &[u8]) 
         ("GET" | "HEAD", "/search") => {
             tokio::time::sleep(Duration::from_millis(150)).await;
             let q = query_param(query, "q").unwrap_or("");
-            let q: String = q.chars().filter(|c| c.is_ascii_alphanumeric()).take(64).collect();
-            (200, HTML, format!("<!doctype html><title>Search</title><p>No results for {q}.</p>\n").into_bytes())
+            let q: String = q
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(64)
+                .collect();
+            (
+                200,
+                HTML,
+                format!("<!doctype html><title>Search</title><p>No results for {q}.</p>\n")
+                    .into_bytes(),
+            )
         }
         ("POST", "/login") => {
             let form = String::from_utf8_lossy(body);
@@ -244,11 +261,19 @@ async fn route(method: &str, path: &str, query: &str, head: &[u8], body: &[u8]) 
             (200, TEXT, out)
         }
         ("GET" | "HEAD", "/big") => {
-            let n: usize = query_param(query, "bytes").and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
-            (200, "application/octet-stream", vec![b'x'; n.min(256 << 20)])
+            let n: usize = query_param(query, "bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1 << 20);
+            (
+                200,
+                "application/octet-stream",
+                vec![b'x'; n.min(256 << 20)],
+            )
         }
         ("GET" | "HEAD", "/delay") => {
-            let ms: u64 = query_param(query, "ms").and_then(|v| v.parse().ok()).unwrap_or(100);
+            let ms: u64 = query_param(query, "ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100);
             tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
             (200, TEXT, b"done\n".to_vec())
         }
@@ -264,8 +289,12 @@ async fn route(method: &str, path: &str, query: &str, head: &[u8], body: &[u8]) 
 
 /// A deterministic fake member record.
 fn member(id: u32) -> String {
-    const FIRST: [&str; 8] = ["Ada", "Brian", "Chloé", "Dara", "Emeka", "Fatima", "Gustav", "Hana"];
-    const LAST: [&str; 8] = ["Okafor", "Nguyen", "Schmidt", "García", "Kowalski", "Haddad", "Murphy", "Sato"];
+    const FIRST: [&str; 8] = [
+        "Ada", "Brian", "Chloé", "Dara", "Emeka", "Fatima", "Gustav", "Hana",
+    ];
+    const LAST: [&str; 8] = [
+        "Okafor", "Nguyen", "Schmidt", "García", "Kowalski", "Haddad", "Murphy", "Sato",
+    ];
     let f = FIRST[(id % 8) as usize];
     let l = LAST[((id / 8) % 8) as usize];
     serde_json::json!({
@@ -312,7 +341,7 @@ mod tests {
     fn websocket_accept_matches_rfc6455_example() {
         assert_eq!(
             websocket_accept(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhfZRlk3T0="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 

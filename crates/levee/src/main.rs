@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "levee", version, about = "A self-hosted DDoS shield for web platforms")]
+#[command(
+    name = "levee",
+    version,
+    about = "A self-hosted DDoS shield for web platforms"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -67,7 +71,9 @@ fn load(path: &Path) -> Result<levee_config::Config> {
 
 fn check(path: &Path) -> Result<()> {
     let cfg = load(path)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async { levee_edge::state::State::build(cfg, None, 0) })
         .with_context(|| format!("{} is valid TOML but cannot be used", path.display()))?;
     println!("{}: ok", path.display());
@@ -85,7 +91,13 @@ fn random_token() -> String {
     out
 }
 
-fn serve(config: Option<PathBuf>, demo: bool, listen: SocketAddr, admin: SocketAddr, workers: Option<usize>) -> Result<()> {
+fn serve(
+    config: Option<PathBuf>,
+    demo: bool,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    workers: Option<usize>,
+) -> Result<()> {
     let workers = match workers {
         Some(0) => bail!("--workers must be at least 1"),
         Some(w) => w,
@@ -109,11 +121,14 @@ fn serve(config: Option<PathBuf>, demo: bool, listen: SocketAddr, admin: SocketA
             let path = config.context("--config is required")?;
             let cfg = load(&path)?;
             let p = path.clone();
-            let loader: levee_edge::Loader = Box::new(move || load(&p).map_err(|e| format!("{e:#}")));
+            let loader: levee_edge::Loader =
+                Box::new(move || load(&p).map_err(|e| format!("{e:#}")));
             (cfg, Some(loader))
         };
         let drain = cfg.limits.drain_timeout.as_duration();
-        let edge = levee_edge::Edge::start(cfg, loader, workers).await.context("cannot start the edge")?;
+        let edge = levee_edge::Edge::start(cfg, loader, workers)
+            .await
+            .context("cannot start the edge")?;
         for a in &edge.listen {
             eprintln!("levee: edge listening on http://{a}");
         }
@@ -121,7 +136,10 @@ fn serve(config: Option<PathBuf>, demo: bool, listen: SocketAddr, admin: SocketA
             eprintln!("levee: admin listening on http://{a}");
         }
         if demo {
-            eprintln!("levee: try: curl -i http://{}/", edge.listen.first().map_or(listen, |a| *a));
+            eprintln!(
+                "levee: try: curl -i http://{}/",
+                edge.listen.first().map_or(listen, |a| *a)
+            );
         }
         wait_for_signals(&edge).await?;
         eprintln!("levee: shutting down, draining connections for up to {drain:?}");

@@ -1,0 +1,82 @@
+//! Reload under load (SIGHUP and the admin API): zero failed requests, the new
+//! configuration takes effect, a bad configuration is refused and the old one stays.
+
+use super::*;
+
+fn wrk_failures(out: &str) -> (u64, u64) {
+    let requests = out
+        .lines()
+        .find_map(|l| {
+            l.split_once(" requests in ")
+                .map(|(n, _)| n.trim().parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut failed = 0;
+    for l in out.lines() {
+        if let Some(n) = l.trim().strip_prefix("Non-2xx or 3xx responses:") {
+            failed += n.trim().parse::<u64>().unwrap_or(0);
+        }
+        if let Some(rest) = l.trim().strip_prefix("Socket errors:") {
+            failed += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    (requests, failed)
+}
+
+#[test]
+fn reload_under_load_fails_no_request() {
+    let o = Origin::start();
+    let e = Edge::start("reload", &config(o.addr, "", ""));
+    let url = e.url("/api/members/1");
+    let load = std::thread::spawn(move || run("wrk", &["-t1", "-c20", "-d5s", &url]));
+    std::thread::sleep(Duration::from_millis(800));
+    // Change the configuration: a new host and tighter limits.
+    let text = std::fs::read_to_string(&e.config).unwrap();
+    let new = text
+        .replace(
+            "hosts = [\"localhost\", \"127.0.0.1\", \"test.levee\"]",
+            "hosts = [\"localhost\", \"127.0.0.1\", \"test.levee\", \"new.levee\"]",
+        )
+        .replace("idle_timeout = \"5s\"", "idle_timeout = \"6s\"");
+    assert_ne!(new, text);
+    std::fs::write(&e.config, &new).unwrap();
+    e.signal("HUP");
+    std::thread::sleep(Duration::from_millis(700));
+    for _ in 0..3 {
+        let (s, body) = admin_post(e.admin, "/reload", Some(TOKEN));
+        assert_eq!(s, 200, "{body}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A broken file is refused; the running configuration stays.
+    std::fs::write(&e.config, new.replace("[[site]]", "[[site]]\nbogus = 1")).unwrap();
+    let (s, body) = admin_post(e.admin, "/reload", Some(TOKEN));
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("bogus"), "{body}");
+    let (code, out, err) = load.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    let (requests, failed) = wrk_failures(&out);
+    assert!(requests > 1000, "{out}");
+    assert_eq!(failed, 0, "{out}");
+    assert_eq!(e.metric("levee_reloads_total"), 4.0);
+    assert_eq!(e.metric("levee_reload_failures_total"), 1.0);
+    assert_eq!(http_get(e.addr, "/healthz", &[("X-Ignore", "1")]).0, 200);
+    let (resp, _) = raw(
+        e.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: new.levee\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    );
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "new host not served: {resp}"
+    );
+    assert!(
+        e.stderr()
+            .iter()
+            .any(|l| l.contains("configuration reloaded (generation 1)")),
+        "{:?}",
+        e.stderr()
+    );
+}

@@ -1,0 +1,72 @@
+//! TLS termination: certificates by SNI, ALPN h2 and http/1.1, Host/SNI
+//! mismatch refused, handshake deadline.
+
+use super::*;
+
+fn cert(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    let c = dir.join(format!("{name}.pem"));
+    let k = dir.join(format!("{name}.key"));
+    std::fs::write(&c, ck.cert.pem()).unwrap();
+    std::fs::write(&k, ck.key_pair.serialize_pem()).unwrap();
+    (c, k)
+}
+
+#[test]
+fn sni_alpn_and_handshake_deadline() {
+    let o = Origin::start();
+    let dir = scratch("tls-certs");
+    let (ca, ka) = cert(&dir, "a.test");
+    let (cb, kb) = cert(&dir, "b.test");
+    let text = config(o.addr, "tls_handshake_timeout = \"1s\"", "")
+        .replace("address = \"127.0.0.1:0\"\n\n[admin]", "address = \"127.0.0.1:0\"\ntls = true\n\n[admin]")
+        .replace("hosts = [\"localhost\", \"127.0.0.1\", \"test.levee\"]", "hosts = [\"a.test\"]")
+        + &format!(
+            "\n[[site]]\nname = \"b\"\nhosts = [\"b.test\"]\n[[site.origin]]\naddress = \"{}\"\n\n[[tls.certificate]]\nserver_names = [\"a.test\"]\ncert = \"{}\"\nkey = \"{}\"\n[[tls.certificate]]\nserver_names = [\"b.test\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+            o.addr, ca.display(), ka.display(), cb.display(), kb.display()
+        );
+    let e = Edge::start("tls", &text);
+    let port = e.addr.port();
+    let curl = |host: &str, cafile: &PathBuf, extra: &[&str]| {
+        let resolve = format!("{host}:{port}:127.0.0.1");
+        let url = format!("https://{host}:{port}/api/members/2");
+        let mut args = vec![
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            "--cacert",
+            cafile.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        run("curl", &args)
+    };
+    // Each name gets its own certificate (curl trusts only that one).
+    assert_eq!(curl("a.test", &ca, &[]).1, "2 200");
+    assert_eq!(curl("b.test", &cb, &[]).1, "2 200");
+    assert_eq!(curl("a.test", &ca, &["--http1.1"]).1, "1.1 200");
+    assert_ne!(
+        curl("b.test", &ca, &[]).0,
+        0,
+        "b.test must not be served a.test's certificate"
+    );
+    // SNI a.test but Host b.test: misdirected.
+    let (_, out, _) = curl("a.test", &ca, &["-H", "Host: b.test"]);
+    assert_eq!(out, "2 421");
+    let log = e.access_log(4);
+    assert!(
+        log.iter()
+            .any(|l| l["tls"] == "TLSv1.3" && l["proto"] == "h2"),
+        "{log:?}"
+    );
+    // A client that never completes the handshake is cut at the deadline.
+    let mut s = TcpStream::connect(e.addr).unwrap();
+    let start = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(3)));
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    assert_eq!(e.defense("tls_handshake_timeout"), 1.0);
+}
