@@ -240,7 +240,7 @@ where
         peer: &peer,
     };
     let mut served: u32 = 0;
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::new();
     loop {
         let state = shared.state.load_full();
         let limits = &state.cfg.limits;
@@ -255,7 +255,9 @@ where
             if *shutdown.borrow() {
                 return;
             }
-            buf.reserve(4096);
+            if buf.capacity() - buf.len() < 512 {
+                buf.reserve(2048);
+            }
             let r = tokio::select! {
                 r = tokio::time::timeout(wait, io.read_buf(&mut buf)) => r,
                 _ = shutdown.changed() => return,
@@ -282,45 +284,23 @@ where
                 Ok(Parsed::Partial) => {}
                 Err(r) => {
                     let reason = Reason::Http(r);
-                    shared.metrics.defend(reason);
-                    let body = proxy::error_text(r.status(), reason.label());
-                    let resp = proxy::own_response(r.status(), &body, true, None);
-                    let _ = io.write_all(&resp).await;
-                    let _ = io.shutdown().await;
-                    ctx.log(
-                        None,
-                        "",
-                        r.status(),
-                        Verdict::Block,
-                        reason.label(),
-                        (0, resp.len() as u64),
-                        started,
-                        None,
-                        peer.ip,
-                        String::new(),
-                    );
+                    Box::pin(refuse_head(&mut io, &ctx, r.status(), reason, started)).await;
                     return;
                 }
             }
-            buf.reserve(4096);
+            if buf.capacity() - buf.len() < 512 {
+                buf.reserve(2048);
+            }
             match timeout_at(deadline, io.read_buf(&mut buf)).await {
                 Err(_) => {
-                    shared.metrics.defend(Reason::HeaderTimeout);
-                    let body = proxy::error_text(408, Reason::HeaderTimeout.label());
-                    let resp = proxy::own_response(408, &body, true, None);
-                    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&resp)).await;
-                    ctx.log(
-                        None,
-                        "",
+                    Box::pin(refuse_head(
+                        &mut io,
+                        &ctx,
                         408,
-                        Verdict::Block,
-                        Reason::HeaderTimeout.label(),
-                        (0, resp.len() as u64),
+                        Reason::HeaderTimeout,
                         started,
-                        None,
-                        peer.ip,
-                        String::new(),
-                    );
+                    ))
+                    .await;
                     return;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -335,7 +315,9 @@ where
             shared.metrics.defend(Reason::MaxRequestsPerConnection);
             keep_alive = false;
         }
-        match handle(
+        // Boxed: a request's state exists only while a request is handled,
+        // so an idle connection stays small.
+        match Box::pin(handle(
             &mut io,
             &mut buf,
             &raw,
@@ -345,17 +327,48 @@ where
             &state,
             started,
             &mut out,
-        )
+        ))
         .await
         {
             Flow::Continue if keep_alive => {}
             Flow::Upgraded => return,
             _ => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+                Box::pin(close(&mut io)).await;
                 return;
             }
         }
     }
+}
+
+/// Answer a refused head (its status names the reason), close, count and log it.
+async fn refuse_head<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    ctx: &Ctx<'_>,
+    status: u16,
+    reason: Reason,
+    started: Instant,
+) {
+    ctx.shared.metrics.defend(reason);
+    let body = proxy::error_text(status, reason.label());
+    let resp = proxy::own_response(status, &body, true, None);
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&resp)).await;
+    close(io).await;
+    ctx.log(
+        None,
+        "",
+        status,
+        Verdict::Block,
+        reason.label(),
+        (0, resp.len() as u64),
+        started,
+        None,
+        ctx.peer.ip,
+        String::new(),
+    );
+}
+
+async fn close<S: AsyncWrite + Unpin>(io: &mut S) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
 }
 
 enum Flow {

@@ -153,7 +153,7 @@ async fn connection(
     let _ = sock.set_nodelay(true);
     let state = shared.state.load_full();
     let limits = &state.cfg.limits;
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::new();
     let mut sock = sock;
     let _permit = match permit {
         Some(p) => p,
@@ -170,6 +170,7 @@ async fn connection(
                         return;
                     }
                 }
+                buf.reserve(512);
                 match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
                     Err(_) => {
                         shared.metrics.defend(Reason::ProxyHeaderTimeout);
@@ -195,45 +196,9 @@ async fn connection(
         }
     };
     if cfg.tls {
-        let Some(tls) = state.tls.clone() else { return };
-        let io = Rewind::new(buf.freeze(), sock);
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let hs = tokio::time::timeout(
-            limits.tls_handshake_timeout.as_duration(),
-            acceptor.accept(io),
-        )
-        .await;
-        let stream = match hs {
-            Err(_) => {
-                shared.metrics.defend(Reason::TlsHandshakeTimeout);
-                return;
-            }
-            Ok(Err(_)) => {
-                shared.metrics.defend(Reason::TlsHandshakeFailed);
-                return;
-            }
-            Ok(Ok(s)) => s,
-        };
-        shared
-            .metrics
-            .tls_handshakes
-            .fetch_add(1, Ordering::Relaxed);
-        let (_, conn) = stream.get_ref();
-        let h2 = conn.alpn_protocol() == Some(b"h2");
-        peer.tls = Some(TlsInfo {
-            version: match conn.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-                _ => "TLS",
-            },
-            sni: conn.server_name().map(str::to_ascii_lowercase),
-        });
         drop(state);
-        if h2 {
-            crate::h2::serve(stream, Bytes::new(), peer, shared).await;
-        } else {
-            crate::h1::serve(stream, BytesMut::with_capacity(4096), peer, shared).await;
-        }
+        // Boxed: a TLS session is large; cleartext connections never carry its space.
+        Box::pin(tls_connection(sock, buf, peer, shared)).await;
         return;
     }
     // Cleartext: HTTP/2 with prior knowledge starts with the client preface.
@@ -241,6 +206,7 @@ async fn connection(
     if cfg.h2c {
         let deadline = tokio::time::Instant::now() + limits.header_timeout.as_duration();
         while buf.len() < PREFACE.len() && PREFACE.starts_with(&buf) {
+            buf.reserve(1024);
             match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
                 Err(_) => {
                     shared.metrics.defend(Reason::HeaderTimeout);
@@ -252,12 +218,71 @@ async fn connection(
         }
         if buf.starts_with(PREFACE) {
             drop(state);
-            crate::h2::serve(Rewind::new(Bytes::new(), sock), buf.freeze(), peer, shared).await;
+            Box::pin(crate::h2::serve(
+                Rewind::new(Bytes::new(), sock),
+                buf.freeze(),
+                peer,
+                shared,
+            ))
+            .await;
             return;
         }
     }
     drop(state);
-    crate::h1::serve(Rewind::new(Bytes::new(), sock), buf, peer, shared).await;
+    Box::pin(crate::h1::serve(
+        Rewind::new(Bytes::new(), sock),
+        buf,
+        peer,
+        shared,
+    ))
+    .await;
+}
+
+/// A TLS connection: the handshake under its deadline, then HTTP/2 or
+/// HTTP/1 by ALPN.
+async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: Arc<Shared>) {
+    let state = shared.state.load_full();
+    let limits = &state.cfg.limits;
+    let Some(tls) = state.tls.clone() else { return };
+    let io = Rewind::new(buf.freeze(), sock);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let hs = tokio::time::timeout(
+        limits.tls_handshake_timeout.as_duration(),
+        acceptor.accept(io),
+    )
+    .await;
+    let stream = match hs {
+        Err(_) => {
+            shared.metrics.defend(Reason::TlsHandshakeTimeout);
+            return;
+        }
+        Ok(Err(_)) => {
+            shared.metrics.defend(Reason::TlsHandshakeFailed);
+            return;
+        }
+        Ok(Ok(s)) => s,
+    };
+    shared
+        .metrics
+        .tls_handshakes
+        .fetch_add(1, Ordering::Relaxed);
+    let (_, conn) = stream.get_ref();
+    let h2 = conn.alpn_protocol() == Some(b"h2");
+    peer.tls = Some(TlsInfo {
+        version: match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLS",
+        },
+        sni: conn.server_name().map(str::to_ascii_lowercase),
+    });
+    drop(state);
+    // Each protocol's state is boxed: an idle connection costs only what it uses.
+    if h2 {
+        Box::pin(crate::h2::serve(stream, Bytes::new(), peer, shared)).await;
+    } else {
+        Box::pin(crate::h1::serve(stream, BytesMut::new(), peer, shared)).await;
+    }
 }
 
 /// A stream that first replays bytes already read from it.

@@ -10,6 +10,7 @@ mod h2_continuation;
 mod h2_frames;
 mod h2_ping_flood;
 mod h2_rapid_reset;
+mod idle_memory;
 mod malformed;
 mod origin_protection;
 mod proxying;

@@ -1,0 +1,75 @@
+//! Fixed memory under a slow-client flood: 10,000 idle connections, each
+//! holding a partial request head, cost at most 64 MiB of resident memory
+//! beyond the idle edge's baseline.
+
+use super::*;
+use std::net::Ipv4Addr;
+
+fn rss_bytes(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 4096
+}
+
+fn fd_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn ten_thousand_idle_connections_fit_in_64_mib() {
+    const N: usize = 10_000;
+    if fd_limit() < (N + 1000) as u64 {
+        eprintln!(
+            "SKIPPED: needs `ulimit -n` of at least {} (scripts/test.sh raises it)",
+            N + 1000
+        );
+        return;
+    }
+    let o = Origin::start();
+    let e = Edge::start(
+        "idle-memory",
+        &config(o.addr, "header_timeout = \"120s\"\nmax_connections_per_ip = 200\nmax_connections_per_prefix = 2000", "")
+            .replace("path = \"ACCESS_LOG\"", "path = \"off\""),
+    );
+    // Warm up: a few requests so that pools and buffers of the normal path exist.
+    for _ in 0..50 {
+        assert_eq!(http_get(e.addr, "/healthz", &[]).0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let base = rss_bytes(e.child.id());
+    let mut held = Vec::with_capacity(N);
+    for i in 0..N {
+        let ip = Ipv4Addr::new(127, 3, (i / 1000) as u8, (i % 1000 / 10 + 1) as u8);
+        let mut s = connect_from(IpAddr::V4(ip), e.addr).unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            .unwrap();
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(e.metric("levee_open_connections"), N as f64);
+    let loaded = rss_bytes(e.child.id());
+    let extra = loaded.saturating_sub(base);
+    eprintln!(
+        "idle-connection memory: baseline {} KiB, with {N} slow clients {} KiB, extra {} KiB ({} bytes per connection)",
+        base / 1024,
+        loaded / 1024,
+        extra / 1024,
+        extra / N as u64
+    );
+    assert!(
+        extra <= 64 * 1024 * 1024,
+        "10k idle connections cost {} MiB",
+        extra >> 20
+    );
+    drop(held);
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the real clients the tests drive (Debian packages). Safe to re-run:
+# it installs only what is missing. Needs root (or sudo).
+set -euo pipefail
+# command -> Debian package
+declare -A PKG=(
+  [curl]=curl
+  [slowhttptest]=slowhttptest
+  [wrk]=wrk
+  [h2load]=nghttp2-client
+  [pgrep]=procps
+  [ss]=iproute2
+  [bc]=bc
+)
+missing=()
+for cmd in "${!PKG[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}")
+done
+if [ "${1:-}" = "--bench" ]; then
+  for cmd in nginx haproxy taskset; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$([ $cmd = taskset ] && echo util-linux || ([ $cmd = nginx ] && echo nginx-light || echo $cmd))")
+  done
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "Missing test tools: ${missing[*]}. Install them as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "Installing test tools: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
