@@ -445,11 +445,16 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let line = inner.span().map(|s| line_of(text, s.start));
+        let mut message = inner.message().trim().to_string();
+        if message.is_empty() {
+            // Some syntax errors carry no message of their own: say what a line needs.
+            message = "invalid TOML: expected `key = value`, a [table] or an [[array of tables]]".to_string();
+        }
         ConfigError {
             file: file.to_string(),
             line,
             path,
-            message: inner.message().trim().to_string(),
+            message,
         }
     })?;
     validate(&cfg).map_err(|(path, message)| ConfigError {
@@ -839,5 +844,14 @@ address = "127.0.0.1:3000"
         assert_eq!(split_host_port("::1:80"), None);
         assert_eq!(split_host_port(":80"), None);
         assert_eq!(split_host_port("a:99999"), None);
+    }
+}
+#[cfg(test)]
+mod fuzz_regressions {
+    #[test]
+    fn missing_value_has_a_message() {
+        let e = super::parse("f.toml", "0 = ").unwrap_err();
+        assert!(!e.message.is_empty(), "{e:?}");
+        assert_eq!(e.line, Some(1));
     }
 }
