@@ -448,7 +448,8 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let mut message = inner.message().trim().to_string();
         if message.is_empty() {
             // Some syntax errors carry no message of their own: say what a line needs.
-            message = "invalid TOML: expected `key = value`, a [table] or an [[array of tables]]".to_string();
+            message = "invalid TOML: expected `key = value`, a [table] or an [[array of tables]]"
+                .to_string();
         }
         ConfigError {
             file: file.to_string(),

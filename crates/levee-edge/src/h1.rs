@@ -241,8 +241,12 @@ where
     };
     let mut served: u32 = 0;
     let mut out: Vec<u8> = Vec::new();
+    // One shutdown watcher for the connection's life, registered once.
+    let mut shutdown_rx = shared.shutdown.clone();
+    let shutdown = shutdown_rx.changed();
+    tokio::pin!(shutdown);
     loop {
-        let state = shared.state.load_full();
+        let state = shared.state.load();
         let limits = &state.cfg.limits;
         // 1. The first byte of the next request, within the idle timeout.
         if buf.is_empty() {
@@ -251,16 +255,16 @@ where
             } else {
                 limits.idle_timeout.as_duration()
             };
-            let mut shutdown = shared.shutdown.clone();
-            if *shutdown.borrow() {
+            if shared.shutting_down() {
                 return;
             }
             if buf.capacity() - buf.len() < 512 {
                 buf.reserve(2048);
             }
             let r = tokio::select! {
+                biased;
                 r = tokio::time::timeout(wait, io.read_buf(&mut buf)) => r,
-                _ = shutdown.changed() => return,
+                _ = &mut shutdown => return,
             };
             match r {
                 Err(_) => {

@@ -77,6 +77,8 @@ pub struct Shared {
     pub tracker: Arc<ConnTracker>,
     pub marks: Mutex<Marks>,
     pub shutdown: watch::Receiver<bool>,
+    /// Set with `shutdown`; cheap to read on every request.
+    stopping: std::sync::atomic::AtomicBool,
     pub started: Instant,
     pub listen: Vec<SocketAddr>,
     generation: AtomicU64,
@@ -124,7 +126,7 @@ impl Shared {
     }
 
     pub fn shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
+        self.stopping.load(Ordering::Relaxed)
     }
 }
 
@@ -236,6 +238,7 @@ impl Edge {
             tracker,
             marks: Mutex::new(Marks::new(10_000)),
             shutdown: shutdown_rx,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
             listen: listen.clone(),
             generation: AtomicU64::new(0),
@@ -269,6 +272,7 @@ impl Edge {
     /// (HTTP/2: GOAWAY), and wait for them up to `drain`. Returns the number
     /// of connections still open at the deadline.
     pub async fn shutdown(self, drain: Duration) -> u32 {
+        self.shared.stopping.store(true, Ordering::Relaxed);
         let _ = self.shutdown_tx.send(true);
         for t in &self.tasks {
             t.abort();

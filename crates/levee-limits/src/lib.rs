@@ -247,7 +247,7 @@ mod tests {
         for _ in 0..6 {
             others.push(t.try_acquire(c).ok());
         }
-        assert_eq!(t.open(), 6);
+        assert_eq!(t.open(), 5);
         assert_eq!(others.iter().filter(|p| p.is_some()).count(), 2);
     }
 
