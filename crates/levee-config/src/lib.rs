@@ -856,3 +856,15 @@ mod fuzz_regressions {
         assert_eq!(e.line, Some(1));
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../../levee.example.toml");
+        let c = super::parse("levee.example.toml", text).unwrap();
+        assert_eq!(c.site.len(), 2);
+        assert_eq!(c.listener.len(), 2);
+        assert_eq!(c.site[1].balance, super::Balance::LeastOutstanding);
+    }
+}

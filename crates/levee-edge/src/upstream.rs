@@ -577,7 +577,39 @@ pub async fn forward<B: BodySource>(
     head_request: bool,
     metrics: &Metrics,
 ) -> Result<Exchange, ProxyError> {
-    let origin = site.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
+    // A request without a body that failed before the origin sent a byte is
+    // tried on another origin (at most three in all).
+    let attempts = site.origins.len().clamp(1, 3);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last = ProxyError::Unavailable;
+    for attempt in 0..attempts {
+        let mut origin = site.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
+        for _ in 0..site.origins.len() {
+            if !tried.contains(&(Arc::as_ptr(&origin) as usize)) {
+                break;
+            }
+            origin = site.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
+        }
+        tried.push(Arc::as_ptr(&origin) as usize);
+        match forward_to(origin, head, framing, body, head_request, metrics).await {
+            Err(ProxyError::Unavailable) if framing == SendFraming::None && attempt + 1 < attempts => {
+                metrics.origin_retries.fetch_add(1, Ordering::Relaxed);
+                last = ProxyError::Unavailable;
+            }
+            other => return other,
+        }
+    }
+    Err(last)
+}
+
+async fn forward_to<B: BodySource>(
+    origin: Arc<Origin>,
+    head: &[u8],
+    framing: SendFraming,
+    body: &mut B,
+    head_request: bool,
+    metrics: &Metrics,
+) -> Result<Exchange, ProxyError> {
     let permit = origin.admit().await?;
     metrics.origin_requests.fetch_add(1, Ordering::Relaxed);
     origin.requests.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ mod h2_ping_flood;
 mod h2_rapid_reset;
 mod idle_memory;
 mod malformed;
+mod origin_health;
 mod origin_protection;
 mod proxying;
 mod reload;
