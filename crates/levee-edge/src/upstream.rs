@@ -592,7 +592,9 @@ pub async fn forward<B: BodySource>(
         }
         tried.push(Arc::as_ptr(&origin) as usize);
         match forward_to(origin, head, framing, body, head_request, metrics).await {
-            Err(ProxyError::Unavailable) if framing == SendFraming::None && attempt + 1 < attempts => {
+            Err(ProxyError::Unavailable)
+                if framing == SendFraming::None && attempt + 1 < attempts =>
+            {
                 metrics.origin_retries.fetch_add(1, Ordering::Relaxed);
                 last = ProxyError::Unavailable;
             }

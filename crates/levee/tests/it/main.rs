@@ -3,11 +3,15 @@
 //! Each module is named after the attack or behaviour it checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access_log;
 mod admin_api;
 mod config_check;
 mod conn_flood;
+mod demo;
+mod fd_exhaustion;
 mod h2_continuation;
 mod h2_frames;
+mod h2_made_you_reset;
 mod h2_ping_flood;
 mod h2_rapid_reset;
 mod idle_memory;
@@ -136,11 +140,46 @@ impl Edge {
         let text = config_text.replace("ACCESS_LOG", &log.display().to_string());
         let config = dir.join("levee.toml");
         std::fs::write(&config, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_levee"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
+        cmd.arg("serve").arg("--config").arg(&config).args(args);
+        Self::spawn(cmd, dir, config)
+    }
+
+    /// Start with a file-descriptor limit (through the shell's `ulimit`).
+    pub fn start_limited(name: &str, config_text: &str, nofile: u32) -> Edge {
+        let dir = scratch(name);
+        let log = dir.join("access.log");
+        let text = config_text.replace("ACCESS_LOG", &log.display().to_string());
+        let config = dir.join("levee.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -n {nofile} && exec \"$0\" serve --config \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_levee"))
+            .arg(&config);
+        Self::spawn(cmd, dir, config)
+    }
+
+    /// `levee serve --demo` on free ports.
+    pub fn start_demo() -> Edge {
+        let dir = scratch("demo");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
+        cmd.args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ]);
+        let config = dir.join("none");
+        Self::spawn(cmd, dir, config)
+    }
+
+    fn spawn(mut cmd: Command, dir: PathBuf, config: PathBuf) -> Edge {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

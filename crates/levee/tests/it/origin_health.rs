@@ -30,8 +30,15 @@ fn status(e: &Edge) -> serde_json::Value {
 fn dead_origin_is_retried_around_then_marked_down() {
     let o = Origin::start();
     let dead = closed_port();
-    let text = config(o.addr, "", &format!("[[site.origin]]\naddress = \"{dead}\"\n"))
-        .replace("name = \"test\"\n", "name = \"test\"\npassive_failures = 2\npassive_cooldown = \"30s\"\n");
+    let text = config(
+        o.addr,
+        "",
+        &format!("[[site.origin]]\naddress = \"{dead}\"\n"),
+    )
+    .replace(
+        "name = \"test\"\n",
+        "name = \"test\"\npassive_failures = 2\npassive_cooldown = \"30s\"\n",
+    );
     let e = Edge::start("origin-dead", &text);
     for _ in 0..20 {
         assert_eq!(http_get(e.addr, "/healthz", &[]).0, 200);
@@ -39,7 +46,10 @@ fn dead_origin_is_retried_around_then_marked_down() {
     assert!(e.metric("levee_origin_retries_total") >= 1.0);
     let st = status(&e);
     let origins = st["sites"][0]["origins"].as_array().unwrap();
-    let d = origins.iter().find(|x| x["address"] == dead.to_string()).unwrap();
+    let d = origins
+        .iter()
+        .find(|x| x["address"] == dead.to_string())
+        .unwrap();
     assert_eq!(d["up"], false, "{st}");
 }
 
@@ -53,17 +63,27 @@ fn silent_origin_is_found_by_active_checks() {
     loop {
         let st = status(&e);
         let origins = st["sites"][0]["origins"].as_array().unwrap().clone();
-        let h = origins.iter().find(|x| x["address"] == hole.to_string()).unwrap().clone();
+        let h = origins
+            .iter()
+            .find(|x| x["address"] == hole.to_string())
+            .unwrap()
+            .clone();
         if h["up"] == false {
             assert_eq!(h["active_check_healthy"], false);
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(3), "silent origin never marked down: {st}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "silent origin never marked down: {st}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let t = Instant::now();
     for _ in 0..20 {
         assert_eq!(http_get(e.addr, "/healthz", &[]).0, 200);
     }
-    assert!(t.elapsed() < Duration::from_secs(2), "requests went to the silent origin");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "requests went to the silent origin"
+    );
 }

@@ -70,3 +70,70 @@ fn sni_alpn_and_handshake_deadline() {
     assert!(start.elapsed() >= Duration::from_millis(900));
     assert_eq!(e.defense("tls_handshake_timeout"), 1.0);
 }
+
+#[test]
+fn tls_to_the_origin_is_verified() {
+    let o = Origin::start();
+    let dir = scratch("tls-origin");
+    let (ca, ka) = cert(&dir, "a.test");
+    // B: a TLS edge in front of the origin, playing a TLS origin for A.
+    let b_text = config(
+        o.addr,
+        "",
+        &format!(
+            "\n[[tls.certificate]]\nserver_names = [\"a.test\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+            ca.display(),
+            ka.display()
+        ),
+    )
+    .replace(
+        "address = \"127.0.0.1:0\"\n\n[admin]",
+        "address = \"127.0.0.1:0\"\ntls = true\n\n[admin]",
+    )
+    .replace(
+        "hosts = [\"localhost\", \"127.0.0.1\", \"test.levee\"]",
+        "hosts = [\"a.test\"]",
+    );
+    let b = Edge::start("tls-origin-b", &b_text);
+    // A: plain HTTP in front, speaking TLS to B and verifying B's certificate.
+    let a_text = config(b.addr, "", "")
+        .replace(
+            "hosts = [\"localhost\", \"127.0.0.1\", \"test.levee\"]",
+            "hosts = [\"a.test\"]",
+        )
+        .replace(
+            &format!("address = \"{}\"", b.addr),
+            &format!(
+                "address = \"{}\"\ntls = true\nserver_name = \"a.test\"\nca_file = \"{}\"",
+                b.addr,
+                ca.display()
+            ),
+        );
+    let a = Edge::start("tls-origin-a", &a_text);
+    let (resp, _) = raw(
+        a.addr,
+        b"GET /api/members/3 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(
+        resp.starts_with("HTTP/1.1 200") && resp.contains("\"id\":3"),
+        "{resp}"
+    );
+    let log = b.access_log(1);
+    assert_eq!(log[0]["tls"], "TLSv1.3");
+    // A's X-Forwarded-Proto to B is http (the client spoke plain HTTP to A); B sees A as the client.
+    // An origin whose certificate does not verify is unavailable, never silently trusted.
+    let (_, other_key) = cert(&dir, "other.test");
+    let _ = other_key;
+    let bad_text = a_text.replace(
+        &format!("ca_file = \"{}\"", ca.display()),
+        &format!("ca_file = \"{}\"", dir.join("other.test.pem").display()),
+    );
+    let bad = Edge::start("tls-origin-bad", &bad_text);
+    let (resp, _) = raw(
+        bad.addr,
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(resp.starts_with("HTTP/1.1 502"), "{resp}");
+}
