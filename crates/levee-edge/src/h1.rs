@@ -268,11 +268,13 @@ where
             };
             match r {
                 Err(_) => {
-                    shared.metrics.defend(if served == 0 {
-                        Reason::HeaderTimeout
+                    if served == 0 {
+                        // Connected and never sent a byte: a connection-flood bot.
+                        let tls = peer.tls.as_ref().map(|t| t.version);
+                        shared.refuse_connection(peer.ip, Reason::HeaderTimeout, tls, "http/1.1");
                     } else {
-                        Reason::IdleTimeout
-                    });
+                        shared.metrics.defend(Reason::IdleTimeout);
+                    }
                     return;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return,

@@ -150,11 +150,21 @@ where
     let mut conn = match hs {
         Ok(Ok(c)) => c,
         Ok(Err(_)) => {
-            shared.metrics.defend(Reason::H2ProtocolError);
+            shared.refuse_connection(
+                peer.ip,
+                Reason::H2ProtocolError,
+                peer.tls.as_ref().map(|t| t.version),
+                "h2",
+            );
             return;
         }
         Err(_) => {
-            shared.metrics.defend(Reason::HeaderTimeout);
+            shared.refuse_connection(
+                peer.ip,
+                Reason::HeaderTimeout,
+                peer.tls.as_ref().map(|t| t.version),
+                "h2",
+            );
             return;
         }
     };
@@ -223,7 +233,6 @@ where
         }
     }
     if let Some(f) = flood {
-        shared.metrics.defend(Reason::H2(f));
         shared.metrics.defend(Reason::H2Goaway);
         shared.mark(peer.ip, f.label());
         conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
@@ -236,28 +245,14 @@ where
             }
         })
         .await;
-        log_refusal(&shared, &peer, 0, Verdict::Block, f.label());
+        let proto = if peer.tls.is_some() { "h2" } else { "h2c" };
+        shared.refuse_connection(
+            peer.ip,
+            Reason::H2(f),
+            peer.tls.as_ref().map(|t| t.version),
+            proto,
+        );
     }
-}
-
-fn log_refusal(shared: &Shared, peer: &Peer, status: u16, verdict: Verdict, reason: &'static str) {
-    shared.log.log(&LogLine {
-        ts_ms: unix_ms(),
-        client: peer.ip,
-        site: "",
-        method: "",
-        path: "",
-        status,
-        bytes_in: 0,
-        bytes_out: 0,
-        duration_us: 0,
-        origin_us: None,
-        verdict,
-        reason,
-        tls: peer.tls.as_ref().map(|t| t.version),
-        proto: if peer.tls.is_some() { "h2" } else { "h2c" },
-        request_id: "",
-    });
 }
 
 /// A request body on an HTTP/2 stream.

@@ -125,6 +125,35 @@ impl Shared {
             .mark(ip, reason, clock::now_ms());
     }
 
+    /// Count a refusal that happened before any request (a connection cap, a
+    /// handshake deadline, a protocol flood) and write its access-log line.
+    pub fn refuse_connection(
+        &self,
+        ip: std::net::IpAddr,
+        reason: metrics::Reason,
+        tls: Option<&'static str>,
+        proto: &'static str,
+    ) {
+        self.metrics.defend(reason);
+        self.log.log(&accesslog::LogLine {
+            ts_ms: clock::unix_ms(),
+            client: ip,
+            site: "",
+            method: "",
+            path: "",
+            status: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_us: 0,
+            origin_us: None,
+            verdict: Verdict::Block,
+            reason: reason.label(),
+            tls,
+            proto,
+            request_id: "",
+        });
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
     }

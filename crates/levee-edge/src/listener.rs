@@ -117,8 +117,8 @@ pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Share
             match shared.tracker.try_acquire(ip) {
                 Ok(p) => Some(p),
                 Err(c) => {
-                    shared.metrics.defend(cap_reason(c));
                     refuse(sock);
+                    shared.refuse_connection(ip, cap_reason(c), None, "tcp");
                     continue;
                 }
             }
@@ -166,14 +166,14 @@ async fn connection(
                     Ok(Some(h)) => break h,
                     Ok(None) => {}
                     Err(_) => {
-                        shared.metrics.defend(Reason::ProxyHeaderBad);
+                        shared.refuse_connection(peer.ip, Reason::ProxyHeaderBad, None, "tcp");
                         return;
                     }
                 }
                 buf.reserve(512);
                 match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
                     Err(_) => {
-                        shared.metrics.defend(Reason::ProxyHeaderTimeout);
+                        shared.refuse_connection(peer.ip, Reason::ProxyHeaderTimeout, None, "tcp");
                         return;
                     }
                     Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -188,8 +188,8 @@ async fn connection(
             match shared.tracker.try_acquire(peer.ip) {
                 Ok(p) => p,
                 Err(c) => {
-                    shared.metrics.defend(cap_reason(c));
                     refuse(sock);
+                    shared.refuse_connection(peer.ip, cap_reason(c), None, "tcp");
                     return;
                 }
             }
@@ -209,7 +209,7 @@ async fn connection(
             buf.reserve(1024);
             match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
                 Err(_) => {
-                    shared.metrics.defend(Reason::HeaderTimeout);
+                    shared.refuse_connection(peer.ip, Reason::HeaderTimeout, None, "http/1.1");
                     return;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -253,11 +253,11 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
     .await;
     let stream = match hs {
         Err(_) => {
-            shared.metrics.defend(Reason::TlsHandshakeTimeout);
+            shared.refuse_connection(peer.ip, Reason::TlsHandshakeTimeout, None, "tls");
             return;
         }
         Ok(Err(_)) => {
-            shared.metrics.defend(Reason::TlsHandshakeFailed);
+            shared.refuse_connection(peer.ip, Reason::TlsHandshakeFailed, None, "tls");
             return;
         }
         Ok(Ok(s)) => s,

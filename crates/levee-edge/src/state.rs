@@ -163,6 +163,50 @@ pub fn normalize_host(host: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn state(balance: &str) -> State {
+        let text = format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[[site]]\nname = \"s\"\nhosts = [\"a\"]\nbalance = \"{balance}\"\n[[site.origin]]\naddress = \"127.0.0.1:1\"\n[[site.origin]]\naddress = \"127.0.0.1:2\"\n[[site.origin]]\naddress = \"127.0.0.1:3\"\n"
+        );
+        State::build(levee_config::parse("t", &text).unwrap(), None, 0).unwrap()
+    }
+
+    #[test]
+    fn round_robin_and_least_outstanding() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let st = state("round-robin");
+            let site = &st.sites[0];
+            let picks: Vec<String> = (0..6)
+                .map(|_| site.pick(0).unwrap().address.clone())
+                .collect();
+            assert_eq!(picks[0..3], picks[3..6]);
+            let mut first: Vec<&String> = picks[0..3].iter().collect();
+            first.sort();
+            first.dedup();
+            assert_eq!(first.len(), 3);
+
+            let st = state("least-outstanding");
+            let site = &st.sites[0];
+            // Busy origins 1 and 2: least-outstanding picks origin 3.
+            let p1 = site.origins[0].admit().await.unwrap();
+            let p2 = site.origins[1].admit().await.unwrap();
+            let p2b = site.origins[1].admit().await.unwrap();
+            for _ in 0..5 {
+                assert_eq!(site.pick(0).unwrap().address, "127.0.0.1:3");
+            }
+            drop((p1, p2, p2b));
+            // An origin failing its active checks is skipped while others are up.
+            site.origins[2]
+                .healthy
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            for _ in 0..5 {
+                assert_ne!(site.pick(0).unwrap().address, "127.0.0.1:3");
+            }
+        });
+    }
+
     #[test]
     fn hosts_normalize() {
         assert_eq!(normalize_host(b"Example.ORG:8080"), "example.org");

@@ -46,6 +46,19 @@ fn per_address_and_per_prefix_caps() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert_eq!(e.defense("conn_cap_ip"), 25.0);
     assert_eq!(e.defense("conn_cap_prefix"), 23.0);
+    // Each refusal is in the access log too.
+    let log = e.access_log(49);
+    let capped = log
+        .iter()
+        .filter(|l| l["reason"] == "conn_cap_ip" && l["client"] == "127.0.3.2")
+        .count();
+    assert_eq!(capped, 25);
+    assert_eq!(
+        log.iter()
+            .filter(|l| l["reason"] == "conn_cap_prefix")
+            .count(),
+        23
+    );
 }
 
 #[test]

@@ -188,3 +188,38 @@ fn drill_opt_in_is_answered_by_the_edge() {
     assert_eq!((status, body.as_str()), (200, "drill-me\n"));
     assert!(!o.saw("levee-drill"));
 }
+
+#[test]
+fn keep_alive_limits_idle_timeout_and_requests_per_connection() {
+    let o = Origin::start();
+    let e = Edge::start(
+        "proxy-keepalive",
+        &config(
+            o.addr,
+            "idle_timeout = \"1s\"\nmax_requests_per_connection = 3",
+            "",
+        ),
+    );
+    // Four pipelined requests: the third is answered with `connection: close`, the fourth never.
+    let mut s = TcpStream::connect(e.addr).unwrap();
+    let req = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(4);
+    s.write_all(req.as_bytes()).unwrap();
+    let (resp, closed) = read_until_close(&mut s, Duration::from_secs(3));
+    assert!(closed);
+    assert_eq!(resp.matches("HTTP/1.1 200").count(), 3, "{resp}");
+    assert_eq!(resp.matches("connection: close").count(), 1, "{resp}");
+    assert_eq!(e.defense("max_requests_per_connection"), 1.0);
+    // An idle keep-alive connection is closed after idle_timeout.
+    let mut s = TcpStream::connect(e.addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let (resp, closed) = read_until_close(&mut s, Duration::from_secs(4));
+    assert!(closed && resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let idle = start.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_millis(2500),
+        "closed after {idle:?}"
+    );
+    assert_eq!(e.defense("idle_timeout"), 1.0);
+}
