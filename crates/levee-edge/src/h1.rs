@@ -233,7 +233,7 @@ impl Ctx<'_> {
 /// Serve an HTTP/1 connection. `buf` holds bytes already read from it.
 pub async fn serve<S>(mut io: S, mut buf: BytesMut, peer: Peer, shared: Arc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + crate::listener::Abortable,
 {
     let ctx = Ctx {
         shared: &shared,
@@ -396,7 +396,7 @@ async fn handle<S>(
     out: &mut Vec<u8>,
 ) -> Flow
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + crate::listener::Abortable,
 {
     let shared = ctx.shared;
     let peer = ctx.peer;
@@ -675,6 +675,7 @@ where
     }
     let (verdict, reason) = match failed {
         Some(Fail::TooSlow) => {
+            io.reset_on_close();
             shared.metrics.defend(Reason::SendTooSlow);
             (Verdict::Block, Reason::SendTooSlow.label())
         }

@@ -285,6 +285,25 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
     }
 }
 
+/// Connections the edge can close abortively: a reset instead of a FIN, so
+/// that the kernel drops what is still queued for a client that does not
+/// read (slow read) instead of holding it until the client drains it.
+pub trait Abortable {
+    fn reset_on_close(&self);
+}
+
+impl Abortable for Rewind<TcpStream> {
+    fn reset_on_close(&self) {
+        let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+    }
+}
+
+impl Abortable for tokio_rustls::server::TlsStream<Rewind<TcpStream>> {
+    fn reset_on_close(&self) {
+        self.get_ref().0.reset_on_close();
+    }
+}
+
 /// A stream that first replays bytes already read from it.
 pub struct Rewind<S> {
     prefix: Bytes,

@@ -13,6 +13,7 @@
 //! - `GET /api/members/{id}` fake personal records, ids 1..=1000
 //! - `GET /healthz`; `GET /echo` (the request head and body back, for tests);
 //!   `GET /big?bytes=N`; `GET /delay?ms=N`; `GET /ws` (WebSocket echo)
+//! - `GET /__origin/stats`: the counters as JSON, for drills (not counted)
 
 use levee_http::chunked;
 use levee_http::h1::{self, Framing, HeadLimits, Parsed};
@@ -23,6 +24,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The origin's own counters as JSON, read directly (never through the edge).
+pub const STATS_PATH: &[u8] = b"/__origin/stats";
 
 /// What reached the origin.
 #[derive(Debug, Default)]
@@ -121,6 +125,19 @@ async fn conn(mut sock: TcpStream, stats: Arc<Stats>) {
                 Ok(n) => buf.extend_from_slice(&tmp[..n]),
             }
         };
+        if &buf[head.path.clone()] == STATS_PATH {
+            // The drill's view of the origin: not counted as traffic.
+            let body = format!(
+                "{{\"requests\":{},\"in_flight\":{},\"max_in_flight\":{},\"connections\":{}}}\n",
+                stats.requests.load(Ordering::Relaxed),
+                stats.in_flight.load(Ordering::Relaxed),
+                stats.max_in_flight.load(Ordering::Relaxed),
+                stats.connections.load(Ordering::Relaxed)
+            );
+            let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = sock.write_all(resp.as_bytes()).await;
+            return;
+        }
         stats.requests.fetch_add(1, Ordering::Relaxed);
         let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
@@ -179,6 +196,29 @@ async fn conn(mut sock: TcpStream, stats: Arc<Stats>) {
             let (mut r, mut w) = sock.split();
             let _ = tokio::io::copy(&mut r, &mut w).await;
             return;
+        }
+        if path == "/big" && method == "GET" {
+            // Streamed from a static buffer: large responses cost no memory.
+            let n: u64 = query_param(query, "bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1 << 20);
+            let resp_head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {n}\r\n\r\n");
+            if sock.write_all(resp_head.as_bytes()).await.is_err() {
+                return;
+            }
+            static CHUNK: [u8; 65536] = [b'x'; 65536];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(CHUNK.len() as u64) as usize;
+                if sock.write_all(&CHUNK[..k]).await.is_err() {
+                    return;
+                }
+                left -= k as u64;
+            }
+            if !head.keep_alive {
+                return;
+            }
+            continue;
         }
         let (status, ctype, body_out): (u16, &str, Vec<u8>) =
             route(&method, path, query, &raw_head, &body).await;

@@ -42,6 +42,53 @@ enum Cmd {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Rehearse an attack against your own edge (which must opt in) and measure
+    /// what legitimate users felt.
+    Drill {
+        /// The edge to drill, e.g. http://127.0.0.1:8080/
+        #[arg(long)]
+        target: String,
+        /// A built-in scenario (http-flood, carpet-bomb, cache-bust, dogpile,
+        /// conn-flood, slowloris, slow-post, slow-read, malformed, mixed) or a TOML file.
+        #[arg(long)]
+        scenario: String,
+        /// How long the attack lasts, in seconds.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Seconds of legitimate traffic alone before the attack.
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Attack requests per second in all (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// The edge's drill token (`[drill] token`); optional for loopback targets.
+        #[arg(long, env = "LEVEE_DRILL_TOKEN")]
+        token: Option<String>,
+        /// Stop after this many attack requests.
+        #[arg(long, default_value_t = 50_000_000)]
+        max_requests: u64,
+        /// The edge's admin address, to chart its CPU and memory.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// The origin's address, if it is Levee's demo origin, to count what reached it.
+        #[arg(long)]
+        origin: Option<SocketAddr>,
+        /// Number of legitimate clients (default: the scenario's).
+        #[arg(long)]
+        legit: Option<u32>,
+        /// Write the JSON result here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// A condition that must hold, e.g. 'legit_success>=0.999' (repeatable).
+        #[arg(long)]
+        expect: Vec<String>,
+        /// Threads for the drill's clients (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
     /// Validate a configuration file without starting anything.
     Check {
         #[arg(long, short)]
@@ -60,6 +107,37 @@ fn main() {
             workers,
         } => serve(config, demo, listen, admin, workers),
         Cmd::Check { config } => check(&config),
+        Cmd::Drill {
+            target,
+            scenario,
+            duration,
+            warmup,
+            rate,
+            token,
+            max_requests,
+            admin,
+            origin,
+            legit,
+            json,
+            html,
+            expect,
+            workers,
+        } => drill(DrillArgs {
+            target,
+            scenario,
+            duration,
+            warmup,
+            rate,
+            token,
+            max_requests,
+            admin,
+            origin,
+            legit,
+            json,
+            html,
+            expect,
+            workers,
+        }),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
@@ -178,4 +256,91 @@ async fn wait_for_signals(edge: &levee_edge::Edge) -> Result<()> {
             _ = int.recv() => return Ok(()),
         }
     }
+}
+
+struct DrillArgs {
+    target: String,
+    scenario: String,
+    duration: u64,
+    warmup: u64,
+    rate: Option<u32>,
+    token: Option<String>,
+    max_requests: u64,
+    admin: Option<SocketAddr>,
+    origin: Option<SocketAddr>,
+    legit: Option<u32>,
+    json: Option<PathBuf>,
+    html: Option<PathBuf>,
+    expect: Vec<String>,
+    workers: Option<usize>,
+}
+
+fn drill(a: DrillArgs) -> Result<()> {
+    let scenario = if a.scenario.ends_with(".toml") || Path::new(&a.scenario).exists() {
+        let text = std::fs::read_to_string(&a.scenario)
+            .with_context(|| format!("cannot read the scenario file {}", a.scenario))?;
+        levee_drill::scenario::parse(&a.scenario, &text)?
+    } else {
+        levee_drill::scenario::built_in(&a.scenario)?
+    };
+    let expects = a
+        .expect
+        .iter()
+        .map(|e| levee_drill::expect::parse(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(w) = a.workers {
+        rt.worker_threads(w.max(1));
+    }
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let opts = levee_drill::Options {
+        target: a.target,
+        scenario,
+        duration: Duration::from_secs(a.duration),
+        warmup: Duration::from_secs(a.warmup),
+        rate: a.rate,
+        token: a.token,
+        max_requests: a.max_requests,
+        admin: a.admin,
+        origin: a.origin,
+        legit_clients: a.legit,
+        staff_token: None,
+        live: true,
+    };
+    eprintln!(
+        "levee drill: {} against {} for {} s (+{} s warm-up)",
+        opts.scenario.name, opts.target, a.duration, a.warmup
+    );
+    let mut report = rt.block_on(levee_drill::run(opts))?;
+    let mut failed = Vec::new();
+    for e in &expects {
+        let verdict = e.check(&report.summary)?;
+        report
+            .expectations
+            .push((e.text.clone(), verdict.is_none()));
+        if let Some(why) = verdict {
+            failed.push(why);
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report.summary).unwrap_or_default()
+    );
+    if let Some(p) = &a.json {
+        std::fs::write(p, report.to_json())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &a.html {
+        std::fs::write(p, report.to_html())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        eprintln!("levee drill: report written to {}", p.display());
+    }
+    rt.shutdown_timeout(Duration::from_millis(200));
+    if !failed.is_empty() {
+        bail!("expectations failed:\n  {}", failed.join("\n  "));
+    }
+    Ok(())
 }

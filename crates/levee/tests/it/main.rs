@@ -8,6 +8,7 @@ mod admin_api;
 mod config_check;
 mod conn_flood;
 mod demo;
+mod drill;
 mod fd_exhaustion;
 mod h2_continuation;
 mod h2_frames;

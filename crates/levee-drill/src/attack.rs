@@ -1,0 +1,479 @@
+//! The attack clients: each group of bots in a scenario becomes a set of
+//! tasks, each bound to bot addresses in 127.0.0.0/8 so that the edge sees
+//! many distinct clients. Every loop stops at the drill's deadline or when
+//! the drill's request budget is spent.
+
+use crate::scenario::{Attack, Kind};
+use crate::stats::{classify, Field, Timeline};
+use bytes::BytesMut;
+use levee_http::chunked;
+use levee_http::h1::{parse_response, Framing, Parsed};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+/// What every attack and legitimate task shares.
+pub struct Ctx {
+    pub target: SocketAddr,
+    /// The Host header to send.
+    pub host: String,
+    pub timeline: Arc<Timeline>,
+    pub start: Instant,
+    pub end: Instant,
+    /// Requests (or connections) sent so far, all attack tasks together.
+    pub sent: AtomicU64,
+    pub max_requests: u64,
+    /// Bind bots to 127.x.y.z sources (only when the target is on loopback).
+    pub spread_sources: bool,
+}
+
+impl Ctx {
+    pub fn sec(&self) -> usize {
+        self.start.elapsed().as_secs() as usize
+    }
+    pub fn running(&self) -> bool {
+        Instant::now() < self.end && self.sent.load(Ordering::Relaxed) < self.max_requests
+    }
+    fn count_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.timeline.add(self.sec(), Field::AttackSent, 1);
+    }
+    fn count(&self, f: Field) {
+        self.timeline.add(self.sec(), f, 1);
+    }
+}
+
+/// The address of bot `i` of attack group `group`: 127.(10+…).x.y, `per_prefix` bots per /24.
+pub fn bot_addr(group: usize, i: u32, per_prefix: u32) -> IpAddr {
+    let per = per_prefix.clamp(1, 250);
+    let prefix = i / per;
+    let host = (i % per) + 1;
+    let second = 10 + (group as u32 * 24) + prefix / 256;
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        (second % 200) as u8 + 10,
+        (prefix % 256) as u8,
+        host as u8,
+    ))
+}
+
+/// Connect from `src` (when sources are spread) to the target.
+pub async fn connect(ctx: &Ctx, src: IpAddr, rcvbuf: Option<u32>) -> std::io::Result<TcpStream> {
+    let sock = TcpSocket::new_v4()?;
+    if let Some(n) = rcvbuf {
+        sock.set_recv_buffer_size(n)?;
+    }
+    if ctx.spread_sources {
+        sock.bind(SocketAddr::new(src, 0))?;
+    }
+    let s = tokio::time::timeout(Duration::from_secs(3), sock.connect(ctx.target))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// Start every task of one attack group.
+pub fn spawn(ctx: Arc<Ctx>, group: usize, a: Attack, tasks: &mut Vec<tokio::task::JoinHandle<()>>) {
+    let a = Arc::new(a);
+    for j in 0..a.connections {
+        let ctx = Arc::clone(&ctx);
+        let a = Arc::clone(&a);
+        tasks.push(tokio::spawn(async move {
+            match a.kind {
+                Kind::Http => http_bot(&ctx, group, &a, j).await,
+                Kind::ConnFlood => conn_flood_bot(&ctx, group, &a, j).await,
+                Kind::Slowloris | Kind::SlowPost | Kind::SlowRead => {
+                    slow_bot(&ctx, group, &a, j).await
+                }
+                Kind::Malformed => malformed_bot(&ctx, group, &a, j).await,
+            }
+        }));
+    }
+}
+
+/// A tiny xorshift generator for query strings (not for anything secret).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn build_request(
+    a: &Attack,
+    ctx: &Ctx,
+    n: u64,
+    cookie: &Option<String>,
+    rng: &mut Rng,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let path = &a.paths[(n as usize) % a.paths.len()];
+    out.extend_from_slice(a.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    if a.cache_bust {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        out.extend_from_slice(format!("{sep}_={:x}", rng.next()).as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let ua = &a.user_agents[(n as usize) % a.user_agents.len()];
+    let host = format!("Host: {}\r\n", ctx.host);
+    let ua_line = format!("User-Agent: {ua}\r\n");
+    if a.ua_before_host {
+        out.extend_from_slice(ua_line.as_bytes());
+        out.extend_from_slice(host.as_bytes());
+    } else {
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(ua_line.as_bytes());
+    }
+    out.extend_from_slice(b"Accept: */*\r\nConnection: keep-alive\r\n");
+    if let Some(c) = cookie {
+        out.extend_from_slice(format!("Cookie: {c}\r\n").as_bytes());
+    }
+    if !a.body.is_empty() || a.method == "POST" {
+        out.extend_from_slice(
+            format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                a.body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(a.body.as_bytes());
+}
+
+/// A response as the drill needs it.
+pub struct Resp {
+    pub status: u16,
+    pub keep_alive: bool,
+    pub set_cookie: Option<String>,
+    pub challenge: bool,
+}
+
+/// Read one response (head and body) from `s`; `None` if the connection ended first.
+pub async fn read_response(
+    s: &mut TcpStream,
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Option<Resp> {
+    let head = loop {
+        match parse_response(buf, head_request, 64 * 1024) {
+            Ok(Parsed::Complete(h)) => break h,
+            Ok(Parsed::Partial) => {}
+            Err(_) => return None,
+        }
+        buf.reserve(8192);
+        match s.read_buf(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    };
+    let mut set_cookie = None;
+    let mut challenge = false;
+    for (n, v) in &head.headers {
+        let name = &buf[n.clone()];
+        if name.eq_ignore_ascii_case(b"set-cookie") && set_cookie.is_none() {
+            let v = String::from_utf8_lossy(&buf[v.clone()]).into_owned();
+            set_cookie = v.split(';').next().map(str::to_string);
+        } else if name.eq_ignore_ascii_case(b"x-levee-challenge") {
+            challenge = true;
+        }
+    }
+    let _ = buf.split_to(head.len);
+    match head.framing {
+        Framing::None => {}
+        Framing::Length(n) => {
+            let mut left = n as usize;
+            loop {
+                let take = left.min(buf.len());
+                let _ = buf.split_to(take);
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+                buf.reserve(16384);
+                match s.read_buf(buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        }
+        Framing::Chunked => {
+            let mut d = chunked::Decoder::new();
+            loop {
+                while !buf.is_empty() && !d.is_done() {
+                    let step = d.decode(buf).ok()?;
+                    let _ = buf.split_to(step.consumed);
+                    if step.consumed == 0 {
+                        break;
+                    }
+                }
+                if d.is_done() {
+                    break;
+                }
+                buf.reserve(16384);
+                match s.read_buf(buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        }
+        Framing::Close => {
+            while let Ok(n) = s.read_buf(buf).await {
+                if n == 0 {
+                    break;
+                }
+                buf.clear();
+            }
+        }
+    }
+    Some(Resp {
+        status: head.status,
+        keep_alive: head.keep_alive && head.framing != Framing::Close,
+        set_cookie,
+        challenge,
+    })
+}
+
+async fn http_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (u64::from(j) << 17) ^ group as u64);
+    let per_conn_requests = if a.sources > a.connections {
+        4
+    } else {
+        u64::MAX
+    };
+    let mut bot = j % a.sources;
+    let mut out = Vec::with_capacity(512);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut cookie: Option<String> = None;
+    let pace =
+        (a.rate > 0).then(|| Duration::from_secs_f64(f64::from(a.connections) / f64::from(a.rate)));
+    let mut n = u64::from(j);
+    'conn: while ctx.running() {
+        let src = bot_addr(group, bot, a.per_prefix);
+        bot = (bot + a.connections) % a.sources;
+        let mut s = match connect(ctx, src, None).await {
+            Ok(s) => s,
+            Err(_) => {
+                ctx.count_sent();
+                ctx.count(Field::AttackCut);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        buf.clear();
+        let mut on_conn = 0;
+        while ctx.running() && on_conn < per_conn_requests {
+            let t0 = Instant::now();
+            build_request(a, ctx, n, &cookie, &mut rng, &mut out);
+            n += 1;
+            on_conn += 1;
+            ctx.count_sent();
+            if s.write_all(&out).await.is_err() {
+                ctx.count(Field::AttackCut);
+                continue 'conn;
+            }
+            let r = tokio::time::timeout_at(
+                ctx.end + Duration::from_secs(1),
+                read_response(&mut s, &mut buf, a.method == "HEAD"),
+            )
+            .await;
+            match r {
+                Ok(Some(resp)) => {
+                    ctx.count(classify(resp.status, resp.challenge));
+                    if a.replay_cookies && resp.set_cookie.is_some() {
+                        cookie = resp.set_cookie;
+                    }
+                    if !resp.keep_alive {
+                        continue 'conn;
+                    }
+                }
+                _ => {
+                    ctx.count(Field::AttackCut);
+                    continue 'conn;
+                }
+            }
+            if let Some(p) = pace {
+                tokio::time::sleep_until(t0 + p).await;
+            }
+        }
+    }
+}
+
+/// Open and hold connections; count the edge cutting or refusing them.
+async fn conn_flood_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
+    let mut bot = j % a.sources;
+    while ctx.running() {
+        let src = bot_addr(group, bot, a.per_prefix);
+        bot = (bot + a.connections) % a.sources;
+        ctx.count_sent();
+        match connect(ctx, src, None).await {
+            Err(_) => ctx.count(Field::AttackCut),
+            Ok(mut s) => {
+                let mut b = [0u8; 1024];
+                match tokio::time::timeout_at(ctx.end, s.read(&mut b)).await {
+                    Err(_) => return, // held until the end
+                    Ok(Ok(n)) if n > 0 => ctx.count(Field::AttackBlocked),
+                    Ok(_) => ctx.count(Field::AttackCut),
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Slowloris, slow POST and slow read: start a request, then dribble.
+async fn slow_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
+    let mut bot = j % a.sources;
+    let path = &a.paths[j as usize % a.paths.len()];
+    while ctx.running() {
+        let src = bot_addr(group, bot, a.per_prefix);
+        bot = (bot + a.connections) % a.sources;
+        ctx.count_sent();
+        let rcvbuf = (a.kind == Kind::SlowRead).then_some(4096);
+        let Ok(mut s) = connect(ctx, src, rcvbuf).await else {
+            ctx.count(Field::AttackCut);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let head = match a.kind {
+            Kind::Slowloris => format!("GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: slowloris\r\n", ctx.host),
+            Kind::SlowPost => format!("POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n", ctx.host),
+            _ => format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", ctx.host),
+        };
+        if s.write_all(head.as_bytes()).await.is_err() {
+            ctx.count(Field::AttackCut);
+            continue;
+        }
+        let mut i = 0u32;
+        let outcome = loop {
+            if Instant::now() >= ctx.end {
+                // Did the edge close it meanwhile? (A slow reader sees the
+                // close only after the bytes before it.)
+                if closed_by_peer(&mut s).await {
+                    ctx.count(Field::AttackCut);
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            i += 1;
+            let w = match a.kind {
+                Kind::Slowloris => s.write_all(format!("X-{i}: {i}\r\n").as_bytes()).await,
+                Kind::SlowPost => s.write_all(b"a=bbbbbbbb").await,
+                _ => Ok(()),
+            };
+            if w.is_err() {
+                break Field::AttackCut;
+            }
+            // Read a little: the slow reader's whole point; the others see the edge's answer.
+            let mut b = [0u8; 64];
+            match tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break Field::AttackCut,
+                Ok(Ok(n)) if a.kind != Kind::SlowRead => {
+                    let text = String::from_utf8_lossy(&b[..n]);
+                    let status: u16 = text
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(0);
+                    break if status == 0 {
+                        Field::AttackCut
+                    } else {
+                        classify(status, false)
+                    };
+                }
+                _ => {}
+            }
+        };
+        ctx.count(outcome);
+    }
+}
+
+/// Read whatever is buffered, briefly: whether the peer has closed.
+async fn closed_by_peer(s: &mut TcpStream) -> bool {
+    let mut b = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_millis(300);
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The request-smuggling shapes and oversized heads the malformed scenario sends.
+pub fn malformed_requests(host: &str) -> Vec<String> {
+    vec![
+        format!("POST /m HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
+        format!("POST /m HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        format!("POST /m HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: xchunked\r\n\r\n"),
+        format!("POST /m HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding : chunked\r\n\r\n"),
+        format!("GET /m HTTP/1.1\r\nHost: {host}\r\nX-A: a\r\n folded\r\n\r\n"),
+        format!("GET /m HTTP/1.1\nHost: {host}\n\n"),
+        format!("GET /m HTTP/1.1\r\nHost: {host}\r\nHost: other\r\n\r\n"),
+        format!("GET /{} HTTP/1.1\r\nHost: {host}\r\n\r\n", "a".repeat(10_000)),
+        format!("GET /m HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000)),
+        format!("POST /m HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+    ]
+}
+
+async fn malformed_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
+    let shapes = malformed_requests(&ctx.host);
+    let mut bot = j % a.sources;
+    let mut k = j as usize;
+    while ctx.running() {
+        let src = bot_addr(group, bot, a.per_prefix);
+        bot = (bot + a.connections) % a.sources;
+        let req = &shapes[k % shapes.len()];
+        k += 1;
+        ctx.count_sent();
+        let Ok(mut s) = connect(ctx, src, None).await else {
+            ctx.count(Field::AttackCut);
+            continue;
+        };
+        if s.write_all(req.as_bytes()).await.is_err() {
+            ctx.count(Field::AttackCut);
+            continue;
+        }
+        let mut buf = BytesMut::with_capacity(4096);
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            read_response(&mut s, &mut buf, false),
+        )
+        .await
+        {
+            Ok(Some(r)) => ctx.count(classify(r.status, r.challenge)),
+            _ => ctx.count(Field::AttackCut),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bots_spread_over_prefixes() {
+        assert_eq!(bot_addr(0, 0, 16), "127.20.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            bot_addr(0, 15, 16),
+            "127.20.0.16".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(bot_addr(0, 16, 16), "127.20.1.1".parse::<IpAddr>().unwrap());
+        let mut all: Vec<IpAddr> = (0..4000).map(|i| bot_addr(1, i, 16)).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 4000);
+    }
+}

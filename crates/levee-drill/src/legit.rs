@@ -1,0 +1,99 @@
+//! Legitimate, browser-like clients: each from its own address, keeping
+//! cookies, fetching a page and then its assets, pausing between pages.
+//! Their success and latency are what a drill is about.
+
+use crate::attack::{connect, read_response, Ctx};
+use crate::stats::Field;
+use bytes::BytesMut;
+use hdrhistogram::Histogram;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+
+/// The address of legitimate client `i`: 127.250.x.y, far from the bots.
+pub fn legit_addr(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        250 + (i / 62500) as u8 % 5,
+        ((i / 250) % 250) as u8,
+        (i % 250 + 1) as u8,
+    ))
+}
+
+/// One legitimate visitor until the drill ends. Latencies go to `hist` (µs).
+pub async fn client(
+    ctx: Arc<Ctx>,
+    i: u32,
+    pages: Arc<Vec<String>>,
+    assets: Arc<Vec<String>>,
+    think: Duration,
+    staff_token: Option<String>,
+    hist: Arc<Mutex<Histogram<u64>>>,
+) {
+    let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).ok();
+    let mut cookie: Option<String> = None;
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut conn = None;
+    let mut n = i as usize;
+    // Stagger the start so that clients do not arrive in lock step.
+    tokio::time::sleep(Duration::from_millis(u64::from(i % 50) * 7)).await;
+    while Instant::now() < ctx.end {
+        let page = &pages[n % pages.len()];
+        n += 1;
+        for path in std::iter::once(page).chain(assets.iter()) {
+            if Instant::now() >= ctx.end {
+                break;
+            }
+            let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {BROWSER_UA}\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\nAccept-Language: en-GB,en;q=0.9\r\n", ctx.host);
+            if let Some(c) = &cookie {
+                req.push_str(&format!("Cookie: {c}\r\n"));
+            }
+            if let Some(t) = &staff_token {
+                req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+            }
+            req.push_str("\r\n");
+            let t0 = Instant::now();
+            let ok = async {
+                if conn.is_none() {
+                    conn = Some(connect(&ctx, legit_addr(i), None).await.ok()?);
+                    buf.clear();
+                }
+                let s = conn.as_mut()?;
+                s.write_all(req.as_bytes()).await.ok()?;
+                let r = read_response(s, &mut buf, false).await?;
+                if !r.keep_alive {
+                    conn = None;
+                }
+                if r.set_cookie.is_some() {
+                    cookie = r.set_cookie;
+                }
+                Some((200..400).contains(&r.status))
+            };
+            let res = tokio::time::timeout(Duration::from_secs(10), ok).await;
+            let good = matches!(res, Ok(Some(true)));
+            if !good {
+                conn = None;
+            }
+            ctx.timeline.add(
+                ctx.sec(),
+                if good {
+                    Field::LegitOk
+                } else {
+                    Field::LegitFailed
+                },
+                1,
+            );
+            if let Some(h) = local.as_mut() {
+                let _ = h.record(t0.elapsed().as_micros().max(1) as u64);
+            }
+        }
+        tokio::time::sleep(think).await;
+    }
+    if let Some(l) = local {
+        let _ = hist.lock().unwrap_or_else(PoisonError::into_inner).add(&l);
+    }
+}

@@ -1,0 +1,202 @@
+//! `levee drill` against a real `levee serve`: each scenario briefly, with
+//! what it must show; and the opt-in that protects everyone else.
+
+use super::*;
+
+/// Run a drill; returns (exit code, summary JSON, stderr).
+fn drill(
+    e: &Edge,
+    o: &Origin,
+    scenario: &str,
+    secs: u32,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let json = e.dir.join(format!("{scenario}.json"));
+    let html = e.dir.join(format!("{scenario}.html"));
+    let target = e.url("/");
+    let admin = e.admin.to_string();
+    let origin = o.addr.to_string();
+    let secs = secs.to_string();
+    let mut args = vec![
+        "drill",
+        "--target",
+        &target,
+        "--scenario",
+        scenario,
+        "--duration",
+        &secs,
+        "--warmup",
+        "1",
+        "--admin",
+        &admin,
+        "--origin",
+        &origin,
+        "--legit",
+        "10",
+        "--workers",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, _out, err) = run(env!("CARGO_BIN_EXE_levee"), &args);
+    let report: serde_json::Value = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    if code == 0 || report != serde_json::Value::Null {
+        let h = std::fs::read_to_string(&html).unwrap_or_default();
+        assert!(
+            h.contains("<svg") && !h.contains("<script"),
+            "HTML report missing or not self-contained"
+        );
+    }
+    (code, report["summary"].clone(), err)
+}
+
+fn drill_edge(name: &str, o: &Origin, limits: &str) -> Edge {
+    Edge::start(
+        name,
+        &config(o.addr, limits, "\n[drill]\ntoken = \"t0k3n\"\n"),
+    )
+}
+
+#[test]
+fn target_without_opt_in_is_refused_before_any_traffic() {
+    let o = Origin::start();
+    let e = Edge::start("drill-no-optin", &config(o.addr, "", ""));
+    let (code, _, err) = drill(&e, &o, "http-flood", 2, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("did not opt in") && err.contains("[drill] token"),
+        "{err}"
+    );
+    assert_eq!(
+        o.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "traffic was sent"
+    );
+    // A wrong token is refused too.
+    let e = drill_edge("drill-wrong-token", &o, "");
+    let (code, _, err) = drill(&e, &o, "http-flood", 2, &["--token", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not match"), "{err}");
+}
+
+#[test]
+fn http_flood_is_measured_and_expectations_decide_the_exit() {
+    let o = Origin::start();
+    let e = drill_edge("drill-http-flood", &o, "");
+    let (code, s, err) = drill(
+        &e,
+        &o,
+        "http-flood",
+        3,
+        &[
+            "--token",
+            "t0k3n",
+            "--rate",
+            "3000",
+            "--expect",
+            "legit_success>=0.99",
+            "--expect",
+            "attack_sent>=5000",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(s["attack_sent"].as_f64().unwrap() >= 5000.0, "{s}");
+    assert!(s["legit_requests"].as_f64().unwrap() > 20.0, "{s}");
+    assert!(s["legit_p99_ms"].as_f64().is_some());
+    // What reached the origin was counted at the origin itself.
+    assert!(
+        s["origin_requests"].as_f64().unwrap() >= s["attack_passed"].as_f64().unwrap() * 0.9,
+        "{s}"
+    );
+    // A condition that cannot hold fails the run and says which.
+    let (code, _, err) = drill(
+        &e,
+        &o,
+        "http-flood",
+        1,
+        &["--rate", "500", "--expect", "attack_blocked>=1"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("attack_blocked>=1 does not hold"), "{err}");
+}
+
+#[test]
+fn carpet_bomb_cache_bust_and_dogpile_reach_the_edge_from_many_sources() {
+    let o = Origin::start();
+    let e = drill_edge("drill-carpet", &o, "max_connections_per_ip = 4");
+    let (code, s, err) = drill(&e, &o, "carpet-bomb", 2, &["--rate", "2000"]);
+    assert_eq!(code, 0, "{err}");
+    // 4,000 sources over many /24s, each below the per-address cap: nothing is cut.
+    assert!(s["attack_sent"].as_f64().unwrap() > 1000.0, "{s}");
+    assert_eq!(e.defense("conn_cap_ip"), 0.0);
+    let (code, s, err) = drill(&e, &o, "cache-bust", 2, &["--rate", "2000"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        o.saw("?_="),
+        "cache-busting query strings reached the origin"
+    );
+    assert!(s["attack_passed"].as_f64().unwrap() > 100.0, "{s}");
+    let (code, s, err) = drill(&e, &o, "dogpile", 2, &["--rate", "500"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        o.saw("POST /login") && o.saw("/search?q=election"),
+        "dogpile paths"
+    );
+    assert!(s["attack_sent"].as_f64().unwrap() > 100.0, "{s}");
+}
+
+#[test]
+fn connection_level_scenarios_are_cut_by_the_edge() {
+    let o = Origin::start();
+    let e = drill_edge(
+        "drill-conn",
+        &o,
+        "header_timeout = \"1s\"\nmin_body_rate = 200\nbody_grace = \"1s\"\nmin_send_rate = 50000\nsend_grace = \"1s\"\nmax_connections_per_ip = 8",
+    );
+    for (scenario, reason) in [
+        ("slowloris", "header_timeout"),
+        ("slow-post", "body_too_slow"),
+        ("slow-read", "send_too_slow"),
+        ("conn-flood", "conn_cap_ip"),
+    ] {
+        let before = e.defense(reason);
+        let (code, s, err) = drill(&e, &o, scenario, 4, &[]);
+        assert_eq!(code, 0, "{scenario}: {err}");
+        assert!(
+            s["attack_cut"].as_f64().unwrap() + s["attack_blocked"].as_f64().unwrap() > 0.0,
+            "{scenario}: {s}"
+        );
+        assert!(
+            e.defense(reason) > before,
+            "{scenario}: {reason} never fired"
+        );
+        assert!(
+            s["legit_success"].as_f64().unwrap() >= 0.99,
+            "{scenario}: {s}"
+        );
+    }
+}
+
+#[test]
+fn malformed_requests_never_reach_the_origin() {
+    let o = Origin::start();
+    let e = drill_edge("drill-malformed", &o, "");
+    let (code, s, err) = drill(&e, &o, "malformed", 2, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(s["attack_sent"].as_f64().unwrap() > 50.0, "{s}");
+    assert_eq!(s["attack_passed"].as_f64().unwrap(), 0.0, "{s}");
+    assert!(!o.saw("/m "), "a malformed request reached the origin");
+    // The mixed scenario runs several attacks at once.
+    let (code, s, err) = drill(&e, &o, "mixed", 2, &["--rate", "1000"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        s["attack_blocked"].as_f64().unwrap() > 0.0 && s["attack_passed"].as_f64().unwrap() > 0.0,
+        "{s}"
+    );
+}
