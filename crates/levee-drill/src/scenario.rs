@@ -32,6 +32,12 @@ pub enum Kind {
     SlowRead,
     /// Request-smuggling shapes and oversized heads.
     Malformed,
+    /// HTTP/2 (h2c): streams opened and reset at once (CVE-2023-44487).
+    H2RapidReset,
+    /// HTTP/2 (h2c): a header block that never ends (CONTINUATION frames).
+    H2Continuation,
+    /// HTTP/2 (h2c): PING frames as fast as possible.
+    H2PingFlood,
 }
 
 /// One group of bots.
@@ -176,6 +182,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("slow-post", include_str!("../../../drills/slow-post.toml")),
     ("slow-read", include_str!("../../../drills/slow-read.toml")),
     ("malformed", include_str!("../../../drills/malformed.toml")),
+    (
+        "h2-rapid-reset",
+        include_str!("../../../drills/h2-rapid-reset.toml"),
+    ),
+    (
+        "h2-continuation",
+        include_str!("../../../drills/h2-continuation.toml"),
+    ),
+    (
+        "h2-ping-flood",
+        include_str!("../../../drills/h2-ping-flood.toml"),
+    ),
     ("mixed", include_str!("../../../drills/mixed.toml")),
 ];
 

@@ -44,8 +44,8 @@ fn per_address_and_per_prefix_caps() {
         .unwrap();
     let (resp, _) = read_until_close(&mut c, Duration::from_secs(3));
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert_eq!(e.defense("conn_cap_ip"), 25.0);
-    assert_eq!(e.defense("conn_cap_prefix"), 23.0);
+    assert_eq!(e.await_defense("conn_cap_ip", 25.0), 25.0);
+    assert_eq!(e.await_defense("conn_cap_prefix", 23.0), 23.0);
     // Each refusal is in the access log too.
     let log = e.access_log(49);
     let capped = log
@@ -77,7 +77,7 @@ fn flood_from_many_sources_does_not_stop_legitimate_clients() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(e.metric("levee_open_connections"), 400.0);
-    assert_eq!(e.defense("conn_cap_ip"), 200.0);
+    assert_eq!(e.await_defense("conn_cap_ip", 200.0), 200.0);
     // Legitimate clients from other addresses are served at once, during the flood.
     for i in 1..=20u8 {
         let start = Instant::now();

@@ -134,7 +134,7 @@ fn carpet_bomb_cache_bust_and_dogpile_reach_the_edge_from_many_sources() {
     assert_eq!(code, 0, "{err}");
     // 4,000 sources over many /24s, each below the per-address cap: nothing is cut.
     assert!(s["attack_sent"].as_f64().unwrap() > 1000.0, "{s}");
-    assert_eq!(e.defense("conn_cap_ip"), 0.0);
+    assert_eq!(e.await_defense("conn_cap_ip", 0.0), 0.0);
     let (code, s, err) = drill(&e, &o, "cache-bust", 2, &["--rate", "2000"]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -199,4 +199,39 @@ fn malformed_requests_never_reach_the_origin() {
         s["attack_blocked"].as_f64().unwrap() > 0.0 && s["attack_passed"].as_f64().unwrap() > 0.0,
         "{s}"
     );
+}
+
+#[test]
+fn http2_floods_get_goaway() {
+    let o = Origin::start();
+    let e = drill_edge("drill-h2", &o, "");
+    // Rapid Reset is stopped by the frame meter or by h2's own pending-reset
+    // guard, whichever trips first; both end in GOAWAY(ENHANCE_YOUR_CALM).
+    for (scenario, reason) in [
+        ("h2-rapid-reset", "h2_goaway_enhance_your_calm"),
+        ("h2-continuation", "h2_continuation_flood"),
+        ("h2-ping-flood", "h2_ping_flood"),
+    ] {
+        let before = e.defense(reason);
+        let (code, s, err) = drill(&e, &o, scenario, 2, &[]);
+        assert_eq!(code, 0, "{scenario}: {err}");
+        assert!(
+            s["attack_blocked"].as_f64().unwrap() >= 1.0,
+            "{scenario}: no GOAWAY seen: {s}"
+        );
+        assert!(
+            e.await_defense(reason, before + 1.0) > before,
+            "{scenario}: {reason} never fired"
+        );
+        assert!(
+            s["legit_success"].as_f64().unwrap() >= 0.99,
+            "{scenario}: {s}"
+        );
+    }
+    // Rapid Reset never put more than max_concurrent_streams (100) per connection on the origin.
+    let max = o
+        .stats
+        .max_in_flight
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(max <= 8 * 100 + 20, "origin saw {max} concurrent requests");
 }

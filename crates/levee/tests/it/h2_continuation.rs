@@ -18,6 +18,6 @@ fn continuation_flood_gets_goaway() {
     }
     assert_eq!(h.goaway(Duration::from_secs(5)), Some(ENHANCE_YOUR_CALM));
     assert!(closed_within(&mut h.s, Duration::from_secs(3)));
-    assert_eq!(e.defense("h2_continuation_flood"), 1.0);
+    assert_eq!(e.await_defense("h2_continuation_flood", 1.0), 1.0);
     assert!(!o.saw("/cont"));
 }

@@ -35,6 +35,7 @@ fn provoked_local_resets_get_goaway() {
     let _ = h.s.write_all(&burst);
     assert_eq!(h.goaway(Duration::from_secs(5)), Some(ENHANCE_YOUR_CALM));
     assert!(closed_within(&mut h.s, Duration::from_secs(3)));
+    assert!(e.await_defense("h2_goaway_enhance_your_calm", 1.0) >= 1.0);
     assert!(!o.saw("/m"), "a malformed request reached the origin");
     assert_eq!(http_get(e.addr, "/healthz", &[]).0, 200);
 }

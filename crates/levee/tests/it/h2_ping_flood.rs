@@ -18,7 +18,7 @@ fn ping_flood_gets_goaway() {
     let _ = h.s.write_all(&burst);
     assert_eq!(h.goaway(Duration::from_secs(5)), Some(ENHANCE_YOUR_CALM));
     assert!(closed_within(&mut h.s, Duration::from_secs(3)));
-    assert_eq!(e.defense("h2_ping_flood"), 1.0);
+    assert_eq!(e.await_defense("h2_ping_flood", 1.0), 1.0);
 }
 
 #[test]

@@ -242,6 +242,19 @@ impl Edge {
         self.metric(&format!("levee_defense_total{{reason=\"{reason}\"}}"))
     }
 
+    /// Wait (up to 2 s) for a defense counter to reach `min`: the client may
+    /// see a connection end a moment before the edge has counted why.
+    pub fn await_defense(&self, reason: &str, min: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let v = self.defense(reason);
+            if v >= min || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Access log lines (JSON), waiting for at least `n`.
     pub fn access_log(&self, n: usize) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -51,7 +51,7 @@ fn full_origin_gets_503_with_retry_after_at_once() {
         .max_in_flight
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(max <= 2, "origin saw {max} concurrent requests");
-    assert_eq!(e.defense("origin_busy"), 10.0);
+    assert_eq!(e.await_defense("origin_busy", 10.0), 10.0);
     let log = e.access_log(12);
     assert_eq!(log.iter().filter(|l| l["verdict"] == "shed").count(), 10);
 }

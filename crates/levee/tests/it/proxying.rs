@@ -78,7 +78,7 @@ fn unknown_host_gets_421_and_never_reaches_an_origin() {
     );
     assert_eq!((code, out.as_str()), (0, "421"));
     assert!(!o.saw("secret"), "{:?}", o.stats.recent_heads());
-    assert_eq!(e.defense("unknown_host"), 3.0);
+    assert_eq!(e.await_defense("unknown_host", 3.0), 3.0);
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn proxy_protocol_only_from_trusted_peers() {
         Duration::from_secs(5),
     );
     assert!(closed && resp.is_empty(), "{resp}");
-    assert_eq!(e.defense("proxy_header_bad"), 1.0);
+    assert_eq!(e.await_defense("proxy_header_bad", 1.0), 1.0);
 }
 
 #[test]
@@ -208,7 +208,7 @@ fn keep_alive_limits_idle_timeout_and_requests_per_connection() {
     assert!(closed);
     assert_eq!(resp.matches("HTTP/1.1 200").count(), 3, "{resp}");
     assert_eq!(resp.matches("connection: close").count(), 1, "{resp}");
-    assert_eq!(e.defense("max_requests_per_connection"), 1.0);
+    assert_eq!(e.await_defense("max_requests_per_connection", 1.0), 1.0);
     // An idle keep-alive connection is closed after idle_timeout.
     let mut s = TcpStream::connect(e.addr).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -221,5 +221,5 @@ fn keep_alive_limits_idle_timeout_and_requests_per_connection() {
         idle >= Duration::from_millis(900) && idle < Duration::from_millis(2500),
         "closed after {idle:?}"
     );
-    assert_eq!(e.defense("idle_timeout"), 1.0);
+    assert_eq!(e.await_defense("idle_timeout", 1.0), 1.0);
 }

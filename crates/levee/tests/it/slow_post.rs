@@ -35,7 +35,7 @@ fn body_below_minimum_rate_is_cut() {
         took < Duration::from_secs(4),
         "slow body not cut after {took:?}"
     );
-    assert_eq!(e.defense("body_too_slow"), 1.0);
+    assert_eq!(e.await_defense("body_too_slow", 1.0), 1.0);
     assert!(!o.saw("POST /login"), "the origin saw the slow POST");
 }
 

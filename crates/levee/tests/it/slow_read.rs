@@ -22,7 +22,7 @@ fn client_that_stops_reading_is_cut() {
     let (_, closed) = read_until_close(&mut s, Duration::from_secs(20));
     assert!(closed, "connection not closed");
     assert!(start.elapsed() < Duration::from_secs(15));
-    assert_eq!(e.defense("send_too_slow"), 1.0);
+    assert_eq!(e.await_defense("send_too_slow", 1.0), 1.0);
 }
 
 #[test]

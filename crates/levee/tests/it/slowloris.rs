@@ -41,7 +41,7 @@ fn trickled_head_is_cut_at_the_deadline() {
     if !resp.is_empty() {
         assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
     }
-    assert_eq!(e.defense("header_timeout"), 1.0);
+    assert_eq!(e.await_defense("header_timeout", 1.0), 1.0);
     assert!(!o.saw("/slow"));
 }
 

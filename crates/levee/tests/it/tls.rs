@@ -68,7 +68,7 @@ fn sni_alpn_and_handshake_deadline() {
     let start = Instant::now();
     assert!(closed_within(&mut s, Duration::from_secs(3)));
     assert!(start.elapsed() >= Duration::from_millis(900));
-    assert_eq!(e.defense("tls_handshake_timeout"), 1.0);
+    assert_eq!(e.await_defense("tls_handshake_timeout", 1.0), 1.0);
 }
 
 #[test]
