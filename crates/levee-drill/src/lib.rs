@@ -338,6 +338,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         timeline: t.rows(upto),
         edge,
         expectations: Vec::new(),
+        attack_start_s: opts.warmup.as_secs(),
     })
 }
 

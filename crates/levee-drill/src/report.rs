@@ -25,6 +25,8 @@ pub struct Report {
     pub edge: Vec<EdgeSample>,
     /// Conditions given with --expect and whether they held.
     pub expectations: Vec<(String, bool)>,
+    /// The second (of the timeline) at which the attack started.
+    pub attack_start_s: u64,
 }
 
 fn esc(s: &str) -> String {
@@ -34,9 +36,15 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A line chart of several series over seconds, as an SVG element.
-fn chart(title: &str, series: &[(&str, &str, Vec<f64>)], unit: &str) -> String {
-    let (w, h, pad) = (720.0, 240.0, 40.0);
+/// A line chart of several series over seconds, as an SVG element; a dashed
+/// line marks the second the attack started.
+fn chart(
+    title: &str,
+    series: &[(&str, &str, Vec<f64>)],
+    unit: &str,
+    attack_start: Option<usize>,
+) -> String {
+    let (w, h, pad) = (720.0, 260.0, 40.0);
     let n = series.iter().map(|s| s.2.len()).max().unwrap_or(0).max(2);
     let max = series
         .iter()
@@ -48,26 +56,23 @@ fn chart(title: &str, series: &[(&str, &str, Vec<f64>)], unit: &str) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<figure><figcaption>{}</figcaption><svg role="img" aria-label="{}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">"#,
-        esc(title),
-        esc(title)
+        r#"<figure><figcaption>{t}</figcaption><svg role="img" aria-label="{t}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">"#,
+        t = esc(title)
     );
     let _ = write!(
         s,
-        r##"<line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="#999"/>"##,
-        h - pad,
-        w - pad,
-        h - pad
+        r##"<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#999"/>"##,
+        b = h - pad,
+        r = w - pad
     );
     let _ = write!(
         s,
-        r##"<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="#999"/>"##,
-        h - pad
+        r##"<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="#999"/>"##,
+        b = h - pad
     );
     let _ = write!(
         s,
-        r##"<text x="{}" y="{}" font-size="11">{}</text>"##,
-        2,
+        r##"<text x="2" y="{}" font-size="11">{}</text>"##,
         pad - 6.0,
         esc(&format!("{max:.0} {unit}"))
     );
@@ -75,9 +80,29 @@ fn chart(title: &str, series: &[(&str, &str, Vec<f64>)], unit: &str) -> String {
         s,
         r##"<text x="{}" y="{}" font-size="11">seconds</text>"##,
         w - pad - 40.0,
-        h - 8.0
+        h - 4.0
     );
-    for (k, (name, color, vals)) in series.iter().enumerate() {
+    let step = (n / 10).max(1);
+    for i in (0..n).step_by(step) {
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{i}</text>"##,
+            x(i),
+            h - pad + 14.0
+        );
+    }
+    if let Some(a) = attack_start.filter(|a| *a < n) {
+        let _ = write!(
+            s,
+            r##"<line x1="{ax:.1}" y1="{pad}" x2="{ax:.1}" y2="{b}" stroke="#a00" stroke-dasharray="4 3"/><text x="{tx:.1}" y="{ty}" font-size="10" fill="#a00">attack starts</text>"##,
+            ax = x(a),
+            b = h - pad,
+            tx = x(a) + 3.0,
+            ty = pad + 10.0
+        );
+    }
+    let mut lx = pad + 10.0;
+    for (name, color, vals) in series {
         let pts: Vec<String> = vals
             .iter()
             .enumerate()
@@ -88,13 +113,13 @@ fn chart(title: &str, series: &[(&str, &str, Vec<f64>)], unit: &str) -> String {
             r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
             pts.join(" ")
         );
-        let lx = pad + 10.0 + 140.0 * k as f64;
         let _ = write!(
             s,
             r#"<rect x="{lx}" y="6" width="10" height="10" fill="{color}"/><text x="{}" y="15" font-size="11">{}</text>"#,
             lx + 14.0,
             esc(name)
         );
+        lx += 24.0 + 6.5 * name.chars().count() as f64;
     }
     s.push_str("</svg></figure>");
     s
@@ -146,6 +171,19 @@ impl Report {
                 esc(e)
             );
         }
+        if exp.is_empty() {
+            exp.push_str("<li>none given (use <code>--expect</code>)</li>");
+        }
+        let num = |k: &str| self.summary.get(k).and_then(Value::as_f64);
+        let headline = format!(
+            "Legitimate users: {} of requests succeeded, p99 latency {}. Attack: {} requests/s; {} stopped before the origin; {}.",
+            num("legit_success").map_or("n/a".into(), |v| format!("{:.2}%", 100.0 * v)),
+            num("legit_p99_ms").map_or("n/a".into(), |v| format!("{v:.1} ms")),
+            num("attack_rate").map_or("n/a".into(), |v| format!("{v:.0}")),
+            num("attack_passed_ratio").map_or("n/a".into(), |v| format!("{:.2}%", 100.0 * (1.0 - v))),
+            num("time_to_mitigate_s").map_or("never mitigated to 90%".into(), |v| format!("mitigated within {v:.0} s"))
+        );
+        let start = Some(self.attack_start_s as usize);
         let mut charts = chart(
             "Attack requests per second",
             &[
@@ -156,11 +194,13 @@ impl Report {
                 ("cut by the edge", "#36c", col("attack_cut")),
             ],
             "req/s",
+            start,
         );
         charts.push_str(&chart(
             "Legitimate requests that succeeded (%)",
             &[("success", "#2a7", legit_rate)],
             "%",
+            start,
         ));
         if !self.edge.is_empty() {
             let rss: Vec<f64> = self
@@ -176,6 +216,7 @@ impl Report {
                 "Edge CPU (%) and resident memory (MiB)",
                 &[("CPU %", "#d33", cpu), ("RSS MiB", "#36c", rss)],
                 "",
+                start,
             ));
         }
         format!(
@@ -186,6 +227,7 @@ impl Report {
 <h1>Levee drill: {name}</h1>
 <p>{desc}</p>
 <p>Target <code>{target}</code>, {dur:.1} s.</p>
+<p><strong>{headline}</strong></p>
 <h2>Expectations</h2><ul>{exp}</ul>
 <h2>Summary</h2><table>{rows}</table>
 <h2>Timeline</h2>{charts}
@@ -195,6 +237,7 @@ impl Report {
             desc = esc(&self.description),
             target = esc(&self.target),
             dur = self.duration_s,
+            headline = esc(&headline),
         )
     }
 }
@@ -216,6 +259,7 @@ mod tests {
             timeline: t.rows(3),
             edge: vec![],
             expectations: vec![("legit_success>=0.9".into(), true)],
+            attack_start_s: 1,
         };
         let h = r.to_html();
         assert!(h.contains("x&lt;y"));

@@ -76,6 +76,9 @@ enum Cmd {
         /// Number of legitimate clients (default: the scenario's).
         #[arg(long)]
         legit: Option<u32>,
+        /// Token the scenario's staff clients carry (`Authorization: Bearer ...`).
+        #[arg(long, env = "LEVEE_STAFF_TOKEN")]
+        staff_token: Option<String>,
         /// Write the JSON result here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -118,6 +121,7 @@ fn main() {
             admin,
             origin,
             legit,
+            staff_token,
             json,
             html,
             expect,
@@ -133,6 +137,7 @@ fn main() {
             admin,
             origin,
             legit,
+            staff_token,
             json,
             html,
             expect,
@@ -269,6 +274,7 @@ struct DrillArgs {
     admin: Option<SocketAddr>,
     origin: Option<SocketAddr>,
     legit: Option<u32>,
+    staff_token: Option<String>,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
     expect: Vec<String>,
@@ -307,7 +313,7 @@ fn drill(a: DrillArgs) -> Result<()> {
         admin: a.admin,
         origin: a.origin,
         legit_clients: a.legit,
-        staff_token: None,
+        staff_token: a.staff_token,
         live: true,
     };
     eprintln!(
