@@ -150,6 +150,8 @@ pub struct AccessLog {
 struct Buffer {
     pending: Mutex<Pending>,
     cap_lines: usize,
+    /// Set by a reload: the writer reopens the file (after log rotation).
+    reopen: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +185,7 @@ impl AccessLog {
                 metrics,
             });
         }
+        let path_owned = path.to_string();
         let mut out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
         } else {
@@ -196,6 +199,7 @@ impl AccessLog {
         let buf = Arc::new(Buffer {
             pending: Mutex::new(Pending::default()),
             cap_lines: buffer.max(1),
+            reopen: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&buf);
         let m = Arc::clone(&metrics);
@@ -211,6 +215,13 @@ impl AccessLog {
                                 &mut *b.pending.lock().unwrap_or_else(PoisonError::into_inner),
                                 &mut batch,
                             );
+                            if b.reopen.swap(false, Ordering::Relaxed) && path_owned != "-" {
+                                let _ = out.flush();
+                                match std::fs::OpenOptions::new().create(true).append(true).open(&path_owned) {
+                                    Ok(f) => out = Box::new(f),
+                                    Err(e) => eprintln!("levee: cannot reopen the access log {path_owned}: {e}; still writing to the old file"),
+                                }
+                            }
                             true
                         }
                         None => false,
@@ -250,6 +261,13 @@ impl AccessLog {
         line.write_json(&mut p.bytes);
         p.bytes.push(b'\n');
         p.lines += 1;
+    }
+
+    /// Reopen the log file at the next write (after it was rotated).
+    pub fn reopen(&self) {
+        if let Some(b) = &self.inner {
+            b.reopen.store(true, Ordering::Relaxed);
+        }
     }
 
     pub fn enabled(&self) -> bool {

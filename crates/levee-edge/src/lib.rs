@@ -109,6 +109,8 @@ impl Shared {
             self.generation.store(gen, Ordering::Relaxed);
             Ok(gen)
         })();
+        // Reopen the access log either way: a reload is how rotation is signalled.
+        self.log.reopen();
         match &result {
             Ok(_) => self.metrics.reloads.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed),

@@ -21,3 +21,20 @@ fn full_log_buffer_drops_and_counts_but_serves() {
     let lines = e.access_log(1);
     assert!(lines.len() as f64 >= written - 1.0);
 }
+
+#[test]
+fn log_is_reopened_on_reload_after_rotation() {
+    let o = Origin::start();
+    let e = Edge::start("access-log-rotate", &config(o.addr, "", ""));
+    assert_eq!(http_get(e.addr, "/healthz", &[("X-Before", "1")]).0, 200);
+    assert_eq!(e.access_log(1).len(), 1);
+    // logrotate moves the file away, then signals the edge.
+    let log = e.dir.join("access.log");
+    std::fs::rename(&log, e.dir.join("access.log.1")).unwrap();
+    e.signal("HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(http_get(e.addr, "/api/members/2", &[]).0, 200);
+    let lines = e.access_log(1);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["path"], "/api/members/2");
+}
