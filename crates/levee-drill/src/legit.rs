@@ -2,7 +2,7 @@
 //! cookies, fetching a page and then its assets, pausing between pages.
 //! Their success and latency are what a drill is about.
 
-use crate::attack::{connect, read_response, Ctx};
+use crate::attack::{connect_io, read_response, Ctx};
 use crate::stats::Field;
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
@@ -59,7 +59,7 @@ pub async fn client(
             let t0 = Instant::now();
             let ok = async {
                 if conn.is_none() {
-                    conn = Some(connect(&ctx, legit_addr(i), None).await.ok()?);
+                    conn = Some(connect_io(&ctx, legit_addr(i)).await.ok()?);
                     buf.clear();
                 }
                 let s = conn.as_mut()?;

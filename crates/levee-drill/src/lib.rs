@@ -10,7 +10,8 @@
 //!
 //! What it does not do: reach the edge other than over sockets (it is an
 //! attacker, not a plug-in), attack anything that did not opt in, or run
-//! without an end. HTTP/2 and TLS attack scenarios are not built yet.
+//! without an end. HTTP/2 floods run over h2c (cleartext) targets; over
+//! `https://` targets, the HTTP and TLS-handshake scenarios run.
 
 pub mod attack;
 pub mod expect;
@@ -18,6 +19,7 @@ pub mod legit;
 pub mod report;
 pub mod scenario;
 pub mod stats;
+pub mod tls;
 
 use attack::Ctx;
 use hdrhistogram::Histogram;
@@ -35,8 +37,12 @@ use tokio::time::Instant;
 /// Why a drill could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
-    #[error("target {0:?}: write http://host:port/ (https targets are not supported yet)")]
+    #[error("target {0:?}: write http://host:port/ or https://host:port/")]
     BadTarget(String),
+    #[error("scenario attack {0:?} needs an {1} target")]
+    WrongScheme(String, &'static str),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
     #[error("cannot resolve {0}: {1}")]
     Resolve(String, std::io::Error),
     #[error("{target} did not opt in to drills: {why}. Set `[drill] token = \"...\"` in the edge's configuration and pass the same value with --token.")]
@@ -71,10 +77,13 @@ pub struct Options {
     pub live: bool,
 }
 
-fn parse_target(t: &str) -> Result<(String, SocketAddr), DrillError> {
-    let rest = t
-        .strip_prefix("http://")
-        .ok_or_else(|| DrillError::BadTarget(t.into()))?;
+/// `(host, address, tls)` of an `http://` or `https://` target.
+fn parse_target(t: &str) -> Result<(String, SocketAddr, bool), DrillError> {
+    let (rest, tls) = match (t.strip_prefix("http://"), t.strip_prefix("https://")) {
+        (Some(r), _) => (r, false),
+        (_, Some(r)) => (r, true),
+        _ => return Err(DrillError::BadTarget(t.into())),
+    };
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
         return Err(DrillError::BadTarget(t.into()));
@@ -85,7 +94,7 @@ fn parse_target(t: &str) -> Result<(String, SocketAddr), DrillError> {
     {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if tls { 443 } else { 80 })
     };
     let addr = with_port
         .to_socket_addrs()
@@ -98,22 +107,34 @@ fn parse_target(t: &str) -> Result<(String, SocketAddr), DrillError> {
         .rsplit_once(':')
         .map_or(authority, |(h, _)| h)
         .to_string();
-    Ok((host, addr))
+    Ok((host, addr, tls))
 }
 
-/// A small GET over a fresh connection: (status, body).
-async fn get(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+/// A small GET over a fresh connection (TLS when `tls`): (status, body).
+async fn get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    tls: bool,
+) -> std::io::Result<(u16, String)> {
+    let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let mut s: Box<dyn attack::Io> = if tls {
+        let c = tls::connector().map_err(std::io::Error::other)?;
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(std::io::Error::other)?;
+        Box::new(c.connect(name, tcp).await?)
+    } else {
+        Box::new(tcp)
+    };
     s.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .await?;
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"))??;
+    // A TLS peer may close without close_notify: keep what arrived.
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text
         .split(' ')
@@ -124,17 +145,20 @@ async fn get(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, 
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
+    if status == 0 {
+        return Err(std::io::Error::other("no HTTP response"));
+    }
     Ok((status, body))
 }
 
 /// Check the target's opt-in before sending any attack traffic.
 pub async fn check_opt_in(target: &str, token: Option<&str>) -> Result<(), DrillError> {
-    let (host, addr) = parse_target(target)?;
+    let (host, addr, tls) = parse_target(target)?;
     let refuse = |why: String| DrillError::NotOptedIn {
         target: target.to_string(),
         why,
     };
-    let (status, body) = get(addr, &host, "/.well-known/levee-drill")
+    let (status, body) = get(addr, &host, "/.well-known/levee-drill", tls)
         .await
         .map_err(|e| refuse(format!("GET /.well-known/levee-drill failed: {e}")))?;
     if status != 200 {
@@ -166,8 +190,23 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
     if opts.duration < Duration::from_secs(1) || opts.duration > Duration::from_secs(3600) {
         return Err(DrillError::BadDuration);
     }
+    let (host, addr, tls) = parse_target(&opts.target)?;
+    for a in &opts.scenario.attack {
+        if tls && !a.kind.works_over_tls() {
+            return Err(DrillError::WrongScheme(format!("{:?}", a.kind), "http://"));
+        }
+        if !tls && a.kind == scenario::Kind::TlsHandshake {
+            return Err(DrillError::WrongScheme(format!("{:?}", a.kind), "https://"));
+        }
+    }
     check_opt_in(&opts.target, opts.token.as_deref()).await?;
-    let (host, addr) = parse_target(&opts.target)?;
+    let tls = if tls {
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|_| DrillError::BadTarget(opts.target.clone()))?;
+        Some((tls::connector()?, name))
+    } else {
+        None
+    };
     let total = opts.warmup + opts.duration;
     let seconds = total.as_secs() as usize + 3;
     let start = Instant::now();
@@ -180,6 +219,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         sent: AtomicU64::new(0),
         max_requests: opts.max_requests,
         spread_sources: addr.ip().is_loopback(),
+        tls,
     });
     let hist = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
@@ -218,7 +258,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
                 tick.tick().await;
                 let sec = ctx.sec();
                 if let Some(a) = admin {
-                    if let Ok((200, text)) = get(a, "admin", "/metrics").await {
+                    if let Ok((200, text)) = get(a, "admin", "/metrics", false).await {
                         samples
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
@@ -232,7 +272,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
                     }
                 }
                 if let Some(o) = origin {
-                    if let Ok((200, body)) = get(o, "origin", "/__origin/stats").await {
+                    if let Ok((200, body)) = get(o, "origin", "/__origin/stats", false).await {
                         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
                         if let Some(n) = v["requests"].as_f64() {
                             if let Some(prev) = last_origin {
@@ -348,12 +388,14 @@ mod tests {
 
     #[test]
     fn targets() {
-        let (h, a) = parse_target("http://127.0.0.1:8080/").unwrap();
-        assert_eq!((h.as_str(), a.port()), ("127.0.0.1", 8080));
-        let (h, a) = parse_target("http://localhost").unwrap();
+        let (h, a, t) = parse_target("http://127.0.0.1:8080/").unwrap();
+        assert_eq!((h.as_str(), a.port(), t), ("127.0.0.1", 8080, false));
+        let (h, a, _) = parse_target("http://localhost").unwrap();
         assert_eq!((h.as_str(), a.port()), ("localhost", 80));
+        let (_, a, t) = parse_target("https://localhost").unwrap();
+        assert_eq!((a.port(), t), (443, true));
         assert!(matches!(
-            parse_target("https://x/"),
+            parse_target("ftp://x/"),
             Err(DrillError::BadTarget(_))
         ));
         assert!(matches!(

@@ -38,6 +38,15 @@ pub enum Kind {
     H2Continuation,
     /// HTTP/2 (h2c): PING frames as fast as possible.
     H2PingFlood,
+    /// Full TLS handshakes, each on a new connection (needs an https:// target).
+    TlsHandshake,
+}
+
+impl Kind {
+    /// Whether the kind can run against an `https://` target.
+    pub fn works_over_tls(self) -> bool {
+        matches!(self, Kind::Http | Kind::TlsHandshake)
+    }
 }
 
 /// One group of bots.
@@ -193,6 +202,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "h2-ping-flood",
         include_str!("../../../drills/h2-ping-flood.toml"),
+    ),
+    (
+        "tls-handshake-flood",
+        include_str!("../../../drills/tls-handshake-flood.toml"),
     ),
     ("mixed", include_str!("../../../drills/mixed.toml")),
 ];

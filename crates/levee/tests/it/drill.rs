@@ -235,3 +235,90 @@ fn http2_floods_get_goaway() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(max <= 8 * 100 + 20, "origin saw {max} concurrent requests");
 }
+
+#[test]
+fn drills_over_tls_http_flood_and_handshake_flood() {
+    let o = Origin::start();
+    let dir = scratch("drill-tls-certs");
+    let (c, k) = super::tls::cert(&dir, "localhost");
+    let text = config(o.addr, "", &format!("\n[drill]\ntoken = \"t0k3n\"\n\n[[tls.certificate]]\nserver_names = [\"localhost\"]\ncert = \"{}\"\nkey = \"{}\"\n", c.display(), k.display()))
+        .replace("address = \"127.0.0.1:0\"\n\n[admin]", "address = \"127.0.0.1:0\"\ntls = true\n\n[admin]");
+    let e = Edge::start("drill-tls", &text);
+    let target = format!("https://localhost:{}/", e.addr.port());
+    let json = e.dir.join("tls.json");
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &[
+            "drill",
+            "--target",
+            &target,
+            "--scenario",
+            "tls-handshake-flood",
+            "--duration",
+            "2",
+            "--warmup",
+            "1",
+            "--legit",
+            "5",
+            "--workers",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = &r["summary"];
+    assert!(s["attack_sent"].as_f64().unwrap() > 50.0, "{s}");
+    assert!(
+        s["legit_success"].as_f64().unwrap() >= 0.99,
+        "legit clients over TLS: {s}"
+    );
+    assert!(e.metric("levee_tls_handshakes_total") > 50.0);
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &[
+            "drill",
+            "--target",
+            &target,
+            "--scenario",
+            "http-flood",
+            "--duration",
+            "2",
+            "--warmup",
+            "0",
+            "--rate",
+            "1000",
+            "--legit",
+            "2",
+            "--workers",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        r["summary"]["attack_passed"].as_f64().unwrap() > 500.0,
+        "{}",
+        r["summary"]
+    );
+    // HTTP/2 floods need a cleartext (h2c) target: said before any traffic.
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &[
+            "drill",
+            "--target",
+            &target,
+            "--scenario",
+            "h2-ping-flood",
+            "--duration",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("needs an http:// target"), "{err}");
+}

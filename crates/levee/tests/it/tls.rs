@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn cert(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn cert(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
     let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
     let c = dir.join(format!("{name}.pem"));
     let k = dir.join(format!("{name}.key"));
