@@ -141,11 +141,12 @@ fn build_request(
     ctx: &Ctx,
     n: u64,
     cookie: &Option<String>,
+    redirect: Option<&str>,
     rng: &mut Rng,
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    let path = &a.paths[(n as usize) % a.paths.len()];
+    let path = redirect.unwrap_or(&a.paths[(n as usize) % a.paths.len()]);
     out.extend_from_slice(a.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -187,6 +188,8 @@ pub struct Resp {
     pub keep_alive: bool,
     pub set_cookie: Option<String>,
     pub challenge: bool,
+    /// The path of a same-site redirect (`Location: /x` or an absolute URL's path).
+    pub location: Option<String>,
 }
 
 /// Read one response (head and body) from `s`; `None` if the connection ended first.
@@ -209,9 +212,17 @@ pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
     };
     let mut set_cookie = None;
     let mut challenge = false;
+    let mut location = None;
     for (n, v) in &head.headers {
         let name = &buf[n.clone()];
-        if name.eq_ignore_ascii_case(b"set-cookie") && set_cookie.is_none() {
+        if name.eq_ignore_ascii_case(b"location") && (300..400).contains(&head.status) {
+            let v = String::from_utf8_lossy(&buf[v.clone()]).into_owned();
+            let path = match v.find("://") {
+                Some(i) => v[i + 3..].find('/').map(|j| v[i + 3 + j..].to_string()),
+                None => v.starts_with('/').then_some(v),
+            };
+            location = path.filter(|p| p.len() < 2048 && p.bytes().all(|b| b > 0x20 && b < 0x7f));
+        } else if name.eq_ignore_ascii_case(b"set-cookie") && set_cookie.is_none() {
             let v = String::from_utf8_lossy(&buf[v.clone()]).into_owned();
             set_cookie = v.split(';').next().map(str::to_string);
         } else if name.eq_ignore_ascii_case(b"x-levee-challenge") {
@@ -271,6 +282,7 @@ pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
         keep_alive: head.keep_alive && head.framing != Framing::Close,
         set_cookie,
         challenge,
+        location,
     })
 }
 
@@ -285,6 +297,7 @@ async fn http_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
     let mut out = Vec::with_capacity(512);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut cookie: Option<String> = None;
+    let mut redirect: Option<String> = None;
     let pace =
         (a.rate > 0).then(|| Duration::from_secs_f64(f64::from(a.connections) / f64::from(a.rate)));
     let mut n = u64::from(j);
@@ -304,7 +317,8 @@ async fn http_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
         let mut on_conn = 0;
         while ctx.running() && on_conn < per_conn_requests {
             let t0 = Instant::now();
-            build_request(a, ctx, n, &cookie, &mut rng, &mut out);
+            build_request(a, ctx, n, &cookie, redirect.as_deref(), &mut rng, &mut out);
+            redirect = None;
             n += 1;
             on_conn += 1;
             ctx.count_sent();
@@ -322,6 +336,10 @@ async fn http_bot(ctx: &Ctx, group: usize, a: &Attack, j: u32) {
                     ctx.count(classify(resp.status, resp.challenge));
                     if a.replay_cookies && resp.set_cookie.is_some() {
                         cookie = resp.set_cookie;
+                    }
+                    // Bots follow redirects (a challenge page's, say): the next request goes there.
+                    if a.follow_redirects {
+                        redirect = resp.location;
                     }
                     if !resp.keep_alive {
                         continue 'conn;

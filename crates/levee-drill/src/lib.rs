@@ -245,8 +245,10 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
     // Samplers: the edge's CPU and memory, the origin's request count, and the live line.
     let edge_samples = Arc::new(Mutex::new(Vec::<EdgeSample>::new()));
     let done = Arc::new(AtomicBool::new(false));
+    let origin_max = Arc::new(AtomicU64::new(0));
     let sampler = {
         let ctx = Arc::clone(&ctx);
+        let origin_max = Arc::clone(&origin_max);
         let samples = Arc::clone(&edge_samples);
         let done = Arc::clone(&done);
         let (admin, origin, live) = (opts.admin, opts.origin, opts.live);
@@ -274,6 +276,12 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
                 if let Some(o) = origin {
                     if let Ok((200, body)) = get(o, "origin", "/__origin/stats", false).await {
                         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                        if let Some(c) = v["in_flight"].as_u64() {
+                            ctx.timeline.max(sec, Field::OriginInFlight, c);
+                        }
+                        if let Some(m) = v["max_in_flight"].as_u64() {
+                            origin_max.store(m, Ordering::Relaxed);
+                        }
                         if let Some(n) = v["requests"].as_f64() {
                             if let Some(prev) = last_origin {
                                 ctx.timeline.add(
@@ -363,6 +371,8 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         "legit_p95_ms": ms(0.95),
         "legit_p99_ms": ms(0.99),
         "origin_requests": t.total(Field::OriginRequests),
+        "origin_peak_in_flight": (0..upto).map(|s| t.get(s, Field::OriginInFlight)).max().unwrap_or(0),
+        "origin_max_in_flight": origin_max.load(Ordering::Relaxed),
         "origin_peak_rps": (0..upto).map(|s| t.get(s, Field::OriginRequests)).max().unwrap_or(0),
     });
     let edge = edge_samples

@@ -202,6 +202,17 @@ impl Report {
             "%",
             start,
         ));
+        if col("origin_requests").iter().any(|v| *v > 0.0) {
+            charts.push_str(&chart(
+                "As the origin saw it: requests per second and requests in flight",
+                &[
+                    ("requests/s", "#d33", col("origin_requests")),
+                    ("in flight", "#36c", col("origin_in_flight")),
+                ],
+                "",
+                start,
+            ));
+        }
         if !self.edge.is_empty() {
             let rss: Vec<f64> = self
                 .edge

@@ -86,6 +86,9 @@ pub struct Attack {
     /// Replay the cookies the edge sets, as bots do.
     #[serde(default = "yes")]
     pub replay_cookies: bool,
+    /// Follow same-site redirects, as bots do.
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
 }
 
 fn default_sources() -> u32 {

@@ -27,9 +27,11 @@ pub enum Field {
     LegitFailed,
     /// Requests the origin received (when the drill can see the origin).
     OriginRequests,
+    /// Requests in progress at the origin, sampled (a gauge: the second's maximum).
+    OriginInFlight,
 }
 
-pub const FIELDS: usize = 9;
+pub const FIELDS: usize = 10;
 
 const NAMES: [&str; FIELDS] = [
     "attack_sent",
@@ -41,6 +43,7 @@ const NAMES: [&str; FIELDS] = [
     "legit_ok",
     "legit_failed",
     "origin_requests",
+    "origin_in_flight",
 ];
 
 /// Per-second counters for a drill of known maximum length.
@@ -60,6 +63,12 @@ impl Timeline {
     pub fn add(&self, sec: usize, f: Field, n: u64) {
         let i = sec.min(self.secs.len() - 1);
         self.secs[i][f as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Record a gauge: keep the largest value seen in that second.
+    pub fn max(&self, sec: usize, f: Field, v: u64) {
+        let i = sec.min(self.secs.len() - 1);
+        self.secs[i][f as usize].fetch_max(v, Ordering::Relaxed);
     }
 
     pub fn get(&self, sec: usize, f: Field) -> u64 {

@@ -109,6 +109,9 @@ fn http_flood_is_measured_and_expectations_decide_the_exit() {
     assert!(s["attack_sent"].as_f64().unwrap() >= 5000.0, "{s}");
     assert!(s["legit_requests"].as_f64().unwrap() > 20.0, "{s}");
     assert!(s["legit_p99_ms"].as_f64().is_some());
+    // The origin's concurrency was sampled, and never above what it really saw.
+    let peak = s["origin_peak_in_flight"].as_f64().unwrap();
+    assert!(peak <= s["origin_max_in_flight"].as_f64().unwrap(), "{s}");
     // What reached the origin was counted at the origin itself.
     assert!(
         s["origin_requests"].as_f64().unwrap() >= s["attack_passed"].as_f64().unwrap() * 0.9,
