@@ -182,6 +182,15 @@ fn build_request(
     out.extend_from_slice(a.body.as_bytes());
 }
 
+/// Read more bytes into `buf`; `None` when the connection ended.
+async fn fill<S: AsyncRead + Unpin + ?Sized>(s: &mut S, buf: &mut BytesMut) -> Option<()> {
+    buf.reserve(16384);
+    match s.read_buf(buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(()),
+    }
+}
+
 /// A response as the drill needs it.
 pub struct Resp {
     pub status: u16,
@@ -241,11 +250,7 @@ pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
                 if left == 0 {
                     break;
                 }
-                buf.reserve(16384);
-                match s.read_buf(buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
+                fill(s, buf).await?;
             }
         }
         Framing::Chunked => {
@@ -261,11 +266,7 @@ pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
                 if d.is_done() {
                     break;
                 }
-                buf.reserve(16384);
-                match s.read_buf(buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
+                fill(s, buf).await?;
             }
         }
         Framing::Close => {

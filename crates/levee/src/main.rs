@@ -44,54 +44,7 @@ enum Cmd {
     },
     /// Rehearse an attack against your own edge (which must opt in) and measure
     /// what legitimate users felt.
-    Drill {
-        /// The edge to drill, e.g. http://127.0.0.1:8080/
-        #[arg(long)]
-        target: String,
-        /// A built-in scenario (http-flood, carpet-bomb, cache-bust, dogpile,
-        /// conn-flood, slowloris, slow-post, slow-read, malformed, mixed) or a TOML file.
-        #[arg(long)]
-        scenario: String,
-        /// How long the attack lasts, in seconds.
-        #[arg(long, default_value_t = 30)]
-        duration: u64,
-        /// Seconds of legitimate traffic alone before the attack.
-        #[arg(long, default_value_t = 2)]
-        warmup: u64,
-        /// Attack requests per second in all (default: as fast as possible).
-        #[arg(long)]
-        rate: Option<u32>,
-        /// The edge's drill token (`[drill] token`); optional for loopback targets.
-        #[arg(long, env = "LEVEE_DRILL_TOKEN")]
-        token: Option<String>,
-        /// Stop after this many attack requests.
-        #[arg(long, default_value_t = 50_000_000)]
-        max_requests: u64,
-        /// The edge's admin address, to chart its CPU and memory.
-        #[arg(long)]
-        admin: Option<SocketAddr>,
-        /// The origin's address, if it is Levee's demo origin, to count what reached it.
-        #[arg(long)]
-        origin: Option<SocketAddr>,
-        /// Number of legitimate clients (default: the scenario's).
-        #[arg(long)]
-        legit: Option<u32>,
-        /// Token the scenario's staff clients carry (`Authorization: Bearer ...`).
-        #[arg(long, env = "LEVEE_STAFF_TOKEN")]
-        staff_token: Option<String>,
-        /// Write the JSON result here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write the HTML report here.
-        #[arg(long)]
-        html: Option<PathBuf>,
-        /// A condition that must hold, e.g. 'legit_success>=0.999' (repeatable).
-        #[arg(long)]
-        expect: Vec<String>,
-        /// Threads for the drill's clients (default: one per core).
-        #[arg(long)]
-        workers: Option<usize>,
-    },
+    Drill(DrillArgs),
     /// Validate a configuration file without starting anything.
     Check {
         #[arg(long, short)]
@@ -110,39 +63,7 @@ fn main() {
             workers,
         } => serve(config, demo, listen, admin, workers),
         Cmd::Check { config } => check(&config),
-        Cmd::Drill {
-            target,
-            scenario,
-            duration,
-            warmup,
-            rate,
-            token,
-            max_requests,
-            admin,
-            origin,
-            legit,
-            staff_token,
-            json,
-            html,
-            expect,
-            workers,
-        } => drill(DrillArgs {
-            target,
-            scenario,
-            duration,
-            warmup,
-            rate,
-            token,
-            max_requests,
-            admin,
-            origin,
-            legit,
-            staff_token,
-            json,
-            html,
-            expect,
-            workers,
-        }),
+        Cmd::Drill(args) => drill(args),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
@@ -263,21 +184,54 @@ async fn wait_for_signals(edge: &levee_edge::Edge) -> Result<()> {
     }
 }
 
+#[derive(clap::Args)]
 struct DrillArgs {
+    /// The edge to drill, e.g. http://127.0.0.1:8080/ or https://example.org/
+    #[arg(long)]
     target: String,
+    /// A built-in scenario (http-flood, carpet-bomb, cache-bust, dogpile,
+    /// conn-flood, slowloris, slow-post, slow-read, malformed, h2-rapid-reset,
+    /// h2-continuation, h2-ping-flood, tls-handshake-flood, mixed) or a TOML file.
+    #[arg(long)]
     scenario: String,
+    /// How long the attack lasts, in seconds.
+    #[arg(long, default_value_t = 30)]
     duration: u64,
+    /// Seconds of legitimate traffic alone before the attack.
+    #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// Attack requests per second in all (default: as fast as possible).
+    #[arg(long)]
     rate: Option<u32>,
+    /// The edge's drill token (`[drill] token`); optional for loopback targets.
+    #[arg(long, env = "LEVEE_DRILL_TOKEN")]
     token: Option<String>,
+    /// Stop after this many attack requests.
+    #[arg(long, default_value_t = 50_000_000)]
     max_requests: u64,
+    /// The edge's admin address, to chart its CPU and memory.
+    #[arg(long)]
     admin: Option<SocketAddr>,
+    /// The origin's address, if it is Levee's demo origin, to count what reached it.
+    #[arg(long)]
     origin: Option<SocketAddr>,
+    /// Number of legitimate clients (default: the scenario's).
+    #[arg(long)]
     legit: Option<u32>,
+    /// Token the scenario's staff clients carry (`Authorization: Bearer ...`).
+    #[arg(long, env = "LEVEE_STAFF_TOKEN")]
     staff_token: Option<String>,
+    /// Write the JSON result here.
+    #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long)]
     html: Option<PathBuf>,
+    /// A condition that must hold, e.g. 'legit_success>=0.999' (repeatable).
+    #[arg(long)]
     expect: Vec<String>,
+    /// Threads for the drill's clients (default: one per core).
+    #[arg(long)]
     workers: Option<usize>,
 }
 
