@@ -11,6 +11,8 @@ declare -A PKG=(
   [pgrep]=procps
   [ss]=iproute2
   [bc]=bc
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 missing=()
 for cmd in "${!PKG[@]}"; do

@@ -70,6 +70,9 @@ pub struct Config {
     /// Opt-in for `levee drill`.
     #[serde(default)]
     pub drill: Drill,
+    /// Keys for the browser challenge (shared by every edge of a fleet).
+    #[serde(default)]
+    pub challenge: ChallengeKeys,
     /// Protected sites (`[[site]]`), chosen by Host / SNI.
     #[serde(default)]
     pub site: Vec<Site>,
@@ -316,6 +319,76 @@ pub struct Drill {
     pub token: Option<String>,
 }
 
+/// The proof-of-work challenge's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChallengeKeys {
+    /// Master secret; edges with the same secret accept each other's tokens.
+    /// Without one, each process makes a random one (clearances then do not
+    /// survive a restart nor work across edges).
+    pub secret: Option<String>,
+    /// How often signing keys rotate (tokens of the previous period stay valid).
+    pub key_period: Dur,
+    /// How long a challenge may take to solve.
+    pub ttl: Dur,
+    /// Used solutions remembered to refuse replays.
+    pub spent_capacity: u32,
+}
+
+impl Default for ChallengeKeys {
+    fn default() -> Self {
+        ChallengeKeys {
+            secret: None,
+            key_period: Dur::secs(3600),
+            ttl: Dur::secs(300),
+            spent_capacity: 1_000_000,
+        }
+    }
+}
+
+/// When a site challenges browsers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChallengeMode {
+    /// Never (the default; adaptive defense will turn it on under attack).
+    #[default]
+    Off,
+    /// Every browser without a valid clearance.
+    Always,
+}
+
+/// A site's challenge policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteChallenge {
+    pub mode: ChallengeMode,
+    /// Leading zero bits of SHA-256 asked for: 2^bits hashes expected.
+    pub bits: u8,
+    /// How long a clearance lasts.
+    pub clearance_ttl: Dur,
+    /// Path prefixes never challenged (APIs, monitoring, webhooks).
+    pub exempt_paths: Vec<String>,
+    /// Clients never challenged: staff networks, verified crawlers.
+    pub allow: Vec<Cidr>,
+    /// The page's text.
+    pub text: String,
+}
+
+impl Default for SiteChallenge {
+    fn default() -> Self {
+        SiteChallenge {
+            mode: ChallengeMode::Off,
+            bits: 16,
+            clearance_ttl: Dur::secs(3600),
+            exempt_paths: vec!["/.well-known/".into()],
+            allow: Vec::new(),
+            text:
+                "Checking that you are a person, not a bot. This takes a moment and happens once."
+                    .into(),
+        }
+    }
+}
+
 /// How requests are spread over a site's origins.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -358,6 +431,9 @@ pub struct Site {
     /// Active health checks; passive checks are always on.
     #[serde(default)]
     pub health: Option<Health>,
+    /// The browser challenge (`[site.challenge]`).
+    #[serde(default)]
+    pub challenge: SiteChallenge,
     /// Consecutive failures (connect errors, timeouts, 5xx) that mark an origin down.
     #[serde(default = "default_passive_failures")]
     pub passive_failures: u32,
@@ -660,6 +736,12 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
             return Err((
                 format!("site[{si}].max_concurrent_per_origin"),
                 "must be at least 1".into(),
+            ));
+        }
+        if s.challenge.bits > 28 {
+            return Err((
+                format!("site[{si}].challenge.bits"),
+                "at most 28 (each bit doubles the work; 16 is about 0.1 s on a phone)".into(),
             ));
         }
         if let Some(hc) = &s.health {

@@ -482,6 +482,54 @@ where
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
+    if site.challenge.mode != levee_config::ChallengeMode::Off {
+        let find = |name: &[u8]| {
+            headers()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
+        let req = crate::challenge::Req {
+            method: &raw[head.method.clone()],
+            target: &raw[head.path.clone()],
+            accept: find(b"accept"),
+            cookies: headers()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+                .map(|(_, v)| v)
+                .collect(),
+            user_agent: find(b"user-agent").unwrap_or(b""),
+            client,
+            https: peer.tls.is_some(),
+        };
+        if let Some(ans) =
+            crate::challenge::decide(state, site, &shared.spent, &shared.metrics, &req)
+        {
+            // A body the edge did not read is still on the connection: close it.
+            let close = has_body || !*keep_alive;
+            let is_head = &raw[head.method.clone()] == b"HEAD";
+            let resp = proxy::own_response_with(
+                ans.status,
+                ans.content_type,
+                &ans.headers,
+                &ans.body,
+                close,
+                is_head,
+            );
+            let _ = io.write_all(&resp).await;
+            ctx.log(
+                Some((raw, head)),
+                &site.name,
+                ans.status,
+                ans.verdict,
+                ans.reason,
+                (0, resp.len() as u64),
+                started,
+                None,
+                client,
+                String::new(),
+            );
+            return if close { Flow::Close } else { Flow::Continue };
+        }
+    }
     let max_body = limits.max_body_bytes.0;
     if let Framing::Length(n) = head.framing {
         if n > max_body {

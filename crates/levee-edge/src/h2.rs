@@ -456,6 +456,52 @@ async fn stream(
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
+    if site.challenge.mode != levee_config::ChallengeMode::Off {
+        let find = |name: http::header::HeaderName| parts.headers.get(name).map(|v| v.as_bytes());
+        let req = crate::challenge::Req {
+            method: parts.method.as_str().as_bytes(),
+            target: path.as_bytes(),
+            accept: find(http::header::ACCEPT),
+            cookies: parts
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect(),
+            user_agent: find(http::header::USER_AGENT).unwrap_or(b""),
+            client,
+            https: peer.tls.is_some(),
+        };
+        if let Some(ans) =
+            crate::challenge::decide(&state, site, &shared.spent, &shared.metrics, &req)
+        {
+            let mut b = http::Response::builder()
+                .status(ans.status)
+                .header("content-type", ans.content_type)
+                .header("cache-control", "no-store");
+            for (n, v) in &ans.headers {
+                b = b.header(*n, v.as_str());
+            }
+            let n = ans.body.len() as u64;
+            if let Ok(resp) = b.body(()) {
+                let head_only = parts.method == http::Method::HEAD;
+                if let Ok(mut s) = respond.send_response(resp, head_only) {
+                    if !head_only {
+                        let _ = s.send_data(Bytes::from(ans.body), true);
+                    }
+                }
+            }
+            return log(
+                &site.name,
+                ans.status,
+                ans.verdict,
+                ans.reason,
+                (0, n),
+                None,
+                String::new(),
+            );
+        }
+    }
     let max_body = limits.max_body_bytes.0;
     let declared: Option<u64> = parts
         .headers

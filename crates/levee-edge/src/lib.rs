@@ -16,6 +16,7 @@
 
 pub mod accesslog;
 pub mod admin;
+pub mod challenge;
 pub mod clock;
 pub mod h1;
 pub mod h2;
@@ -76,6 +77,8 @@ pub struct Shared {
     pub log: accesslog::AccessLog,
     pub tracker: Arc<ConnTracker>,
     pub marks: Mutex<Marks>,
+    /// Used challenge solutions (replay protection), bounded.
+    pub spent: Mutex<levee_challenge::SpentSet>,
     pub shutdown: watch::Receiver<bool>,
     /// Set with `shutdown`; cheap to read on every request.
     stopping: std::sync::atomic::AtomicBool,
@@ -261,6 +264,7 @@ impl Edge {
         };
         let admin = admin_sock.as_ref().and_then(|s| s.local_addr().ok());
         let state = State::build(cfg, None, 0)?;
+        let spent_capacity = state.cfg.challenge.spent_capacity as usize;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: ArcSwap::from_pointee(state),
@@ -268,6 +272,7 @@ impl Edge {
             log,
             tracker,
             marks: Mutex::new(Marks::new(10_000)),
+            spent: Mutex::new(levee_challenge::SpentSet::new(spent_capacity)),
             shutdown: shutdown_rx,
             stopping: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),

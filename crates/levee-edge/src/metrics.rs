@@ -138,7 +138,15 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
     pub clients_marked: AtomicU64,
+    pub challenges_issued: AtomicU64,
+    challenges_solved: AtomicU64,
+    challenges_failed: [AtomicU64; 7],
+    /// Solve time histogram (issue to verification), seconds: cumulative buckets.
+    solve_buckets: [AtomicU64; SOLVE_BUCKETS.len()],
+    solve_sum_s: AtomicU64,
 }
+
+const SOLVE_BUCKETS: [u64; 7] = [1, 2, 5, 10, 30, 60, 300];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -159,6 +167,11 @@ impl Default for Metrics {
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
             clients_marked: AtomicU64::new(0),
+            challenges_issued: AtomicU64::new(0),
+            challenges_solved: AtomicU64::new(0),
+            challenges_failed: Default::default(),
+            solve_buckets: Default::default(),
+            solve_sum_s: AtomicU64::new(0),
         }
     }
 }
@@ -176,6 +189,23 @@ impl Metrics {
         self.defenses
             .get(r.index())
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// A challenge solved `secs` after it was issued.
+    pub fn challenge_solved(&self, secs: u64) {
+        self.challenges_solved.fetch_add(1, Ordering::Relaxed);
+        self.solve_sum_s.fetch_add(secs, Ordering::Relaxed);
+        for (i, b) in SOLVE_BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.solve_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn challenge_failed(&self, e: levee_challenge::ChallengeError) {
+        if let Some(c) = self.challenges_failed.get(e as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn status(&self, status: u16) {
@@ -275,6 +305,28 @@ impl Metrics {
         for (i, c) in self.status_class.iter().enumerate() {
             let _ = writeln!(s, "levee_responses_total{{class=\"{}xx\"}} {}", i + 1, g(c));
         }
+        let issued = g(&self.challenges_issued);
+        let solved = g(&self.challenges_solved);
+        let _ = writeln!(s, "# HELP levee_challenges_issued_total Challenge pages served.\n# TYPE levee_challenges_issued_total counter\nlevee_challenges_issued_total {issued}");
+        let _ = writeln!(s, "# HELP levee_challenges_solved_total Challenges solved (clearance given).\n# TYPE levee_challenges_solved_total counter\nlevee_challenges_solved_total {solved}");
+        s.push_str("# HELP levee_challenges_failed_total Challenge solutions refused, by reason.\n# TYPE levee_challenges_failed_total counter\n");
+        for e in levee_challenge::ChallengeError::ALL {
+            let _ = writeln!(
+                s,
+                "levee_challenges_failed_total{{reason=\"{}\"}} {}",
+                e.label(),
+                g(&self.challenges_failed[e as usize])
+            );
+        }
+        s.push_str("# HELP levee_challenge_solve_seconds Time from challenge to solution.\n# TYPE levee_challenge_solve_seconds histogram\n");
+        for (i, b) in SOLVE_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "levee_challenge_solve_seconds_bucket{{le=\"{b}\"}} {}",
+                g(&self.solve_buckets[i])
+            );
+        }
+        let _ = writeln!(s, "levee_challenge_solve_seconds_bucket{{le=\"+Inf\"}} {solved}\nlevee_challenge_solve_seconds_sum {}\nlevee_challenge_solve_seconds_count {solved}", g(&self.solve_sum_s));
         for (name, help, v) in extra {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

@@ -272,6 +272,35 @@ pub fn own_response(status: u16, body: &str, close: bool, retry_after: Option<u3
     out
 }
 
+/// The edge's own response with extra fields (challenge pages, redirects).
+pub fn own_response_with(
+    status: u16,
+    content_type: &str,
+    extra: &[(&'static str, String)],
+    body: &str,
+    close: bool,
+    head_only: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + body.len());
+    let _ = write!(
+        Bytes(&mut out),
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    for (n, v) in extra {
+        let _ = write!(Bytes(&mut out), "{n}: {v}\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
+    out
+}
+
 /// The body text of an edge error: short, and names the reason.
 pub fn error_text(status: u16, reason: &str) -> String {
     format!("{status} {}: {reason} (levee)\n", reason_phrase(status))

@@ -29,6 +29,7 @@ pub enum BuildError {
 #[derive(Debug)]
 pub struct Site {
     pub name: String,
+    pub challenge: levee_config::SiteChallenge,
     pub origins: Vec<Arc<Origin>>,
     balance: Balance,
     rr: AtomicUsize,
@@ -67,6 +68,19 @@ pub struct State {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub head_limits: HeadLimits,
     pub flood: FloodLimits,
+    /// Challenge and clearance keys.
+    pub keys: levee_challenge::Keyring,
+    pub challenge_ttl_s: u64,
+}
+
+/// The master secret when the configuration gives none: random, once per process.
+fn process_secret() -> &'static [u8; 32] {
+    static SECRET: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| {
+        let mut s = [0u8; 32];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut s);
+        s
+    })
 }
 
 impl State {
@@ -102,6 +116,7 @@ impl State {
             }
             sites.push(Arc::new(Site {
                 name: s.name.clone(),
+                challenge: s.challenge.clone(),
                 origins,
                 balance: s.balance,
                 rr: AtomicUsize::new(0),
@@ -124,7 +139,17 @@ impl State {
             max_window_update: h.max_window_update_frames,
             max_continuation: h.max_continuation_frames,
         };
+        let keys = levee_challenge::Keyring::new(
+            cfg.challenge
+                .secret
+                .as_deref()
+                .map_or(&process_secret()[..], str::as_bytes),
+            cfg.challenge.key_period.as_duration().as_secs(),
+        );
+        let challenge_ttl_s = cfg.challenge.ttl.as_duration().as_secs();
         Ok(State {
+            keys,
+            challenge_ttl_s,
             cfg,
             generation,
             sites,

@@ -1,0 +1,354 @@
+//! The browser challenge at the edge: who is asked, the interstitial page,
+//! the verification endpoint and the clearance cookie. The tokens themselves
+//! are `levee_challenge`'s; this module is the policy and the HTTP around them.
+//!
+//! Never challenged: exempt paths (APIs, monitoring), allow-listed networks
+//! (staff, verified crawlers), clients with a valid clearance. A GET or HEAD
+//! that accepts HTML gets the page; other GETs (API clients, feeds) get 429
+//! with `Retry-After`; any other method gets 503 with `Retry-After`, never a
+//! redirect that would drop its body.
+
+use crate::metrics::Metrics;
+use crate::state::{Site, State};
+use crate::Verdict;
+use levee_challenge as lc;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// Where the page sends a solution.
+pub const VERIFY_PATH: &str = "/.levee/challenge/verify";
+/// The clearance cookie.
+pub const COOKIE: &str = "levee_clearance";
+
+/// What the edge answers instead of proxying.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub content_type: &'static str,
+    pub body: String,
+    pub verdict: Verdict,
+    pub reason: &'static str,
+}
+
+/// The parts of a request the policy looks at.
+pub struct Req<'a> {
+    pub method: &'a [u8],
+    /// Path and query, as sent.
+    pub target: &'a [u8],
+    pub accept: Option<&'a [u8]>,
+    pub cookies: Vec<&'a [u8]>,
+    pub user_agent: &'a [u8],
+    pub client: IpAddr,
+    pub https: bool,
+}
+
+fn cookie_value<'a>(cookies: &[&'a [u8]], name: &str) -> Option<&'a str> {
+    for c in cookies {
+        for part in c.split(|&b| b == b';') {
+            let part = part.trim_ascii();
+            if let Some(v) = part
+                .strip_prefix(name.as_bytes())
+                .and_then(|r| r.strip_prefix(b"="))
+            {
+                return std::str::from_utf8(v).ok();
+            }
+        }
+    }
+    None
+}
+
+fn query<'a>(q: &'a str, key: &str) -> Option<&'a str> {
+    q.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A safe place to send the browser back to: a path on this site.
+fn safe_return(r: Option<&str>) -> String {
+    match r.and_then(percent_decode) {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.starts_with("/\\")
+                && p.bytes().all(|b| (0x21..0x7f).contains(&b))
+                && p.len() < 4096 =>
+        {
+            p
+        }
+        _ => "/".to_string(),
+    }
+}
+
+fn now_s() -> u64 {
+    crate::clock::unix_ms() / 1000
+}
+
+/// Decide whether `req` must be challenged; `None` lets it through.
+pub fn decide(
+    state: &State,
+    site: &Site,
+    spent: &Mutex<lc::SpentSet>,
+    metrics: &Metrics,
+    req: &Req<'_>,
+) -> Option<Answer> {
+    let policy = &site.challenge;
+    if policy.mode == levee_config::ChallengeMode::Off {
+        return None;
+    }
+    let target = std::str::from_utf8(req.target).unwrap_or("/");
+    let (path, q) = target.split_once('?').unwrap_or((target, ""));
+    if path == VERIFY_PATH {
+        return Some(verify(state, site, spent, metrics, req, q));
+    }
+    if policy
+        .exempt_paths
+        .iter()
+        .any(|p| path.starts_with(p.as_str()))
+        || policy.allow.iter().any(|c| c.contains(req.client))
+    {
+        return None;
+    }
+    let now = now_s();
+    if let Some(c) = cookie_value(&req.cookies, COOKIE) {
+        if lc::check_clearance(&state.keys, c, &site.name, req.client, req.user_agent, now).is_ok()
+        {
+            return None;
+        }
+    }
+    let retry = vec![("retry-after", "5".to_string())];
+    let html = req
+        .accept
+        .is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
+    if req.method != b"GET" && req.method != b"HEAD" {
+        return Some(Answer {
+            status: 503,
+            headers: retry,
+            content_type: "text/plain; charset=utf-8",
+            body: "503 Service Unavailable: this site is checking visitors; retry in a few seconds (levee)\n".into(),
+            verdict: Verdict::Challenge,
+            reason: "challenge_non_get",
+        });
+    }
+    if !html {
+        return Some(Answer {
+            status: 429,
+            headers: retry,
+            content_type: "text/plain; charset=utf-8",
+            body: "429 Too Many Requests: this site is checking visitors; retry in a few seconds (levee)\n".into(),
+            verdict: Verdict::Challenge,
+            reason: "challenge_non_html",
+        });
+    }
+    Some(page(state, site, metrics, req, target, now))
+}
+
+fn page(
+    state: &State,
+    site: &Site,
+    metrics: &Metrics,
+    req: &Req<'_>,
+    target: &str,
+    now: u64,
+) -> Answer {
+    let mut nonce = [0u8; 16];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
+    let bits = site.challenge.bits;
+    let token = lc::issue(&state.keys, &site.name, req.client, now, bits, nonce);
+    metrics.challenges_issued.fetch_add(1, Ordering::Relaxed);
+    let ret = serde_json::to_string(target).unwrap_or_else(|_| "\"/\"".into());
+    let text = html_escape(&site.challenge.text);
+    let expected = 1u64 << bits.min(40);
+    Answer {
+        status: 403,
+        headers: vec![("x-levee-challenge", "1".into())],
+        content_type: "text/html; charset=utf-8",
+        body: INTERSTITIAL
+            .replace("{{TEXT}}", &text)
+            .replace("{{TOKEN}}", &token)
+            .replace("{{BITS}}", &bits.to_string())
+            .replace("{{EXPECTED}}", &expected.to_string())
+            .replace("{{RETURN}}", &ret)
+            .replace("{{VERIFY}}", VERIFY_PATH),
+        verdict: Verdict::Challenge,
+        reason: "challenge",
+    }
+}
+
+fn verify(
+    state: &State,
+    site: &Site,
+    spent: &Mutex<lc::SpentSet>,
+    metrics: &Metrics,
+    req: &Req<'_>,
+    q: &str,
+) -> Answer {
+    let now = now_s();
+    let token = query(q, "t").unwrap_or("");
+    let counter: u64 = query(q, "c")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(u64::MAX);
+    let back = safe_return(query(q, "r"));
+    let result = {
+        let mut s = spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lc::verify(
+            &state.keys,
+            &mut s,
+            token,
+            counter,
+            &site.name,
+            req.client,
+            now,
+            state.challenge_ttl_s,
+        )
+    };
+    match result {
+        Ok(solved) => {
+            metrics.challenge_solved(now.saturating_sub(solved.issued_s));
+            let ttl = site.challenge.clearance_ttl.as_duration().as_secs();
+            let c = lc::clearance(
+                &state.keys,
+                &site.name,
+                req.client,
+                req.user_agent,
+                now,
+                ttl,
+            );
+            let secure = if req.https { "; Secure" } else { "" };
+            Answer {
+                status: 303,
+                headers: vec![
+                    (
+                        "set-cookie",
+                        format!(
+                            "{COOKIE}={c}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
+                        ),
+                    ),
+                    ("location", back),
+                ],
+                content_type: "text/plain; charset=utf-8",
+                body: "Thank you. Continuing…\n".into(),
+                verdict: Verdict::Allow,
+                reason: "challenge_solved",
+            }
+        }
+        Err(e) => {
+            metrics.challenge_failed(e);
+            Answer {
+                status: 403,
+                headers: vec![("x-levee-challenge", "1".into())],
+                content_type: "text/plain; charset=utf-8",
+                body: format!("403 Forbidden: the check did not succeed ({e}). Reload the page to try again (levee)\n"),
+                verdict: Verdict::Block,
+                reason: e.label(),
+            }
+        }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The interstitial: self-contained (no third-party resources), readable
+/// text, a live region for screen readers, a visible progress bar; the work
+/// runs in a Web Worker with a small SHA-256 of its own.
+const INTERSTITIAL: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="robots" content="noindex"><title>One moment…</title>
+<style>body{font-family:system-ui,sans-serif;max-width:34em;margin:15vh auto;padding:0 1.2em;color:#1d1d1f;line-height:1.5}
+h1{font-size:1.4em}progress{width:100%;height:1.1em}.small{color:#555;font-size:.9em}</style></head>
+<body><main>
+<h1>One moment, please</h1>
+<p>{{TEXT}}</p>
+<progress id="bar" max="100" value="0" aria-label="Progress"></progress>
+<p id="status" role="status" aria-live="polite">Working…</p>
+<noscript><p>This check needs JavaScript. Please enable it and reload the page.</p></noscript>
+<p class="small">Protected by Levee. Your browser does a small calculation (about {{EXPECTED}} hashes); nothing is installed and no data leaves your device.</p>
+</main>
+<script id="levee-challenge" data-token="{{TOKEN}}" data-bits="{{BITS}}">
+(function(){
+var token="{{TOKEN}}",bits={{BITS}},ret={{RETURN}},expected={{EXPECTED}};
+var worker=function(){
+var K=[0x428a2f98,0x71374491,0xb5c0fbcf,0xe9b5dba5,0x3956c25b,0x59f111f1,0x923f82a4,0xab1c5ed5,0xd807aa98,0x12835b01,0x243185be,0x550c7dc3,0x72be5d74,0x80deb1fe,0x9bdc06a7,0xc19bf174,0xe49b69c1,0xefbe4786,0x0fc19dc6,0x240ca1cc,0x2de92c6f,0x4a7484aa,0x5cb0a9dc,0x76f988da,0x983e5152,0xa831c66d,0xb00327c8,0xbf597fc7,0xc6e00bf3,0xd5a79147,0x06ca6351,0x14292967,0x27b70a85,0x2e1b2138,0x4d2c6dfc,0x53380d13,0x650a7354,0x766a0abb,0x81c2c92e,0x92722c85,0xa2bfe8a1,0xa81a664b,0xc24b8b70,0xc76c51a3,0xd192e819,0xd6990624,0xf40e3585,0x106aa070,0x19a4c116,0x1e376c08,0x2748774c,0x34b0bcb5,0x391c0cb3,0x4ed8aa4a,0x5b9cca4f,0x682e6ff3,0x748f82ee,0x78a5636f,0x84c87814,0x8cc70208,0x90befffa,0xa4506ceb,0xbef9a3f7,0xc67178f2];
+var W=new Int32Array(64);
+function sha(bytes,n){var H=[0x6a09e667,0xbb67ae85,0x3c6ef372,0xa54ff53a,0x510e527f,0x9b05688c,0x1f83d9ab,0x5be0cd19];
+var l=((n+9+63)>>6)<<6,m=new Uint8Array(l);m.set(bytes.subarray(0,n));m[n]=0x80;var bl=n*8;m[l-4]=bl>>>24;m[l-3]=bl>>>16;m[l-2]=bl>>>8;m[l-1]=bl;
+for(var o=0;o<l;o+=64){for(var i=0;i<16;i++)W[i]=(m[o+4*i]<<24)|(m[o+4*i+1]<<16)|(m[o+4*i+2]<<8)|m[o+4*i+3];
+for(i=16;i<64;i++){var x=W[i-15],y=W[i-2];var s0=((x>>>7)|(x<<25))^((x>>>18)|(x<<14))^(x>>>3);var s1=((y>>>17)|(y<<15))^((y>>>19)|(y<<13))^(y>>>10);W[i]=(W[i-16]+s0+W[i-7]+s1)|0;}
+var a=H[0],b=H[1],c=H[2],d=H[3],e=H[4],f=H[5],g=H[6],h=H[7];
+for(i=0;i<64;i++){var S1=((e>>>6)|(e<<26))^((e>>>11)|(e<<21))^((e>>>25)|(e<<7));var ch=(e&f)^(~e&g);var t1=(h+S1+ch+K[i]+W[i])|0;
+var S0=((a>>>2)|(a<<30))^((a>>>13)|(a<<19))^((a>>>22)|(a<<10));var mj=(a&b)^(a&c)^(b&c);var t2=(S0+mj)|0;h=g;g=f;f=e;e=(d+t1)|0;d=c;c=b;b=a;a=(t1+t2)|0;}
+H[0]=(H[0]+a)|0;H[1]=(H[1]+b)|0;H[2]=(H[2]+c)|0;H[3]=(H[3]+d)|0;H[4]=(H[4]+e)|0;H[5]=(H[5]+f)|0;H[6]=(H[6]+g)|0;H[7]=(H[7]+h)|0;}
+return H;}
+function zeros(H){var z=0;for(var i=0;i<8;i++){var w=H[i]>>>0;if(w===0){z+=32;continue;}return z+Math.clz32(w);}return z;}
+onmessage=function(ev){var t=ev.data.token,bits=ev.data.bits,buf=new Uint8Array(128);for(var i=0;i<t.length;i++)buf[i]=t.charCodeAt(i);buf[t.length]=58;
+for(var c=0;;c++){var s=String(c),n=t.length+1;for(var j=0;j<s.length;j++)buf[n+j]=s.charCodeAt(j);n+=s.length;
+if(zeros(sha(buf,n))>=bits){postMessage({done:true,counter:c});return;}if(c%20000===0)postMessage({done:false,counter:c});}};
+};
+var status=document.getElementById("status"),bar=document.getElementById("bar"),start=Date.now();
+var blob=new Blob(["("+worker.toString()+")()"],{type:"text/javascript"});
+var w=new Worker(URL.createObjectURL(blob));
+w.onmessage=function(ev){
+ if(ev.data.done){bar.value=100;status.textContent="Done. Loading the page…";
+  location.replace("{{VERIFY}}?t="+encodeURIComponent(token)+"&c="+ev.data.counter+"&r="+encodeURIComponent(ret));}
+ else{var p=Math.min(95,Math.round(100*(1-Math.exp(-ev.data.counter/expected))));bar.value=p;status.textContent="Working… "+p+"%";}
+};
+w.postMessage({token:token,bits:bits});
+})();
+</script></body></html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_on_the_site() {
+        assert_eq!(safe_return(Some("%2Fa%3Fb%3D1")), "/a?b=1");
+        assert_eq!(safe_return(Some("//evil.example/")), "/");
+        assert_eq!(safe_return(Some("https%3A%2F%2Fevil.example")), "/");
+        assert_eq!(safe_return(Some("/%5Cevil")), "/");
+        assert_eq!(safe_return(Some("/a%0d%0aSet-Cookie:x")), "/");
+        assert_eq!(safe_return(None), "/");
+    }
+
+    #[test]
+    fn cookies_are_found() {
+        let c: Vec<&[u8]> = vec![b"a=1; levee_clearance=XYZ; b=2"];
+        assert_eq!(cookie_value(&c, COOKIE), Some("XYZ"));
+        assert_eq!(cookie_value(&c, "levee"), None);
+    }
+}

@@ -1,0 +1,274 @@
+//! The browser challenge: a real headless Chromium solves it and loads the
+//! page with its assets; bots, API clients and forms are treated as the
+//! policy says; forged and replayed solutions are refused.
+
+use super::*;
+
+fn challenge_edge(name: &str, o: &Origin, bits: u8) -> Edge {
+    // A `[site.challenge]` table after `[[site.origin]]` belongs to the last site.
+    let extra = format!(
+        "\n[site.challenge]\nmode = \"always\"\nbits = {bits}\nexempt_paths = [\"/healthz\"]\nallow = [\"127.0.9.0/24\"]\n"
+    );
+    Edge::start(name, &config(o.addr, "", &extra))
+}
+
+/// A WebDriver session on Debian's chromedriver + chromium, driven with curl.
+struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    fn start(profile: &std::path::Path) -> Option<Browser> {
+        if run(
+            "sh",
+            &["-c", "command -v chromedriver && command -v chromium"],
+        )
+        .0 != 0
+        {
+            eprintln!("SKIPPED: chromium and chromium-driver are not installed (scripts/install-test-deps.sh installs them)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=900,700",
+                     format!("--user-data-dir={}", profile.display())]
+        }}}});
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, out, _) = run(
+                "curl",
+                &[
+                    "-s",
+                    "-X",
+                    "POST",
+                    &format!("{base}/session"),
+                    "-d",
+                    &caps.to_string(),
+                ],
+            );
+            if code == 0 {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&out) {
+                    if let Some(s) = v["value"]["sessionId"].as_str() {
+                        return Some(Browser {
+                            driver,
+                            base,
+                            session: s.to_string(),
+                        });
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start a session: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut args = vec!["-s", "-X", method, url.as_str()];
+        let b = body.map(|b| b.to_string());
+        if let Some(b) = &b {
+            args.extend(["-d", b.as_str()]);
+        }
+        let (_, out, _) = run("curl", &args);
+        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.call("DELETE", "", None);
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn chromium_solves_the_challenge_and_loads_the_page_with_its_assets() {
+    let o = Origin::start();
+    let e = challenge_edge("challenge-browser", &o, 14);
+    let dir = scratch("chromium-profile");
+    let Some(b) = Browser::start(&dir) else {
+        return;
+    };
+    b.call(
+        "POST",
+        "/url",
+        Some(serde_json::json!({"url": e.url("/?from=test")})),
+    );
+    let start = Instant::now();
+    loop {
+        let title = b.call("GET", "/title", None)["value"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if title == "Levee demo site" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the page never loaded; title {title:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cookies = b.call("GET", "/cookie", None);
+    let clearance = cookies["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "levee_clearance")
+        .cloned();
+    let c = clearance.expect("clearance cookie set");
+    assert_eq!(c["httpOnly"], true);
+    // The original URL came back, and its stylesheet was fetched with the clearance.
+    std::thread::sleep(Duration::from_millis(300));
+    let heads = o.stats.recent_heads();
+    assert!(
+        heads.iter().any(|h| h.starts_with("GET /?from=test ")),
+        "{heads:?}"
+    );
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("GET /static/app.css") && h.contains("levee_clearance=")),
+        "{heads:?}"
+    );
+    assert_eq!(e.metric("levee_challenges_solved_total"), 1.0);
+    assert!(e.metric("levee_challenges_issued_total") >= 1.0);
+    let log = e.access_log(3);
+    assert!(
+        log.iter()
+            .any(|l| l["verdict"] == "challenge" && l["path"] == "/?from=test"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn who_is_not_shown_the_page_and_what_bad_solutions_get() {
+    let o = Origin::start();
+    let e = challenge_edge("challenge-policy", &o, 8);
+    let html = [("Accept", "text/html,*/*")];
+    // A bot that runs no JavaScript: the page, and the origin never sees it.
+    let (s, body) = http_get(e.addr, "/secret-page", &html);
+    assert_eq!(s, 403);
+    assert!(body.contains("data-token="), "{body}");
+    assert!(!o.saw("/secret-page"));
+    // API clients: 429 with Retry-After, no page.
+    let (resp, _) = raw(e.addr, b"GET /api/members/1 HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n\r\n", Duration::from_secs(3));
+    assert!(
+        resp.starts_with("HTTP/1.1 429") && resp.contains("retry-after: 5"),
+        "{resp}"
+    );
+    // A form post without clearance: 503 with Retry-After, never a redirect that loses the body.
+    let (resp, _) = raw(e.addr, b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9\r\nConnection: close\r\n\r\nuser=ada1", Duration::from_secs(3));
+    assert!(
+        resp.starts_with("HTTP/1.1 503")
+            && resp.contains("retry-after: 5")
+            && !resp.contains("location:"),
+        "{resp}"
+    );
+    // Exempt paths (monitoring) and allow-listed networks (staff) pass.
+    assert_eq!(http_get(e.addr, "/healthz", &html).0, 200);
+    let mut c = connect_from("127.0.9.5".parse().unwrap(), e.addr).unwrap();
+    c.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(read_until_close(&mut c, Duration::from_secs(3))
+        .0
+        .starts_with("HTTP/1.1 200"));
+    // Solve it in Rust: the clearance works for the same User-Agent only.
+    let token = body
+        .split("data-token=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let counter = levee_challenge::solve(&token, 1 << 24).unwrap();
+    let verify = format!("/.levee/challenge/verify?t={token}&c={counter}&r=%2Fsecret-page");
+    let (resp, _) = raw(e.addr, format!("GET {verify} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ua-1\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3));
+    assert!(
+        resp.starts_with("HTTP/1.1 303") && resp.contains("location: /secret-page"),
+        "{resp}"
+    );
+    let cookie = resp
+        .split("set-cookie: ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let with = |ua: &str| {
+        raw(e.addr, format!("GET /secret-page HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {ua}\r\nCookie: {cookie}\r\nAccept: text/html\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3)).0
+    };
+    assert!(
+        with("ua-1").starts_with("HTTP/1.1 404"),
+        "cleared request reaches the origin (which has no such page)"
+    );
+    assert!(
+        with("other-ua").starts_with("HTTP/1.1 403"),
+        "clearance replayed by another client"
+    );
+    // The same solution again: replayed. A wrong counter: not enough work. A forged token: refused.
+    let (resp, _) = raw(
+        e.addr,
+        format!("GET {verify} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+        Duration::from_secs(3),
+    );
+    assert!(
+        resp.starts_with("HTTP/1.1 403") && resp.contains("already used"),
+        "{resp}"
+    );
+    let bad = (0..)
+        .find(|&x| !levee_challenge::work_ok(&token, x, 8))
+        .unwrap();
+    let (resp, _) = raw(e.addr, format!("GET /.levee/challenge/verify?t={token}&c={bad}&r=%2F HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3));
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    let (resp, _) = raw(e.addr, b"GET /.levee/challenge/verify?t=AAAA&c=1&r=%2F HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", Duration::from_secs(3));
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert_eq!(
+        e.metric("levee_challenges_failed_total{reason=\"replayed\"}"),
+        1.0
+    );
+    assert_eq!(
+        e.metric("levee_challenges_failed_total{reason=\"insufficient_work\"}"),
+        1.0
+    );
+    assert_eq!(
+        e.metric("levee_challenges_failed_total{reason=\"malformed\"}"),
+        1.0
+    );
+    // An open redirect through the verify endpoint is impossible.
+    let t2 = http_get(e.addr, "/x", &html).1;
+    let t2 = t2
+        .split("data-token=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let c2 = levee_challenge::solve(&t2, 1 << 24).unwrap();
+    let (resp, _) = raw(e.addr, format!("GET /.levee/challenge/verify?t={t2}&c={c2}&r=%2F%2Fevil.example HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3));
+    assert!(resp.contains("location: /\r\n"), "{resp}");
+}
