@@ -20,6 +20,9 @@ struct Browser {
 }
 
 impl Browser {
+    // The driver is killed by `Drop` once a session exists; before that, a
+    // failed start panics the test, and the process ends with the test binary.
+    #[allow(clippy::zombie_processes)]
     fn start(profile: &std::path::Path) -> Option<Browser> {
         if run(
             "sh",
