@@ -165,7 +165,8 @@ fn build_request(
         out.extend_from_slice(host.as_bytes());
         out.extend_from_slice(ua_line.as_bytes());
     }
-    out.extend_from_slice(b"Accept: */*\r\nConnection: keep-alive\r\n");
+    // What Mirai sends: a browser-like Accept.
+    out.extend_from_slice(b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.8\r\nConnection: keep-alive\r\n");
     if let Some(c) = cookie {
         out.extend_from_slice(format!("Cookie: {c}\r\n").as_bytes());
     }
@@ -197,6 +198,8 @@ pub struct Resp {
     pub keep_alive: bool,
     pub set_cookie: Option<String>,
     pub challenge: bool,
+    /// The challenge token of a challenge page.
+    pub token: Option<String>,
     /// The path of a same-site redirect (`Location: /x` or an absolute URL's path).
     pub location: Option<String>,
 }
@@ -222,6 +225,7 @@ pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
     let mut set_cookie = None;
     let mut challenge = false;
     let mut location = None;
+    let mut token = None;
     for (n, v) in &head.headers {
         let name = &buf[n.clone()];
         if name.eq_ignore_ascii_case(b"location") && (300..400).contains(&head.status) {
@@ -243,15 +247,30 @@ pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
         Framing::None => {}
         Framing::Length(n) => {
             let mut left = n as usize;
+            // A challenge page is kept: a browser-like client solves it.
+            let mut keep = (challenge && left <= 64 * 1024).then(|| Vec::with_capacity(left));
             loop {
                 let take = left.min(buf.len());
-                let _ = buf.split_to(take);
+                let chunk = buf.split_to(take);
+                if let Some(k) = keep.as_mut() {
+                    k.extend_from_slice(&chunk);
+                }
                 left -= take;
                 if left == 0 {
                     break;
                 }
                 fill(s, buf).await?;
             }
+            token = keep.and_then(|k| {
+                let text = String::from_utf8_lossy(&k).into_owned();
+                let t = text
+                    .split("data-token=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .to_string();
+                (t.len() < 128).then_some(t)
+            });
         }
         Framing::Chunked => {
             let mut d = chunked::Decoder::new();
@@ -283,6 +302,7 @@ pub async fn read_response<S: AsyncRead + Unpin + ?Sized>(
         keep_alive: head.keep_alive && head.framing != Framing::Close,
         set_cookie,
         challenge,
+        token,
         location,
     })
 }

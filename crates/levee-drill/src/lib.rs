@@ -309,9 +309,10 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
                     let bad = t.total(Field::LegitFailed) as f64;
                     let phase = if s < warm { "warm-up" } else { "attack" };
                     eprintln!(
-                        "[{:>4}s {phase}] attack {sent} req/s: {:.1}% blocked, {:.1}% shed, {:.1}% cut, {:.1}% reached origin | legit {:.2}% ok so far",
+                        "[{:>4}s {phase}] attack {sent} req/s: {:.1}% blocked, {:.1}% challenged, {:.1}% shed, {:.1}% cut, {:.1}% reached origin | legit {:.2}% ok so far",
                         s + 1,
                         pct(Field::AttackBlocked),
+                        pct(Field::AttackChallenged),
                         pct(Field::AttackShed),
                         pct(Field::AttackCut),
                         pct(Field::AttackPassed),

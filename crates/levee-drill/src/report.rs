@@ -190,6 +190,7 @@ impl Report {
                 ("sent", "#555", col("attack_sent")),
                 ("reached origin (2xx/3xx)", "#d33", col("attack_passed")),
                 ("blocked (4xx)", "#2a7", col("attack_blocked")),
+                ("challenged", "#a3c", col("attack_challenged")),
                 ("shed (503)", "#e90", col("attack_shed")),
                 ("cut by the edge", "#36c", col("attack_cut")),
             ],

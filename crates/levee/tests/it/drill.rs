@@ -31,8 +31,6 @@ fn drill(
         &admin,
         "--origin",
         &origin,
-        "--legit",
-        "10",
         "--workers",
         "1",
         "--json",
@@ -40,6 +38,9 @@ fn drill(
         "--html",
         html.to_str().unwrap(),
     ];
+    if !extra.contains(&"--legit") {
+        args.extend_from_slice(&["--legit", "10"]);
+    }
     args.extend_from_slice(extra);
     let (code, _out, err) = run(env!("CARGO_BIN_EXE_levee"), &args);
     let report: serde_json::Value = std::fs::read_to_string(&json)
@@ -324,4 +325,42 @@ fn drills_over_tls_http_flood_and_handshake_flood() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("needs an http:// target"), "{err}");
+}
+
+#[test]
+fn http_flood_against_challenge_mode_bots_stay_out_browsers_get_in() {
+    let o = Origin::start();
+    let e = Edge::start(
+        "drill-challenge",
+        &config(
+            o.addr,
+            "",
+            "\n[site.challenge]\nmode = \"always\"\nbits = 12\n\n[drill]\ntoken = \"t0k3n\"\n",
+        ),
+    );
+    let (code, s, err) = drill(
+        &e,
+        &o,
+        "http-flood",
+        3,
+        &[
+            "--rate",
+            "3000",
+            "--legit",
+            "50",
+            "--expect",
+            "legit_success>=0.999",
+            "--expect",
+            "attack_passed_ratio<0.001",
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{s}");
+    // Bots sending `Accept: */*` get 429, those asking for HTML get the page: none gets through.
+    let stopped = s["attack_challenged"].as_f64().unwrap() + s["attack_blocked"].as_f64().unwrap();
+    assert_eq!(stopped, s["attack_sent"].as_f64().unwrap(), "{s}");
+    assert_eq!(s["attack_passed"].as_f64().unwrap(), 0.0, "{s}");
+    assert!(
+        e.metric("levee_challenges_solved_total") >= 50.0,
+        "every legitimate client solved once"
+    );
 }
