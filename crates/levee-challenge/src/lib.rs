@@ -345,6 +345,51 @@ pub fn check(
     })
 }
 
+/// The no-JavaScript fallback: a genuine token (MAC, site, prefix, expiry,
+/// replay) fetched at least `waited_s` seconds ago; no work is checked.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_waited(
+    keys: &Keyring,
+    spent: &mut SpentSet,
+    token: &str,
+    site: &str,
+    ip: IpAddr,
+    now_s: u64,
+    ttl_s: u64,
+    waited_s: u64,
+) -> Result<Solved, ChallengeError> {
+    let mut b = [0u8; CHALLENGE_LEN];
+    if b64_decode(token, &mut b) != Some(CHALLENGE_LEN) || b[0] != CHALLENGE_VERSION {
+        return Err(ChallengeError::Malformed);
+    }
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&b[2..10]);
+    let issued = u64::from_be_bytes(t);
+    if issued + waited_s > now_s {
+        return Err(ChallengeError::InsufficientWork);
+    }
+    if now_s - issued > ttl_s {
+        return Err(ChallengeError::Expired);
+    }
+    let key = keys
+        .key_for(b[1], now_s)
+        .ok_or(ChallengeError::UnknownKey)?;
+    let m = mac(&key, b"c1", site, ip, &b[..CHALLENGE_BODY]);
+    if !ct_eq(&m, &b[CHALLENGE_BODY..]) {
+        return Err(ChallengeError::BadMac);
+    }
+    let mut nonce = [0u8; 16];
+    nonce.copy_from_slice(&b[11..27]);
+    if !spent.insert(nonce, issued, now_s, ttl_s) {
+        return Err(ChallengeError::Replayed);
+    }
+    Ok(Solved {
+        issued_s: issued,
+        bits: 0,
+        nonce,
+    })
+}
+
 /// The first 8 bytes of SHA-256 of a User-Agent.
 pub fn agent_hash(user_agent: &[u8]) -> [u8; 8] {
     let d = digest::digest(&digest::SHA256, user_agent);
@@ -688,6 +733,36 @@ mod tests {
         s.insert([2; 16], 0, 0, 10);
         assert!(s.insert([3; 16], 100, 100, 10));
         assert_eq!(s.forced_evictions, 0);
+    }
+
+    #[test]
+    fn waiting_replaces_work_only_after_the_wait() {
+        let k = keys();
+        let now = 1_800_000_000;
+        let t = issue(&k, SITE, ip("192.0.2.1"), now, 16, [5; 16]);
+        let mut spent = SpentSet::new(10);
+        assert_eq!(
+            verify_waited(&k, &mut spent, &t, SITE, ip("192.0.2.1"), now + 2, 300, 5),
+            Err(ChallengeError::InsufficientWork)
+        );
+        assert!(verify_waited(&k, &mut spent, &t, SITE, ip("192.0.2.1"), now + 6, 300, 5).is_ok());
+        assert_eq!(
+            verify_waited(&k, &mut spent, &t, SITE, ip("192.0.2.1"), now + 7, 300, 5),
+            Err(ChallengeError::Replayed)
+        );
+        assert_eq!(
+            verify_waited(
+                &k,
+                &mut spent,
+                &t,
+                SITE,
+                ip("198.51.100.1"),
+                now + 7,
+                300,
+                5
+            ),
+            Err(ChallengeError::BadMac)
+        );
     }
 
     #[test]

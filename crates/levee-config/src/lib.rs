@@ -372,6 +372,16 @@ pub struct SiteChallenge {
     pub allow: Vec<Cidr>,
     /// The page's text.
     pub text: String,
+    /// Bearer tokens (`Authorization: Bearer ...`) that staff tools carry: never challenged.
+    pub staff_tokens: Vec<String>,
+    /// Offer browsers without JavaScript a wait-and-refresh path: after
+    /// `fallback_wait` they get a clearance lasting `fallback_clearance_ttl`
+    /// (lower trust: shorter, and logged as such).
+    pub noscript_fallback: bool,
+    pub fallback_wait: Dur,
+    pub fallback_clearance_ttl: Dur,
+    /// Extra difficulty for clients the edge has marked abusive.
+    pub marked_extra_bits: u8,
 }
 
 impl Default for SiteChallenge {
@@ -385,6 +395,11 @@ impl Default for SiteChallenge {
             text:
                 "Checking that you are a person, not a bot. This takes a moment and happens once."
                     .into(),
+            staff_tokens: Vec::new(),
+            noscript_fallback: false,
+            fallback_wait: Dur::secs(5),
+            fallback_clearance_ttl: Dur::secs(300),
+            marked_extra_bits: 4,
         }
     }
 }

@@ -18,6 +18,8 @@ use std::sync::Mutex;
 
 /// Where the page sends a solution.
 pub const VERIFY_PATH: &str = "/.levee/challenge/verify";
+/// Where the no-JavaScript fallback's refresh goes.
+pub const WAIT_PATH: &str = "/.levee/challenge/wait";
 /// The clearance cookie.
 pub const COOKIE: &str = "levee_clearance";
 
@@ -35,6 +37,10 @@ pub struct Answer {
 /// The parts of a request the policy looks at.
 pub struct Req<'a> {
     pub method: &'a [u8],
+    /// `Authorization` field, if any.
+    pub authorization: Option<&'a [u8]>,
+    /// The edge has marked this client abusive (harder challenge).
+    pub marked: bool,
     /// Path and query, as sent.
     pub target: &'a [u8],
     pub accept: Option<&'a [u8]>,
@@ -107,6 +113,19 @@ fn safe_return(r: Option<&str>) -> String {
     }
 }
 
+/// Percent-encode a path for a query string value.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn now_s() -> u64 {
     crate::clock::unix_ms() / 1000
 }
@@ -128,6 +147,9 @@ pub fn decide(
     if path == VERIFY_PATH {
         return Some(verify(state, site, spent, metrics, req, q));
     }
+    if path == WAIT_PATH && policy.noscript_fallback {
+        return Some(wait(state, site, spent, metrics, req, q));
+    }
     if policy
         .exempt_paths
         .iter()
@@ -135,6 +157,15 @@ pub fn decide(
         || policy.allow.iter().any(|c| c.contains(req.client))
     {
         return None;
+    }
+    if let Some(t) = req.authorization.and_then(|a| a.strip_prefix(b"Bearer ")) {
+        if policy
+            .staff_tokens
+            .iter()
+            .any(|s| ct_eq(s.as_bytes(), t.trim_ascii()))
+        {
+            return None;
+        }
     }
     let now = now_s();
     if let Some(c) = cookie_value(&req.cookies, COOKIE) {
@@ -180,12 +211,27 @@ fn page(
 ) -> Answer {
     let mut nonce = [0u8; 16];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
-    let bits = site.challenge.bits;
+    let extra = if req.marked {
+        site.challenge.marked_extra_bits
+    } else {
+        0
+    };
+    let bits = site.challenge.bits.saturating_add(extra).min(28);
     let token = lc::issue(&state.keys, &site.name, req.client, now, bits, nonce);
     metrics.challenges_issued.fetch_add(1, Ordering::Relaxed);
     let ret = serde_json::to_string(target).unwrap_or_else(|_| "\"/\"".into());
     let text = html_escape(&site.challenge.text);
     let expected = 1u64 << bits.min(40);
+    let fallback = if site.challenge.noscript_fallback {
+        let wait = site.challenge.fallback_wait.as_duration().as_secs();
+        let url = format!(
+            "{WAIT_PATH}?t={token}&amp;r={}",
+            html_escape(&crate::challenge::encode_component(target))
+        );
+        format!("<noscript><meta http-equiv=\"refresh\" content=\"{}; url={url}\"><p>Without JavaScript: please wait {wait} seconds; this page continues by itself.</p></noscript>", wait + 1)
+    } else {
+        "<noscript><p>This check needs JavaScript. Please enable it and reload the page.</p></noscript>".to_string()
+    };
     Answer {
         status: 403,
         headers: vec![("x-levee-challenge", "1".into())],
@@ -196,7 +242,8 @@ fn page(
             .replace("{{BITS}}", &bits.to_string())
             .replace("{{EXPECTED}}", &expected.to_string())
             .replace("{{RETURN}}", &ret)
-            .replace("{{VERIFY}}", VERIFY_PATH),
+            .replace("{{VERIFY}}", VERIFY_PATH)
+            .replace("{{NOSCRIPT}}", &fallback),
         verdict: Verdict::Challenge,
         reason: "challenge",
     }
@@ -275,6 +322,89 @@ fn verify(
     }
 }
 
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The no-JavaScript path: a browser that waited `fallback_wait` on the page
+/// gets a short clearance. The token still proves the page was fetched, from
+/// this prefix, long enough ago; it costs a bot time instead of CPU.
+fn wait(
+    state: &State,
+    site: &Site,
+    spent: &Mutex<lc::SpentSet>,
+    metrics: &Metrics,
+    req: &Req<'_>,
+    q: &str,
+) -> Answer {
+    let now = now_s();
+    let token = query(q, "t").unwrap_or("");
+    let back = safe_return(query(q, "r"));
+    let waited = site.challenge.fallback_wait.as_duration().as_secs();
+    // Zero work is asked of the fallback: check everything but the work.
+    let result = {
+        let mut s = spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lc::verify_waited(
+            &state.keys,
+            &mut s,
+            token,
+            &site.name,
+            req.client,
+            now,
+            state.challenge_ttl_s,
+            waited,
+        )
+    };
+    match result {
+        Ok(solved) => {
+            metrics.challenge_solved(now.saturating_sub(solved.issued_s));
+            let ttl = site
+                .challenge
+                .fallback_clearance_ttl
+                .as_duration()
+                .as_secs();
+            let c = lc::clearance(
+                &state.keys,
+                &site.name,
+                req.client,
+                req.user_agent,
+                now,
+                ttl,
+            );
+            let secure = if req.https { "; Secure" } else { "" };
+            Answer {
+                status: 303,
+                headers: vec![
+                    (
+                        "set-cookie",
+                        format!(
+                            "{COOKIE}={c}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
+                        ),
+                    ),
+                    ("location", back),
+                ],
+                content_type: "text/plain; charset=utf-8",
+                body: "Thank you. Continuing…\n".into(),
+                verdict: Verdict::Allow,
+                reason: "challenge_waited",
+            }
+        }
+        Err(e) => {
+            metrics.challenge_failed(e);
+            Answer {
+                status: 403,
+                headers: vec![("x-levee-challenge", "1".into())],
+                content_type: "text/plain; charset=utf-8",
+                body: format!("403 Forbidden: the check did not succeed ({e}). Reload the page to try again (levee)\n"),
+                verdict: Verdict::Block,
+                reason: e.label(),
+            }
+        }
+    }
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -295,7 +425,7 @@ h1{font-size:1.4em}progress{width:100%;height:1.1em}.small{color:#555;font-size:
 <p>{{TEXT}}</p>
 <progress id="bar" max="100" value="0" aria-label="Progress"></progress>
 <p id="status" role="status" aria-live="polite">Working…</p>
-<noscript><p>This check needs JavaScript. Please enable it and reload the page.</p></noscript>
+{{NOSCRIPT}}
 <p class="small">Protected by Levee. Your browser does a small calculation (about {{EXPECTED}} hashes); nothing is installed and no data leaves your device.</p>
 </main>
 <script id="levee-challenge" data-token="{{TOKEN}}" data-bits="{{BITS}}">

@@ -489,6 +489,8 @@ where
                 .map(|(_, v)| v)
         };
         let req = crate::challenge::Req {
+            authorization: find(b"authorization"),
+            marked: shared.is_marked(client),
             method: &raw[head.method.clone()],
             target: &raw[head.path.clone()],
             accept: find(b"accept"),

@@ -459,6 +459,8 @@ async fn stream(
     if site.challenge.mode != levee_config::ChallengeMode::Off {
         let find = |name: http::header::HeaderName| parts.headers.get(name).map(|v| v.as_bytes());
         let req = crate::challenge::Req {
+            authorization: find(http::header::AUTHORIZATION),
+            marked: shared.is_marked(client),
             method: parts.method.as_str().as_bytes(),
             target: path.as_bytes(),
             accept: find(http::header::ACCEPT),

@@ -159,6 +159,15 @@ impl Shared {
         });
     }
 
+    /// Whether a protocol defense marked `ip` abusive.
+    pub fn is_marked(&self, ip: std::net::IpAddr) -> bool {
+        self.marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(ip)
+            .is_some()
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
     }

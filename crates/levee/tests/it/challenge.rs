@@ -275,3 +275,78 @@ fn who_is_not_shown_the_page_and_what_bad_solutions_get() {
     let (resp, _) = raw(e.addr, format!("GET /.levee/challenge/verify?t={t2}&c={c2}&r=%2F%2Fevil.example HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3));
     assert!(resp.contains("location: /\r\n"), "{resp}");
 }
+
+#[test]
+fn staff_tokens_noscript_fallback_and_harder_work_for_marked_clients() {
+    let o = Origin::start();
+    let extra = "\n[site.challenge]\nmode = \"always\"\nbits = 8\nstaff_tokens = [\"staff-secret\"]\nnoscript_fallback = true\nfallback_wait = \"1s\"\nfallback_clearance_ttl = \"2m\"\n\n[http2]\nmax_ping_frames = 5\n";
+    let e = Edge::start("challenge-extras", &config(o.addr, "", extra));
+    let html = ("Accept", "text/html");
+    // Staff tools carrying the token are never challenged.
+    assert_eq!(
+        http_get(
+            e.addr,
+            "/",
+            &[html, ("Authorization", "Bearer staff-secret")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        http_get(e.addr, "/", &[html, ("Authorization", "Bearer nope")]).0,
+        403
+    );
+    // No JavaScript: the page refreshes to the wait path; too early is refused, after the wait it clears (for 2 minutes).
+    let page = http_get(e.addr, "/news", &[html]).1;
+    assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+    let url = page
+        .split("url=")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(url.starts_with("/.levee/challenge/wait?t="), "{url}");
+    let get = |u: &str| {
+        raw(e.addr, format!("GET {u} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: lynx\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3)).0
+    };
+    assert!(get(&url).starts_with("HTTP/1.1 403"));
+    std::thread::sleep(Duration::from_millis(2100));
+    let resp = get(&url);
+    assert!(
+        resp.starts_with("HTTP/1.1 303")
+            && resp.contains("location: /news")
+            && resp.contains("Max-Age=120"),
+        "{resp}"
+    );
+    // A client the edge marked abusive (an HTTP/2 PING flood) is asked for more work.
+    let before = page
+        .split("data-bits=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(before, "8");
+    let mut h = super::h2_frames::H2::connect(e.addr);
+    for i in 0..20u64 {
+        h.frame(super::h2_frames::PING, 0, 0, &i.to_be_bytes());
+    }
+    assert_eq!(
+        h.goaway(Duration::from_secs(3)),
+        Some(super::h2_frames::ENHANCE_YOUR_CALM)
+    );
+    e.await_defense("h2_ping_flood", 1.0);
+    let page = http_get(e.addr, "/news", &[html]).1;
+    let after = page
+        .split("data-bits=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(after, "12");
+}
