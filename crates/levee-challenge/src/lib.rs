@@ -300,6 +300,41 @@ pub fn verify(
     Ok(s)
 }
 
+/// Decode a challenge token: its bytes and issue time.
+fn parse_challenge(token: &str) -> Result<([u8; CHALLENGE_LEN], u64), ChallengeError> {
+    let mut b = [0u8; CHALLENGE_LEN];
+    if b64_decode(token, &mut b) != Some(CHALLENGE_LEN)
+        || b[0] != CHALLENGE_VERSION
+        || b[10] > MAX_BITS
+    {
+        return Err(ChallengeError::Malformed);
+    }
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&b[2..10]);
+    Ok((b, u64::from_be_bytes(t)))
+}
+
+/// The token was issued by a holder of the keys, for this site and prefix
+/// (constant time); its nonce.
+fn authenticate(
+    keys: &Keyring,
+    b: &[u8; CHALLENGE_LEN],
+    site: &str,
+    ip: IpAddr,
+    now_s: u64,
+) -> Result<[u8; 16], ChallengeError> {
+    let key = keys
+        .key_for(b[1], now_s)
+        .ok_or(ChallengeError::UnknownKey)?;
+    let m = mac(&key, b"c1", site, ip, &b[..CHALLENGE_BODY]);
+    if !ct_eq(&m, &b[CHALLENGE_BODY..]) {
+        return Err(ChallengeError::BadMac);
+    }
+    let mut nonce = [0u8; 16];
+    nonce.copy_from_slice(&b[11..27]);
+    Ok(nonce)
+}
+
 /// Everything [`verify`] checks except replay.
 pub fn check(
     keys: &Keyring,
@@ -310,34 +345,18 @@ pub fn check(
     now_s: u64,
     ttl_s: u64,
 ) -> Result<Solved, ChallengeError> {
-    let mut b = [0u8; CHALLENGE_LEN];
-    if b64_decode(token, &mut b) != Some(CHALLENGE_LEN)
-        || b[0] != CHALLENGE_VERSION
-        || b[10] > MAX_BITS
-    {
-        return Err(ChallengeError::Malformed);
-    }
-    let mut t = [0u8; 8];
-    t.copy_from_slice(&b[2..10]);
-    let issued = u64::from_be_bytes(t);
+    let (b, issued) = parse_challenge(token)?;
     if issued > now_s + 5 {
         return Err(ChallengeError::FromFuture);
     }
     if now_s.saturating_sub(issued) > ttl_s {
         return Err(ChallengeError::Expired);
     }
+    // The work first: it is the cheapest way to refuse a bogus solution.
     if !work_ok(token, counter, b[10]) {
         return Err(ChallengeError::InsufficientWork);
     }
-    let key = keys
-        .key_for(b[1], now_s)
-        .ok_or(ChallengeError::UnknownKey)?;
-    let m = mac(&key, b"c1", site, ip, &b[..CHALLENGE_BODY]);
-    if !ct_eq(&m, &b[CHALLENGE_BODY..]) {
-        return Err(ChallengeError::BadMac);
-    }
-    let mut nonce = [0u8; 16];
-    nonce.copy_from_slice(&b[11..27]);
+    let nonce = authenticate(keys, &b, site, ip, now_s)?;
     Ok(Solved {
         issued_s: issued,
         bits: b[10],
@@ -358,28 +377,14 @@ pub fn verify_waited(
     ttl_s: u64,
     waited_s: u64,
 ) -> Result<Solved, ChallengeError> {
-    let mut b = [0u8; CHALLENGE_LEN];
-    if b64_decode(token, &mut b) != Some(CHALLENGE_LEN) || b[0] != CHALLENGE_VERSION {
-        return Err(ChallengeError::Malformed);
-    }
-    let mut t = [0u8; 8];
-    t.copy_from_slice(&b[2..10]);
-    let issued = u64::from_be_bytes(t);
+    let (b, issued) = parse_challenge(token)?;
     if issued + waited_s > now_s {
         return Err(ChallengeError::InsufficientWork);
     }
     if now_s - issued > ttl_s {
         return Err(ChallengeError::Expired);
     }
-    let key = keys
-        .key_for(b[1], now_s)
-        .ok_or(ChallengeError::UnknownKey)?;
-    let m = mac(&key, b"c1", site, ip, &b[..CHALLENGE_BODY]);
-    if !ct_eq(&m, &b[CHALLENGE_BODY..]) {
-        return Err(ChallengeError::BadMac);
-    }
-    let mut nonce = [0u8; 16];
-    nonce.copy_from_slice(&b[11..27]);
+    let nonce = authenticate(keys, &b, site, ip, now_s)?;
     if !spent.insert(nonce, issued, now_s, ttl_s) {
         return Err(ChallengeError::Replayed);
     }

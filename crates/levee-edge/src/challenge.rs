@@ -262,7 +262,6 @@ fn verify(
     let counter: u64 = query(q, "c")
         .and_then(|c| c.parse().ok())
         .unwrap_or(u64::MAX);
-    let back = safe_return(query(q, "r"));
     let result = {
         let mut s = spent
             .lock()
@@ -278,48 +277,18 @@ fn verify(
             state.challenge_ttl_s,
         )
     };
-    match result {
-        Ok(solved) => {
-            metrics.challenge_solved(now.saturating_sub(solved.issued_s));
-            let ttl = site.challenge.clearance_ttl.as_duration().as_secs();
-            let c = lc::clearance(
-                &state.keys,
-                &site.name,
-                req.client,
-                req.user_agent,
-                now,
-                ttl,
-            );
-            let secure = if req.https { "; Secure" } else { "" };
-            Answer {
-                status: 303,
-                headers: vec![
-                    (
-                        "set-cookie",
-                        format!(
-                            "{COOKIE}={c}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
-                        ),
-                    ),
-                    ("location", back),
-                ],
-                content_type: "text/plain; charset=utf-8",
-                body: "Thank you. Continuing…\n".into(),
-                verdict: Verdict::Allow,
-                reason: "challenge_solved",
-            }
-        }
-        Err(e) => {
-            metrics.challenge_failed(e);
-            Answer {
-                status: 403,
-                headers: vec![("x-levee-challenge", "1".into())],
-                content_type: "text/plain; charset=utf-8",
-                body: format!("403 Forbidden: the check did not succeed ({e}). Reload the page to try again (levee)\n"),
-                verdict: Verdict::Block,
-                reason: e.label(),
-            }
-        }
-    }
+    let ttl = site.challenge.clearance_ttl.as_duration().as_secs();
+    settle(
+        state,
+        site,
+        metrics,
+        req,
+        q,
+        now,
+        result,
+        ttl,
+        "challenge_solved",
+    )
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -339,9 +308,7 @@ fn wait(
 ) -> Answer {
     let now = now_s();
     let token = query(q, "t").unwrap_or("");
-    let back = safe_return(query(q, "r"));
     let waited = site.challenge.fallback_wait.as_duration().as_secs();
-    // Zero work is asked of the fallback: check everything but the work.
     let result = {
         let mut s = spent
             .lock()
@@ -357,14 +324,40 @@ fn wait(
             waited,
         )
     };
+    let ttl = site
+        .challenge
+        .fallback_clearance_ttl
+        .as_duration()
+        .as_secs();
+    settle(
+        state,
+        site,
+        metrics,
+        req,
+        q,
+        now,
+        result,
+        ttl,
+        "challenge_waited",
+    )
+}
+
+/// A verified solution earns a clearance and a redirect back; a refused one, a 403 naming why.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    state: &State,
+    site: &Site,
+    metrics: &Metrics,
+    req: &Req<'_>,
+    q: &str,
+    now: u64,
+    result: Result<lc::Solved, lc::ChallengeError>,
+    ttl: u64,
+    reason: &'static str,
+) -> Answer {
     match result {
         Ok(solved) => {
             metrics.challenge_solved(now.saturating_sub(solved.issued_s));
-            let ttl = site
-                .challenge
-                .fallback_clearance_ttl
-                .as_duration()
-                .as_secs();
             let c = lc::clearance(
                 &state.keys,
                 &site.name,
@@ -383,12 +376,12 @@ fn wait(
                             "{COOKIE}={c}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
                         ),
                     ),
-                    ("location", back),
+                    ("location", safe_return(query(q, "r"))),
                 ],
                 content_type: "text/plain; charset=utf-8",
                 body: "Thank you. Continuing…\n".into(),
                 verdict: Verdict::Allow,
-                reason: "challenge_waited",
+                reason,
             }
         }
         Err(e) => {
