@@ -29,6 +29,8 @@ pub struct Ctx {
     pub max_requests: u64,
     /// Bind bots to 127.x.y.z sources (only when the target is on loopback).
     pub spread_sources: bool,
+    /// Inside the drill's IPv6 namespace: bots bind `fd00:1e7e:b::/48` sources instead.
+    pub v6_sources: bool,
     /// TLS towards the target (`https://` targets).
     pub tls: Option<(
         tokio_rustls::TlsConnector,
@@ -88,11 +90,17 @@ pub fn bot_addr(group: usize, i: u32, per_prefix: u32) -> IpAddr {
 
 /// Connect from `src` (when sources are spread) to the target.
 pub async fn connect(ctx: &Ctx, src: IpAddr, rcvbuf: Option<u32>) -> std::io::Result<TcpStream> {
-    let sock = TcpSocket::new_v4()?;
+    let sock = if ctx.target.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
     if let Some(n) = rcvbuf {
         sock.set_recv_buffer_size(n)?;
     }
-    if ctx.spread_sources {
+    if ctx.v6_sources {
+        sock.bind(SocketAddr::new(crate::netns::map_v6(src), 0))?;
+    } else if ctx.spread_sources {
         sock.bind(SocketAddr::new(src, 0))?;
     }
     let s = tokio::time::timeout(Duration::from_secs(3), sock.connect(ctx.target))

@@ -16,6 +16,7 @@
 pub mod attack;
 pub mod expect;
 pub mod legit;
+pub mod netns;
 pub mod report;
 pub mod scenario;
 pub mod stats;
@@ -75,6 +76,10 @@ pub struct Options {
     pub staff_token: Option<String>,
     /// Print a live line to stderr every second.
     pub live: bool,
+    /// The Host header to send (default: the target's host).
+    pub host: Option<String>,
+    /// Running inside the drill's IPv6 namespace: bind bots to its sources.
+    pub v6_sources: bool,
 }
 
 /// `(host, address, tls)` of an `http://` or `https://` target.
@@ -212,13 +217,14 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
     let start = Instant::now();
     let ctx = Arc::new(Ctx {
         target: addr,
-        host,
+        host: opts.host.clone().unwrap_or(host),
         timeline: Arc::new(Timeline::new(seconds)),
         start,
         end: start + total,
         sent: AtomicU64::new(0),
         max_requests: opts.max_requests,
         spread_sources: addr.ip().is_loopback(),
+        v6_sources: opts.v6_sources,
         tls,
     });
     let hist = Arc::new(Mutex::new(

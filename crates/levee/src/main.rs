@@ -233,9 +233,78 @@ struct DrillArgs {
     /// Threads for the drill's clients (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// The Host header to send (default: the target's host).
+    #[arg(long)]
+    host: Option<String>,
+    /// Attack over IPv6 from a network namespace the drill creates (needs root):
+    /// bots use many /64s of fd00:1e7e:b::/48; the edge must listen on [::] and
+    /// is reached at fd00:1e7e::1 (a loopback target is rewritten to it).
+    #[arg(long)]
+    ipv6: bool,
+    /// Internal: this drill runs inside the IPv6 namespace.
+    #[arg(long, hide = true)]
+    v6_sources: bool,
+}
+
+/// `--ipv6`: make the namespace, run this same drill inside it, clean up.
+fn drill_in_namespace(a: &DrillArgs) -> Result<()> {
+    let ns = levee_drill::netns::Netns::create()?;
+    let port = a
+        .target
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.trim_end_matches('/').parse::<u16>().ok())
+        .context("--ipv6 needs a target with a port, e.g. http://127.0.0.1:8080/")?;
+    let loopback = a.target.contains("://127.")
+        || a.target.contains("://localhost")
+        || a.target.contains("://[::1]");
+    let target = if loopback {
+        format!("http://[{}]:{port}/", levee_drill::netns::HOST_ADDR)
+    } else {
+        a.target.clone()
+    };
+    let mut args: Vec<String> = Vec::new();
+    let mut it = std::env::args().skip(1).peekable();
+    while let Some(x) = it.next() {
+        if x == "--ipv6" {
+            continue;
+        }
+        if x == "--target" {
+            it.next();
+            args.extend(["--target".to_string(), target.clone()]);
+            continue;
+        }
+        if x.starts_with("--target=") {
+            args.push(format!("--target={target}"));
+            continue;
+        }
+        args.push(x);
+    }
+    args.push("--v6-sources".into());
+    if a.host.is_none() && loopback {
+        args.extend(["--host".to_string(), "localhost".to_string()]);
+    }
+    let exe = std::env::current_exe().context("cannot find the levee executable")?;
+    eprintln!(
+        "levee drill: IPv6 namespace {} ready; attacking {target} from fd00:1e7e:b::/48",
+        ns.name
+    );
+    let status = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(exe)
+        .args(&args)
+        .status()
+        .context("cannot run the drill inside the namespace")?;
+    drop(ns);
+    if !status.success() {
+        bail!("the drill inside the IPv6 namespace failed ({status})");
+    }
+    Ok(())
 }
 
 fn drill(a: DrillArgs) -> Result<()> {
+    if a.ipv6 {
+        return drill_in_namespace(&a);
+    }
     let scenario = if a.scenario.ends_with(".toml") || Path::new(&a.scenario).exists() {
         let text = std::fs::read_to_string(&a.scenario)
             .with_context(|| format!("cannot read the scenario file {}", a.scenario))?;
@@ -269,6 +338,8 @@ fn drill(a: DrillArgs) -> Result<()> {
         legit_clients: a.legit,
         staff_token: a.staff_token,
         live: true,
+        host: a.host,
+        v6_sources: a.v6_sources,
     };
     eprintln!(
         "levee drill: {} against {} for {} s (+{} s warm-up)",

@@ -364,3 +364,71 @@ fn http_flood_against_challenge_mode_bots_stay_out_browsers_get_in() {
         "every legitimate client solved once"
     );
 }
+
+#[test]
+fn ipv6_drill_from_a_network_namespace_exercises_per_address_caps() {
+    // Needs root and iproute2; CI runs as root.
+    let probe = format!("levee-probe-{}", std::process::id());
+    if run("ip", &["netns", "add", &probe]).0 != 0 {
+        eprintln!("SKIPPED: cannot create network namespaces here (needs root and iproute2)");
+        return;
+    }
+    run("ip", &["netns", "del", &probe]);
+    let o = Origin::start();
+    let text = config(
+        o.addr,
+        "max_connections_per_ip = 4\nmax_connections_per_prefix = 64",
+        "\n[drill]\ntoken = \"t0k3n\"\n",
+    )
+    .replacen("address = \"127.0.0.1:0\"", "address = \"[::]:0\"", 1);
+    let e = Edge::start("drill-ipv6", &text);
+    let target = format!("http://127.0.0.1:{}/", e.addr.port());
+    let json = e.dir.join("v6.json");
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &[
+            "drill",
+            "--ipv6",
+            "--target",
+            &target,
+            "--token",
+            "t0k3n",
+            "--scenario",
+            "conn-flood",
+            "--duration",
+            "2",
+            "--warmup",
+            "1",
+            "--legit",
+            "5",
+            "--workers",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = &r["summary"];
+    assert!(s["legit_success"].as_f64().unwrap() >= 0.99, "{s}");
+    // 50 bots per /64 (the scenario's per_prefix) hit the per-/64 cap (64) before their per-address caps (4).
+    let (ip, prefix) = (e.defense("conn_cap_ip"), e.defense("conn_cap_prefix"));
+    assert!(
+        prefix > 100.0 && ip + prefix > 100.0,
+        "IPv6 caps: per address {ip}, per /64 {prefix}"
+    );
+    // The edge saw many distinct IPv6 clients from distinct /64s.
+    let log = e.access_log(10);
+    let mut prefixes: Vec<String> = log
+        .iter()
+        .filter_map(|l| l["client"].as_str())
+        .filter(|c| c.starts_with("fd00:1e7e:b:"))
+        .map(|c| c.split("::").next().unwrap_or("").to_string())
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    assert!(prefixes.len() >= 4, "{prefixes:?}");
+    // The namespace is gone afterwards.
+    assert!(!run("ip", &["netns", "list"]).1.contains("levee-drill-"));
+}
