@@ -44,7 +44,7 @@ enum Cmd {
     },
     /// Rehearse an attack against your own edge (which must opt in) and measure
     /// what legitimate users felt.
-    Drill(DrillArgs),
+    Drill(Box<DrillArgs>),
     /// Validate a configuration file without starting anything.
     Check {
         #[arg(long, short)]
@@ -63,7 +63,7 @@ fn main() {
             workers,
         } => serve(config, demo, listen, admin, workers),
         Cmd::Check { config } => check(&config),
-        Cmd::Drill(args) => drill(args),
+        Cmd::Drill(args) => drill(*args),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
