@@ -7,7 +7,12 @@
 //! hold more than `2 × max_connections` entries, whatever the number of
 //! distinct sources: memory is bounded by design, not by eviction.
 //!
-//! Pure logic: no sockets, no clock. Later issues add request-rate sketches here.
+//! [`rate`] adds request-rate accounting in fixed memory: a sliding-window
+//! count-min sketch and a bounded table of the heaviest keys.
+//!
+//! Pure logic: no sockets, no clock.
+
+pub mod rate;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
