@@ -404,6 +404,49 @@ impl Default for SiteChallenge {
     }
 }
 
+/// Request-rate limits, counted in fixed memory; 0 turns a limit off.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    /// Requests per `window` from one client address.
+    pub per_ip: u32,
+    /// Requests per `window` from one /24 (IPv4) or /64 (IPv6).
+    pub per_prefix: u32,
+    /// Requests per `window` to the site (or route) in all.
+    pub total: u32,
+    /// The counting window (default 1 s).
+    pub window: Option<Dur>,
+}
+
+/// A class of routes (login, search, API...) with its own limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    /// Path prefixes of the class.
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub per_ip: u32,
+    #[serde(default)]
+    pub per_prefix: u32,
+    #[serde(default)]
+    pub total: u32,
+    #[serde(default)]
+    pub window: Option<Dur>,
+}
+
+impl Route {
+    /// The route's limits.
+    pub fn limit(&self) -> RateLimit {
+        RateLimit {
+            per_ip: self.per_ip,
+            per_prefix: self.per_prefix,
+            total: self.total,
+            window: self.window,
+        }
+    }
+}
+
 /// How requests are spread over a site's origins.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -449,6 +492,12 @@ pub struct Site {
     /// The browser challenge (`[site.challenge]`).
     #[serde(default)]
     pub challenge: SiteChallenge,
+    /// Request-rate limits for the whole site (`[site.rate_limit]`).
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    /// Route classes with their own limits (`[[site.route]]`), first match wins.
+    #[serde(default)]
+    pub route: Vec<Route>,
     /// Consecutive failures (connect errors, timeouts, 5xx) that mark an origin down.
     #[serde(default = "default_passive_failures")]
     pub passive_failures: u32,
@@ -753,6 +802,14 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
                 "must be at least 1".into(),
             ));
         }
+        for (ri, r) in s.route.iter().enumerate() {
+            if r.paths.is_empty() || r.paths.iter().any(|p| !p.starts_with('/')) {
+                return Err((
+                    format!("site[{si}].route[{ri}].paths"),
+                    "list path prefixes starting with '/'".into(),
+                ));
+            }
+        }
         if s.challenge.bits > 28 {
             return Err((
                 format!("site[{si}].challenge.bits"),
@@ -909,6 +966,19 @@ address = "127.0.0.1:3000"
         let e = parse("t.toml", &text).unwrap_err();
         assert_eq!(e.path, "site[0].origin[0].address");
         assert_eq!(e.line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn routes_and_rate_limits() {
+        let text = format!("{MIN}[site.rate_limit]\nper_ip = 100\n[[site.route]]\nname = \"login\"\npaths = [\"/login\"]\nper_ip = 5\nwindow = \"10s\"\n");
+        let c = parse("t.toml", &text).unwrap();
+        assert_eq!(c.site[0].rate_limit.per_ip, 100);
+        assert_eq!(c.site[0].route[0].limit().per_ip, 5);
+        let bad = text.replace("per_ip = 5", "per_ipp = 5");
+        assert_eq!(
+            parse("t.toml", &bad).unwrap_err().path,
+            "site[0].route[0].per_ipp"
+        );
     }
 
     #[test]

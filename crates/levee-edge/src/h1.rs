@@ -482,6 +482,21 @@ where
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
+    if site.limits.active() {
+        if let Some((reason, retry_ms)) =
+            site.limits
+                .check(&raw[head.path.clone()], client, crate::clock::now_ms())
+        {
+            let retry = retry_ms.div_ceil(1000).max(1) as u32;
+            let resp = refuse(429, reason, has_body, Some(retry), &site.name);
+            let _ = io.write_all(&resp).await;
+            return if has_body {
+                Flow::Close
+            } else {
+                Flow::Continue
+            };
+        }
+    }
     if site.challenge.mode != levee_config::ChallengeMode::Off {
         let find = |name: &[u8]| {
             headers()

@@ -456,6 +456,15 @@ async fn stream(
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
+    if site.limits.active() {
+        if let Some((reason, retry_ms)) =
+            site.limits
+                .check(path.as_bytes(), client, crate::clock::now_ms())
+        {
+            let retry = retry_ms.div_ceil(1000).max(1) as u32;
+            return refuse(429, reason, &site.name, Some(retry));
+        }
+    }
     if site.challenge.mode != levee_config::ChallengeMode::Off {
         let find = |name: http::header::HeaderName| parts.headers.get(name).map(|v| v.as_bytes());
         let req = crate::challenge::Req {

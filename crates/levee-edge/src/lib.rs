@@ -23,6 +23,7 @@ pub mod h2;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
 pub mod state;
 pub mod tls;
 pub mod upstream;

@@ -34,11 +34,14 @@ pub enum Reason {
     H2RefusedStream,
     H2ProtocolError,
     H2Goaway,
+    RateLimitIp,
+    RateLimitPrefix,
+    RateLimitTotal,
     Http(Reject),
     H2(Flood),
 }
 
-const EDGE_REASONS: [Reason; 25] = [
+const EDGE_REASONS: [Reason; 28] = [
     Reason::ConnCapGlobal,
     Reason::ConnCapIp,
     Reason::ConnCapPrefix,
@@ -64,6 +67,9 @@ const EDGE_REASONS: [Reason; 25] = [
     Reason::H2RefusedStream,
     Reason::H2ProtocolError,
     Reason::H2Goaway,
+    Reason::RateLimitIp,
+    Reason::RateLimitPrefix,
+    Reason::RateLimitTotal,
 ];
 
 const N_REASONS: usize = EDGE_REASONS.len() + Reject::ALL.len() + Flood::ALL.len();
@@ -105,6 +111,9 @@ impl Reason {
             Reason::H2RefusedStream => "h2_refused_stream",
             Reason::H2ProtocolError => "h2_protocol_error",
             Reason::H2Goaway => "h2_goaway_enhance_your_calm",
+            Reason::RateLimitIp => "rate_limit_ip",
+            Reason::RateLimitPrefix => "rate_limit_prefix",
+            Reason::RateLimitTotal => "rate_limit_total",
             Reason::Http(r) => r.label(),
             Reason::H2(f) => f.label(),
         }

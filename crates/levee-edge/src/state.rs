@@ -30,6 +30,7 @@ pub enum BuildError {
 pub struct Site {
     pub name: String,
     pub challenge: levee_config::SiteChallenge,
+    pub limits: crate::ratelimit::SiteLimits,
     pub origins: Vec<Arc<Origin>>,
     balance: Balance,
     rr: AtomicUsize,
@@ -101,6 +102,10 @@ impl State {
         }
         let mut sites = Vec::new();
         let mut hosts = HashMap::new();
+        let secret = process_secret();
+        let seed =
+            |i: usize| u64::from_le_bytes(secret[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let seeds = [seed(0), seed(1), seed(2), seed(3)];
         for (si, s) in cfg.site.iter().enumerate() {
             let mut origins = Vec::new();
             for (oi, o) in s.origin.iter().enumerate() {
@@ -117,6 +122,7 @@ impl State {
             sites.push(Arc::new(Site {
                 name: s.name.clone(),
                 challenge: s.challenge.clone(),
+                limits: crate::ratelimit::SiteLimits::new(s, seeds),
                 origins,
                 balance: s.balance,
                 rr: AtomicUsize::new(0),

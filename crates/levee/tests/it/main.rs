@@ -21,6 +21,7 @@ mod malformed;
 mod origin_health;
 mod origin_protection;
 mod proxying;
+mod rate_limit;
 mod reload;
 mod shutdown;
 mod slow_post;

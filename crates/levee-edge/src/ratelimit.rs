@@ -1,0 +1,100 @@
+//! Request-rate limits per client address, per /24 or /64 prefix and in
+//! total, for a site and for its route classes, counted in fixed memory
+//! (`levee_limits::rate`). Over a limit: 429 with `Retry-After`.
+
+use crate::metrics::Reason;
+use levee_limits::rate::{RateDecision, RateLimiter};
+use std::net::IpAddr;
+
+/// One set of limits (a site's or a route's).
+#[derive(Debug)]
+pub struct Limits {
+    ip: Option<RateLimiter>,
+    prefix: Option<RateLimiter>,
+    total: Option<RateLimiter>,
+}
+
+fn ip_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(u128::from(v6), |v4| u128::from(u32::from(v4))),
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+    }
+}
+
+impl Limits {
+    pub fn new(l: &levee_config::RateLimit, seeds: [u64; 4]) -> Limits {
+        let window = l
+            .window
+            .map_or(1000, |w| w.as_duration().as_millis().max(1) as u64);
+        let mk = |n: u32, width: u32| (n > 0).then(|| RateLimiter::new(n, window, width, seeds));
+        Limits {
+            ip: mk(l.per_ip, 16),
+            prefix: mk(l.per_prefix, 16),
+            total: mk(l.total, 4),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ip.is_none() && self.prefix.is_none() && self.total.is_none()
+    }
+
+    /// Count the request; the first limit it is over, with the Retry-After in ms.
+    fn check(&self, ip: IpAddr, now_ms: u64) -> Option<(Reason, u64)> {
+        let over = |l: &Option<RateLimiter>, key: u128, r: Reason| match l
+            .as_ref()
+            .map(|l| l.check(key, now_ms))
+        {
+            Some(RateDecision::Limit { retry_after_ms }) => Some((r, retry_after_ms)),
+            _ => None,
+        };
+        let (p, v6) = levee_limits::prefix_of(ip);
+        over(&self.ip, ip_key(ip), Reason::RateLimitIp)
+            .or_else(|| {
+                over(
+                    &self.prefix,
+                    p ^ (u128::from(v6) << 127),
+                    Reason::RateLimitPrefix,
+                )
+            })
+            .or_else(|| over(&self.total, 0, Reason::RateLimitTotal))
+    }
+}
+
+/// A site's limits and its route classes' (first matching route wins).
+#[derive(Debug)]
+pub struct SiteLimits {
+    site: Limits,
+    routes: Vec<(Vec<String>, Limits)>,
+}
+
+impl SiteLimits {
+    pub fn new(s: &levee_config::Site, seeds: [u64; 4]) -> SiteLimits {
+        SiteLimits {
+            site: Limits::new(&s.rate_limit, seeds),
+            routes: s
+                .route
+                .iter()
+                .map(|r| (r.paths.clone(), Limits::new(&r.limit(), seeds)))
+                .collect(),
+        }
+    }
+
+    /// Whether any limit is configured (so that the request path skips all of this otherwise).
+    pub fn active(&self) -> bool {
+        !self.site.is_empty() || self.routes.iter().any(|(_, l)| !l.is_empty())
+    }
+
+    /// Count a request for `path` from `ip`; `Some` if it is over a limit.
+    pub fn check(&self, path: &[u8], ip: IpAddr, now_ms: u64) -> Option<(Reason, u64)> {
+        let route = self
+            .routes
+            .iter()
+            .find(|(prefixes, _)| prefixes.iter().any(|p| path.starts_with(p.as_bytes())));
+        if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms)) {
+            return Some(hit);
+        }
+        self.site.check(ip, now_ms)
+    }
+}
