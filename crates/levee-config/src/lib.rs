@@ -73,6 +73,9 @@ pub struct Config {
     /// Keys for the browser challenge (shared by every edge of a fleet).
     #[serde(default)]
     pub challenge: ChallengeKeys,
+    /// Static block and allow lists (the admin API adds expiring blocks).
+    #[serde(default)]
+    pub lists: Lists,
     /// Protected sites (`[[site]]`), chosen by Host / SNI.
     #[serde(default)]
     pub site: Vec<Site>,
@@ -317,6 +320,28 @@ impl Default for AccessLog {
 #[serde(deny_unknown_fields, default)]
 pub struct Drill {
     pub token: Option<String>,
+}
+
+/// Networks refused at accept, and networks never refused by a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lists {
+    /// Refused at accept (a reset, before any TLS work).
+    pub block: Vec<Cidr>,
+    /// Never refused by a block entry (static or dynamic).
+    pub allow: Vec<Cidr>,
+    /// Entries the admin API may add, at most.
+    pub max_dynamic: u32,
+}
+
+impl Default for Lists {
+    fn default() -> Self {
+        Lists {
+            block: Vec::new(),
+            allow: Vec::new(),
+            max_dynamic: 100_000,
+        }
+    }
 }
 
 /// The proof-of-work challenge's keys.

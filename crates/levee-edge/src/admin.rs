@@ -64,13 +64,24 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
         }
     };
     let method = &buf[head.method.clone()];
-    let path = &buf[head.path.clone()];
-    let path = path.split(|&b| b == b'?').next().unwrap_or(b"");
-    let auth = head.headers.iter().find_map(|(n, v)| {
-        buf[n.clone()]
-            .eq_ignore_ascii_case(b"authorization")
-            .then(|| &buf[v.clone()])
-    });
+    let target = &buf[head.path.clone()];
+    let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
+    let query = std::str::from_utf8(target.get(path.len() + 1..).unwrap_or(b"")).unwrap_or("");
+    let param = |k: &str| {
+        query.split('&').find_map(|kv| {
+            kv.split_once('=').filter(|(a, _)| *a == k).map(|(_, v)| {
+                v.replace("%2F", "/")
+                    .replace("%2f", "/")
+                    .replace("%3A", ":")
+                    .replace("%3a", ":")
+            })
+        })
+    };
+    let token = shared.state.load().cfg.admin.token.clone();
+    let authorized = token
+        .as_deref()
+        .is_some_and(|t| bearer_ok(auth_of(&head, &buf), t));
+    let auth = auth_of(&head, &buf);
     let resp = match (method, path) {
         (b"GET", b"/healthz") => own_response(200, "ok\n", true, None),
         (b"GET", b"/metrics") => {
@@ -131,6 +142,82 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             r
         }
         (b"GET", b"/status") => json_response(200, &status(&shared)),
+        (b"GET", b"/blocks") => {
+            let now = now_ms();
+            let dynamic: Vec<serde_json::Value> = shared
+                .lists
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .dynamic()
+                .into_iter()
+                .map(
+                    |(c, e)| serde_json::json!({"cidr": c, "expires_in_ms": e.saturating_sub(now)}),
+                )
+                .collect();
+            json_response(
+                200,
+                &serde_json::json!({"dynamic": dynamic, "static": shared.state.load().cfg.lists.block.len()}),
+            )
+        }
+        (b"GET", b"/blocks/changes") => {
+            let since = param("since").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let (changes, next) = shared
+                .lists
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .changes_since(since);
+            json_response(200, &serde_json::json!({"next": next, "changes": changes}))
+        }
+        (b"POST" | b"DELETE", b"/blocks") if !authorized => json_response(
+            401,
+            &serde_json::json!({"error": "a configured [admin] token is required (Authorization: Bearer ...)"}),
+        ),
+        (b"POST" | b"DELETE", b"/blocks") => {
+            let cidr: Option<levee_config::Cidr> = param("cidr").and_then(|c| c.parse().ok());
+            match cidr {
+                None => json_response(
+                    400,
+                    &serde_json::json!({"error": "give ?cidr=ADDR or ?cidr=NET/LEN (and for POST, ttl=SECONDS)"}),
+                ),
+                Some(c) if method == b"DELETE" => {
+                    let removed = shared
+                        .lists
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .unblock(c);
+                    json_response(
+                        if removed { 200 } else { 404 },
+                        &serde_json::json!({"removed": removed, "cidr": c.to_string()}),
+                    )
+                }
+                Some(c) => {
+                    let ttl_s: u64 = param("ttl")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(3600)
+                        .clamp(1, 30 * 86_400);
+                    let added = shared
+                        .lists
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .block(
+                            c,
+                            now_ms() + ttl_s * 1000,
+                            crate::clock::unix_ms() + ttl_s * 1000,
+                        );
+                    if added {
+                        json_response(
+                            200,
+                            &serde_json::json!({"blocked": c.to_string(), "ttl_s": ttl_s}),
+                        )
+                    } else {
+                        json_response(
+                            507,
+                            &serde_json::json!({"error": "the dynamic block list is full ([lists] max_dynamic)"}),
+                        )
+                    }
+                }
+            }
+        }
         (b"POST", b"/reload") => {
             let token = shared.state.load().cfg.admin.token.clone();
             match token {
@@ -168,6 +255,14 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
     };
     let _ = sock.write_all(&resp).await;
     let _ = sock.shutdown().await;
+}
+
+fn auth_of<'a>(head: &h1::RequestHead, buf: &'a [u8]) -> Option<&'a [u8]> {
+    head.headers.iter().find_map(|(n, v)| {
+        buf[n.clone()]
+            .eq_ignore_ascii_case(b"authorization")
+            .then(|| &buf[v.clone()])
+    })
 }
 
 /// Constant-time comparison of the presented bearer token.

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod h1;
 pub mod h2;
 pub mod listener;
+pub mod lists;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
@@ -78,6 +79,8 @@ pub struct Shared {
     pub log: accesslog::AccessLog,
     pub tracker: Arc<ConnTracker>,
     pub marks: Mutex<Marks>,
+    /// Block and allow lists, consulted at accept.
+    pub lists: std::sync::RwLock<lists::Lists>,
     /// Used challenge solutions (replay protection), bounded.
     pub spent: Mutex<levee_challenge::SpentSet>,
     pub shutdown: watch::Receiver<bool>,
@@ -109,6 +112,10 @@ impl Shared {
             let old = self.state.load();
             let st = State::build(cfg, Some(&old), gen).map_err(|e| e.to_string())?;
             self.tracker.set_caps(caps(&st.cfg));
+            self.lists
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .reconfigure(&st.cfg.lists);
             self.state.store(Arc::new(st));
             self.generation.store(gen, Ordering::Relaxed);
             Ok(gen)
@@ -158,6 +165,14 @@ impl Shared {
             proto,
             request_id: "",
         });
+    }
+
+    /// Whether `ip` is on a block list (and not allow-listed).
+    pub fn is_blocked(&self, ip: std::net::IpAddr) -> bool {
+        self.lists
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .blocked(ip, clock::now_ms())
     }
 
     /// Whether a protocol defense marked `ip` abusive.
@@ -275,6 +290,7 @@ impl Edge {
         let admin = admin_sock.as_ref().and_then(|s| s.local_addr().ok());
         let state = State::build(cfg, None, 0)?;
         let spent_capacity = state.cfg.challenge.spent_capacity as usize;
+        let lists = lists::Lists::new(&state.cfg.lists);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: ArcSwap::from_pointee(state),
@@ -283,6 +299,7 @@ impl Edge {
             tracker,
             marks: Mutex::new(Marks::new(10_000)),
             spent: Mutex::new(levee_challenge::SpentSet::new(spent_capacity)),
+            lists: std::sync::RwLock::new(lists),
             shutdown: shutdown_rx,
             stopping: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
@@ -305,6 +322,18 @@ impl Edge {
         if let Some(a) = admin_sock {
             tasks.push(tokio::spawn(admin::serve(a, Arc::clone(&shared))));
         }
+        // Expire dynamic blocks once a second.
+        let sh = Arc::clone(&shared);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                sh.lists
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .expire(clock::now_ms());
+            }
+        }));
         Ok(Edge {
             shared,
             listen,

@@ -110,6 +110,11 @@ pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Share
             }
         };
         let ip = canonical(addr.ip());
+        if shared.is_blocked(ip) {
+            refuse(sock);
+            shared.refuse_connection(ip, Reason::Blocked, None, "tcp");
+            continue;
+        }
         let trusted = shared.state.load().cfg.trust.trusts(ip);
         let permit = if cfg.proxy_protocol && trusted {
             None // counted against the real client once the PROXY header is read
@@ -184,6 +189,11 @@ async fn connection(
             if let Some(src) = hdr.source {
                 peer.ip = canonical(src.ip());
                 peer.trusted = state.cfg.trust.trusts(peer.ip);
+            }
+            if shared.is_blocked(peer.ip) {
+                refuse(sock);
+                shared.refuse_connection(peer.ip, Reason::Blocked, None, "tcp");
+                return;
             }
             match shared.tracker.try_acquire(peer.ip) {
                 Ok(p) => p,

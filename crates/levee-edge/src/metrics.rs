@@ -37,11 +37,12 @@ pub enum Reason {
     RateLimitIp,
     RateLimitPrefix,
     RateLimitTotal,
+    Blocked,
     Http(Reject),
     H2(Flood),
 }
 
-const EDGE_REASONS: [Reason; 28] = [
+const EDGE_REASONS: [Reason; 29] = [
     Reason::ConnCapGlobal,
     Reason::ConnCapIp,
     Reason::ConnCapPrefix,
@@ -70,6 +71,7 @@ const EDGE_REASONS: [Reason; 28] = [
     Reason::RateLimitIp,
     Reason::RateLimitPrefix,
     Reason::RateLimitTotal,
+    Reason::Blocked,
 ];
 
 const N_REASONS: usize = EDGE_REASONS.len() + Reject::ALL.len() + Flood::ALL.len();
@@ -114,6 +116,7 @@ impl Reason {
             Reason::RateLimitIp => "rate_limit_ip",
             Reason::RateLimitPrefix => "rate_limit_prefix",
             Reason::RateLimitTotal => "rate_limit_total",
+            Reason::Blocked => "blocked",
             Reason::Http(r) => r.label(),
             Reason::H2(f) => f.label(),
         }

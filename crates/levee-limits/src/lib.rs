@@ -388,3 +388,134 @@ mod marks_tests {
         assert_eq!(m.get(IpAddr::from([10, 0, 0, 9])).unwrap().count, 2);
     }
 }
+
+/// A set of networks (CIDR blocks) with optional expiry, looked up by
+/// longest prefix among the lengths present: a lookup costs one hash probe
+/// per distinct prefix length, not one per entry. Bounded: `cap` entries.
+#[derive(Debug, Clone)]
+pub struct NetSet {
+    cap: usize,
+    /// `(bits, is_v6, prefix length)` → expiry in ms (`u64::MAX`: never).
+    entries: HashMap<(u128, bool, u8), u64>,
+    lengths: Vec<(bool, u8)>,
+}
+
+fn masked(ip: IpAddr, len: u8) -> (u128, bool) {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let b = u32::from(v4);
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
+            (u128::from(b & m), false)
+        }
+        IpAddr::V6(v6) => {
+            let b = u128::from(v6);
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            (b & m, true)
+        }
+    }
+}
+
+impl NetSet {
+    pub fn new(cap: usize) -> Self {
+        NetSet {
+            cap: cap.max(1),
+            entries: HashMap::new(),
+            lengths: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Add `ip/len` until `expires_ms` (`u64::MAX` for ever). `false` if full.
+    pub fn insert(&mut self, ip: IpAddr, len: u8, expires_ms: u64) -> bool {
+        let (bits, v6) = masked(ip, len);
+        let key = (bits, v6, len);
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.cap {
+            return false;
+        }
+        self.entries.insert(key, expires_ms);
+        if !self.lengths.contains(&(v6, len)) {
+            self.lengths.push((v6, len));
+            self.lengths.sort_by(|a, b| b.1.cmp(&a.1));
+        }
+        true
+    }
+
+    pub fn remove(&mut self, ip: IpAddr, len: u8) -> bool {
+        let (bits, v6) = masked(ip, len);
+        self.entries.remove(&(bits, v6, len)).is_some()
+    }
+
+    /// Whether `ip` is inside an entry that has not expired at `now_ms`.
+    pub fn contains(&self, ip: IpAddr, now_ms: u64) -> bool {
+        let v6 = canonical(ip).is_ipv6();
+        self.lengths
+            .iter()
+            .filter(|(f, _)| *f == v6)
+            .any(|&(_, len)| {
+                let (bits, _) = masked(ip, len);
+                self.entries
+                    .get(&(bits, v6, len))
+                    .is_some_and(|&exp| exp > now_ms)
+            })
+    }
+
+    /// Drop expired entries; returns them as `(network bits, is_v6, length)`.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<(u128, bool, u8)> {
+        let gone: Vec<(u128, bool, u8)> = self
+            .entries
+            .iter()
+            .filter(|(_, &e)| e <= now_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &gone {
+            self.entries.remove(k);
+        }
+        gone
+    }
+
+    /// Every entry as `(network bits, is_v6, length, expiry)`.
+    pub fn entries(&self) -> Vec<(u128, bool, u8, u64)> {
+        self.entries
+            .iter()
+            .map(|(&(b, v, l), &e)| (b, v, l, e))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod netset_tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_expiry_and_bound() {
+        let mut s = NetSet::new(3);
+        assert!(s.insert("10.1.2.3".parse().unwrap(), 24, u64::MAX));
+        assert!(s.insert("2001:db8::".parse().unwrap(), 32, 1000));
+        assert!(s.contains("10.1.2.200".parse().unwrap(), 0));
+        assert!(!s.contains("10.1.3.1".parse().unwrap(), 0));
+        assert!(s.contains("::ffff:10.1.2.9".parse().unwrap(), 0));
+        assert!(s.contains("2001:db8:5::1".parse().unwrap(), 999));
+        assert!(!s.contains("2001:db8:5::1".parse().unwrap(), 1000));
+        assert!(s.insert("192.0.2.1".parse().unwrap(), 32, 50));
+        assert!(!s.insert("192.0.2.2".parse().unwrap(), 32, 50), "full");
+        assert_eq!(s.expire(100).len(), 1);
+        assert_eq!(s.len(), 2);
+        assert!(s.remove("10.1.2.0".parse().unwrap(), 24));
+        assert!(!s.contains("10.1.2.200".parse().unwrap(), 0));
+    }
+}

@@ -5,6 +5,7 @@
 
 mod access_log;
 mod admin_api;
+mod block_list;
 mod challenge;
 mod config_check;
 mod conn_flood;

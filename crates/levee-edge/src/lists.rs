@@ -1,0 +1,167 @@
+//! Block and allow lists: static ones from the configuration, expiring
+//! blocks added through the admin API. A blocked client is refused at accept.
+//! Every change is also kept, numbered, in a bounded log that followers
+//! (the packet filter, other edges) read with `GET /blocks/changes?since=N`.
+
+use levee_config::Cidr;
+use levee_limits::NetSet;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+/// One change to the dynamic block list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub seq: u64,
+    /// `add`, `remove` or `expire`.
+    pub op: &'static str,
+    pub cidr: String,
+    /// Unix ms, for `add`.
+    pub expires_unix_ms: Option<u64>,
+}
+
+const CHANGES: usize = 10_000;
+
+/// The lists an edge consults at accept.
+#[derive(Debug)]
+pub struct Lists {
+    static_block: NetSet,
+    allow: NetSet,
+    dynamic: NetSet,
+    changes: VecDeque<Change>,
+    next_seq: u64,
+}
+
+fn cidr_text(bits: u128, v6: bool, len: u8) -> String {
+    let addr = if v6 {
+        IpAddr::V6(bits.into())
+    } else {
+        IpAddr::V4((bits as u32).into())
+    };
+    format!("{addr}/{len}")
+}
+
+impl Lists {
+    pub fn new(cfg: &levee_config::Lists) -> Lists {
+        let mut l = Lists {
+            static_block: NetSet::new(usize::MAX),
+            allow: NetSet::new(usize::MAX),
+            dynamic: NetSet::new(cfg.max_dynamic as usize),
+            changes: VecDeque::new(),
+            next_seq: 1,
+        };
+        l.reconfigure(cfg);
+        l
+    }
+
+    /// Replace the static lists (reload); dynamic blocks stay.
+    pub fn reconfigure(&mut self, cfg: &levee_config::Lists) {
+        self.static_block = NetSet::new(usize::MAX);
+        self.allow = NetSet::new(usize::MAX);
+        for c in &cfg.block {
+            self.static_block.insert(c.addr(), c.prefix_len(), u64::MAX);
+        }
+        for c in &cfg.allow {
+            self.allow.insert(c.addr(), c.prefix_len(), u64::MAX);
+        }
+    }
+
+    /// Refuse `ip` at `now_ms`?
+    pub fn blocked(&self, ip: IpAddr, now_ms: u64) -> bool {
+        if self.static_block.is_empty() && self.dynamic.is_empty() {
+            return false;
+        }
+        (self.static_block.contains(ip, now_ms) || self.dynamic.contains(ip, now_ms))
+            && !self.allow.contains(ip, now_ms)
+    }
+
+    fn log(&mut self, op: &'static str, cidr: String, expires_unix_ms: Option<u64>) {
+        if self.changes.len() == CHANGES {
+            self.changes.pop_front();
+        }
+        self.changes.push_back(Change {
+            seq: self.next_seq,
+            op,
+            cidr,
+            expires_unix_ms,
+        });
+        self.next_seq += 1;
+    }
+
+    /// Block `c` until `expires_ms` (monotonic ms); `false` if the list is full.
+    pub fn block(&mut self, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
+        let ok = self.dynamic.insert(c.addr(), c.prefix_len(), expires_ms);
+        if ok {
+            self.log("add", c.to_string(), Some(expires_unix_ms));
+        }
+        ok
+    }
+
+    pub fn unblock(&mut self, c: Cidr) -> bool {
+        let ok = self.dynamic.remove(c.addr(), c.prefix_len());
+        if ok {
+            self.log("remove", c.to_string(), None);
+        }
+        ok
+    }
+
+    /// Drop expired dynamic blocks (and log them).
+    pub fn expire(&mut self, now_ms: u64) {
+        for (bits, v6, len) in self.dynamic.expire(now_ms) {
+            self.log("expire", cidr_text(bits, v6, len), None);
+        }
+    }
+
+    /// Dynamic blocks as `(cidr, monotonic expiry ms)`.
+    pub fn dynamic(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .dynamic
+            .entries()
+            .into_iter()
+            .map(|(b, v6, l, e)| (cidr_text(b, v6, l), e))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Changes with `seq > since`, and the next sequence number.
+    pub fn changes_since(&self, since: u64) -> (Vec<Change>, u64) {
+        (
+            self.changes
+                .iter()
+                .filter(|c| c.seq > since)
+                .cloned()
+                .collect(),
+            self.next_seq,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_overrides_block_and_changes_are_logged() {
+        let cfg = levee_config::Lists {
+            block: vec!["10.0.0.0/8".parse().unwrap()],
+            allow: vec!["10.9.0.0/16".parse().unwrap()],
+            max_dynamic: 2,
+        };
+        let mut l = Lists::new(&cfg);
+        assert!(l.blocked("10.1.1.1".parse().unwrap(), 0));
+        assert!(!l.blocked("10.9.1.1".parse().unwrap(), 0));
+        assert!(l.block("192.0.2.0/24".parse().unwrap(), 100, 5000));
+        assert!(l.blocked("192.0.2.7".parse().unwrap(), 50));
+        l.expire(100);
+        assert!(!l.blocked("192.0.2.7".parse().unwrap(), 101));
+        let (changes, next) = l.changes_since(0);
+        assert_eq!(
+            changes.iter().map(|c| c.op).collect::<Vec<_>>(),
+            vec!["add", "expire"]
+        );
+        assert_eq!(changes[1].cidr, "192.0.2.0/24");
+        assert_eq!(next, 3);
+        assert!(l.changes_since(2).0.len() == 0);
+    }
+}

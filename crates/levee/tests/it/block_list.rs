@@ -1,0 +1,84 @@
+//! Block and allow lists: static from the configuration, expiring blocks from
+//! the admin API; a blocked client is refused at accept; changes are numbered
+//! for followers.
+
+use super::*;
+
+fn served(e: &Edge, src: &str) -> bool {
+    let Ok(mut s) = connect_from(src.parse().unwrap(), e.addr) else {
+        return false;
+    };
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    read_until_close(&mut s, Duration::from_secs(2))
+        .0
+        .starts_with("HTTP/1.1 200")
+}
+
+fn admin(e: &Edge, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    let (resp, _) = raw(e.admin, req.as_bytes(), Duration::from_secs(3));
+    let (status, body) = parse_response(&resp);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn static_and_dynamic_blocks_are_refused_at_accept() {
+    let o = Origin::start();
+    let e = Edge::start(
+        "block-list",
+        &config(
+            o.addr,
+            "",
+            "\n[lists]\nblock = [\"127.0.11.0/24\"]\nallow = [\"127.0.11.7\"]\n",
+        ),
+    );
+    assert!(!served(&e, "127.0.11.5"), "statically blocked");
+    assert!(
+        served(&e, "127.0.11.7"),
+        "allow-listed inside a blocked network"
+    );
+    assert!(served(&e, "127.0.12.5"));
+    // Dynamic blocks need the token, expire, and are listed.
+    assert_eq!(
+        admin(&e, "POST", "/blocks?cidr=127.0.13.0/24&ttl=1", None).0,
+        401
+    );
+    let (s, v) = admin(&e, "POST", "/blocks?cidr=127.0.13.0/24&ttl=1", Some(TOKEN));
+    assert_eq!(s, 200, "{v}");
+    assert!(!served(&e, "127.0.13.2"));
+    let (_, list) = admin(&e, "GET", "/blocks", None);
+    assert_eq!(list["dynamic"][0]["cidr"], "127.0.13.0/24");
+    std::thread::sleep(Duration::from_millis(2300));
+    assert!(served(&e, "127.0.13.2"), "the block expired");
+    let (_, ch) = admin(&e, "GET", "/blocks/changes?since=0", None);
+    let ops: Vec<&str> = ch["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, vec!["add", "expire"], "{ch}");
+    // Unblock by hand.
+    admin(&e, "POST", "/blocks?cidr=127.0.14.9&ttl=600", Some(TOKEN));
+    assert!(!served(&e, "127.0.14.9"));
+    assert_eq!(
+        admin(&e, "DELETE", "/blocks?cidr=127.0.14.9", Some(TOKEN)).0,
+        200
+    );
+    assert!(served(&e, "127.0.14.9"));
+    assert!(e.await_defense("blocked", 3.0) >= 3.0);
+    assert!(e
+        .access_log(3)
+        .iter()
+        .any(|l| l["reason"] == "blocked" && l["client"] == "127.0.11.5"));
+}
