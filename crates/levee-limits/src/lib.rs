@@ -450,7 +450,7 @@ impl NetSet {
         self.entries.insert(key, expires_ms);
         if !self.lengths.contains(&(v6, len)) {
             self.lengths.push((v6, len));
-            self.lengths.sort_by(|a, b| b.1.cmp(&a.1));
+            self.lengths.sort_by_key(|l| std::cmp::Reverse(l.1));
         }
         true
     }
