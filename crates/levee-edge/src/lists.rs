@@ -162,6 +162,6 @@ mod tests {
         );
         assert_eq!(changes[1].cidr, "192.0.2.0/24");
         assert_eq!(next, 3);
-        assert!(l.changes_since(2).0.len() == 0);
+        assert!(l.changes_since(2).0.is_empty());
     }
 }
