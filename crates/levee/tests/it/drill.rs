@@ -57,6 +57,22 @@ fn drill(
     (code, report["summary"].clone(), err)
 }
 
+/// Run `levee drill` with exactly these arguments plus `--json`; returns
+/// (exit code, summary, stderr).
+fn drill_raw(e: &Edge, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let json = e.dir.join("raw.json");
+    let _ = std::fs::remove_file(&json);
+    let mut all = vec!["drill"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let (code, _, err) = run(env!("CARGO_BIN_EXE_levee"), &all);
+    let summary = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map_or(serde_json::Value::Null, |r| r["summary"].clone());
+    (code, summary, err)
+}
+
 fn drill_edge(name: &str, o: &Origin, limits: &str) -> Edge {
     Edge::start(
         name,
@@ -249,11 +265,9 @@ fn drills_over_tls_http_flood_and_handshake_flood() {
         .replace("address = \"127.0.0.1:0\"\n\n[admin]", "address = \"127.0.0.1:0\"\ntls = true\n\n[admin]");
     let e = Edge::start("drill-tls", &text);
     let target = format!("https://localhost:{}/", e.addr.port());
-    let json = e.dir.join("tls.json");
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_levee"),
+    let (code, s, err) = drill_raw(
+        &e,
         &[
-            "drill",
             "--target",
             &target,
             "--scenario",
@@ -266,24 +280,18 @@ fn drills_over_tls_http_flood_and_handshake_flood() {
             "5",
             "--workers",
             "1",
-            "--json",
-            json.to_str().unwrap(),
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let s = &r["summary"];
     assert!(s["attack_sent"].as_f64().unwrap() > 50.0, "{s}");
     assert!(
         s["legit_success"].as_f64().unwrap() >= 0.99,
         "legit clients over TLS: {s}"
     );
     assert!(e.metric("levee_tls_handshakes_total") > 50.0);
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_levee"),
+    let (code, s, err) = drill_raw(
+        &e,
         &[
-            "drill",
             "--target",
             &target,
             "--scenario",
@@ -298,23 +306,14 @@ fn drills_over_tls_http_flood_and_handshake_flood() {
             "2",
             "--workers",
             "1",
-            "--json",
-            json.to_str().unwrap(),
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert!(
-        r["summary"]["attack_passed"].as_f64().unwrap() > 500.0,
-        "{}",
-        r["summary"]
-    );
+    assert!(s["attack_passed"].as_f64().unwrap() > 500.0, "{s}");
     // HTTP/2 floods need a cleartext (h2c) target: said before any traffic.
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_levee"),
+    let (code, _, err) = drill_raw(
+        &e,
         &[
-            "drill",
             "--target",
             &target,
             "--scenario",
@@ -383,11 +382,9 @@ fn ipv6_drill_from_a_network_namespace_exercises_per_address_caps() {
     .replacen("address = \"127.0.0.1:0\"", "address = \"[::]:0\"", 1);
     let e = Edge::start("drill-ipv6", &text);
     let target = format!("http://127.0.0.1:{}/", e.addr.port());
-    let json = e.dir.join("v6.json");
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_levee"),
+    let (code, s, err) = drill_raw(
+        &e,
         &[
-            "drill",
             "--ipv6",
             "--target",
             &target,
@@ -403,14 +400,9 @@ fn ipv6_drill_from_a_network_namespace_exercises_per_address_caps() {
             "5",
             "--workers",
             "1",
-            "--json",
-            json.to_str().unwrap(),
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let s = &r["summary"];
     assert!(s["legit_success"].as_f64().unwrap() >= 0.99, "{s}");
     // 50 bots per /64 (the scenario's per_prefix) hit the per-/64 cap (64) before their per-address caps (4).
     let (ip, prefix) = (e.defense("conn_cap_ip"), e.defense("conn_cap_prefix"));

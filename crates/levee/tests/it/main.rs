@@ -378,6 +378,15 @@ pub fn run(cmd: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Run Debian's slowhttptest (`-g -o` report files under /tmp) and assert it completed.
+pub fn slowhttptest(args: &[&str], report: &str) {
+    let out = format!("/tmp/levee-{report}");
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-g", "-o", &out]);
+    let (code, stdout, err) = run("slowhttptest", &all);
+    assert_eq!(code, 0, "slowhttptest failed: {stdout} {err}");
+}
+
 /// Whether the server closed `s` (EOF or reset) within `wait`.
 pub fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
     read_until_close(s, wait).1

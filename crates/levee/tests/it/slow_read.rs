@@ -37,36 +37,13 @@ fn slowhttptest_slow_read_is_cut() {
         ),
     );
     let url = e.url("/big?bytes=20000000");
-    let (code, out, err) = run(
-        "slowhttptest",
+    slowhttptest(
         &[
-            "-X",
-            "-c",
-            "20",
-            "-r",
-            "20",
-            "-w",
-            "10",
-            "-y",
-            "20",
-            "-n",
-            "5",
-            "-z",
-            "32",
-            "-k",
-            "1",
-            "-l",
-            "8",
-            "-p",
-            "3",
-            "-u",
-            &url,
-            "-g",
-            "-o",
-            "/tmp/levee-slowread",
+            "-X", "-c", "20", "-r", "20", "-w", "10", "-y", "20", "-n", "5", "-z", "32", "-k", "1",
+            "-l", "8", "-p", "3", "-u", &url,
         ],
+        "slowread",
     );
-    assert_eq!(code, 0, "{out} {err}");
     assert!(
         e.defense("send_too_slow") >= 10.0,
         "send_too_slow = {}",

@@ -55,28 +55,12 @@ fn slowhttptest_slowloris_does_not_starve_other_clients() {
     let url = e.url("/");
     // 200 slowloris connections for 6 seconds, headers every 1 s.
     let tool = std::thread::spawn(move || {
-        run(
-            "slowhttptest",
+        slowhttptest(
             &[
-                "-H",
-                "-c",
-                "200",
-                "-r",
-                "200",
-                "-i",
-                "1",
-                "-l",
-                "6",
-                "-x",
-                "10",
-                "-p",
-                "3",
-                "-u",
+                "-H", "-c", "200", "-r", "200", "-i", "1", "-l", "6", "-x", "10", "-p", "3", "-u",
                 &url,
-                "-g",
-                "-o",
-                "/tmp/levee-slowloris",
             ],
+            "slowloris",
         )
     });
     std::thread::sleep(Duration::from_millis(1500));
@@ -88,8 +72,7 @@ fn slowhttptest_slowloris_does_not_starve_other_clients() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, out, err) = tool.join().unwrap();
-    assert_eq!(code, 0, "slowhttptest failed: {out} {err}");
+    tool.join().unwrap();
     assert!(
         ok >= 20,
         "legitimate requests served during the attack: {ok}"
