@@ -838,7 +838,8 @@ fn validate(cfg: &Config) -> Result<(), (String, String)> {
         if s.challenge.bits > 28 {
             return Err((
                 format!("site[{si}].challenge.bits"),
-                "at most 28 (each bit doubles the work; 16 is about half a second in a browser)".into(),
+                "at most 28 (each bit doubles the work; 16 is about half a second in a browser)"
+                    .into(),
             ));
         }
         if let Some(hc) = &s.health {
