@@ -17,11 +17,23 @@ fn accept_loop_survives_emfile() {
             held.push(s);
         }
     }
-    std::thread::sleep(Duration::from_millis(500));
     assert!(
         held.len() > 64,
         "the kernel backlog should take more than the edge can accept"
     );
+    // Hold them until the edge has used every descriptor it may have (its
+    // next accept must fail), however slowly it gets there on a busy machine.
+    let fds = format!("/proc/{}/fd", e.child.id());
+    let start = Instant::now();
+    while std::fs::read_dir(&fds).map_or(0, |d| d.count()) < 62 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the edge never filled its descriptors"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The accept loop retries every 50 ms: give it a few tries at EMFILE.
+    std::thread::sleep(Duration::from_millis(300));
     drop(held);
     // Descriptors come back: the edge accepts and serves again.
     let start = Instant::now();
