@@ -12,6 +12,7 @@
 //!
 //! Pure logic: no sockets, no clock.
 
+pub mod adaptive;
 pub mod rate;
 
 use std::collections::HashMap;

@@ -1,0 +1,804 @@
+//! One site's detector: a baseline learned from normal traffic, a mode with
+//! hysteresis, and the ephemeral rules derived from an attack's signature.
+//!
+//! The edge feeds it two things: every request's outcome in counters (the
+//! `Tick` it passes once per tick), and a sample of the requests that no rule
+//! matched (`observe`). Time is a parameter; nothing here reads a clock.
+
+use crate::features::{Dim, Keys};
+use std::collections::HashMap;
+
+/// The site's mode. Each tightens the edge's knobs (see the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Normal,
+    Elevated,
+    UnderAttack,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Elevated => "elevated",
+            Mode::UnderAttack => "under_attack",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "normal" => Some(Mode::Normal),
+            "elevated" => Some(Mode::Elevated),
+            "under_attack" => Some(Mode::UnderAttack),
+            _ => None,
+        }
+    }
+
+    fn down(self) -> Mode {
+        match self {
+            Mode::UnderAttack => Mode::Elevated,
+            _ => Mode::Normal,
+        }
+    }
+}
+
+/// What a rule does to the requests it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Block,
+    Challenge,
+    RateLimit,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "block" => Some(Action::Block),
+            "challenge" => Some(Action::Challenge),
+            "rate_limit" => Some(Action::RateLimit),
+            _ => None,
+        }
+    }
+}
+
+/// An ephemeral rule: requests whose key in `dim` is `key`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rule {
+    pub id: u64,
+    pub dim: Dim,
+    #[serde(skip)]
+    pub key: u64,
+    /// The matched value, readable.
+    pub value: String,
+    pub action: Action,
+    pub created_ms: u64,
+    /// Evidence when it was derived.
+    pub evidence: Evidence,
+    /// Requests matched since it was created (updated every tick).
+    pub matches: u64,
+    /// Ticks in a row with (almost) no match.
+    #[serde(skip)]
+    idle_ticks: u32,
+}
+
+/// Why a rule was made.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Evidence {
+    /// Sampled requests of the tick that had the value, and their share.
+    pub sampled: u64,
+    pub attack_share: f64,
+    /// Its share of the baseline's traffic.
+    pub baseline_share: f64,
+    /// Request rate (per second) when derived, and the baseline rate.
+    pub rate: f64,
+    pub baseline_rate: f64,
+    /// Expected share of the matched requests that are legitimate.
+    pub collateral: f64,
+}
+
+/// Tuning; defaults suit a site with a few requests per second or more.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub tick_ms: u64,
+    /// Ticks of normal traffic before the baseline is trusted for rules.
+    pub learn_ticks: u64,
+    /// Anomalous: rate above `rate_factor` × baseline and above `min_rate`.
+    pub rate_factor: f64,
+    pub min_rate: f64,
+    /// A value must be at least this share of the sampled traffic…
+    pub min_share: f64,
+    /// …this many times over its baseline share…
+    pub min_lift: f64,
+    /// …and the legitimate share of what it matches must be at most this.
+    pub max_collateral: f64,
+    /// Calm ticks before stepping down one mode.
+    pub calm_ticks: u32,
+    /// Ticks with fewer than `idle_rate` matches per second before a rule expires.
+    pub rule_idle_ticks: u32,
+    pub idle_rate: f64,
+    /// Baseline smoothing per tick (0..1).
+    pub alpha: f64,
+    pub max_rules: usize,
+    /// What new rules do.
+    pub action: Action,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            tick_ms: 500,
+            learn_ticks: 20,
+            rate_factor: 3.0,
+            min_rate: 50.0,
+            min_share: 0.1,
+            min_lift: 4.0,
+            max_collateral: 0.01,
+            calm_ticks: 60,
+            rule_idle_ticks: 20,
+            idle_rate: 1.0,
+            alpha: 0.05,
+            max_rules: 32,
+            action: Action::Challenge,
+        }
+    }
+}
+
+/// Counters the edge passes once per tick (since the previous tick).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tick {
+    pub now_ms: u64,
+    pub requests: u64,
+    /// Origin 5xx and edge 502/504.
+    pub errors: u64,
+    /// Requests shed for origin capacity.
+    pub shed: u64,
+    /// The origin is at its concurrency limit with a queue.
+    pub saturated: bool,
+    /// Mean origin latency of the tick, ms (0 when none).
+    pub latency_ms: f64,
+    /// Requests from clients first seen in this tick (sampled or counted).
+    pub new_clients: u64,
+}
+
+/// What changed in a tick: the raw material of events.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Change {
+    Mode {
+        from: Mode,
+        to: Mode,
+        why: String,
+    },
+    RuleAdded {
+        rule: Rule,
+    },
+    RuleExpired {
+        rule: Rule,
+    },
+}
+
+/// Space-saving counter with labels, `cap` entries.
+#[derive(Debug, Default)]
+struct Counter {
+    entries: HashMap<u64, (u64, String)>,
+}
+
+const COUNTER_CAP: usize = 64;
+const BASE_CAP: usize = 512;
+
+impl Counter {
+    fn add(&mut self, key: u64, label: &str) {
+        if key == 0 {
+            return;
+        }
+        if let Some(e) = self.entries.get_mut(&key) {
+            e.0 += 1;
+            return;
+        }
+        if self.entries.len() >= COUNTER_CAP {
+            if let Some((&victim, &(c, _))) = self.entries.iter().min_by_key(|(_, v)| v.0) {
+                self.entries.remove(&victim);
+                self.entries.insert(key, (c + 1, label.to_string()));
+            }
+            return;
+        }
+        self.entries.insert(key, (1, label.to_string()));
+    }
+}
+
+/// Exponentially smoothed mean.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Ewma {
+    pub value: f64,
+    #[serde(skip)]
+    primed: bool,
+}
+
+impl Ewma {
+    fn add(&mut self, x: f64, alpha: f64) {
+        if self.primed {
+            self.value += alpha * (x - self.value);
+        } else {
+            self.value = x;
+            self.primed = true;
+        }
+    }
+}
+
+/// The learned picture of normal traffic.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Baseline {
+    pub ticks: u64,
+    /// Requests per second.
+    pub rate: Ewma,
+    pub error_rate: Ewma,
+    pub latency_ms: Ewma,
+    /// New clients per second.
+    pub new_clients: Ewma,
+    #[serde(skip)]
+    shares: Vec<HashMap<u64, f64>>,
+}
+
+impl Baseline {
+    fn share(&self, d: Dim, key: u64) -> f64 {
+        self.shares
+            .get(d.index())
+            .and_then(|m| m.get(&key))
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+/// A site's detector.
+#[derive(Debug)]
+pub struct Detector {
+    p: Params,
+    mode: Mode,
+    pinned: Option<Mode>,
+    calm: u32,
+    sampled: u64,
+    window: Vec<Counter>,
+    pub baseline: Baseline,
+    rules: Vec<Rule>,
+    next_id: u64,
+    last_rate: f64,
+    last_anomaly: bool,
+}
+
+impl Detector {
+    pub fn new(p: Params) -> Detector {
+        Detector {
+            p,
+            mode: Mode::Normal,
+            pinned: None,
+            calm: 0,
+            sampled: 0,
+            window: (0..Dim::COUNT).map(|_| Counter::default()).collect(),
+            baseline: Baseline {
+                shares: (0..Dim::COUNT).map(|_| HashMap::new()).collect(),
+                ..Baseline::default()
+            },
+            rules: Vec::new(),
+            next_id: 1,
+            last_rate: 0.0,
+            last_anomaly: false,
+        }
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.p
+    }
+
+    /// Keep the learned state, take new tuning (on reload).
+    pub fn set_params(&mut self, p: Params) {
+        self.p = p;
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.pinned.unwrap_or(self.mode)
+    }
+
+    pub fn pinned(&self) -> Option<Mode> {
+        self.pinned
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn last_rate(&self) -> f64 {
+        self.last_rate
+    }
+
+    pub fn anomalous(&self) -> bool {
+        self.last_anomaly
+    }
+
+    /// Whether the baseline has seen enough normal traffic to judge shares.
+    pub fn learned(&self) -> bool {
+        self.baseline.ticks >= self.p.learn_ticks
+    }
+
+    /// Pin a mode (an operator's decision), or `None` to return to automatic.
+    pub fn pin(&mut self, mode: Option<Mode>) -> Vec<Change> {
+        let before = self.mode();
+        self.pinned = mode;
+        let after = self.mode();
+        if before == after {
+            return Vec::new();
+        }
+        vec![Change::Mode {
+            from: before,
+            to: after,
+            why: match mode {
+                Some(_) => "pinned by an operator".into(),
+                None => "returned to automatic by an operator".into(),
+            },
+        }]
+    }
+
+    /// Record one sampled request that no rule matched. `labels` is called
+    /// only for values not yet in the window.
+    pub fn observe(&mut self, keys: &Keys, labels: impl FnOnce() -> [String; Dim::COUNT]) {
+        self.sampled += 1;
+        let missing = Dim::ALL.iter().any(|d| {
+            let k = keys.get(*d);
+            k != 0 && !self.window[d.index()].entries.contains_key(&k)
+        });
+        if missing {
+            let l = labels();
+            for d in Dim::ALL {
+                self.window[d.index()].add(keys.get(d), &l[d.index()]);
+            }
+        } else {
+            for d in Dim::ALL {
+                self.window[d.index()].add(keys.get(d), "");
+            }
+        }
+    }
+
+    /// The first rule matching a request, if any.
+    pub fn matching(rules: &[Rule], keys: &Keys) -> Option<usize> {
+        rules.iter().position(|r| keys.get(r.dim) == r.key)
+    }
+
+    /// Advance one tick. `matches[i]` counts the requests rule `i` (of
+    /// `rules()` as they were) matched since the previous tick.
+    pub fn tick(&mut self, t: &Tick, matches: &[u64]) -> Vec<Change> {
+        let secs = self.p.tick_ms.max(1) as f64 / 1000.0;
+        let rate = t.requests as f64 / secs;
+        self.last_rate = rate;
+        let mut changes = Vec::new();
+        let before = self.mode();
+
+        // Rules: count matches, expire the idle ones.
+        for (r, m) in self.rules.iter_mut().zip(matches.iter().copied()) {
+            r.matches += m;
+            if (m as f64) / secs < self.p.idle_rate {
+                r.idle_ticks += 1;
+            } else {
+                r.idle_ticks = 0;
+            }
+        }
+        let idle = self.p.rule_idle_ticks;
+        let (expired, kept): (Vec<Rule>, Vec<Rule>) = std::mem::take(&mut self.rules)
+            .into_iter()
+            .partition(|r| r.idle_ticks >= idle);
+        self.rules = kept;
+        changes.extend(expired.into_iter().map(|rule| Change::RuleExpired { rule }));
+
+        let base_rate = self.baseline.rate.value;
+        let learned = self.learned();
+        let threshold = if learned {
+            (self.p.rate_factor * base_rate).max(self.p.min_rate)
+        } else {
+            // Without a baseline, only a rate no small site sees by itself.
+            self.p.min_rate * self.p.rate_factor
+        };
+        let rate_anomaly = rate > threshold;
+        let saturated = (t.saturated || t.shed > 0) && rate > self.p.min_rate;
+        let matched_rate = matches.iter().sum::<u64>() as f64 / secs;
+        // An attack that rules hold off still counts, so that the mode stays.
+        let anomaly = rate_anomaly || saturated || matched_rate > self.p.min_rate;
+        self.last_anomaly = anomaly;
+
+        if anomaly && learned && self.rules.len() < self.p.max_rules {
+            if let Some(rule) = self.derive(rate, base_rate, t.now_ms) {
+                changes.push(Change::RuleAdded { rule: rule.clone() });
+                self.rules.push(rule);
+            }
+        }
+
+        if anomaly {
+            self.calm = 0;
+            let target = if self.rules.is_empty() {
+                Mode::Elevated
+            } else {
+                Mode::UnderAttack
+            };
+            if target > self.mode {
+                self.mode = target;
+            }
+        } else {
+            self.calm += 1;
+            if self.calm >= self.p.calm_ticks && self.mode != Mode::Normal {
+                self.mode = self.mode.down();
+                self.calm = 0;
+            }
+            if self.mode == Mode::Normal {
+                self.learn(t, rate);
+            }
+        }
+        for c in &mut self.window {
+            c.entries.clear();
+        }
+        self.sampled = 0;
+
+        let after = self.mode();
+        if after != before {
+            let why = if anomaly {
+                let mut w = format!(
+                    "{rate:.0} req/s against a baseline of {base_rate:.0} req/s (threshold {threshold:.0})"
+                );
+                if saturated {
+                    w.push_str(", origin saturated");
+                }
+                if after == Mode::UnderAttack {
+                    w.push_str(&format!(", {} signature rule(s)", self.rules.len()));
+                } else if after == Mode::Elevated {
+                    w.push_str(", no over-represented population (flash crowd or diffuse attack)");
+                }
+                w
+            } else {
+                format!(
+                    "calm for {} s",
+                    self.p.calm_ticks as u64 * self.p.tick_ms / 1000
+                )
+            };
+            changes.push(Change::Mode {
+                from: before,
+                to: after,
+                why,
+            });
+        }
+        changes
+    }
+
+    fn learn(&mut self, t: &Tick, rate: f64) {
+        let a = if self.baseline.ticks < self.p.learn_ticks {
+            // Learn fast at first, then smoothly.
+            1.0 / (self.baseline.ticks + 1) as f64
+        } else {
+            self.p.alpha
+        };
+        self.baseline.ticks += 1;
+        self.baseline.rate.add(rate, a);
+        let secs = self.p.tick_ms.max(1) as f64 / 1000.0;
+        let err = if t.requests > 0 {
+            t.errors as f64 / t.requests as f64
+        } else {
+            0.0
+        };
+        self.baseline.error_rate.add(err, a);
+        if t.latency_ms > 0.0 {
+            self.baseline.latency_ms.add(t.latency_ms, a);
+        }
+        self.baseline.new_clients.add(t.new_clients as f64 / secs, a);
+        if self.sampled == 0 {
+            return;
+        }
+        let n = self.sampled as f64;
+        for d in Dim::ALL {
+            let m = &mut self.baseline.shares[d.index()];
+            for v in m.values_mut() {
+                *v *= 1.0 - a;
+            }
+            for (k, (c, _)) in &self.window[d.index()].entries {
+                *m.entry(*k).or_insert(0.0) += a * (*c as f64 / n);
+            }
+            m.retain(|_, v| *v >= 1e-4);
+            if m.len() > BASE_CAP {
+                let mut v: Vec<(u64, f64)> = m.iter().map(|(k, s)| (*k, *s)).collect();
+                v.sort_by(|x, y| y.1.total_cmp(&x.1));
+                v.truncate(BASE_CAP);
+                *m = v.into_iter().collect();
+            }
+        }
+    }
+
+    /// The best over-represented value of this tick's sample, if any.
+    fn derive(&mut self, rate: f64, base_rate: f64, now_ms: u64) -> Option<Rule> {
+        if self.sampled < 20 {
+            return None;
+        }
+        let n = self.sampled as f64;
+        let mut best: Option<(f64, Rule)> = None;
+        for d in Dim::ALL {
+            for (&key, (count, label)) in &self.window[d.index()].entries {
+                if self.rules.iter().any(|r| r.dim == d && r.key == key) {
+                    continue;
+                }
+                let share = *count as f64 / n;
+                if share < self.p.min_share {
+                    continue;
+                }
+                let base = self.baseline.share(d, key);
+                let lift = share / base.max(1e-3);
+                if lift < self.p.min_lift {
+                    continue;
+                }
+                let legit = base * base_rate;
+                let matched = (share * rate).max(1e-9);
+                let collateral = (legit / matched).min(1.0);
+                if collateral > self.p.max_collateral {
+                    continue;
+                }
+                // Prefer what catches most, then the earlier (tighter) dimension.
+                let score = share * (1.0 - collateral) - d.index() as f64 * 1e-6;
+                if best.as_ref().is_some_and(|(s, _)| *s >= score) {
+                    continue;
+                }
+                best = Some((
+                    score,
+                    Rule {
+                        id: 0,
+                        dim: d,
+                        key,
+                        value: label.clone(),
+                        action: self.p.action,
+                        created_ms: now_ms,
+                        evidence: Evidence {
+                            sampled: *count,
+                            attack_share: share,
+                            baseline_share: base,
+                            rate,
+                            baseline_rate: base_rate,
+                            collateral,
+                        },
+                        matches: 0,
+                        idle_ticks: 0,
+                    },
+                ));
+            }
+        }
+        best.map(|(_, mut r)| {
+            r.id = self.next_id;
+            self.next_id += 1;
+            r
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{header_order_hash, labels, Request};
+
+    fn params() -> Params {
+        Params {
+            tick_ms: 1000,
+            learn_ticks: 5,
+            calm_ticks: 3,
+            rule_idle_ticks: 2,
+            ..Params::default()
+        }
+    }
+
+    const BROWSER: [&[u8]; 4] = [b"host", b"user-agent", b"accept", b"accept-language"];
+    const BOT: [&[u8]; 3] = [b"user-agent", b"host", b"accept"];
+
+    fn req<'a>(ip: &str, path: &'a [u8], ua: &'a [u8], order: &[&[u8]]) -> Request<'a> {
+        Request {
+            client: ip.parse().unwrap(),
+            method: b"GET",
+            path,
+            query: b"",
+            user_agent: ua,
+            header_order: header_order_hash(order.iter().copied()),
+            ja4: None,
+            h2: None,
+        }
+    }
+
+    fn feed(d: &mut Detector, r: &Request<'_>, n: usize) {
+        let k = Keys::of(r);
+        for _ in 0..n {
+            d.observe(&k, || labels(r, "order"));
+        }
+    }
+
+    /// Normal browsing: varied clients, pages and assets.
+    fn normal(d: &mut Detector, mult: usize) {
+        for i in 0..(20 * mult) {
+            let ip = format!("10.{}.{}.{}", i % 7, i % 13, i % 250);
+            let path: &[u8] = match i % 3 {
+                0 => b"/",
+                1 => b"/news",
+                _ => b"/static/app.css",
+            };
+            feed(d, &req(&ip, path, b"Firefox", &BROWSER), 1);
+        }
+    }
+
+    fn learn(d: &mut Detector, ticks: u64) {
+        for s in 0..ticks {
+            normal(d, 1);
+            let c = d.tick(
+                &Tick {
+                    now_ms: s * 1000,
+                    requests: 20,
+                    ..Tick::default()
+                },
+                &[],
+            );
+            assert!(c.is_empty(), "{c:?}");
+        }
+        assert!(d.learned());
+    }
+
+    #[test]
+    fn flood_gives_attack_mode_and_a_bot_rule_that_expires() {
+        let mut d = Detector::new(params());
+        learn(&mut d, 6);
+        // Attack: 2,000 req/s, one bot fingerprint, plus normal traffic.
+        normal(&mut d, 1);
+        feed(&mut d, &req("192.0.2.9", b"/", b"Bot/1", &BOT), 400);
+        let c = d.tick(
+            &Tick {
+                now_ms: 7000,
+                requests: 2020,
+                ..Tick::default()
+            },
+            &[],
+        );
+        assert_eq!(d.mode(), Mode::UnderAttack, "{c:?}");
+        assert_eq!(d.rules().len(), 1);
+        let r = &d.rules()[0];
+        assert_eq!(r.dim, Dim::Combo, "{r:?}");
+        assert!(r.value.contains("Bot/1"));
+        assert!(r.evidence.attack_share > 0.9);
+        assert_eq!(r.evidence.baseline_share, 0.0);
+        // The rule's key matches the bot, not a browser.
+        let bot = Keys::of(&req("198.51.100.1", b"/", b"Bot/1", &BOT));
+        let browser = Keys::of(&req("10.0.0.1", b"/", b"Firefox", &BROWSER));
+        assert_eq!(Detector::matching(d.rules(), &bot), Some(0));
+        assert_eq!(Detector::matching(d.rules(), &browser), None);
+        // The rule holds the attack: still under attack while it matches.
+        for s in 0..3 {
+            normal(&mut d, 1);
+            d.tick(
+                &Tick {
+                    now_ms: 8000 + s * 1000,
+                    requests: 2020,
+                    ..Tick::default()
+                },
+                &[2000],
+            );
+            assert_eq!(d.mode(), Mode::UnderAttack);
+        }
+        // Attack stops: the rule expires after 2 idle ticks, mode steps down after 3 calm ticks each.
+        let mut expired = false;
+        let mut modes = Vec::new();
+        for s in 0..8 {
+            normal(&mut d, 1);
+            let m = vec![0; d.rules().len()];
+            for c in d.tick(
+                &Tick {
+                    now_ms: 11_000 + s * 1000,
+                    requests: 20,
+                    ..Tick::default()
+                },
+                &m,
+            ) {
+                match c {
+                    Change::RuleExpired { .. } => expired = true,
+                    Change::Mode { to, .. } => modes.push(to),
+                    Change::RuleAdded { .. } => panic!("no new rule when calm"),
+                }
+            }
+        }
+        assert!(expired);
+        assert_eq!(modes, vec![Mode::Elevated, Mode::Normal]);
+    }
+
+    #[test]
+    fn flash_crowd_of_browsers_is_elevated_not_attacked() {
+        let mut d = Detector::new(params());
+        learn(&mut d, 6);
+        for s in 0..5 {
+            normal(&mut d, 10);
+            d.tick(
+                &Tick {
+                    now_ms: 7000 + s * 1000,
+                    requests: 200,
+                    new_clients: 150,
+                    ..Tick::default()
+                },
+                &[],
+            );
+            assert!(d.rules().is_empty(), "{:?}", d.rules());
+            assert_eq!(d.mode(), Mode::Elevated);
+        }
+    }
+
+    #[test]
+    fn no_rules_before_the_baseline_is_learned() {
+        let mut d = Detector::new(params());
+        feed(&mut d, &req("192.0.2.9", b"/", b"Bot/1", &BOT), 400);
+        d.tick(
+            &Tick {
+                now_ms: 1000,
+                requests: 5000,
+                ..Tick::default()
+            },
+            &[],
+        );
+        assert!(d.rules().is_empty());
+        assert_eq!(d.mode(), Mode::Elevated);
+    }
+
+    #[test]
+    fn a_value_common_in_the_baseline_is_not_a_rule() {
+        // The bots copy the browsers' fingerprint exactly: nothing to tell them
+        // apart by, so no rule (priority admission handles it instead).
+        let mut d = Detector::new(params());
+        learn(&mut d, 6);
+        normal(&mut d, 1);
+        feed(&mut d, &req("10.0.0.9", b"/", b"Firefox", &BROWSER), 400);
+        d.tick(
+            &Tick {
+                now_ms: 7000,
+                requests: 2000,
+                ..Tick::default()
+            },
+            &[],
+        );
+        // The one client's /24 might be picked; nothing wider.
+        for r in d.rules() {
+            assert_eq!(r.dim, Dim::Prefix, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn pinning_overrides_and_releases() {
+        let mut d = Detector::new(params());
+        let c = d.pin(Some(Mode::UnderAttack));
+        assert_eq!(c.len(), 1);
+        assert_eq!(d.mode(), Mode::UnderAttack);
+        d.tick(&Tick::default(), &[]);
+        assert_eq!(d.mode(), Mode::UnderAttack);
+        d.pin(None);
+        assert_eq!(d.mode(), Mode::Normal);
+    }
+
+    #[test]
+    fn window_memory_is_bounded() {
+        let mut d = Detector::new(params());
+        for i in 0..100_000u32 {
+            let ip = std::net::Ipv4Addr::from(i.wrapping_mul(2_654_435_761));
+            let path = format!("/p{i}");
+            let r = Request {
+                client: ip.into(),
+                method: b"GET",
+                path: path.as_bytes(),
+                query: b"",
+                user_agent: path.as_bytes(),
+                header_order: u64::from(i) | 1,
+                ja4: None,
+                h2: None,
+            };
+            d.observe(&Keys::of(&r), || labels(&r, "x"));
+        }
+        assert!(d.window.iter().all(|c| c.entries.len() <= COUNTER_CAP));
+        d.tick(
+            &Tick {
+                requests: 10,
+                ..Tick::default()
+            },
+            &[],
+        );
+        assert!(d.baseline.shares.iter().all(|m| m.len() <= BASE_CAP));
+    }
+}
