@@ -8,8 +8,10 @@
 //! Unknown keys are rejected everywhere (`deny_unknown_fields`): a typo in a
 //! security setting must never be silently ignored.
 
+mod defense;
 mod types;
 
+pub use defense::{parse_cidr_list, Cache, Defense, IgnoreQuery, ModeName, RuleAction};
 pub use types::{ByteSize, Cidr, Dur};
 
 use serde::Deserialize;
@@ -303,6 +305,9 @@ pub struct AccessLog {
     /// Lines buffered between the request path and the writer; when full, lines
     /// are counted as dropped and requests are never slowed.
     pub buffer: u32,
+    /// Write adaptive-defense events (mode changes, rules, blocks, shedding)
+    /// as JSON lines to standard error as well as to `/events`.
+    pub events_to_stderr: bool,
 }
 
 impl Default for AccessLog {
@@ -310,6 +315,7 @@ impl Default for AccessLog {
         Self {
             path: "-".to_string(),
             buffer: 65_536,
+            events_to_stderr: true,
         }
     }
 }
@@ -332,6 +338,10 @@ pub struct Lists {
     pub allow: Vec<Cidr>,
     /// Entries the admin API may add, at most.
     pub max_dynamic: u32,
+    /// Files of CIDRs to block, one per line (`#` comments); read at start and on reload.
+    pub block_files: Vec<PathBuf>,
+    /// Files of CIDRs never blocked.
+    pub allow_files: Vec<PathBuf>,
 }
 
 impl Default for Lists {
@@ -340,6 +350,8 @@ impl Default for Lists {
             block: Vec::new(),
             allow: Vec::new(),
             max_dynamic: 100_000,
+            block_files: Vec::new(),
+            allow_files: Vec::new(),
         }
     }
 }
@@ -380,6 +392,10 @@ pub enum ChallengeMode {
     Off,
     /// Every browser without a valid clearance.
     Always,
+    /// Only while the site is under attack (set by the adaptive defense or
+    /// pinned), and then only clients that are neither staff, verified nor
+    /// returning; and always for requests matching a challenge rule.
+    Auto,
 }
 
 /// A site's challenge policy.
@@ -529,6 +545,12 @@ pub struct Site {
     /// How long a passively failed origin is left alone.
     #[serde(default = "default_passive_cooldown")]
     pub passive_cooldown: Dur,
+    /// Adaptive defense (`[site.defense]`): detection, modes, rules, priority admission.
+    #[serde(default)]
+    pub defense: Defense,
+    /// Micro-cache and serve-stale (`[site.cache]`).
+    #[serde(default)]
+    pub cache: Cache,
 }
 
 fn default_origin_concurrency() -> u32 {

@@ -166,17 +166,9 @@ pub struct Tick {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Change {
-    Mode {
-        from: Mode,
-        to: Mode,
-        why: String,
-    },
-    RuleAdded {
-        rule: Rule,
-    },
-    RuleExpired {
-        rule: Rule,
-    },
+    Mode { from: Mode, to: Mode, why: String },
+    RuleAdded { rule: Rule },
+    RuleExpired { rule: Rule },
 }
 
 /// Space-saving counter with labels, `cap` entries.
@@ -485,7 +477,9 @@ impl Detector {
         if t.latency_ms > 0.0 {
             self.baseline.latency_ms.add(t.latency_ms, a);
         }
-        self.baseline.new_clients.add(t.new_clients as f64 / secs, a);
+        self.baseline
+            .new_clients
+            .add(t.new_clients as f64 / secs, a);
         if self.sampled == 0 {
             return;
         }

@@ -142,6 +142,44 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             r
         }
         (b"GET", b"/status") => json_response(200, &status(&shared)),
+        (b"GET", b"/events") => {
+            let since = param("since").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let (lines, last) = shared.events.since(since, 1000);
+            let events: Vec<serde_json::Value> = lines
+                .iter()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            json_response(200, &serde_json::json!({"last": last, "events": events}))
+        }
+        (b"POST", b"/mode") if !authorized => json_response(
+            401,
+            &serde_json::json!({"error": "POST /mode needs Authorization: Bearer <[admin] token>"}),
+        ),
+        (b"POST", b"/mode") => {
+            let st = shared.state.load();
+            let site = param("site").and_then(|n| st.sites.iter().find(|s| s.name == n).cloned());
+            let mode = param("mode");
+            let pin = match mode.as_deref() {
+                Some("auto") => Some(None),
+                Some(m) => levee_detect::Mode::parse(m).map(Some),
+                None => None,
+            };
+            match (site, pin) {
+                (Some(site), Some(pin)) => {
+                    for c in site.defense.pin(pin) {
+                        crate::defense::publish(&shared, &site.name, &c);
+                    }
+                    json_response(
+                        200,
+                        &serde_json::json!({"site": site.name, "mode": site.defense.mode().label(), "pinned": pin.is_some()}),
+                    )
+                }
+                _ => json_response(
+                    400,
+                    &serde_json::json!({"error": "give ?site=NAME&mode=normal|elevated|under_attack|auto (site names: GET /status)"}),
+                ),
+            }
+        }
         (b"GET", b"/blocks") => {
             let now = now_ms();
             let dynamic: Vec<serde_json::Value> = shared
@@ -292,12 +330,17 @@ fn status(shared: &Shared) -> serde_json::Value {
             serde_json::json!({
                 "name": s.name,
                 "requests": s.requests.load(Ordering::Relaxed),
+                "defense": s.defense.status(),
                 "origins": s.origins.iter().map(|o| serde_json::json!({
                     "address": o.address,
                     "up": o.available(now),
                     "active_check_healthy": o.healthy.load(Ordering::Relaxed),
                     "outstanding": o.outstanding(),
                     "max_concurrent": o.max_concurrent,
+                    "concurrency_limit": o.admission.limit(),
+                    "waiting": o.admission.load().1,
+                    "admitted": crate::admission::Class::ALL.iter().map(|c| (c.label(), o.admission.admitted[*c as usize].load(Ordering::Relaxed))).collect::<std::collections::BTreeMap<_, _>>(),
+                    "shed": crate::admission::Class::ALL.iter().map(|c| (c.label(), o.admission.shed[*c as usize].load(Ordering::Relaxed))).collect::<std::collections::BTreeMap<_, _>>(),
                     "idle_connections": o.idle_connections(),
                     "requests": o.requests.load(Ordering::Relaxed),
                 })).collect::<Vec<_>>(),

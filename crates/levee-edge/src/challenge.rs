@@ -32,6 +32,8 @@ pub struct Answer {
     pub body: String,
     pub verdict: Verdict,
     pub reason: &'static str,
+    /// Close the connection after answering.
+    pub close: bool,
 }
 
 /// The parts of a request the policy looks at.
@@ -130,18 +132,64 @@ fn now_s() -> u64 {
     crate::clock::unix_ms() / 1000
 }
 
+/// Why a request would be challenged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Not asked: only the challenge's own endpoints are answered.
+    No,
+    /// The site's policy asks (mode `always`, or `auto` under attack): exempt
+    /// paths, allow-listed networks, staff and clearances pass.
+    Policy,
+    /// A challenge rule of the adaptive defense matched: only staff,
+    /// allow-listed networks and clearances pass (exempt paths do not).
+    Rule,
+}
+
+/// Staff (allow-listed network or staff token) or verified (valid clearance), if either.
+pub fn trusted(state: &State, site: &Site, req: &Req<'_>) -> Option<crate::admission::Class> {
+    use crate::admission::Class;
+    let policy = &site.challenge;
+    if policy.allow.iter().any(|c| c.contains(req.client)) {
+        return Some(Class::Staff);
+    }
+    if let Some(t) = req.authorization.and_then(|a| a.strip_prefix(b"Bearer ")) {
+        if policy
+            .staff_tokens
+            .iter()
+            .any(|s| ct_eq(s.as_bytes(), t.trim_ascii()))
+        {
+            return Some(Class::Staff);
+        }
+    }
+    if let Some(c) = cookie_value(&req.cookies, COOKIE) {
+        if lc::check_clearance(
+            &state.keys,
+            c,
+            &site.name,
+            req.client,
+            req.user_agent,
+            now_s(),
+        )
+        .is_ok()
+        {
+            return Some(Class::Verified);
+        }
+    }
+    None
+}
+
 /// Decide whether `req` must be challenged; `None` lets it through.
+/// `trusted` is what [`trusted`] found for it.
 pub fn decide(
     state: &State,
     site: &Site,
     spent: &Mutex<lc::SpentSet>,
     metrics: &Metrics,
     req: &Req<'_>,
+    want: Want,
+    trusted: Option<crate::admission::Class>,
 ) -> Option<Answer> {
     let policy = &site.challenge;
-    if policy.mode == levee_config::ChallengeMode::Off {
-        return None;
-    }
     let target = std::str::from_utf8(req.target).unwrap_or("/");
     let (path, q) = target.split_once('?').unwrap_or((target, ""));
     if path == VERIFY_PATH {
@@ -150,30 +198,18 @@ pub fn decide(
     if path == WAIT_PATH && policy.noscript_fallback {
         return Some(wait(state, site, spent, metrics, req, q));
     }
-    if policy
-        .exempt_paths
-        .iter()
-        .any(|p| path.starts_with(p.as_str()))
-        || policy.allow.iter().any(|c| c.contains(req.client))
+    if want == Want::No || trusted.is_some() {
+        return None;
+    }
+    if want == Want::Policy
+        && policy
+            .exempt_paths
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
     {
         return None;
     }
-    if let Some(t) = req.authorization.and_then(|a| a.strip_prefix(b"Bearer ")) {
-        if policy
-            .staff_tokens
-            .iter()
-            .any(|s| ct_eq(s.as_bytes(), t.trim_ascii()))
-        {
-            return None;
-        }
-    }
     let now = now_s();
-    if let Some(c) = cookie_value(&req.cookies, COOKIE) {
-        if lc::check_clearance(&state.keys, c, &site.name, req.client, req.user_agent, now).is_ok()
-        {
-            return None;
-        }
-    }
     let retry = vec![("retry-after", "5".to_string())];
     let html = req
         .accept
@@ -186,6 +222,7 @@ pub fn decide(
             body: "503 Service Unavailable: this site is checking visitors; retry in a few seconds (levee)\n".into(),
             verdict: Verdict::Challenge,
             reason: "challenge_non_get",
+            close: false,
         });
     }
     if !html {
@@ -196,6 +233,7 @@ pub fn decide(
             body: "429 Too Many Requests: this site is checking visitors; retry in a few seconds (levee)\n".into(),
             verdict: Verdict::Challenge,
             reason: "challenge_non_html",
+            close: false,
         });
     }
     Some(page(state, site, metrics, req, target, now))
@@ -246,6 +284,7 @@ fn page(
             .replace("{{NOSCRIPT}}", &fallback),
         verdict: Verdict::Challenge,
         reason: "challenge",
+        close: false,
     }
 }
 
@@ -382,6 +421,7 @@ fn settle(
                 body: "Thank you. Continuing…\n".into(),
                 verdict: Verdict::Allow,
                 reason,
+                close: false,
             }
         }
         Err(e) => {
@@ -393,6 +433,7 @@ fn settle(
                 body: format!("403 Forbidden: the check did not succeed ({e}). Reload the page to try again (levee)\n"),
                 verdict: Verdict::Block,
                 reason: e.label(),
+                close: false,
             }
         }
     }

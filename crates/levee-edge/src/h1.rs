@@ -248,12 +248,19 @@ where
     loop {
         let state = shared.state.load();
         let limits = &state.cfg.limits;
+        // Under attack, header and idle deadlines are halved (a mode knob).
+        let tight = if shared.tightened.load(Ordering::Relaxed) {
+            2
+        } else {
+            1
+        };
+        let header_timeout = limits.header_timeout.as_duration() / tight;
         // 1. The first byte of the next request, within the idle timeout.
         if buf.is_empty() {
             let wait = if served == 0 {
-                limits.header_timeout.as_duration()
+                header_timeout
             } else {
-                limits.idle_timeout.as_duration()
+                limits.idle_timeout.as_duration() / tight
             };
             if shared.shutting_down() {
                 return;
@@ -283,7 +290,7 @@ where
         }
         // 2. The whole head before an absolute deadline, however steadily it trickles.
         let started = Instant::now();
-        let deadline = TInstant::now() + limits.header_timeout.as_duration();
+        let deadline = TInstant::now() + header_timeout;
         let head = loop {
             match parse::parse_request(&buf, &state.head_limits) {
                 Ok(Parsed::Complete(h)) => break h,
@@ -482,71 +489,66 @@ where
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
-    if site.limits.active() {
-        if let Some((reason, retry_ms)) =
-            site.limits
-                .check(&raw[head.path.clone()], client, crate::clock::now_ms())
-        {
-            let retry = retry_ms.div_ceil(1000).max(1) as u32;
-            let resp = refuse(429, reason, has_body, Some(retry), &site.name);
-            let _ = io.write_all(&resp).await;
-            return if has_body {
-                Flow::Close
-            } else {
-                Flow::Continue
-            };
-        }
-    }
-    if site.challenge.mode != levee_config::ChallengeMode::Off {
+    let pass = {
         let find = |name: &[u8]| {
             headers()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v)
         };
-        let req = crate::challenge::Req {
-            authorization: find(b"authorization"),
-            marked: shared.is_marked(client),
-            method: &raw[head.method.clone()],
-            target: &raw[head.path.clone()],
-            accept: find(b"accept"),
-            cookies: headers()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-                .map(|(_, v)| v)
-                .collect(),
-            user_agent: find(b"user-agent").unwrap_or(b""),
-            client,
-            https: peer.tls.is_some(),
-        };
-        if let Some(ans) =
-            crate::challenge::decide(state, site, &shared.spent, &shared.metrics, &req)
-        {
-            // A body the edge did not read is still on the connection: close it.
-            let close = has_body || !*keep_alive;
-            let is_head = &raw[head.method.clone()] == b"HEAD";
-            let resp = proxy::own_response_with(
-                ans.status,
-                ans.content_type,
-                &ans.headers,
-                &ans.body,
-                close,
-                is_head,
-            );
-            let _ = io.write_all(&resp).await;
-            ctx.log(
-                Some((raw, head)),
-                &site.name,
-                ans.status,
-                ans.verdict,
-                ans.reason,
-                (0, resp.len() as u64),
-                started,
-                None,
+        let guarded = site.challenge.mode != levee_config::ChallengeMode::Off
+            || site.defense.mode() != levee_detect::Mode::Normal;
+        let names = || levee_detect::features::header_order_label(headers().map(|(n, _)| n));
+        let view = crate::gate::View {
+            req: crate::challenge::Req {
+                authorization: find(b"authorization"),
+                marked: guarded && shared.is_marked(client),
+                method: &raw[head.method.clone()],
+                target: &raw[head.path.clone()],
+                accept: find(b"accept"),
+                cookies: headers()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+                    .map(|(_, v)| v)
+                    .collect(),
+                user_agent: find(b"user-agent").unwrap_or(b""),
                 client,
-                String::new(),
-            );
-            return if close { Flow::Close } else { Flow::Continue };
+                https: peer.tls.is_some(),
+            },
+            header_order: levee_detect::features::header_order_hash(headers().map(|(n, _)| n)),
+            header_names: &names,
+            ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
+            h2: None,
+        };
+        match crate::gate::check(shared, state, site, &view) {
+            Ok(p) => p,
+            Err(ans) => {
+                // A body the edge did not read is still on the connection: close it.
+                let close = has_body || !*keep_alive || ans.close;
+                let is_head = &raw[head.method.clone()] == b"HEAD";
+                let resp = proxy::own_response_with(
+                    ans.status,
+                    ans.content_type,
+                    &ans.headers,
+                    &ans.body,
+                    close,
+                    is_head,
+                );
+                let _ = io.write_all(&resp).await;
+                ctx.log(
+                    Some((raw, head)),
+                    &site.name,
+                    ans.status,
+                    ans.verdict,
+                    ans.reason,
+                    (0, resp.len() as u64),
+                    started,
+                    None,
+                    client,
+                    String::new(),
+                );
+                return if close { Flow::Close } else { Flow::Continue };
+            }
         }
-    }
+    };
     let max_body = limits.max_body_bytes.0;
     if let Framing::Length(n) = head.framing {
         if n > max_body {
@@ -605,13 +607,28 @@ where
         },
         headers(),
     );
-    let result = upstream::forward(site, out, framing, &mut src, is_head, &shared.metrics).await;
+    let result = upstream::forward(
+        site,
+        out,
+        framing,
+        &mut src,
+        is_head,
+        &shared.metrics,
+        (pass.class, pass.attack()),
+    )
+    .await;
     drop(src);
     let body_done = matches!(body.kind, BodyKind::Done);
     let bytes_in = body.received;
     let mut ex = match result {
         Ok(ex) => ex,
         Err(e) => {
+            if matches!(
+                e,
+                ProxyError::Unavailable | ProxyError::Timeout | ProxyError::BadResponse
+            ) {
+                site.defense.error();
+            }
             let close = !body_done || matches!(e, ProxyError::Client(_));
             let retry = (e == ProxyError::Busy).then_some(1);
             let resp = refuse(e.status(), e.reason(), close, retry, &site.name);
@@ -627,6 +644,9 @@ where
     }
     let origin_us = ex.started.elapsed().as_micros() as u64;
     let status = ex.head.status;
+    if status >= 500 {
+        site.defense.error();
+    }
     // WebSocket: after 101, splice the two connections.
     if status == 101 {
         if !head.websocket {

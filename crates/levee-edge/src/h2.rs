@@ -137,8 +137,14 @@ where
         meter: FrameMeter::new(state.flood, now_ms()),
         flag: Arc::clone(&flag),
     };
+    // Under attack, fewer streams per connection (a mode knob).
+    let max_streams = if shared.tightened.load(Ordering::Relaxed) {
+        h.max_concurrent_streams.min(32)
+    } else {
+        h.max_concurrent_streams
+    };
     let mut b = h2::server::Builder::new();
-    b.max_concurrent_streams(h.max_concurrent_streams)
+    b.max_concurrent_streams(max_streams)
         .max_header_list_size(h.max_header_list_size.0 as u32)
         .max_frame_size(h.max_frame_size.0 as u32)
         .initial_window_size(h.initial_stream_window.0 as u32)
@@ -175,7 +181,6 @@ where
         }
     };
     let in_flight = Arc::new(AtomicU32::new(0));
-    let max_streams = h.max_concurrent_streams;
     let window = h.flood_window.as_duration();
     let mut refused = 0u32;
     let mut refused_since = Instant::now();
@@ -456,63 +461,70 @@ async fn stream(
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
-    if site.limits.active() {
-        if let Some((reason, retry_ms)) =
-            site.limits
-                .check(path.as_bytes(), client, crate::clock::now_ms())
-        {
-            let retry = retry_ms.div_ceil(1000).max(1) as u32;
-            return refuse(429, reason, &site.name, Some(retry));
-        }
-    }
-    if site.challenge.mode != levee_config::ChallengeMode::Off {
+    let pass = {
         let find = |name: http::header::HeaderName| parts.headers.get(name).map(|v| v.as_bytes());
-        let req = crate::challenge::Req {
-            authorization: find(http::header::AUTHORIZATION),
-            marked: shared.is_marked(client),
-            method: parts.method.as_str().as_bytes(),
-            target: path.as_bytes(),
-            accept: find(http::header::ACCEPT),
-            cookies: parts
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect(),
-            user_agent: find(http::header::USER_AGENT).unwrap_or(b""),
-            client,
-            https: peer.tls.is_some(),
+        let guarded = site.challenge.mode != levee_config::ChallengeMode::Off
+            || site.defense.mode() != levee_detect::Mode::Normal;
+        let names = || {
+            levee_detect::features::header_order_label(
+                parts.headers.keys().map(|n| n.as_str().as_bytes()),
+            )
         };
-        if let Some(ans) =
-            crate::challenge::decide(&state, site, &shared.spent, &shared.metrics, &req)
-        {
-            let mut b = http::Response::builder()
-                .status(ans.status)
-                .header("content-type", ans.content_type)
-                .header("cache-control", "no-store");
-            for (n, v) in &ans.headers {
-                b = b.header(*n, v.as_str());
-            }
-            let n = ans.body.len() as u64;
-            if let Ok(resp) = b.body(()) {
-                let head_only = parts.method == http::Method::HEAD;
-                if let Ok(mut s) = respond.send_response(resp, head_only) {
-                    if !head_only {
-                        let _ = s.send_data(Bytes::from(ans.body), true);
+        let view = crate::gate::View {
+            req: crate::challenge::Req {
+                authorization: find(http::header::AUTHORIZATION),
+                marked: guarded && shared.is_marked(client),
+                method: parts.method.as_str().as_bytes(),
+                target: path.as_bytes(),
+                accept: find(http::header::ACCEPT),
+                cookies: parts
+                    .headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .map(|v| v.as_bytes())
+                    .collect(),
+                user_agent: find(http::header::USER_AGENT).unwrap_or(b""),
+                client,
+                https: peer.tls.is_some(),
+            },
+            header_order: levee_detect::features::header_order_hash(
+                parts.headers.keys().map(|n| n.as_str().as_bytes()),
+            ),
+            header_names: &names,
+            ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
+            h2: None,
+        };
+        match crate::gate::check(&shared, &state, site, &view) {
+            Ok(p) => p,
+            Err(ans) => {
+                let mut b = http::Response::builder()
+                    .status(ans.status)
+                    .header("content-type", ans.content_type)
+                    .header("cache-control", "no-store");
+                for (n, v) in &ans.headers {
+                    b = b.header(*n, v.as_str());
+                }
+                let n = ans.body.len() as u64;
+                if let Ok(resp) = b.body(()) {
+                    let head_only = parts.method == http::Method::HEAD;
+                    if let Ok(mut s) = respond.send_response(resp, head_only) {
+                        if !head_only {
+                            let _ = s.send_data(Bytes::from(ans.body), true);
+                        }
                     }
                 }
+                return log(
+                    &site.name,
+                    ans.status,
+                    ans.verdict,
+                    ans.reason,
+                    (0, n),
+                    None,
+                    String::new(),
+                );
             }
-            return log(
-                &site.name,
-                ans.status,
-                ans.verdict,
-                ans.reason,
-                (0, n),
-                None,
-                String::new(),
-            );
         }
-    }
+    };
     let max_body = limits.max_body_bytes.0;
     let declared: Option<u64> = parts
         .headers
@@ -575,12 +587,19 @@ async fn stream(
         &mut buffered,
         is_head,
         &shared.metrics,
+        (pass.class, pass.attack()),
     )
     .await;
     drop(buffered);
     let mut ex = match result {
         Ok(ex) => ex,
         Err(e) => {
+            if matches!(
+                e,
+                ProxyError::Unavailable | ProxyError::Timeout | ProxyError::BadResponse
+            ) {
+                site.defense.error();
+            }
             let retry = (e == ProxyError::Busy).then_some(1);
             return refuse(e.status(), e.reason(), &site.name, retry);
         }
@@ -588,6 +607,9 @@ async fn stream(
     let bytes_in = src.received;
     let origin_us = ex.started.elapsed().as_micros() as u64;
     let status = ex.head.status;
+    if status >= 500 {
+        site.defense.error();
+    }
     let mut rb = http::Response::builder().status(status);
     let tokens = proxy::connection_tokens(ex.headers());
     for (n, v) in ex.headers() {

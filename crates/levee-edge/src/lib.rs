@@ -10,14 +10,23 @@
 //! response with a send-rate deadline, and an access-log line ([`accesslog`]).
 //! The admin listener ([`admin`]) serves metrics, status and reload.
 //!
-//! What it does not do (yet): request-rate limits, adaptive detection,
-//! challenges, caching. Those are later phases that slot in between routing
-//! and origin admission.
+//! Between routing and the origin sit the per-site phases: request-rate
+//! limits ([`ratelimit`]), the adaptive defense ([`defense`]: detection,
+//! rules, modes), the browser challenge ([`challenge`]), the micro-cache
+//! ([`cache`]) and priority admission ([`admission`]). Events of the
+//! adaptive defense go to [`events`].
+//!
+//! What it does not do: parse attacker bytes itself (`levee-http` does),
+//! decide what an attack is (`levee-detect` does), or filter packets.
 
 pub mod accesslog;
 pub mod admin;
+pub mod admission;
 pub mod challenge;
 pub mod clock;
+pub mod defense;
+pub mod events;
+pub mod gate;
 pub mod h1;
 pub mod h2;
 pub mod listener;
@@ -87,6 +96,10 @@ pub struct Shared {
     /// Set with `shutdown`; cheap to read on every request.
     stopping: std::sync::atomic::AtomicBool,
     pub started: Instant,
+    /// Mode changes, rules, automatic blocks, shedding (`/events`).
+    pub events: events::Events,
+    /// Some site is under attack: connection-level knobs are tightened.
+    pub tightened: std::sync::atomic::AtomicBool,
     pub listen: Vec<SocketAddr>,
     generation: AtomicU64,
     loader: Option<Loader>,
@@ -189,7 +202,7 @@ impl Shared {
     }
 }
 
-fn caps(cfg: &Config) -> ConnCaps {
+pub(crate) fn caps(cfg: &Config) -> ConnCaps {
     ConnCaps {
         global: cfg.limits.max_connections,
         per_ip: cfg.limits.max_connections_per_ip,
@@ -288,6 +301,7 @@ impl Edge {
             None
         };
         let admin = admin_sock.as_ref().and_then(|s| s.local_addr().ok());
+        let echo_events = cfg.access_log.events_to_stderr;
         let state = State::build(cfg, None, 0)?;
         let spent_capacity = state.cfg.challenge.spent_capacity as usize;
         let lists = lists::Lists::new(&state.cfg.lists);
@@ -303,6 +317,8 @@ impl Edge {
             shutdown: shutdown_rx,
             stopping: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
+            events: events::Events::new(echo_events),
+            tightened: std::sync::atomic::AtomicBool::new(false),
             listen: listen.clone(),
             generation: AtomicU64::new(0),
             loader,
@@ -332,6 +348,16 @@ impl Edge {
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)
                     .expire(clock::now_ms());
+            }
+        }));
+        // The adaptive defense's ticks (detectors, origin limits, knobs).
+        let sh = Arc::clone(&shared);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            let mut tightened = false;
+            loop {
+                tick.tick().await;
+                defense::tick_all(&sh, &mut tightened);
             }
         }));
         Ok(Edge {

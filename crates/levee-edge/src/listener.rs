@@ -59,6 +59,8 @@ pub struct Peer {
 pub struct TlsInfo {
     pub version: &'static str,
     pub sni: Option<String>,
+    /// JA4 fingerprint of the ClientHello.
+    pub ja4: Option<String>,
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
@@ -279,6 +281,7 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
     let (_, conn) = stream.get_ref();
     let h2 = conn.alpn_protocol() == Some(b"h2");
     peer.tls = Some(TlsInfo {
+        ja4: None,
         version: match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",

@@ -147,6 +147,7 @@ mod tests {
             block: vec!["10.0.0.0/8".parse().unwrap()],
             allow: vec!["10.9.0.0/16".parse().unwrap()],
             max_dynamic: 2,
+            ..Default::default()
         };
         let mut l = Lists::new(&cfg);
         assert!(l.blocked("10.1.1.1".parse().unwrap(), 0));

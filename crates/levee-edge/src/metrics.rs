@@ -38,11 +38,13 @@ pub enum Reason {
     RateLimitPrefix,
     RateLimitTotal,
     Blocked,
+    RuleBlock,
+    RuleRateLimit,
     Http(Reject),
     H2(Flood),
 }
 
-const EDGE_REASONS: [Reason; 29] = [
+const EDGE_REASONS: [Reason; 31] = [
     Reason::ConnCapGlobal,
     Reason::ConnCapIp,
     Reason::ConnCapPrefix,
@@ -72,6 +74,8 @@ const EDGE_REASONS: [Reason; 29] = [
     Reason::RateLimitPrefix,
     Reason::RateLimitTotal,
     Reason::Blocked,
+    Reason::RuleBlock,
+    Reason::RuleRateLimit,
 ];
 
 const N_REASONS: usize = EDGE_REASONS.len() + Reject::ALL.len() + Flood::ALL.len();
@@ -117,6 +121,8 @@ impl Reason {
             Reason::RateLimitPrefix => "rate_limit_prefix",
             Reason::RateLimitTotal => "rate_limit_total",
             Reason::Blocked => "blocked",
+            Reason::RuleBlock => "rule_block",
+            Reason::RuleRateLimit => "rule_rate_limit",
             Reason::Http(r) => r.label(),
             Reason::H2(f) => f.label(),
         }

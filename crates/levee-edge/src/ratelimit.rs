@@ -14,7 +14,7 @@ pub struct Limits {
     total: Option<RateLimiter>,
 }
 
-fn ip_key(ip: IpAddr) -> u128 {
+pub fn ip_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
@@ -41,11 +41,14 @@ impl Limits {
     }
 
     /// Count the request; the first limit it is over, with the Retry-After in ms.
-    fn check(&self, ip: IpAddr, now_ms: u64) -> Option<(Reason, u64)> {
-        let over = |l: &Option<RateLimiter>, key: u128, r: Reason| match l
-            .as_ref()
-            .map(|l| l.check(key, now_ms))
-        {
+    fn check(&self, ip: IpAddr, now_ms: u64, factor: f64) -> Option<(Reason, u64)> {
+        let over = |l: &Option<RateLimiter>, key: u128, r: Reason| match l.as_ref().map(|l| {
+            if r == Reason::RateLimitTotal {
+                l.check(key, now_ms)
+            } else {
+                l.check_scaled(key, now_ms, factor)
+            }
+        }) {
             Some(RateDecision::Limit { retry_after_ms }) => Some((r, retry_after_ms)),
             _ => None,
         };
@@ -87,14 +90,21 @@ impl SiteLimits {
     }
 
     /// Count a request for `path` from `ip`; `Some` if it is over a limit.
-    pub fn check(&self, path: &[u8], ip: IpAddr, now_ms: u64) -> Option<(Reason, u64)> {
+    /// Per-client limits are multiplied by `factor` (1.0 in normal mode).
+    pub fn check(
+        &self,
+        path: &[u8],
+        ip: IpAddr,
+        now_ms: u64,
+        factor: f64,
+    ) -> Option<(Reason, u64)> {
         let route = self
             .routes
             .iter()
             .find(|(prefixes, _)| prefixes.iter().any(|p| path.starts_with(p.as_bytes())));
-        if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms)) {
+        if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms, factor)) {
             return Some(hit);
         }
-        self.site.check(ip, now_ms)
+        self.site.check(ip, now_ms, factor)
     }
 }

@@ -31,6 +31,9 @@ pub struct Site {
     pub name: String,
     pub challenge: levee_config::SiteChallenge,
     pub limits: crate::ratelimit::SiteLimits,
+    /// Detection state (kept across reloads) and its configuration.
+    pub defense: Arc<crate::defense::SiteDefense>,
+    pub defense_cfg: levee_config::Defense,
     pub origins: Vec<Arc<Origin>>,
     balance: Balance,
     rr: AtomicUsize,
@@ -86,15 +89,46 @@ fn process_secret() -> &'static [u8; 32] {
 
 impl State {
     /// Build from a validated configuration. `prev` lends unchanged origins.
-    pub fn build(cfg: Config, prev: Option<&State>, generation: u64) -> Result<State, BuildError> {
+    pub fn build(
+        mut cfg: Config,
+        prev: Option<&State>,
+        generation: u64,
+    ) -> Result<State, BuildError> {
+        // CIDR list files join the static lists.
+        for (key, files) in [
+            ("lists.block_files", cfg.lists.block_files.clone()),
+            ("lists.allow_files", cfg.lists.allow_files.clone()),
+        ] {
+            for f in files {
+                let name = f.display().to_string();
+                let text = std::fs::read_to_string(&f).map_err(|e| BuildError::Read {
+                    path: key.to_string(),
+                    file: name.clone(),
+                    source: e,
+                })?;
+                let v = levee_config::parse_cidr_list(&text, &name).map_err(|m| {
+                    BuildError::Invalid {
+                        path: key.to_string(),
+                        message: m,
+                    }
+                })?;
+                if key == "lists.block_files" {
+                    cfg.lists.block.extend(v);
+                } else {
+                    cfg.lists.allow.extend(v);
+                }
+            }
+        }
         let tls = if cfg.tls.certificate.is_empty() {
             None
         } else {
             Some(crate::tls::server_config(&cfg.tls)?)
         };
         let mut old: HashMap<String, Arc<Origin>> = HashMap::new();
+        let mut old_def: HashMap<String, Arc<crate::defense::SiteDefense>> = HashMap::new();
         if let Some(p) = prev {
             for s in &p.sites {
+                old_def.insert(s.name.clone(), Arc::clone(&s.defense));
                 for o in &s.origins {
                     old.insert(o.key().to_string(), Arc::clone(o));
                 }
@@ -123,6 +157,14 @@ impl State {
                 name: s.name.clone(),
                 challenge: s.challenge.clone(),
                 limits: crate::ratelimit::SiteLimits::new(s, seeds),
+                defense: match old_def.get(&s.name) {
+                    Some(d) => {
+                        d.reconfigure(&s.defense);
+                        Arc::clone(d)
+                    }
+                    None => Arc::new(crate::defense::SiteDefense::new(&s.defense, seeds)),
+                },
+                defense_cfg: s.defense.clone(),
                 origins,
                 balance: s.balance,
                 rr: AtomicUsize::new(0),
@@ -221,9 +263,18 @@ mod tests {
             let st = state("least-outstanding");
             let site = &st.sites[0];
             // Busy origins 1 and 2: least-outstanding picks origin 3.
-            let p1 = site.origins[0].admit().await.unwrap();
-            let p2 = site.origins[1].admit().await.unwrap();
-            let p2b = site.origins[1].admit().await.unwrap();
+            let p1 = site.origins[0]
+                .admit(crate::admission::Class::Unknown, false)
+                .await
+                .unwrap();
+            let p2 = site.origins[1]
+                .admit(crate::admission::Class::Unknown, false)
+                .await
+                .unwrap();
+            let p2b = site.origins[1]
+                .admit(crate::admission::Class::Unknown, false)
+                .await
+                .unwrap();
             for _ in 0..5 {
                 assert_eq!(site.pick(0).unwrap().address, "127.0.0.1:3");
             }

@@ -2,6 +2,7 @@
 //! short bounded queue), active and passive health, and the HTTP/1.1
 //! exchange with the origin that both client protocols share.
 
+use crate::admission::{Admission, Class, Grant};
 use crate::clock::now_ms;
 use crate::metrics::{Metrics, Reason};
 use crate::state::{BuildError, Site};
@@ -18,7 +19,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -95,7 +95,7 @@ impl UpConn {
 
 /// Holds an origin concurrency slot until dropped.
 pub struct OriginPermit {
-    _permit: OwnedSemaphorePermit,
+    _grant: Grant,
     origin: Arc<Origin>,
 }
 
@@ -116,11 +116,9 @@ pub struct Origin {
     )>,
     idle: Mutex<Vec<UpConn>>,
     max_idle: usize,
-    sem: Arc<Semaphore>,
+    /// Concurrency limit, priority queue, adaptive limit.
+    pub admission: Arc<Admission>,
     pub max_concurrent: u32,
-    waiting: AtomicU32,
-    queue: u32,
-    queue_timeout: Duration,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     outstanding: AtomicU32,
@@ -145,7 +143,7 @@ impl Origin {
     /// The identity of an origin's settings: equal keys may share pools across reloads.
     pub fn key_for(s: &levee_config::Site, o: &levee_config::Origin) -> String {
         format!(
-            "{}|{}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            "{}|{}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}",
             o.address,
             o.tls,
             o.server_name,
@@ -160,6 +158,7 @@ impl Origin {
                 .as_ref()
                 .map(|h| (&h.path, h.interval, h.timeout, h.rise, h.fall)),
             (s.passive_failures, s.passive_cooldown),
+            s.defense.min_concurrency,
         )
     }
 
@@ -212,11 +211,13 @@ impl Origin {
             tls,
             idle: Mutex::new(Vec::new()),
             max_idle: s.max_idle_per_origin as usize,
-            sem: Arc::new(Semaphore::new(s.max_concurrent_per_origin as usize)),
+            admission: Admission::new(
+                s.max_concurrent_per_origin,
+                s.defense.min_concurrency,
+                s.queue,
+                s.queue_timeout.as_duration(),
+            ),
             max_concurrent: s.max_concurrent_per_origin,
-            waiting: AtomicU32::new(0),
-            queue: s.queue,
-            queue_timeout: s.queue_timeout.as_duration(),
             connect_timeout: s.connect_timeout.as_duration(),
             response_timeout: s.response_timeout.as_duration(),
             outstanding: AtomicU32::new(0),
@@ -268,29 +269,20 @@ impl Origin {
         }
     }
 
-    /// Take a concurrency slot, waiting in the bounded queue if need be.
-    pub async fn admit(self: &Arc<Self>) -> Result<OriginPermit, ProxyError> {
-        let permit = match Arc::clone(&self.sem).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                let w = self.waiting.fetch_add(1, Ordering::AcqRel);
-                if w >= self.queue {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(ProxyError::Busy);
-                }
-                let r =
-                    tokio::time::timeout(self.queue_timeout, Arc::clone(&self.sem).acquire_owned())
-                        .await;
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                match r {
-                    Ok(Ok(p)) => p,
-                    _ => return Err(ProxyError::Busy),
-                }
-            }
-        };
+    /// Take a concurrency slot for a request of `class` (see [`crate::admission`]).
+    pub async fn admit(
+        self: &Arc<Self>,
+        class: Class,
+        attack: bool,
+    ) -> Result<OriginPermit, ProxyError> {
+        let grant = self
+            .admission
+            .acquire(class, attack)
+            .await
+            .map_err(|_| ProxyError::Busy)?;
         self.outstanding.fetch_add(1, Ordering::Relaxed);
         Ok(OriginPermit {
-            _permit: permit,
+            _grant: grant,
             origin: Arc::clone(self),
         })
     }
@@ -576,6 +568,7 @@ pub async fn forward<B: BodySource>(
     body: &mut B,
     head_request: bool,
     metrics: &Metrics,
+    prio: (Class, bool),
 ) -> Result<Exchange, ProxyError> {
     // A request without a body that failed before the origin sent a byte is
     // tried on another origin (at most three in all).
@@ -591,7 +584,7 @@ pub async fn forward<B: BodySource>(
             origin = site.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
         }
         tried.push(Arc::as_ptr(&origin) as usize);
-        match forward_to(origin, head, framing, body, head_request, metrics).await {
+        match forward_to(origin, head, framing, body, head_request, metrics, prio).await {
             Err(ProxyError::Unavailable)
                 if framing == SendFraming::None && attempt + 1 < attempts =>
             {
@@ -611,8 +604,9 @@ async fn forward_to<B: BodySource>(
     body: &mut B,
     head_request: bool,
     metrics: &Metrics,
+    prio: (Class, bool),
 ) -> Result<Exchange, ProxyError> {
-    let permit = origin.admit().await?;
+    let permit = origin.admit(prio.0, prio.1).await?;
     metrics.origin_requests.fetch_add(1, Ordering::Relaxed);
     origin.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
@@ -635,6 +629,9 @@ async fn forward_to<B: BodySource>(
         };
         match exchange(&origin, &mut conn, head, framing, body, head_request).await {
             Ok(rh) => {
+                origin
+                    .admission
+                    .record_latency(started.elapsed().as_micros() as u64);
                 let head_bytes = conn.buf.split_to(rh.len).freeze();
                 let body = BodyReader::new(rh.framing);
                 return Ok(Exchange {

@@ -14,6 +14,7 @@
 
 pub mod adaptive;
 pub mod rate;
+pub mod seen;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -164,6 +164,18 @@ impl RateLimiter {
         }
     }
 
+    /// Like `check`, with the limit multiplied by `factor` (a tightened mode).
+    pub fn check_scaled(&self, key: u128, now_ms: u64, factor: f64) -> RateDecision {
+        let limit = ((f64::from(self.limit) * factor).round() as u32).max(1);
+        if self.sketch.hit(key, now_ms) > limit {
+            RateDecision::Limit {
+                retry_after_ms: self.sketch.retry_after_ms(now_ms),
+            }
+        } else {
+            RateDecision::Allow
+        }
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.sketch.memory_bytes()
     }

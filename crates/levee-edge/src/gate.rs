@@ -1,0 +1,164 @@
+//! The per-site phases between routing and the origin, shared by HTTP/1 and
+//! HTTP/2, in order: request-rate limits (tightened by the site's mode), the
+//! adaptive defense's assessment (class, rules), rule actions (block, rate
+//! limit; repeat offenders blocked at accept), and the browser challenge
+//! (policy, `auto` under attack, or a challenge rule). A request that passes
+//! carries its priority class to origin admission.
+
+use crate::admission::Class;
+use crate::challenge::{self, Answer, Req, Want};
+use crate::defense::Inputs;
+use crate::metrics::Reason;
+use crate::state::{Site, State};
+use crate::{Shared, Verdict};
+use levee_config::ChallengeMode;
+use levee_detect::{Action, Mode, Request};
+use std::sync::PoisonError;
+
+/// What the gate needs beyond the challenge's view of a request.
+pub struct View<'a> {
+    pub req: Req<'a>,
+    pub header_order: u64,
+    pub header_names: &'a (dyn Fn() -> String + Sync),
+    pub ja4: Option<&'a str>,
+    pub h2: Option<&'a str>,
+}
+
+/// A request that may go on to the origin.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    pub class: Class,
+    pub mode: Mode,
+}
+
+impl Pass {
+    pub fn attack(&self) -> bool {
+        self.mode == Mode::UnderAttack
+    }
+}
+
+fn refusal(status: u16, reason: Reason, retry: Option<u64>, close: bool) -> Answer {
+    Answer {
+        status,
+        headers: retry
+            .map(|r| vec![("retry-after", r.to_string())])
+            .unwrap_or_default(),
+        content_type: "text/plain; charset=utf-8",
+        body: crate::proxy::error_text(status, reason.label()),
+        verdict: Verdict::Block,
+        reason: reason.label(),
+        close,
+    }
+}
+
+/// Run the phases; `Err` is the edge's answer instead of the origin's.
+pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass, Answer> {
+    let now = crate::clock::now_ms();
+    let cfg = &site.defense_cfg;
+    let mode = site.defense.mode();
+    let factor = match mode {
+        Mode::Normal => 1.0,
+        Mode::Elevated => cfg.elevated_rate_factor,
+        Mode::UnderAttack => cfg.attack_rate_factor,
+    };
+    let client = v.req.client;
+    if site.limits.active() {
+        if let Some((reason, retry_ms)) = site.limits.check(v.req.target, client, now, factor) {
+            shared.metrics.defend(reason);
+            return Err(refusal(
+                429,
+                reason,
+                Some(retry_ms.div_ceil(1000).max(1)),
+                false,
+            ));
+        }
+    }
+    let trusted = challenge::trusted(state, site, &v.req);
+    let (path, query) = levee_detect::features::split_target(v.req.target);
+    let out = site.defense.assess(
+        cfg,
+        &Inputs {
+            req: Request {
+                client,
+                method: v.req.method,
+                path,
+                query,
+                user_agent: v.req.user_agent,
+                header_order: v.header_order,
+                ja4: v.ja4,
+                h2: v.h2,
+            },
+            header_names: v.header_names,
+            trusted,
+            marked: v.req.marked,
+        },
+        now,
+    );
+    match out.action {
+        Some(Action::Block) => {
+            shared.metrics.defend(Reason::RuleBlock);
+            if site.defense.should_auto_block(cfg, client, now) {
+                auto_block(shared, site, client);
+            }
+            return Err(refusal(403, Reason::RuleBlock, None, true));
+        }
+        Some(Action::RateLimit) if out.over_rule_rate => {
+            shared.metrics.defend(Reason::RuleRateLimit);
+            return Err(refusal(429, Reason::RuleRateLimit, Some(1), false));
+        }
+        _ => {}
+    }
+    let want = if out.action == Some(Action::Challenge) {
+        Want::Rule
+    } else {
+        match site.challenge.mode {
+            ChallengeMode::Always => Want::Policy,
+            ChallengeMode::Auto if out.mode == Mode::UnderAttack && out.class <= Class::Unknown => {
+                Want::Policy
+            }
+            _ => Want::No,
+        }
+    };
+    if let Some(ans) = challenge::decide(
+        state,
+        site,
+        &shared.spent,
+        &shared.metrics,
+        &v.req,
+        want,
+        trusted,
+    ) {
+        return Err(ans);
+    }
+    Ok(Pass {
+        class: out.class,
+        mode: out.mode,
+    })
+}
+
+fn auto_block(shared: &Shared, site: &Site, ip: std::net::IpAddr) {
+    let ttl_ms = site.defense_cfg.auto_block_ttl.as_duration().as_millis() as u64;
+    let len = if ip.is_ipv4() { 32 } else { 128 };
+    let Some(c) = levee_config::Cidr::new(ip, len) else {
+        return;
+    };
+    let added = shared
+        .lists
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .block(
+            c,
+            crate::clock::now_ms() + ttl_ms,
+            crate::clock::unix_ms() + ttl_ms,
+        );
+    shared.events.push(
+        "block",
+        &site.name,
+        serde_json::json!({
+            "cidr": c.to_string(),
+            "ttl_s": ttl_ms / 1000,
+            "added": added,
+            "why": format!("matched block rules {} times", site.defense_cfg.auto_block_after),
+        }),
+    );
+}
