@@ -383,21 +383,21 @@ impl Detector {
 
         let base_rate = self.baseline.rate.value;
         let learned = self.learned();
-        let threshold = if learned {
-            (self.p.rate_factor * base_rate).max(self.p.min_rate)
-        } else {
-            // Without a baseline, only a rate no small site sees by itself.
-            self.p.min_rate * self.p.rate_factor
-        };
-        let rate_anomaly = rate > threshold;
+        let threshold = (self.p.rate_factor * base_rate).max(self.p.min_rate);
+        // Without a baseline the rate proves nothing; only saturation counts.
+        let rate_anomaly = learned && rate > threshold;
         let saturated = (t.saturated || t.shed > 0) && rate > self.p.min_rate;
         let matched_rate = matches.iter().sum::<u64>() as f64 / secs;
         // An attack that rules hold off still counts, so that the mode stays.
         let anomaly = rate_anomaly || saturated || matched_rate > self.p.min_rate;
         self.last_anomaly = anomaly;
 
-        if anomaly && learned && self.rules.len() < self.p.max_rules {
-            if let Some(rule) = self.derive(rate, base_rate, t.now_ms) {
+        // What the rules did not match is what was sampled; derive more rules
+        // only while that remainder is itself anomalous.
+        let unmatched = (rate - matched_rate).max(0.0);
+        let rest_anomalous = unmatched > threshold;
+        if learned && rest_anomalous && self.rules.len() < self.p.max_rules {
+            for rule in self.derive(unmatched, base_rate, t.now_ms) {
                 changes.push(Change::RuleAdded { rule: rule.clone() });
                 self.rules.push(rule);
             }
@@ -502,14 +502,18 @@ impl Detector {
         }
     }
 
-    /// The best over-represented value of this tick's sample, if any.
-    fn derive(&mut self, rate: f64, base_rate: f64, now_ms: u64) -> Option<Rule> {
+    /// The over-represented values of this tick's sample, all in the one
+    /// dimension that covers most of it. `rate` is the rate of the requests
+    /// no rule matched (the ones sampled).
+    fn derive(&mut self, rate: f64, base_rate: f64, now_ms: u64) -> Vec<Rule> {
         if self.sampled < 20 {
-            return None;
+            return Vec::new();
         }
         let n = self.sampled as f64;
-        let mut best: Option<(f64, Rule)> = None;
+        let mut best: Option<(f64, Vec<Rule>)> = None;
         for d in Dim::ALL {
+            let mut picked = Vec::new();
+            let mut covered = 0.0;
             for (&key, (count, label)) in &self.window[d.index()].entries {
                 if self.rules.iter().any(|r| r.dim == d && r.key == key) {
                     continue;
@@ -518,50 +522,52 @@ impl Detector {
                 if share < self.p.min_share {
                     continue;
                 }
+                // The share of legitimate (baseline) traffic the rule would hit.
                 let base = self.baseline.share(d, key);
+                if base > self.p.max_collateral {
+                    continue;
+                }
                 let lift = share / base.max(1e-3);
                 if lift < self.p.min_lift {
                     continue;
                 }
+                // Of what it matches, the expected legitimate part.
                 let legit = base * base_rate;
                 let matched = (share * rate).max(1e-9);
                 let collateral = (legit / matched).min(1.0);
-                if collateral > self.p.max_collateral {
-                    continue;
-                }
-                // Prefer what catches most, then the earlier (tighter) dimension.
-                let score = share * (1.0 - collateral) - d.index() as f64 * 1e-6;
-                if best.as_ref().is_some_and(|(s, _)| *s >= score) {
-                    continue;
-                }
-                best = Some((
-                    score,
-                    Rule {
-                        id: 0,
-                        dim: d,
-                        key,
-                        value: label.clone(),
-                        action: self.p.action,
-                        created_ms: now_ms,
-                        evidence: Evidence {
-                            sampled: *count,
-                            attack_share: share,
-                            baseline_share: base,
-                            rate,
-                            baseline_rate: base_rate,
-                            collateral,
-                        },
-                        matches: 0,
-                        idle_ticks: 0,
+                covered += share;
+                picked.push(Rule {
+                    id: 0,
+                    dim: d,
+                    key,
+                    value: label.clone(),
+                    action: self.p.action,
+                    created_ms: now_ms,
+                    evidence: Evidence {
+                        sampled: *count,
+                        attack_share: share,
+                        baseline_share: base,
+                        rate,
+                        baseline_rate: base_rate,
+                        collateral,
                     },
-                ));
+                    matches: 0,
+                    idle_ticks: 0,
+                });
+            }
+            // Ties go to the earlier (tighter) dimension.
+            if !picked.is_empty() && best.as_ref().is_none_or(|(c, _)| covered > *c + 1e-9) {
+                best = Some((covered, picked));
             }
         }
-        best.map(|(_, mut r)| {
+        let mut rules = best.map(|(_, r)| r).unwrap_or_default();
+        rules.sort_by(|a, b| b.evidence.sampled.cmp(&a.evidence.sampled));
+        rules.truncate(self.p.max_rules.saturating_sub(self.rules.len()));
+        for r in &mut rules {
             r.id = self.next_id;
             self.next_id += 1;
-            r
-        })
+        }
+        rules
     }
 }
 
@@ -698,6 +704,65 @@ mod tests {
     }
 
     #[test]
+    fn bots_with_three_user_agents_get_three_rules_in_one_tick() {
+        let mut d = Detector::new(params());
+        learn(&mut d, 6);
+        normal(&mut d, 1);
+        for ua in [&b"Bot/1"[..], b"Bot/2", b"Bot/3"] {
+            feed(&mut d, &req("192.0.2.9", b"/", ua, &BOT), 130);
+        }
+        d.tick(
+            &Tick {
+                now_ms: 7000,
+                requests: 3000,
+                ..Tick::default()
+            },
+            &[],
+        );
+        assert_eq!(d.mode(), Mode::UnderAttack);
+        // The bots' header order alone covers them all (one rule) — or the
+        // three combos do; either way no rule matches a browser.
+        let browser = Keys::of(&req("10.0.0.1", b"/", b"Firefox", &BROWSER));
+        assert_eq!(Detector::matching(d.rules(), &browser), None);
+        for ua in [&b"Bot/1"[..], b"Bot/2", b"Bot/3"] {
+            let k = Keys::of(&req("198.51.100.7", b"/", ua, &BOT));
+            assert!(Detector::matching(d.rules(), &k).is_some(), "{:?}", d.rules());
+        }
+        // With the attack matched, the rest is normal: no further rules.
+        let n = d.rules().len();
+        normal(&mut d, 1);
+        d.tick(
+            &Tick {
+                now_ms: 8000,
+                requests: 3020,
+                ..Tick::default()
+            },
+            &vec![1000; n],
+        );
+        assert_eq!(d.rules().len(), n);
+    }
+
+    #[test]
+    fn a_rule_never_takes_a_common_legitimate_value() {
+        // The path "/" is 1/3 of normal traffic: even if every bot asks for it,
+        // no rule on the path alone.
+        let mut d = Detector::new(params());
+        learn(&mut d, 6);
+        normal(&mut d, 1);
+        feed(&mut d, &req("192.0.2.9", b"/", b"Bot/1", &BOT), 400);
+        d.tick(
+            &Tick {
+                now_ms: 7000,
+                requests: 40_000,
+                ..Tick::default()
+            },
+            &[],
+        );
+        assert!(!d.rules().is_empty());
+        assert!(d.rules().iter().all(|r| r.dim != Dim::Path && r.dim != Dim::Method));
+    }
+
+    #[test]
     fn flash_crowd_of_browsers_is_elevated_not_attacked() {
         let mut d = Detector::new(params());
         learn(&mut d, 6);
@@ -730,7 +795,18 @@ mod tests {
             &[],
         );
         assert!(d.rules().is_empty());
-        assert_eq!(d.mode(), Mode::Elevated);
+        assert_eq!(d.mode(), Mode::Normal, "a high rate alone proves nothing yet");
+        d.tick(
+            &Tick {
+                now_ms: 2000,
+                requests: 5000,
+                saturated: true,
+                ..Tick::default()
+            },
+            &[],
+        );
+        assert!(d.rules().is_empty());
+        assert_eq!(d.mode(), Mode::Elevated, "a saturated origin does");
     }
 
     #[test]

@@ -176,15 +176,14 @@ impl SiteDefense {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mode = self.mode();
         let client = ip_key(inp.req.client);
-        let returning = if mode == Mode::Normal {
-            let new = self.seen.insert(client);
-            if new {
-                self.new_clients.fetch_add(1, Ordering::Relaxed);
-            }
-            !new
-        } else {
-            self.seen.contains(client)
-        };
+        let now_s = now_ms / 1000;
+        // Only normal traffic is remembered: "returning" means seen before the attack.
+        if mode == Mode::Normal && self.seen.insert(client, now_s) {
+            self.new_clients.fetch_add(1, Ordering::Relaxed);
+        }
+        let returning =
+            self.seen
+                .returning(client, now_s, cfg.returning_after.as_duration().as_secs());
         let mut action = None;
         let mut over_rule_rate = false;
         if cfg.enabled && inp.trusted != Some(Class::Staff) {
@@ -348,12 +347,12 @@ impl SiteDefense {
                 }),
             );
         }
-        // Returning clients: forget those not seen for 10 to 20 minutes (only in normal mode,
-        // so that "returning" keeps meaning "seen before the attack").
+        // Forget clients first seen longer ago than `returning_ttl` (every 10 minutes).
         let rot = self.last_rotate_ms.load(Ordering::Relaxed);
-        if mode == Mode::Normal && now_ms >= rot + 600_000 {
+        if now_ms >= rot + 600_000 {
             if rot != 0 {
-                self.seen.rotate();
+                self.seen
+                    .sweep(now_ms / 1000, cfg.returning_ttl.as_duration().as_secs());
             }
             self.last_rotate_ms.store(now_ms, Ordering::Relaxed);
         }
