@@ -71,6 +71,10 @@ pub struct Defense {
     pub returning_after: Dur,
     /// …and is forgotten after this long.
     pub returning_ttl: Dur,
+    /// Requests matched by a rule wait this long before their answer (the
+    /// connection or stream is held, so a bot's next request comes later);
+    /// 0 = answer at once.
+    pub tarpit: Dur,
 }
 
 impl Default for Defense {
@@ -97,6 +101,7 @@ impl Default for Defense {
             samples_per_second: 4000,
             returning_after: Dur::secs(10),
             returning_ttl: Dur::secs(86_400),
+            tarpit: Dur::millis(250),
         }
     }
 }

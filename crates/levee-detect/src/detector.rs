@@ -726,7 +726,11 @@ mod tests {
         assert_eq!(Detector::matching(d.rules(), &browser), None);
         for ua in [&b"Bot/1"[..], b"Bot/2", b"Bot/3"] {
             let k = Keys::of(&req("198.51.100.7", b"/", ua, &BOT));
-            assert!(Detector::matching(d.rules(), &k).is_some(), "{:?}", d.rules());
+            assert!(
+                Detector::matching(d.rules(), &k).is_some(),
+                "{:?}",
+                d.rules()
+            );
         }
         // With the attack matched, the rest is normal: no further rules.
         let n = d.rules().len();
@@ -759,7 +763,10 @@ mod tests {
             &[],
         );
         assert!(!d.rules().is_empty());
-        assert!(d.rules().iter().all(|r| r.dim != Dim::Path && r.dim != Dim::Method));
+        assert!(d
+            .rules()
+            .iter()
+            .all(|r| r.dim != Dim::Path && r.dim != Dim::Method));
     }
 
     #[test]
@@ -795,7 +802,11 @@ mod tests {
             &[],
         );
         assert!(d.rules().is_empty());
-        assert_eq!(d.mode(), Mode::Normal, "a high rate alone proves nothing yet");
+        assert_eq!(
+            d.mode(),
+            Mode::Normal,
+            "a high rate alone proves nothing yet"
+        );
         d.tick(
             &Tick {
                 now_ms: 2000,

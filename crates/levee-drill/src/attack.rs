@@ -23,6 +23,8 @@ pub struct Ctx {
     pub host: String,
     pub timeline: Arc<Timeline>,
     pub start: Instant,
+    /// When the attack begins (after the warm-up).
+    pub attack_at: Instant,
     pub end: Instant,
     /// Requests (or connections) sent so far, all attack tasks together.
     pub sent: AtomicU64,

@@ -213,6 +213,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         None
     };
     let total = opts.warmup + opts.duration;
+    let warm = opts.warmup.as_secs() as usize;
     let seconds = total.as_secs() as usize + 3;
     let start = Instant::now();
     let ctx = Arc::new(Ctx {
@@ -220,6 +221,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         host: opts.host.clone().unwrap_or(host),
         timeline: Arc::new(Timeline::new(seconds)),
         start,
+        attack_at: start + opts.warmup,
         end: start + total,
         sent: AtomicU64::new(0),
         max_requests: opts.max_requests,
@@ -227,27 +229,56 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         v6_sources: opts.v6_sources,
         tls,
     });
-    let hist = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-            .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
-    ));
+    // Legitimate latencies: [during the warm-up, during the attack].
+    let hist: legit::PerSecond = Arc::new(Mutex::new(vec![None; seconds]));
     let mut tasks = Vec::new();
     let l = &opts.scenario.legit;
     let pages = Arc::new(l.pages.clone());
     let assets = Arc::new(l.assets.clone());
     let clients = opts.legit_clients.unwrap_or(l.clients);
-    for i in 0..clients + l.staff {
-        let staff = (i >= clients).then(|| opts.staff_token.clone()).flatten();
-        tasks.push(tokio::spawn(legit::client(
-            Arc::clone(&ctx),
-            i,
-            Arc::clone(&pages),
-            Arc::clone(&assets),
-            Duration::from_millis(l.think_ms),
-            staff,
-            Arc::clone(&hist),
-        )));
-    }
+    // Legitimate clients run on a thread of their own, raised in priority
+    // where allowed: real visitors do not share the attacker's machine, so the
+    // bots' load on the drill's own CPU must not count as the edge's latency.
+    let legit_done = {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let ctx = Arc::clone(&ctx);
+        let hist = Arc::clone(&hist);
+        let think = Duration::from_millis(l.think_ms);
+        let staff_token = opts.staff_token.clone();
+        let n = clients + l.staff;
+        let spawned = std::thread::Builder::new()
+            .name("levee-drill-legit".into())
+            .spawn(move || {
+                legit::raise_priority();
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let mut set = tokio::task::JoinSet::new();
+                    for i in 0..n {
+                        let staff = (i >= clients).then(|| staff_token.clone()).flatten();
+                        set.spawn(legit::client(
+                            Arc::clone(&ctx),
+                            i,
+                            Arc::clone(&pages),
+                            Arc::clone(&assets),
+                            think,
+                            staff,
+                            Arc::clone(&hist),
+                        ));
+                    }
+                    while set.join_next().await.is_some() {}
+                });
+                let _ = tx.send(());
+            });
+        if spawned.is_err() {
+            eprintln!("levee drill: cannot start the legitimate clients' thread");
+        }
+        rx
+    };
     // Samplers: the edge's CPU and memory, the origin's request count, and the live line.
     let edge_samples = Arc::new(Mutex::new(Vec::<EdgeSample>::new()));
     let done = Arc::new(AtomicBool::new(false));
@@ -258,7 +289,6 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         let samples = Arc::clone(&edge_samples);
         let done = Arc::clone(&done);
         let (admin, origin, live) = (opts.admin, opts.origin, opts.live);
-        let warm = opts.warmup.as_secs() as usize;
         tokio::spawn(async move {
             let mut last_origin: Option<f64> = None;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -342,6 +372,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         for t in tasks {
             let _ = t.await;
         }
+        let _ = legit_done.await;
     };
     tokio::select! {
         _ = all => {}
@@ -354,14 +385,49 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
     let elapsed = start.elapsed().as_secs_f64();
     let upto = (elapsed.ceil() as usize).min(seconds);
     let t = &ctx.timeline;
-    let h = hist.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let per_sec = hist.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let merge = |r: std::ops::Range<usize>| {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2)
+            .unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable!()));
+        for x in per_sec.iter().take(r.end).skip(r.start).flatten() {
+            let _ = h.add(x);
+        }
+        h
+    };
+    let h = merge(0..per_sec.len());
+    let h_warm = merge(0..warm);
+    let h_attack = merge(warm..per_sec.len());
+    let q = |h: &Histogram<u64>, q: f64| {
+        (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+    };
+    let (ok_attack, failed_attack) = (warm..upto).fold((0, 0), |(o, f), s| {
+        (
+            o + t.get(s, Field::LegitOk),
+            f + t.get(s, Field::LegitFailed),
+        )
+    });
     let ok = t.total(Field::LegitOk);
     let failed = t.total(Field::LegitFailed);
-    let warm = opts.warmup.as_secs() as usize;
     let attack_secs = opts.duration.as_secs_f64().max(1.0);
     let sent = t.total(Field::AttackSent);
     let passed = t.total(Field::AttackPassed);
-    let ms = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+    let ms = |x: f64| q(&h, x);
+    let mitigated = stats::time_to_mitigate(t, warm, upto);
+    let h_after = mitigated.map(|m| merge(warm + m as usize + 1..per_sec.len()));
+    let legit_p99_per_s: Vec<Option<f64>> = per_sec
+        .iter()
+        .take(upto)
+        .map(|x| x.as_ref().and_then(|h| q(h, 0.99)))
+        .collect();
+    // After mitigation: from the second after the one in which it was reached.
+    let (sent_after, passed_after) = mitigated.map_or((0, 0), |m| {
+        (warm + m as usize + 1..upto).fold((0, 0), |(a, b), s| {
+            (
+                a + t.get(s, Field::AttackSent),
+                b + t.get(s, Field::AttackPassed),
+            )
+        })
+    });
     let summary = serde_json::json!({
         "attack_sent": sent,
         "attack_rate": sent as f64 / attack_secs,
@@ -371,7 +437,14 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         "attack_challenged": t.total(Field::AttackChallenged),
         "attack_cut": t.total(Field::AttackCut),
         "attack_passed_ratio": if sent > 0 { passed as f64 / sent as f64 } else { 0.0 },
-        "time_to_mitigate_s": stats::time_to_mitigate(t, warm, upto),
+        "time_to_mitigate_s": mitigated,
+        "attack_passed_ratio_after_mitigation": (sent_after > 0).then(|| passed_after as f64 / sent_after as f64),
+        "legit_success_during_attack": if ok_attack + failed_attack > 0 { ok_attack as f64 / (ok_attack + failed_attack) as f64 } else { 0.0 },
+        "legit_p99_warmup_ms": q(&h_warm, 0.99),
+        "legit_p99_attack_ms": q(&h_attack, 0.99),
+        "legit_p99_after_mitigation_ms": h_after.as_ref().and_then(|h| q(h, 0.99)),
+        "legit_p99_per_s": legit_p99_per_s,
+        "legit_p99_ratio": match (q(&h_warm, 0.99), q(&h_attack, 0.99)) { (Some(w), Some(a)) if w > 0.0 => Some(a / w), _ => None },
         "legit_requests": ok + failed,
         "legit_success": if ok + failed > 0 { ok as f64 / (ok + failed) as f64 } else { 0.0 },
         "legit_p50_ms": ms(0.50),

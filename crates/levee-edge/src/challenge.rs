@@ -34,6 +34,8 @@ pub struct Answer {
     pub reason: &'static str,
     /// Close the connection after answering.
     pub close: bool,
+    /// Hold the answer this long first (a tarpit for rule-matched bots).
+    pub delay: Option<std::time::Duration>,
 }
 
 /// The parts of a request the policy looks at.
@@ -223,6 +225,7 @@ pub fn decide(
             verdict: Verdict::Challenge,
             reason: "challenge_non_get",
             close: false,
+            delay: None,
         });
     }
     if !html {
@@ -234,6 +237,7 @@ pub fn decide(
             verdict: Verdict::Challenge,
             reason: "challenge_non_html",
             close: false,
+            delay: None,
         });
     }
     Some(page(state, site, metrics, req, target, now))
@@ -285,6 +289,7 @@ fn page(
         verdict: Verdict::Challenge,
         reason: "challenge",
         close: false,
+        delay: None,
     }
 }
 
@@ -422,6 +427,7 @@ fn settle(
                 verdict: Verdict::Allow,
                 reason,
                 close: false,
+                delay: None,
             }
         }
         Err(e) => {
@@ -434,6 +440,7 @@ fn settle(
                 verdict: Verdict::Block,
                 reason: e.label(),
                 close: false,
+            delay: None,
             }
         }
     }

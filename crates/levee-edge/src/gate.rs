@@ -48,6 +48,7 @@ fn refusal(status: u16, reason: Reason, retry: Option<u64>, close: bool) -> Answ
         verdict: Verdict::Block,
         reason: reason.label(),
         close,
+        delay: None,
     }
 }
 
@@ -94,17 +95,25 @@ pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Resul
         },
         now,
     );
+    // Rule-matched requests are held before their answer while under attack.
+    let tarpit = (out.action.is_some() && out.mode == Mode::UnderAttack)
+        .then(|| cfg.tarpit.as_duration())
+        .filter(|d| !d.is_zero());
     match out.action {
         Some(Action::Block) => {
             shared.metrics.defend(Reason::RuleBlock);
             if site.defense.should_auto_block(cfg, client, now) {
                 auto_block(shared, site, client);
             }
-            return Err(refusal(403, Reason::RuleBlock, None, true));
+            let mut a = refusal(403, Reason::RuleBlock, None, true);
+            a.delay = tarpit;
+            return Err(a);
         }
         Some(Action::RateLimit) if out.over_rule_rate => {
             shared.metrics.defend(Reason::RuleRateLimit);
-            return Err(refusal(429, Reason::RuleRateLimit, Some(1), false));
+            let mut a = refusal(429, Reason::RuleRateLimit, Some(1), false);
+            a.delay = tarpit;
+            return Err(a);
         }
         _ => {}
     }
@@ -128,6 +137,10 @@ pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Resul
         want,
         trusted,
     ) {
+        let mut ans = ans;
+        if want == Want::Rule {
+            ans.delay = tarpit;
+        }
         return Err(ans);
     }
     Ok(Pass {

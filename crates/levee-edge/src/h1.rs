@@ -521,6 +521,9 @@ where
         match crate::gate::check(shared, state, site, &view) {
             Ok(p) => p,
             Err(ans) => {
+                if let Some(d) = ans.delay {
+                    tokio::time::sleep(d).await;
+                }
                 // A body the edge did not read is still on the connection: close it.
                 let close = has_body || !*keep_alive || ans.close;
                 let is_head = &raw[head.method.clone()] == b"HEAD";

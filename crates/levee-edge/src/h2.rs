@@ -497,6 +497,9 @@ async fn stream(
         match crate::gate::check(&shared, &state, site, &view) {
             Ok(p) => p,
             Err(ans) => {
+                if let Some(d) = ans.delay {
+                    tokio::time::sleep(d).await;
+                }
                 let mut b = http::Response::builder()
                     .status(ans.status)
                     .header("content-type", ans.content_type)
