@@ -81,7 +81,7 @@ impl Default for Defense {
     fn default() -> Self {
         Defense {
             enabled: true,
-            tick: Dur::millis(500),
+            tick: Dur::millis(250),
             learn: Dur::secs(10),
             rate_factor: 3.0,
             min_rate: 50.0,

@@ -932,6 +932,10 @@ address = "{origin}"
 [site.health]
 path = "/healthz"
 interval = "2s"
+
+[site.cache]
+enabled = true
+keep_params = ["q"]
 "#
     );
     match parse("demo", &text) {

@@ -561,7 +561,7 @@ impl Detector {
             }
         }
         let mut rules = best.map(|(_, r)| r).unwrap_or_default();
-        rules.sort_by(|a, b| b.evidence.sampled.cmp(&a.evidence.sampled));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.evidence.sampled));
         rules.truncate(self.p.max_rules.saturating_sub(self.rules.len()));
         for r in &mut rules {
             r.id = self.next_id;

@@ -189,7 +189,10 @@ impl SiteDefense {
         if cfg.enabled && inp.trusted != Some(Class::Staff) {
             let rules = self.rules.load();
             let every = self.sample_every.load(Ordering::Relaxed).max(1);
-            let sampled = self.counter.fetch_add(1, Ordering::Relaxed) % every == 0;
+            let sampled = self
+                .counter
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(every);
             if !rules.rules.is_empty() || sampled {
                 let keys = Keys::of(&inp.req);
                 match Detector::matching(&rules.rules, &keys) {

@@ -552,6 +552,41 @@ where
             }
         }
     };
+    // Micro-cache (GET and HEAD without a body): fresh copies answer here,
+    // concurrent misses wait for one fetch.
+    let mut probe = crate::cache::Probe::default();
+    if let (Some(c), false) = (&site.cache, has_body) {
+        let cookies: Vec<&[u8]> = headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+            .map(|(_, v)| v)
+            .collect();
+        let auth = headers().any(|(n, _)| n.eq_ignore_ascii_case(b"authorization"));
+        if let Some(k) = c.key(
+            &raw[head.method.clone()],
+            &raw[head.host.clone()],
+            &raw[head.path.clone()],
+            auth,
+            &cookies,
+            pass.attack(),
+        ) {
+            probe = crate::cache::Probe::run(site, c, k).await;
+        }
+    }
+    if let Some((e, label)) = probe.answer.take() {
+        return serve_cached(
+            io,
+            ctx,
+            (raw, head),
+            &site.name,
+            &e,
+            label,
+            keep_alive,
+            started,
+            client,
+            limits,
+        )
+        .await;
+    }
     let max_body = limits.max_body_bytes.0;
     if let Framing::Length(n) = head.framing {
         if n > max_body {
@@ -610,7 +645,7 @@ where
         },
         headers(),
     );
-    let result = upstream::forward(
+    let fwd = upstream::forward(
         site,
         out,
         framing,
@@ -618,8 +653,14 @@ where
         is_head,
         &shared.metrics,
         (pass.class, pass.attack()),
-    )
-    .await;
+    );
+    // With a stale copy in hand, a slow origin is not waited for.
+    let result = match (&probe.stale, &site.cache) {
+        (Some(_), Some(c)) => tokio::time::timeout(c.config().stale_after.as_duration(), fwd)
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        _ => fwd.await,
+    };
     drop(src);
     let body_done = matches!(body.kind, BodyKind::Done);
     let bytes_in = body.received;
@@ -649,6 +690,40 @@ where
     let status = ex.head.status;
     if status >= 500 {
         site.defense.error();
+    }
+    // A cacheable response is read whole, stored, and answered from the cache.
+    if let Some((c, k)) = probe.key.as_ref().filter(|_| !is_head && status != 101) {
+        let len = match ex.head.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let fields: Vec<(&[u8], &[u8])> = ex.headers().collect();
+        if let Some(ttl) = crate::cache::response_ttl_ms(c.config(), status, &fields, len) {
+            drop(fields);
+            let deadline = ex.origin.response_timeout;
+            let Some(body) = crate::cache::read_body(&mut ex, len.unwrap_or(0), deadline).await
+            else {
+                let resp = refuse(502, Reason::BadOriginResponse, true, None, &site.name);
+                let _ = io.write_all(&resp).await;
+                return Flow::Close;
+            };
+            let entry = c.store(k, status, ex.headers(), body, ttl, crate::clock::now_ms());
+            ex.finish();
+            drop(probe);
+            return serve_cached(
+                io,
+                ctx,
+                (raw, head),
+                &site.name,
+                &entry,
+                "MISS",
+                keep_alive,
+                started,
+                client,
+                limits,
+            )
+            .await;
+        }
     }
     // WebSocket: after 101, splice the two connections.
     if status == 101 {
@@ -800,6 +875,49 @@ enum Fail {
     ClientGone,
     /// The origin's body broke off or was malformed.
     Origin,
+}
+
+/// Answer from the micro-cache.
+#[allow(clippy::too_many_arguments)]
+async fn serve_cached<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    ctx: &Ctx<'_>,
+    req: (&Bytes, &RequestHead),
+    site: &str,
+    e: &crate::cache::Entry,
+    label: &'static str,
+    keep_alive: &mut bool,
+    started: Instant,
+    client: std::net::IpAddr,
+    limits: &levee_config::Limits,
+) -> Flow {
+    let is_head = &req.0[req.1.method.clone()] == b"HEAD";
+    let resp = crate::cache::h1_response(e, label, *keep_alive, is_head);
+    let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
+    let mut sent = 0u64;
+    let ok = write_paced(io, &resp, &mut sent, &pace).await.is_ok();
+    let reason = match label {
+        "HIT" => "cache_hit",
+        "STALE" => "cache_stale",
+        _ => "",
+    };
+    ctx.log(
+        Some((&req.0[..], req.1)),
+        site,
+        e.status,
+        Verdict::Allow,
+        reason,
+        (0, sent),
+        started,
+        None,
+        client,
+        String::new(),
+    );
+    if ok && *keep_alive {
+        Flow::Continue
+    } else {
+        Flow::Close
+    }
 }
 
 fn push_body(out: &mut Vec<u8>, data: &[u8], chunked: bool) {

@@ -402,10 +402,14 @@ async fn stream(
             });
         }
     };
-    let mut refuse = |status: u16, reason: Reason, site: &str, retry: Option<u32>| {
+    let refuse = |respond: &mut SendResponse<Bytes>,
+                  status: u16,
+                  reason: Reason,
+                  site: &str,
+                  retry: Option<u32>| {
         shared.metrics.defend(reason);
         let n = simple(
-            &mut respond,
+            respond,
             status,
             &proxy::error_text(status, reason.label()),
             retry,
@@ -427,6 +431,7 @@ async fn stream(
     };
     if parts.method == http::Method::CONNECT || parts.method == http::Method::TRACE {
         return refuse(
+            &mut respond,
             405,
             Reason::Http(levee_http::h1::Reject::MethodNotAllowed),
             "",
@@ -435,6 +440,7 @@ async fn stream(
     }
     if path.len() > limits.max_uri_bytes.0 as usize {
         return refuse(
+            &mut respond,
             414,
             Reason::Http(levee_http::h1::Reject::UriTooLong),
             "",
@@ -450,14 +456,14 @@ async fn stream(
         return log("", status, Verdict::Allow, "", (0, n), None, String::new());
     }
     let Some(site) = state.site_for_host(&host) else {
-        return refuse(421, Reason::UnknownHost, "", None);
+        return refuse(&mut respond, 421, Reason::UnknownHost, "", None);
     };
     if let Some(sni) = peer.tls.as_ref().and_then(|t| t.sni.as_deref()) {
         if !state
             .site_for_host(sni.as_bytes())
             .is_some_and(|s| Arc::ptr_eq(s, site))
         {
-            return refuse(421, Reason::MisdirectedSni, &site.name, None);
+            return refuse(&mut respond, 421, Reason::MisdirectedSni, &site.name, None);
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
@@ -528,6 +534,41 @@ async fn stream(
             }
         }
     };
+    // Micro-cache (GET and HEAD without a body): fresh copies answer here,
+    // concurrent misses wait for one fetch.
+    let mut probe = crate::cache::Probe::default();
+    if let (Some(c), true) = (&site.cache, body.is_end_stream()) {
+        let cookies: Vec<&[u8]> = parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let auth = parts.headers.contains_key(http::header::AUTHORIZATION);
+        if let Some(k) = c.key(
+            method.as_bytes(),
+            &host,
+            path.as_bytes(),
+            auth,
+            &cookies,
+            pass.attack(),
+        ) {
+            probe = crate::cache::Probe::run(site, c, k).await;
+        }
+    }
+    let head_only = parts.method == http::Method::HEAD;
+    if let Some((e, label)) = probe.answer.take() {
+        let n = send_cached(&mut respond, &e, label, head_only, limits).await;
+        return log(
+            &site.name,
+            e.status,
+            Verdict::Allow,
+            cache_reason(label),
+            (0, n),
+            None,
+            String::new(),
+        );
+    }
     let max_body = limits.max_body_bytes.0;
     let declared: Option<u64> = parts
         .headers
@@ -535,7 +576,7 @@ async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > max_body) {
-        return refuse(413, Reason::BodyTooLarge, &site.name, None);
+        return refuse(&mut respond, 413, Reason::BodyTooLarge, &site.name, None);
     }
     let framing = if body.is_end_stream() {
         SendFraming::None
@@ -557,7 +598,7 @@ async fn stream(
             Ok(x) => x,
             Err(e) => {
                 let e = ProxyError::Client(e);
-                return refuse(e.status(), e.reason(), &site.name, None);
+                return refuse(&mut respond, e.status(), e.reason(), &site.name, None);
             }
         };
     let fields: Vec<(&[u8], &[u8])> = parts
@@ -583,7 +624,7 @@ async fn stream(
         fields.iter().copied(),
     );
     let is_head = parts.method == http::Method::HEAD;
-    let result = upstream::forward(
+    let fwd = upstream::forward(
         site,
         &head,
         framing,
@@ -591,8 +632,14 @@ async fn stream(
         is_head,
         &shared.metrics,
         (pass.class, pass.attack()),
-    )
-    .await;
+    );
+    // With a stale copy in hand, a slow origin is not waited for.
+    let result = match (&probe.stale, &site.cache) {
+        (Some(_), Some(c)) => tokio::time::timeout(c.config().stale_after.as_duration(), fwd)
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        _ => fwd.await,
+    };
     drop(buffered);
     let mut ex = match result {
         Ok(ex) => ex,
@@ -603,8 +650,20 @@ async fn stream(
             ) {
                 site.defense.error();
             }
+            if let Some((entry, label)) = probe.fallback() {
+                let n = send_cached(&mut respond, &entry, label, head_only, limits).await;
+                return log(
+                    &site.name,
+                    entry.status,
+                    Verdict::Allow,
+                    cache_reason(label),
+                    (0, n),
+                    None,
+                    String::new(),
+                );
+            }
             let retry = (e == ProxyError::Busy).then_some(1);
-            return refuse(e.status(), e.reason(), &site.name, retry);
+            return refuse(&mut respond, e.status(), e.reason(), &site.name, retry);
         }
     };
     let bytes_in = src.received;
@@ -612,6 +671,41 @@ async fn stream(
     let status = ex.head.status;
     if status >= 500 {
         site.defense.error();
+    }
+    // A cacheable response is read whole, stored, and answered from the cache.
+    if let Some((c, k)) = probe.key.as_ref().filter(|_| !head_only) {
+        let len = match ex.head.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let fields: Vec<(&[u8], &[u8])> = ex.headers().collect();
+        if let Some(ttl) = crate::cache::response_ttl_ms(c.config(), status, &fields, len) {
+            drop(fields);
+            let deadline = ex.origin.response_timeout;
+            let Some(data) = crate::cache::read_body(&mut ex, len.unwrap_or(0), deadline).await
+            else {
+                return refuse(
+                    &mut respond,
+                    502,
+                    Reason::BadOriginResponse,
+                    &site.name,
+                    None,
+                );
+            };
+            let entry = c.store(k, status, ex.headers(), data, ttl, crate::clock::now_ms());
+            ex.finish();
+            drop(probe);
+            let n = send_cached(&mut respond, &entry, "MISS", false, limits).await;
+            return log(
+                &site.name,
+                status,
+                Verdict::Allow,
+                "",
+                (bytes_in, n),
+                Some(origin_us),
+                request_id,
+            );
+        }
     }
     let mut rb = http::Response::builder().status(status);
     let tokens = proxy::connection_tokens(ex.headers());
@@ -627,7 +721,13 @@ async fn stream(
         rb = rb.header(n, v);
     }
     let Ok(resp) = rb.body(()) else {
-        return refuse(502, Reason::BadOriginResponse, &site.name, None);
+        return refuse(
+            &mut respond,
+            502,
+            Reason::BadOriginResponse,
+            &site.name,
+            None,
+        );
     };
     let end = ex.body.is_done();
     let mut send = match respond.send_response(resp, end) {
@@ -694,6 +794,52 @@ async fn stream(
     if ok {
         ex.finish();
     }
+}
+
+fn cache_reason(label: &str) -> &'static str {
+    match label {
+        "HIT" => "cache_hit",
+        "STALE" => "cache_stale",
+        _ => "",
+    }
+}
+
+/// Answer from the micro-cache; returns the body bytes sent.
+async fn send_cached(
+    respond: &mut SendResponse<Bytes>,
+    e: &crate::cache::Entry,
+    label: &'static str,
+    head_only: bool,
+    limits: &levee_config::Limits,
+) -> u64 {
+    let mut rb = http::Response::builder().status(e.status);
+    for (n, v) in &e.headers {
+        if h2_forbidden(n) || n.eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        rb = rb.header(&n[..], &v[..]);
+    }
+    for (n, v) in crate::cache::extra_headers(e, label) {
+        rb = rb.header(n, v);
+    }
+    rb = rb.header("content-length", e.body.len());
+    let Ok(resp) = rb.body(()) else { return 0 };
+    let end = head_only || e.body.is_empty();
+    let Ok(mut send) = respond.send_response(resp, end) else {
+        return 0;
+    };
+    if end {
+        return 0;
+    }
+    let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
+    let mut sent = 0u64;
+    if send_paced(&mut send, e.body.clone(), true, &mut sent, &pace)
+        .await
+        .is_err()
+    {
+        send.send_reset(h2::Reason::CANCEL);
+    }
+    sent
 }
 
 /// Send `data` as flow control allows, before the rate deadline. `Err(true)`: too slow.

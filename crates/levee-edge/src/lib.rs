@@ -22,6 +22,7 @@
 pub mod accesslog;
 pub mod admin;
 pub mod admission;
+pub mod cache;
 pub mod challenge;
 pub mod clock;
 pub mod defense;

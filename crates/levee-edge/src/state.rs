@@ -34,6 +34,8 @@ pub struct Site {
     /// Detection state (kept across reloads) and its configuration.
     pub defense: Arc<crate::defense::SiteDefense>,
     pub defense_cfg: levee_config::Defense,
+    /// Micro-cache, when `[site.cache] enabled`.
+    pub cache: Option<Arc<crate::cache::SiteCache>>,
     pub origins: Vec<Arc<Origin>>,
     balance: Balance,
     rr: AtomicUsize,
@@ -126,8 +128,12 @@ impl State {
         };
         let mut old: HashMap<String, Arc<Origin>> = HashMap::new();
         let mut old_def: HashMap<String, Arc<crate::defense::SiteDefense>> = HashMap::new();
+        let mut old_cache: HashMap<String, Arc<crate::cache::SiteCache>> = HashMap::new();
         if let Some(p) = prev {
             for s in &p.sites {
+                if let Some(c) = &s.cache {
+                    old_cache.insert(s.name.clone(), Arc::clone(c));
+                }
                 old_def.insert(s.name.clone(), Arc::clone(&s.defense));
                 for o in &s.origins {
                     old.insert(o.key().to_string(), Arc::clone(o));
@@ -165,6 +171,12 @@ impl State {
                     None => Arc::new(crate::defense::SiteDefense::new(&s.defense, seeds)),
                 },
                 defense_cfg: s.defense.clone(),
+                cache: s.cache.enabled.then(|| match old_cache.get(&s.name) {
+                    Some(c) if format!("{:?}", c.config()) == format!("{:?}", s.cache) => {
+                        Arc::clone(c)
+                    }
+                    _ => crate::cache::SiteCache::new(&s.cache),
+                }),
                 origins,
                 balance: s.balance,
                 rr: AtomicUsize::new(0),

@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn bounds_hold_and_no_samples_change_nothing() {
-        let mut l = AdaptiveLimit::new(0, 0);
+        let l = AdaptiveLimit::new(0, 0);
         assert_eq!(l.limit(), 1);
         let mut l2 = AdaptiveLimit::new(8, 16);
         l2.update(f64::NAN, 10, 16);

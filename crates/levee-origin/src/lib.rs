@@ -222,8 +222,14 @@ async fn conn(mut sock: TcpStream, stats: Arc<Stats>) {
         }
         let (status, ctype, body_out): (u16, &str, Vec<u8>) =
             route(&method, path, query, &raw_head, &body).await;
+        // Public pages may be cached by the edge; personal data never.
+        let cc = match (status, path) {
+            (200, "/" | "/static/app.css") => "public, max-age=60",
+            (200, "/search") => "public, max-age=10",
+            _ => "no-store",
+        };
         let head_out = format!(
-            "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\ncache-control: no-store\r\n{}\r\n",
+            "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\ncache-control: {cc}\r\n{}\r\n",
             h1::reason_phrase(status),
             body_out.len(),
             if head.keep_alive { "" } else { "connection: close\r\n" }

@@ -1,0 +1,635 @@
+//! The micro-cache: cacheable GET responses kept for a short time, bounded
+//! in entries and bytes; concurrent misses for the same key collapse into
+//! one origin request; stale copies are served, within a bound, when the
+//! origin fails, is saturated, or is slow.
+//!
+//! What is cached: GET (and HEAD, from the GET entry) without
+//! `Authorization` and without cookies other than Levee's clearance; responses
+//! 200, 203, 204, 301, 404 and 410 with a `Content-Length` up to
+//! `max_object`, no `Set-Cookie`, no `Vary` other than `Accept-Encoding`, and
+//! a `Cache-Control` that allows shared caching (`no-store`, `no-cache`,
+//! `private`, `max-age=0` do not). Freshness: `s-maxage`, else `max-age`,
+//! capped at `ttl`; without either, `ttl` if `cache_unmarked`.
+//!
+//! What it does not do: revalidate (no conditional requests), cache bodies
+//! of unknown length, or vary on anything but the key.
+
+use bytes::Bytes;
+use levee_config::IgnoreQuery;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// A stored response.
+#[derive(Debug)]
+pub struct Entry {
+    key: Box<[u8]>,
+    pub status: u16,
+    pub headers: Vec<(Bytes, Bytes)>,
+    pub body: Bytes,
+    stored_ms: u64,
+    fresh_until_ms: u64,
+    stale_until_ms: u64,
+}
+
+impl Entry {
+    fn size(&self) -> u64 {
+        (self.body.len()
+            + self.key.len()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 32)
+                .sum::<usize>()
+            + 128) as u64
+    }
+
+    /// Seconds since it was stored.
+    pub fn age_s(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.stored_ms) / 1000
+    }
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    Fresh(Arc<Entry>),
+    Stale(Arc<Entry>),
+    Miss,
+}
+
+/// A request's cache key.
+#[derive(Debug, Clone)]
+pub struct Key {
+    bytes: Vec<u8>,
+    hash: u64,
+}
+
+/// Counters for `/status` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    pub collapsed: AtomicU64,
+    pub stored: AtomicU64,
+    pub evicted: AtomicU64,
+}
+
+/// One site's cache.
+#[derive(Debug)]
+pub struct SiteCache {
+    cfg: levee_config::Cache,
+    map: Mutex<Store>,
+    inflight: Mutex<HashMap<u64, Arc<Notify>>>,
+    hasher: std::collections::hash_map::RandomState,
+    pub stats: CacheStats,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    entries: HashMap<u64, Arc<Entry>>,
+    bytes: u64,
+}
+
+/// Held by the request that fetches a key; the others wait for it.
+pub struct Leader {
+    cache: Arc<SiteCache>,
+    hash: u64,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        let n = self
+            .cache
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.hash);
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// Outcome of joining the fetch of a key.
+pub enum Join {
+    /// Fetch it (and store it if cacheable).
+    Leader(Leader),
+    /// Another request fetched it; look again.
+    Filled,
+}
+
+fn header<'a>(headers: &'a [(&[u8], &[u8])], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| *v)
+}
+
+/// Freshness in ms allowed by the response's fields, if it may be cached at all.
+pub fn response_ttl_ms(
+    cfg: &levee_config::Cache,
+    status: u16,
+    headers: &[(&[u8], &[u8])],
+    content_length: Option<u64>,
+) -> Option<u64> {
+    if !matches!(status, 200 | 203 | 204 | 301 | 404 | 410) {
+        return None;
+    }
+    let len = if status == 204 { 0 } else { content_length? };
+    if len > cfg.max_object.0 {
+        return None;
+    }
+    if header(headers, "set-cookie").is_some() {
+        return None;
+    }
+    if let Some(v) = header(headers, "vary") {
+        let ok = v
+            .split(|&b| b == b',')
+            .map(|t| t.trim_ascii())
+            .all(|t| t.eq_ignore_ascii_case(b"accept-encoding") || t.is_empty());
+        if !ok {
+            return None;
+        }
+    }
+    let cap = cfg.ttl.as_duration().as_millis() as u64;
+    let mut max_age = None;
+    let mut s_maxage = None;
+    for (n, v) in headers {
+        if !n.eq_ignore_ascii_case(b"cache-control") {
+            continue;
+        }
+        for d in v.split(|&b| b == b',') {
+            let d = d.trim_ascii();
+            let lower = d.to_ascii_lowercase();
+            if lower == b"no-store" || lower == b"no-cache" || lower == b"private" {
+                return None;
+            }
+            let num = |p: &[u8]| {
+                lower
+                    .strip_prefix(p)
+                    .and_then(|x| std::str::from_utf8(x).ok())
+                    .and_then(|x| x.trim_matches('"').parse::<u64>().ok())
+            };
+            if let Some(x) = num(b"s-maxage=") {
+                s_maxage = Some(x);
+            } else if let Some(x) = num(b"max-age=") {
+                max_age = Some(x);
+            }
+        }
+    }
+    match s_maxage.or(max_age) {
+        Some(0) => None,
+        Some(s) => Some((s * 1000).min(cap)),
+        None if cfg.cache_unmarked => Some(cap),
+        None => None,
+    }
+}
+
+impl SiteCache {
+    pub fn new(cfg: &levee_config::Cache) -> Arc<SiteCache> {
+        Arc::new(SiteCache {
+            cfg: cfg.clone(),
+            map: Mutex::default(),
+            inflight: Mutex::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            stats: CacheStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &levee_config::Cache {
+        &self.cfg
+    }
+
+    /// (entries, bytes)
+    pub fn size(&self) -> (usize, u64) {
+        let m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        (m.entries.len(), m.bytes)
+    }
+
+    /// The key of a cacheable request, or `None`. `under_attack` drops junk query parameters
+    /// when the site says so.
+    pub fn key(
+        &self,
+        method: &[u8],
+        host: &[u8],
+        target: &[u8],
+        authorization: bool,
+        cookies: &[&[u8]],
+        under_attack: bool,
+    ) -> Option<Key> {
+        if method != b"GET" && method != b"HEAD" {
+            return None;
+        }
+        if authorization {
+            return None;
+        }
+        // Cookies other than the clearance may select per-user content.
+        for c in cookies {
+            for part in c.split(|&b| b == b';') {
+                let p = part.trim_ascii();
+                if !p.is_empty() && !p.starts_with(crate::challenge::COOKIE.as_bytes()) {
+                    return None;
+                }
+            }
+        }
+        let (path, query) = match target.iter().position(|&b| b == b'?') {
+            Some(i) => (&target[..i], &target[i + 1..]),
+            None => (target, &b""[..]),
+        };
+        let drop_junk = match self.cfg.ignore_query {
+            IgnoreQuery::Always => true,
+            IgnoreQuery::UnderAttack => under_attack,
+            IgnoreQuery::Never => false,
+        };
+        let mut bytes = Vec::with_capacity(host.len() + target.len() + 2);
+        bytes.extend(host.iter().map(u8::to_ascii_lowercase));
+        bytes.push(b' ');
+        bytes.extend_from_slice(path);
+        if drop_junk {
+            let mut first = true;
+            for kv in query.split(|&b| b == b'&') {
+                let name = kv.split(|&b| b == b'=').next().unwrap_or(b"");
+                if self.cfg.keep_params.iter().any(|k| k.as_bytes() == name) {
+                    bytes.push(if first { b'?' } else { b'&' });
+                    bytes.extend_from_slice(kv);
+                    first = false;
+                }
+            }
+        } else if !query.is_empty() {
+            bytes.push(b'?');
+            bytes.extend_from_slice(query);
+        }
+        let mut h = self.hasher.build_hasher();
+        h.write(&bytes);
+        Some(Key {
+            hash: h.finish(),
+            bytes,
+        })
+    }
+
+    pub fn lookup(&self, key: &Key, now_ms: u64) -> Lookup {
+        let m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        match m.entries.get(&key.hash) {
+            Some(e) if *e.key == *key.bytes => {
+                if now_ms < e.fresh_until_ms {
+                    Lookup::Fresh(Arc::clone(e))
+                } else if now_ms < e.stale_until_ms {
+                    Lookup::Stale(Arc::clone(e))
+                } else {
+                    Lookup::Miss
+                }
+            }
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// Become the one request fetching `key`, or wait (at most `wait`) for the one that is.
+    pub async fn join(self: &Arc<Self>, key: &Key, wait: Duration) -> Join {
+        let notify = {
+            let mut f = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            match f.get(&key.hash) {
+                Some(n) => Arc::clone(n),
+                None => {
+                    f.insert(key.hash, Arc::new(Notify::new()));
+                    return Join::Leader(Leader {
+                        cache: Arc::clone(self),
+                        hash: key.hash,
+                    });
+                }
+            }
+        };
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // The leader may have finished between the lock and `enable`.
+        let still = self
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key.hash)
+            .is_some_and(|n| Arc::ptr_eq(n, &notify));
+        if still {
+            let _ = tokio::time::timeout(wait, notified).await;
+        }
+        self.stats.collapsed.fetch_add(1, Ordering::Relaxed);
+        Join::Filled
+    }
+
+    /// Store a response (unless it alone exceeds `max_bytes`); returns the entry.
+    pub fn store<'a>(
+        &self,
+        key: &Key,
+        status: u16,
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        body: Bytes,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Arc<Entry> {
+        const DROP: [&[u8]; 4] = [b"connection", b"keep-alive", b"transfer-encoding", b"age"];
+        let e = Arc::new(Entry {
+            key: key.bytes.clone().into_boxed_slice(),
+            status,
+            headers: headers
+                .filter(|(n, _)| !DROP.iter().any(|d| n.eq_ignore_ascii_case(d)))
+                .map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)))
+                .collect(),
+            body,
+            stored_ms: now_ms,
+            fresh_until_ms: now_ms + ttl_ms,
+            stale_until_ms: now_ms + ttl_ms + self.cfg.stale.as_duration().as_millis() as u64,
+        });
+        let size = e.size();
+        if size > self.cfg.max_bytes.0 {
+            return e;
+        }
+        let mut m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = m.entries.insert(key.hash, Arc::clone(&e)) {
+            m.bytes -= old.size();
+        }
+        m.bytes += size;
+        self.stats.stored.fetch_add(1, Ordering::Relaxed);
+        let max_entries = self.cfg.max_entries.max(1) as usize;
+        if m.entries.len() > max_entries || m.bytes > self.cfg.max_bytes.0 {
+            self.evict(&mut m, now_ms, max_entries);
+        }
+        e
+    }
+
+    /// Drop expired entries, then the oldest, down to 90% of the bounds.
+    fn evict(&self, m: &mut Store, now_ms: u64, max_entries: usize) {
+        let before = m.entries.len();
+        m.entries.retain(|_, e| e.stale_until_ms > now_ms);
+        let target_n = max_entries * 9 / 10;
+        let target_b = self.cfg.max_bytes.0 / 10 * 9;
+        let mut bytes: u64 = m.entries.values().map(|e| e.size()).sum();
+        if m.entries.len() > target_n || bytes > target_b {
+            let mut by_age: Vec<(u64, u64)> =
+                m.entries.iter().map(|(k, e)| (e.stored_ms, *k)).collect();
+            by_age.sort_unstable();
+            for (_, k) in by_age {
+                if m.entries.len() <= target_n && bytes <= target_b {
+                    break;
+                }
+                if let Some(e) = m.entries.remove(&k) {
+                    bytes -= e.size();
+                }
+            }
+        }
+        m.bytes = bytes;
+        self.stats
+            .evicted
+            .fetch_add((before - m.entries.len()) as u64, Ordering::Relaxed);
+    }
+}
+
+/// What the cache said about a request before the origin is asked.
+#[derive(Default)]
+pub struct Probe {
+    pub key: Option<(Arc<SiteCache>, Key)>,
+    /// A stale copy, for when the origin fails or is slow.
+    pub stale: Option<Arc<Entry>>,
+    /// This request fetches the key for the others.
+    pub leader: Option<Leader>,
+    /// Answer with this (and the `x-levee-cache` label) without asking the origin.
+    pub answer: Option<(Arc<Entry>, &'static str)>,
+}
+
+/// Every origin of the site is at its limit with a queue.
+pub fn saturated(site: &crate::state::Site) -> bool {
+    !site.origins.is_empty()
+        && site.origins.iter().all(|o| {
+            let (inflight, waiting) = o.admission.load();
+            waiting > 0 || inflight >= o.admission.limit()
+        })
+}
+
+impl Probe {
+    /// Look `key` up: fresh copies answer; stale ones answer at once when the
+    /// origin is saturated; otherwise join (or lead) the fetch of the key.
+    pub async fn run(site: &crate::state::Site, cache: &Arc<SiteCache>, key: Key) -> Probe {
+        let mut p = Probe::default();
+        match cache.lookup(&key, crate::clock::now_ms()) {
+            Lookup::Fresh(e) => {
+                cache.stats.hits.fetch_add(1, Ordering::Relaxed);
+                p.answer = Some((e, "HIT"));
+                return p;
+            }
+            Lookup::Stale(e) => p.stale = Some(e),
+            Lookup::Miss => {}
+        }
+        if p.stale.is_some() && saturated(site) {
+            cache.stats.stale.fetch_add(1, Ordering::Relaxed);
+            p.answer = p.stale.take().map(|e| (e, "STALE"));
+            return p;
+        }
+        match cache.join(&key, cache.cfg.stale_after.as_duration()).await {
+            Join::Leader(l) => p.leader = Some(l),
+            Join::Filled => match cache.lookup(&key, crate::clock::now_ms()) {
+                Lookup::Fresh(e) => {
+                    cache.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    p.answer = Some((e, "HIT"));
+                    return p;
+                }
+                Lookup::Stale(e) => p.stale = Some(e),
+                Lookup::Miss => {}
+            },
+        }
+        cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+        p.key = Some((Arc::clone(cache), key));
+        p
+    }
+
+    /// The origin failed or was too slow: the stale copy, if any.
+    pub fn fallback(&mut self) -> Option<(Arc<Entry>, &'static str)> {
+        let e = self.stale.take()?;
+        if let Some((c, _)) = &self.key {
+            c.stats.stale.fetch_add(1, Ordering::Relaxed);
+        }
+        Some((e, "STALE"))
+    }
+}
+
+/// The extra fields of a cached answer.
+pub fn extra_headers(e: &Entry, label: &'static str) -> [(&'static [u8], Vec<u8>); 2] {
+    [
+        (b"x-levee-cache", label.as_bytes().to_vec()),
+        (
+            b"age",
+            e.age_s(crate::clock::now_ms()).to_string().into_bytes(),
+        ),
+    ]
+}
+
+/// The HTTP/1 response for a cached entry.
+pub fn h1_response(e: &Entry, label: &'static str, keep_alive: bool, head_only: bool) -> Vec<u8> {
+    let extra = extra_headers(e, label);
+    let mut out = Vec::with_capacity(512 + e.body.len());
+    crate::proxy::write_client_head(
+        &mut out,
+        e.status,
+        e.headers
+            .iter()
+            .map(|(n, v)| (&n[..], &v[..]))
+            .chain(extra.iter().map(|(n, v)| (*n, &v[..]))),
+        crate::proxy::ClientFraming::Length(e.body.len() as u64),
+        keep_alive,
+    );
+    if !head_only {
+        out.extend_from_slice(&e.body);
+    }
+    out
+}
+
+/// Read a whole response body of `len` bytes from an origin exchange, before `deadline`.
+pub async fn read_body(
+    ex: &mut crate::upstream::Exchange,
+    len: u64,
+    deadline: Duration,
+) -> Option<Bytes> {
+    let mut body = bytes::BytesMut::with_capacity(len as usize);
+    let read = async {
+        while !ex.body.is_done() {
+            match ex.body.next(&mut ex.conn).await {
+                Ok(Some(d)) => {
+                    if (body.len() + d.len()) as u64 > len {
+                        return false;
+                    }
+                    body.extend_from_slice(&d);
+                }
+                Ok(None) => break,
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(true) if body.len() as u64 == len => Some(body.freeze()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> levee_config::Cache {
+        levee_config::Cache {
+            enabled: true,
+            max_entries: 10,
+            keep_params: vec!["q".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cache_control_is_respected() {
+        let c = cfg();
+        let ttl = |h: &[(&[u8], &[u8])]| response_ttl_ms(&c, 200, h, Some(10));
+        assert_eq!(ttl(&[]), Some(1000));
+        assert_eq!(ttl(&[(b"Cache-Control", b"max-age=0")]), None);
+        assert_eq!(
+            ttl(&[(b"Cache-Control", b"public, max-age=60")]),
+            Some(1000)
+        );
+        assert_eq!(
+            ttl(&[(b"cache-control", b"max-age=60, s-maxage=0")]),
+            None,
+            "s-maxage wins"
+        );
+        assert_eq!(ttl(&[(b"Cache-Control", b"private")]), None);
+        assert_eq!(ttl(&[(b"Cache-Control", b"no-store")]), None);
+        assert_eq!(ttl(&[(b"Set-Cookie", b"a=b")]), None);
+        assert_eq!(ttl(&[(b"Vary", b"Cookie")]), None);
+        assert_eq!(ttl(&[(b"Vary", b"Accept-Encoding")]), Some(1000));
+        assert_eq!(response_ttl_ms(&c, 500, &[], Some(1)), None);
+        assert_eq!(response_ttl_ms(&c, 200, &[], None), None, "unknown length");
+        assert_eq!(
+            response_ttl_ms(&c, 200, &[], Some(2 << 20)),
+            None,
+            "too big"
+        );
+    }
+
+    #[test]
+    fn keys_drop_junk_only_when_asked() {
+        let c = SiteCache::new(&cfg());
+        let k = |t: &[u8], attack: bool| c.key(b"GET", b"A.test", t, false, &[], attack).unwrap();
+        assert_ne!(
+            k(b"/s?q=1&junk=2", false).bytes,
+            k(b"/s?q=1&junk=3", false).bytes
+        );
+        assert_eq!(
+            k(b"/s?q=1&junk=2", true).bytes,
+            k(b"/s?q=1&junk=3", true).bytes
+        );
+        assert_eq!(k(b"/s?q=1&x=2", true).bytes, b"a.test /s?q=1".to_vec());
+        assert!(c.key(b"POST", b"a", b"/", false, &[], false).is_none());
+        assert!(c.key(b"GET", b"a", b"/", true, &[], false).is_none());
+        assert!(c
+            .key(b"GET", b"a", b"/", false, &[b"session=1"], false)
+            .is_none());
+        assert!(c
+            .key(b"GET", b"a", b"/", false, &[b"levee_clearance=x"], false)
+            .is_some());
+    }
+
+    #[test]
+    fn fresh_then_stale_then_gone_and_bounded() {
+        let c = SiteCache::new(&cfg());
+        let key = c.key(b"GET", b"a", b"/", false, &[], false).unwrap();
+        let h: [(&[u8], &[u8]); 1] = [(b"x", b"1")];
+        c.store(&key, 200, h.into_iter(), Bytes::from_static(b"hi"), 1000, 0);
+        assert!(matches!(c.lookup(&key, 999), Lookup::Fresh(_)));
+        assert!(matches!(c.lookup(&key, 1000), Lookup::Stale(_)));
+        assert!(matches!(c.lookup(&key, 61_000), Lookup::Miss));
+        for i in 0..100 {
+            let t = format!("/{i}");
+            let k = c
+                .key(b"GET", b"a", t.as_bytes(), false, &[], false)
+                .unwrap();
+            c.store(
+                &k,
+                200,
+                std::iter::empty(),
+                Bytes::from_static(b"x"),
+                1000,
+                i,
+            );
+        }
+        assert!(c.size().0 <= 10);
+    }
+
+    #[tokio::test]
+    async fn misses_collapse_into_one_leader() {
+        let c = SiteCache::new(&cfg());
+        let key = c.key(b"GET", b"a", b"/", false, &[], false).unwrap();
+        let leader = match c.join(&key, Duration::from_secs(5)).await {
+            Join::Leader(l) => l,
+            Join::Filled => panic!("first is the leader"),
+        };
+        let c2 = Arc::clone(&c);
+        let k2 = key.clone();
+        let follower = tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            let j = c2.join(&k2, Duration::from_secs(5)).await;
+            (matches!(j, Join::Filled), t.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.store(
+            &key,
+            200,
+            std::iter::empty(),
+            Bytes::from_static(b"x"),
+            1000,
+            0,
+        );
+        drop(leader);
+        let (filled, waited) = follower.await.unwrap();
+        assert!(filled);
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    }
+}
