@@ -36,6 +36,9 @@ pub struct Defense {
     pub tick: Dur,
     /// Normal traffic seen before derived rules are trusted.
     pub learn: Dur,
+    /// After learning, the baseline follows normal traffic with this time
+    /// constant (slow, so that a slowly ramping attack does not become normal).
+    pub baseline_window: Dur,
     /// Anomalous: request rate above `rate_factor` × baseline…
     pub rate_factor: f64,
     /// …and above this many requests per second.
@@ -83,6 +86,7 @@ impl Default for Defense {
             enabled: true,
             tick: Dur::millis(250),
             learn: Dur::secs(10),
+            baseline_window: Dur::secs(300),
             rate_factor: 3.0,
             min_rate: 50.0,
             min_share: 0.1,

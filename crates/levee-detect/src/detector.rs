@@ -519,7 +519,13 @@ impl Detector {
                     continue;
                 }
                 let share = *count as f64 / n;
-                if share < self.p.min_share {
+                // New networks appear in any crowd: a prefix needs twice the share.
+                let min_share = if d == Dim::Prefix {
+                    self.p.min_share * 2.0
+                } else {
+                    self.p.min_share
+                };
+                if share < min_share {
                     continue;
                 }
                 // The share of legitimate (baseline) traffic the rule would hit.

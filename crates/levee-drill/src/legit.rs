@@ -34,13 +34,15 @@ pub fn raise_priority() {
         .status();
 }
 
-/// The address of legitimate client `i`: 127.250.x.y, far from the bots.
+/// The address of legitimate client `i`: 127.250-254.x.y, far from the
+/// bots, each of the first 250 in a /24 of its own (real visitors come from
+/// many networks).
 pub fn legit_addr(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(
         127,
-        250 + (i / 62500) as u8 % 5,
-        ((i / 250) % 250) as u8,
-        (i % 250 + 1) as u8,
+        250 + (i / 62_500) as u8 % 5,
+        (i % 250) as u8,
+        ((i / 250) % 250 + 1) as u8,
     ))
 }
 
@@ -56,7 +58,11 @@ pub async fn client(
     think: Duration,
     staff_token: Option<String>,
     hist: PerSecond,
+    start_at: Option<Instant>,
 ) {
+    if let Some(t) = start_at {
+        tokio::time::sleep_until(t).await;
+    }
     let mut cookie: Option<String> = None;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut conn = None;
@@ -97,9 +103,18 @@ pub async fn client(
                     if r.set_cookie.is_some() {
                         cookie = r.set_cookie.clone();
                     }
+                    let refused = match r.status {
+                        503 => Some(Field::LegitShed),
+                        403 | 429 if !r.challenge => Some(Field::LegitBlocked),
+                        _ => None,
+                    };
+                    if let Some(f) = refused {
+                        ctx.timeline.add(ctx.sec(), f, 1);
+                    }
                     let Some(token) = r.token.filter(|_| r.challenge) else {
                         return Some((200..400).contains(&r.status));
                     };
+                    ctx.timeline.add(ctx.sec(), Field::LegitChallenged, 1);
                     let counter = tokio::task::spawn_blocking(move || {
                         levee_challenge::solve(&token, 1 << 30).map(|c| (token, c))
                     })

@@ -246,6 +246,9 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         let think = Duration::from_millis(l.think_ms);
         let staff_token = opts.staff_token.clone();
         let n = clients + l.staff;
+        // A flash crowd: more clients arrive during the attack phase.
+        let extra = ((f64::from(clients) * (l.ramp - 1.0)).round() as u32).min(100_000);
+        let (attack_at, span) = (ctx.attack_at, opts.duration);
         let spawned = std::thread::Builder::new()
             .name("levee-drill-legit".into())
             .spawn(move || {
@@ -258,8 +261,14 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
                 };
                 rt.block_on(async move {
                     let mut set = tokio::task::JoinSet::new();
-                    for i in 0..n {
-                        let staff = (i >= clients).then(|| staff_token.clone()).flatten();
+                    for i in 0..n + extra {
+                        let staff = (i >= clients && i < n)
+                            .then(|| staff_token.clone())
+                            .flatten();
+                        let start_at = (i >= n).then(|| {
+                            attack_at
+                                + span.mul_f64(f64::from(i - n + 1) / f64::from(extra.max(1)) * 0.9)
+                        });
                         set.spawn(legit::client(
                             Arc::clone(&ctx),
                             i,
@@ -268,6 +277,7 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
                             think,
                             staff,
                             Arc::clone(&hist),
+                            start_at,
                         ));
                     }
                     while set.join_next().await.is_some() {}
@@ -446,6 +456,9 @@ pub async fn run(opts: Options) -> Result<Report, DrillError> {
         "legit_p99_per_s": legit_p99_per_s,
         "legit_p99_ratio": match (q(&h_warm, 0.99), q(&h_attack, 0.99)) { (Some(w), Some(a)) if w > 0.0 => Some(a / w), _ => None },
         "legit_requests": ok + failed,
+        "legit_challenged": t.total(Field::LegitChallenged),
+        "legit_shed": t.total(Field::LegitShed),
+        "legit_blocked": t.total(Field::LegitBlocked),
         "legit_success": if ok + failed > 0 { ok as f64 / (ok + failed) as f64 } else { 0.0 },
         "legit_p50_ms": ms(0.50),
         "legit_p95_ms": ms(0.95),

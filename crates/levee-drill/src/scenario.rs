@@ -132,6 +132,14 @@ pub struct Legit {
     /// Staff clients carrying `Authorization: Bearer <staff_token>`.
     #[serde(default)]
     pub staff: u32,
+    /// A flash crowd: during the attack phase, more clients arrive, linearly,
+    /// until there are `ramp` times `clients` (1 = none arrive).
+    #[serde(default = "one")]
+    pub ramp: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for Legit {
@@ -142,6 +150,7 @@ impl Default for Legit {
             pages: default_paths(),
             assets: default_assets(),
             staff: 0,
+            ramp: 1.0,
         }
     }
 }
@@ -211,6 +220,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../../drills/tls-handshake-flood.toml"),
     ),
     ("mixed", include_str!("../../../drills/mixed.toml")),
+    (
+        "flash-crowd",
+        include_str!("../../../drills/flash-crowd.toml"),
+    ),
 ];
 
 /// Parse a scenario file's text.
@@ -238,6 +251,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         if a.user_agents.is_empty() {
             return Err(bad("list at least one user agent"));
         }
+    }
+    if !(1.0..=100.0).contains(&s.legit.ramp) {
+        return Err(ScenarioError::Invalid {
+            file: file.to_string(),
+            message: "legit.ramp must be between 1 and 100".into(),
+        });
     }
     if s.legit.pages.iter().any(|p| !p.starts_with('/')) {
         return Err(ScenarioError::Invalid {

@@ -29,9 +29,15 @@ pub enum Field {
     OriginRequests,
     /// Requests in progress at the origin, sampled (a gauge: the second's maximum).
     OriginInFlight,
+    /// Challenge pages legitimate clients met (and solved).
+    LegitChallenged,
+    /// Legitimate requests shed (503).
+    LegitShed,
+    /// Legitimate requests refused (403, 429).
+    LegitBlocked,
 }
 
-pub const FIELDS: usize = 10;
+pub const FIELDS: usize = 13;
 
 const NAMES: [&str; FIELDS] = [
     "attack_sent",
@@ -44,6 +50,9 @@ const NAMES: [&str; FIELDS] = [
     "legit_failed",
     "origin_requests",
     "origin_in_flight",
+    "legit_challenged",
+    "legit_shed",
+    "legit_blocked",
 ];
 
 /// Per-second counters for a drill of known maximum length.

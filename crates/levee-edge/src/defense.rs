@@ -75,7 +75,8 @@ pub fn params(d: &Defense) -> Params {
         calm_ticks: ticks(&d.cooldown).max(1) as u32,
         rule_idle_ticks: ticks(&d.rule_idle).max(1) as u32,
         idle_rate: 1.0,
-        alpha: 0.05,
+        alpha: (tick_ms as f64 / d.baseline_window.as_duration().as_millis().max(1) as f64)
+            .clamp(1e-6, 1.0),
         max_rules: d.max_rules as usize,
         action: action(d.rule_action),
     }

@@ -1,8 +1,10 @@
 //! An adaptive concurrency limit for one origin, from measured latency
 //! (a gradient method in the manner of Netflix's `concurrency-limits` and
-//! TCP Vegas): while latency stays near the lowest seen (the origin is not
-//! queueing), the limit grows; when latency rises, the limit shrinks in
-//! proportion. It never leaves `[min, max]`, and `max` is the origin's
+//! TCP Vegas): while latency stays within twice its healthy average (the
+//! origin is not queueing), the limit grows; beyond that, the limit shrinks in
+//! proportion. The healthy average is a slow mean of tick means (not the
+//! minimum: a site's mix of fast and slow pages moves the mean from tick to
+//! tick). It never leaves `[min, max]`, and `max` is the origin's
 //! configured capacity, so the origin never sees more than that.
 //!
 //! Time is a parameter: the edge calls `update` once per tick with the
@@ -14,9 +16,9 @@ pub struct AdaptiveLimit {
     min: f64,
     max: f64,
     limit: f64,
-    /// Latency without load: the lowest tick mean, drifting up slowly so that a
-    /// permanently slower origin is eventually accepted as its new normal.
-    noload_us: f64,
+    /// Healthy latency: a slow average of tick means, updated only while the
+    /// origin is not queueing (so that an overload does not become normal).
+    healthy_us: f64,
     /// How much queueing latency is tolerated before shrinking (ratio).
     tolerance: f64,
 }
@@ -30,7 +32,7 @@ impl AdaptiveLimit {
             min,
             max,
             limit: max,
-            noload_us: 0.0,
+            healthy_us: 0.0,
             tolerance: 2.0,
         }
     }
@@ -53,12 +55,13 @@ impl AdaptiveLimit {
         if samples == 0 || !mean_us.is_finite() || mean_us <= 0.0 {
             return;
         }
-        if self.noload_us == 0.0 || mean_us < self.noload_us {
-            self.noload_us = mean_us;
-        } else {
-            self.noload_us *= 1.002;
+        if self.healthy_us == 0.0 {
+            self.healthy_us = mean_us;
         }
-        let gradient = (self.tolerance * self.noload_us / mean_us).clamp(0.5, 1.0);
+        let gradient = (self.tolerance * self.healthy_us / mean_us).clamp(0.5, 1.0);
+        if gradient >= 1.0 {
+            self.healthy_us += 0.02 * (mean_us - self.healthy_us);
+        }
         let used = f64::from(peak_inflight);
         let headroom = self.limit.sqrt();
         let mut next = self.limit * gradient + headroom;
