@@ -50,6 +50,7 @@ pub fn legit_addr(i: u32) -> IpAddr {
 pub type PerSecond = Arc<Mutex<Vec<Option<Histogram<u64>>>>>;
 
 /// One legitimate visitor until the drill ends. Latencies go to `hist`.
+#[allow(clippy::too_many_arguments)]
 pub async fn client(
     ctx: Arc<Ctx>,
     i: u32,
