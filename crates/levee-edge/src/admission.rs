@@ -282,3 +282,119 @@ impl Admission {
         Refused::Shed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adm(max: u32, queue: u32) -> Arc<Admission> {
+        Admission::new(max, 1, queue, Duration::from_millis(300))
+    }
+
+    #[tokio::test]
+    async fn never_more_than_the_limit_in_flight() {
+        let a = adm(2, 10);
+        let g1 = a.acquire(Class::Unknown, false).await.unwrap();
+        let _g2 = a.acquire(Class::Unknown, false).await.unwrap();
+        assert_eq!(a.load(), (2, 0));
+        let a2 = Arc::clone(&a);
+        let waiter = tokio::spawn(async move { a2.acquire(Class::Unknown, false).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.load(), (2, 1));
+        drop(g1);
+        let g3 = waiter.await.unwrap();
+        assert!(g3.is_ok());
+        assert_eq!(a.load(), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn higher_classes_go_first_and_push_lower_ones_out() {
+        let a = adm(1, 2);
+        let g = a.acquire(Class::Returning, false).await.unwrap();
+        let spawn = |c: Class| {
+            let a = Arc::clone(&a);
+            tokio::spawn(async move { a.acquire(c, false).await.map(|g| (c, g)) })
+        };
+        let u1 = spawn(Class::Unknown);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let u2 = spawn(Class::Unknown);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The queue (2) is full of unknowns: a returning client pushes the newest out.
+        let r = spawn(Class::Returning);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(u2.await.unwrap().is_err(), "newest unknown pushed out");
+        assert_eq!(a.shed[Class::Unknown as usize].load(Ordering::Relaxed), 1);
+        // The slot goes to the returning client before the older unknown.
+        drop(g);
+        let (c, g) = r.await.unwrap().unwrap();
+        assert_eq!(c, Class::Returning);
+        drop(g);
+        assert_eq!(u1.await.unwrap().unwrap().0, Class::Unknown);
+    }
+
+    #[tokio::test]
+    async fn staff_are_never_pushed_out_and_suspicious_not_queued_under_attack() {
+        let a = adm(1, 1);
+        let g = a.acquire(Class::Unknown, true).await.unwrap();
+        assert_eq!(
+            a.acquire(Class::Suspicious, true).await.err(),
+            Some(Refused::Shed)
+        );
+        let a1 = Arc::clone(&a);
+        let s1 = tokio::spawn(async move { a1.acquire(Class::Staff, true).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Queue full of staff: a verified client is shed, staff stay.
+        assert_eq!(
+            a.acquire(Class::Verified, true).await.err(),
+            Some(Refused::Shed)
+        );
+        // Staff may exceed the queue bound.
+        let a2 = Arc::clone(&a);
+        let s2 = tokio::spawn(async move { a2.acquire(Class::Staff, true).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(a.load(), (1, 2));
+        drop(g);
+        let g1 = s1.await.unwrap().unwrap();
+        drop(g1);
+        assert!(s2.await.unwrap().is_ok());
+        assert_eq!(a.shed[Class::Staff as usize].load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_does_not_leak_its_slot() {
+        let a = adm(1, 4);
+        let g = a.acquire(Class::Unknown, false).await.unwrap();
+        let a1 = Arc::clone(&a);
+        let w = tokio::spawn(async move { a1.acquire(Class::Unknown, false).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        w.abort();
+        let _ = w.await;
+        drop(g);
+        // The slot is free again for a newcomer.
+        let g2 = tokio::time::timeout(Duration::from_millis(100), a.acquire(Class::Unknown, false))
+            .await
+            .expect("slot leaked");
+        assert!(g2.is_ok());
+        assert_eq!(a.load(), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn the_limit_adapts_to_latency() {
+        let a = Admission::new(64, 4, 8, Duration::from_millis(100));
+        for _ in 0..5 {
+            for _ in 0..20 {
+                a.record_latency(10_000);
+            }
+            a.tick(true);
+        }
+        assert_eq!(a.limit(), 64);
+        for _ in 0..40 {
+            for _ in 0..20 {
+                a.record_latency(200_000);
+            }
+            a.tick(true);
+        }
+        assert!(a.limit() < 16, "{}", a.limit());
+        assert!(a.limit() >= 4);
+    }
+}

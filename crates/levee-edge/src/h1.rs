@@ -673,6 +673,21 @@ where
             ) {
                 site.defense.error();
             }
+            if let Some((entry, label)) = probe.fallback() {
+                return serve_cached(
+                    io,
+                    ctx,
+                    (raw, head),
+                    &site.name,
+                    &entry,
+                    label,
+                    keep_alive,
+                    started,
+                    client,
+                    limits,
+                )
+                .await;
+            }
             let close = !body_done || matches!(e, ProxyError::Client(_));
             let retry = (e == ProxyError::Busy).then_some(1);
             let resp = refuse(e.status(), e.reason(), close, retry, &site.name);

@@ -57,22 +57,6 @@ fn drill(
     (code, report["summary"].clone(), err)
 }
 
-/// Run `levee drill` with exactly these arguments plus `--json`; returns
-/// (exit code, summary, stderr).
-fn drill_raw(e: &Edge, args: &[&str]) -> (i32, serde_json::Value, String) {
-    let json = e.dir.join("raw.json");
-    let _ = std::fs::remove_file(&json);
-    let mut all = vec!["drill"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
-    let (code, _, err) = run(env!("CARGO_BIN_EXE_levee"), &all);
-    let summary = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .map_or(serde_json::Value::Null, |r| r["summary"].clone());
-    (code, summary, err)
-}
-
 fn drill_edge(name: &str, o: &Origin, limits: &str) -> Edge {
     Edge::start(
         name,

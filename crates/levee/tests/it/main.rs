@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access_log;
+mod adaptive_defense;
 mod admin_api;
 mod block_list;
 mod challenge;
@@ -19,6 +20,7 @@ mod h2_ping_flood;
 mod h2_rapid_reset;
 mod idle_memory;
 mod malformed;
+mod micro_cache;
 mod origin_health;
 mod origin_protection;
 mod proxying;
@@ -394,4 +396,20 @@ pub fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
 
 pub fn shutdown_write(s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
+}
+
+/// Run `levee drill` with exactly these arguments plus `--json`; returns
+/// (exit code, summary, stderr).
+pub fn drill_raw(e: &Edge, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let json = e.dir.join("raw.json");
+    let _ = std::fs::remove_file(&json);
+    let mut all = vec!["drill"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let (code, _, err) = run(env!("CARGO_BIN_EXE_levee"), &all);
+    let summary = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map_or(serde_json::Value::Null, |r| r["summary"].clone());
+    (code, summary, err)
 }
