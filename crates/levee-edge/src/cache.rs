@@ -246,7 +246,7 @@ impl SiteCache {
             IgnoreQuery::Never => false,
         };
         let mut bytes = Vec::with_capacity(host.len() + target.len() + 2);
-        bytes.extend(host.iter().map(u8::to_ascii_lowercase));
+        bytes.extend_from_slice(crate::state::normalize_host(host).as_bytes());
         bytes.push(b' ');
         bytes.extend_from_slice(path);
         if drop_junk {
