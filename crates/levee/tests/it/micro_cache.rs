@@ -51,7 +51,8 @@ fn concurrent_misses_collapse_and_hits_never_reach_the_origin() {
     assert_eq!((st, label.as_str()), (200, "HIT"));
     assert_eq!(origin_requests(&o) - before, 1);
     // Over HTTP/2 too.
-    let url = e.url("/search?q=levee");
+    let url = format!("http://localhost:{}/search?q=levee", e.addr.port());
+    let resolve = format!("localhost:{}:127.0.0.1", e.addr.port());
     let (code, out, err) = run(
         "curl",
         &[
