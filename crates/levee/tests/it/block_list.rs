@@ -82,3 +82,41 @@ fn static_and_dynamic_blocks_are_refused_at_accept() {
         .iter()
         .any(|l| l["reason"] == "blocked" && l["client"] == "127.0.11.5"));
 }
+
+#[test]
+fn cidr_list_files_block_at_accept_and_bad_lines_are_named() {
+    let o = Origin::start();
+    let dir = scratch("block-files");
+    let block = dir.join("block.txt");
+    let allow = dir.join("allow.txt");
+    std::fs::write(
+        &block,
+        "# botnet C2 ranges\n127.0.21.0/24\n\n127.0.22.9 # one host\n",
+    )
+    .unwrap();
+    std::fs::write(&allow, "127.0.21.200\n").unwrap();
+    let lists = format!(
+        "\n[lists]\nblock_files = [{:?}]\nallow_files = [{:?}]\n",
+        block.display().to_string(),
+        allow.display().to_string()
+    );
+    let e = Edge::start("block-files", &config(o.addr, "", &lists));
+    assert!(!served(&e, "127.0.21.5"));
+    assert!(!served(&e, "127.0.22.9"));
+    assert!(served(&e, "127.0.21.200"), "allow file");
+    assert!(served(&e, "127.0.22.10"));
+    // A bad line is reported with its file and line, and the edge refuses to start.
+    std::fs::write(&block, "127.0.21.0/24\n10.0.0.0/33\n").unwrap();
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, config(o.addr, "", &lists).replace("ACCESS_LOG", "-")).unwrap();
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &["check", "--config", cfg.to_str().unwrap()],
+    );
+    assert_ne!(code, 0, "{out}");
+    let expected = format!("{}:2", block.display());
+    assert!(
+        err.contains(&expected) && err.contains("lists.block_files"),
+        "{err}"
+    );
+}
