@@ -84,7 +84,7 @@ impl Default for Defense {
     fn default() -> Self {
         Defense {
             enabled: true,
-            tick: Dur::millis(250),
+            tick: Dur::millis(100),
             learn: Dur::secs(10),
             baseline_window: Dur::secs(300),
             rate_factor: 3.0,

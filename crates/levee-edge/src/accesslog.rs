@@ -34,6 +34,8 @@ pub struct LogLine<'a> {
     pub reason: &'static str,
     /// `TLSv1.3`, `TLSv1.2`, or null for cleartext.
     pub tls: Option<&'static str>,
+    /// JA4 fingerprint of the TLS ClientHello.
+    pub ja4: Option<&'a str>,
     /// `http/1.1`, `http/1.0`, `h2` or `h2c`.
     pub proto: &'static str,
     pub request_id: &'a str,
@@ -77,6 +79,11 @@ impl LogLine<'_> {
         string(out, self.reason);
         out.extend_from_slice(b",\"tls\":");
         match self.tls {
+            Some(t) => string(out, t),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"ja4\":");
+        match self.ja4 {
             Some(t) => string(out, t),
             None => out.extend_from_slice(b"null"),
         }
@@ -312,6 +319,11 @@ mod tests {
                 ][i % 4],
                 reason: "bare_lf",
                 tls: if i % 2 == 0 { None } else { Some("TLSv1.3") },
+                ja4: if i % 2 == 0 {
+                    None
+                } else {
+                    Some("t13d1516h2_8daaf6152771_e5627efa2ab1")
+                },
                 proto: "h2",
                 request_id: "abc",
             };

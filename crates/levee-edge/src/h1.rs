@@ -224,6 +224,7 @@ impl Ctx<'_> {
             verdict,
             reason,
             tls: self.peer.tls.as_ref().map(|t| t.version),
+            ja4: self.peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
             proto,
             request_id: &request_id,
         });

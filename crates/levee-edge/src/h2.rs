@@ -397,6 +397,7 @@ async fn stream(
                 verdict,
                 reason,
                 tls: peer.tls.as_ref().map(|t| t.version),
+                ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
                 proto,
                 request_id: &rid,
             });

@@ -176,6 +176,7 @@ impl Shared {
             verdict: Verdict::Block,
             reason: reason.label(),
             tls,
+            ja4: None,
             proto,
             request_id: "",
         });

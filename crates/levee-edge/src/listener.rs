@@ -256,13 +256,33 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
     let state = shared.state.load_full();
     let limits = &state.cfg.limits;
     let Some(tls) = state.tls.clone() else { return };
+    let deadline = tokio::time::Instant::now() + limits.tls_handshake_timeout.as_duration();
+    // The ClientHello is read here first (for its JA4 fingerprint: rustls does
+    // not expose the order of extensions), then replayed into rustls.
+    let (mut sock, mut buf) = (sock, buf);
+    let ja4 = loop {
+        match levee_http::tls_hello::parse(&buf) {
+            levee_http::tls_hello::Hello::Complete(h) => break Some(h.ja4()),
+            // Not a ClientHello: rustls refuses it with the right alert.
+            levee_http::tls_hello::Hello::Invalid(_) => break None,
+            levee_http::tls_hello::Hello::Partial => {}
+        }
+        buf.reserve(4096);
+        match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
+            Err(_) => {
+                shared.refuse_connection(peer.ip, Reason::TlsHandshakeTimeout, None, "tls");
+                return;
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                shared.refuse_connection(peer.ip, Reason::TlsHandshakeFailed, None, "tls");
+                return;
+            }
+            Ok(Ok(_)) => {}
+        }
+    };
     let io = Rewind::new(buf.freeze(), sock);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let hs = tokio::time::timeout(
-        limits.tls_handshake_timeout.as_duration(),
-        acceptor.accept(io),
-    )
-    .await;
+    let hs = tokio::time::timeout_at(deadline, acceptor.accept(io)).await;
     let stream = match hs {
         Err(_) => {
             shared.refuse_connection(peer.ip, Reason::TlsHandshakeTimeout, None, "tls");
@@ -281,7 +301,7 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
     let (_, conn) = stream.get_ref();
     let h2 = conn.alpn_protocol() == Some(b"h2");
     peer.tls = Some(TlsInfo {
-        ja4: None,
+        ja4,
         version: match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",

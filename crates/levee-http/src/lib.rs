@@ -10,6 +10,8 @@
 //! - [`proxy_proto`]: PROXY protocol v1 and v2 headers.
 //! - [`h2meter`]: a byte-level HTTP/2 frame counter that spots PING, SETTINGS,
 //!   RST_STREAM, empty-DATA, WINDOW_UPDATE and CONTINUATION floods.
+//! - [`tls_hello`]: the TLS ClientHello from the first records, and its JA4
+//!   fingerprint.
 //!
 //! What they do not do: I/O, routing, or deciding what to do about a flood.
 
@@ -17,3 +19,4 @@ pub mod chunked;
 pub mod h1;
 pub mod h2meter;
 pub mod proxy_proto;
+pub mod tls_hello;

@@ -50,6 +50,12 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run only the demo origin (for benchmarks that put other proxies in
+    /// front of the same origin). Never expose it: it serves fake data.
+    DemoOrigin {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+    },
 }
 
 fn main() {
@@ -64,6 +70,7 @@ fn main() {
         } => serve(config, demo, listen, admin, workers),
         Cmd::Check { config } => check(&config),
         Cmd::Drill(args) => drill(*args),
+        Cmd::DemoOrigin { listen } => demo_origin(listen),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
@@ -75,6 +82,23 @@ fn load(path: &Path) -> Result<levee_config::Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
     Ok(levee_config::parse(&path.display().to_string(), &text)?)
+}
+
+fn demo_origin(listen: SocketAddr) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let (addr, _stats) = levee_origin::spawn(listen)
+            .await
+            .with_context(|| format!("cannot start the demo origin on {listen}"))?;
+        eprintln!("levee: demo origin on http://{addr} (stats: /__origin/stats)");
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok(())
+    })
 }
 
 fn check(path: &Path) -> Result<()> {

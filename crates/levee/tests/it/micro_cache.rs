@@ -62,6 +62,8 @@ fn concurrent_misses_collapse_and_hits_never_reach_the_origin() {
             "-o",
             "/dev/null",
             "--http2-prior-knowledge",
+            "--resolve",
+            &resolve,
             &url,
         ],
     );
