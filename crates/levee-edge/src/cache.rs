@@ -443,6 +443,52 @@ impl Probe {
         p
     }
 
+    /// Run the origin exchange; with a stale copy in hand, a slow origin is
+    /// not waited for beyond `stale_after` (it then counts as a timeout).
+    pub async fn bounded<T>(
+        &self,
+        fwd: impl std::future::Future<Output = Result<T, crate::upstream::ProxyError>>,
+    ) -> Result<T, crate::upstream::ProxyError> {
+        match (&self.stale, &self.key) {
+            (Some(_), Some((c, _))) => tokio::time::timeout(c.cfg.stale_after.as_duration(), fwd)
+                .await
+                .unwrap_or(Err(crate::upstream::ProxyError::Timeout)),
+            _ => fwd.await,
+        }
+    }
+
+    /// After the origin's response head: if this request leads the fetch of a
+    /// key and the response may be cached, read its body whole and store it.
+    /// `None`: not cacheable (relay as usual); `Some(None)`: the body could
+    /// not be read (the exchange is spent); `Some(Some(entry))`: answer with it.
+    pub async fn fill(
+        &self,
+        ex: &mut crate::upstream::Exchange,
+        head_request: bool,
+    ) -> Option<Option<Arc<Entry>>> {
+        let (c, k) = self.key.as_ref().filter(|_| !head_request)?;
+        let status = ex.head.status;
+        let len = match ex.head.framing {
+            levee_http::h1::Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let fields: Vec<(&[u8], &[u8])> = ex.headers().collect();
+        let ttl = response_ttl_ms(&c.cfg, status, &fields, len)?;
+        drop(fields);
+        let deadline = ex.origin.response_timeout;
+        let Some(data) = read_body(ex, len.unwrap_or(0), deadline).await else {
+            return Some(None);
+        };
+        Some(Some(c.store(
+            k,
+            status,
+            ex.headers(),
+            data,
+            ttl,
+            crate::clock::now_ms(),
+        )))
+    }
+
     /// The origin failed or was too slow: the stale copy, if any.
     pub fn fallback(&mut self) -> Option<(Arc<Entry>, &'static str)> {
         let e = self.stale.take()?;

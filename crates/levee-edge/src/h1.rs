@@ -646,22 +646,17 @@ where
         },
         headers(),
     );
-    let fwd = upstream::forward(
-        site,
-        out,
-        framing,
-        &mut src,
-        is_head,
-        &shared.metrics,
-        (pass.class, pass.attack()),
-    );
-    // With a stale copy in hand, a slow origin is not waited for.
-    let result = match (&probe.stale, &site.cache) {
-        (Some(_), Some(c)) => tokio::time::timeout(c.config().stale_after.as_duration(), fwd)
-            .await
-            .unwrap_or(Err(ProxyError::Timeout)),
-        _ => fwd.await,
-    };
+    let result = probe
+        .bounded(upstream::forward(
+            site,
+            out,
+            framing,
+            &mut src,
+            is_head,
+            &shared.metrics,
+            (pass.class, pass.attack()),
+        ))
+        .await;
     drop(src);
     let body_done = matches!(body.kind, BodyKind::Done);
     let bytes_in = body.received;
@@ -708,37 +703,31 @@ where
         site.defense.error();
     }
     // A cacheable response is read whole, stored, and answered from the cache.
-    if let Some((c, k)) = probe.key.as_ref().filter(|_| !is_head && status != 101) {
-        let len = match ex.head.framing {
-            Framing::Length(n) => Some(n),
-            _ => None,
-        };
-        let fields: Vec<(&[u8], &[u8])> = ex.headers().collect();
-        if let Some(ttl) = crate::cache::response_ttl_ms(c.config(), status, &fields, len) {
-            drop(fields);
-            let deadline = ex.origin.response_timeout;
-            let Some(body) = crate::cache::read_body(&mut ex, len.unwrap_or(0), deadline).await
-            else {
+    if status != 101 {
+        match probe.fill(&mut ex, is_head).await {
+            None => {}
+            Some(None) => {
                 let resp = refuse(502, Reason::BadOriginResponse, true, None, &site.name);
                 let _ = io.write_all(&resp).await;
                 return Flow::Close;
-            };
-            let entry = c.store(k, status, ex.headers(), body, ttl, crate::clock::now_ms());
-            ex.finish();
-            drop(probe);
-            return serve_cached(
-                io,
-                ctx,
-                (raw, head),
-                &site.name,
-                &entry,
-                "MISS",
-                keep_alive,
-                started,
-                client,
-                limits,
-            )
-            .await;
+            }
+            Some(Some(entry)) => {
+                ex.finish();
+                drop(probe);
+                return serve_cached(
+                    io,
+                    ctx,
+                    (raw, head),
+                    &site.name,
+                    &entry,
+                    "MISS",
+                    keep_alive,
+                    started,
+                    client,
+                    limits,
+                )
+                .await;
+            }
         }
     }
     // WebSocket: after 101, splice the two connections.

@@ -625,22 +625,17 @@ async fn stream(
         fields.iter().copied(),
     );
     let is_head = parts.method == http::Method::HEAD;
-    let fwd = upstream::forward(
-        site,
-        &head,
-        framing,
-        &mut buffered,
-        is_head,
-        &shared.metrics,
-        (pass.class, pass.attack()),
-    );
-    // With a stale copy in hand, a slow origin is not waited for.
-    let result = match (&probe.stale, &site.cache) {
-        (Some(_), Some(c)) => tokio::time::timeout(c.config().stale_after.as_duration(), fwd)
-            .await
-            .unwrap_or(Err(ProxyError::Timeout)),
-        _ => fwd.await,
-    };
+    let result = probe
+        .bounded(upstream::forward(
+            site,
+            &head,
+            framing,
+            &mut buffered,
+            is_head,
+            &shared.metrics,
+            (pass.class, pass.attack()),
+        ))
+        .await;
     drop(buffered);
     let mut ex = match result {
         Ok(ex) => ex,
@@ -674,26 +669,18 @@ async fn stream(
         site.defense.error();
     }
     // A cacheable response is read whole, stored, and answered from the cache.
-    if let Some((c, k)) = probe.key.as_ref().filter(|_| !head_only) {
-        let len = match ex.head.framing {
-            Framing::Length(n) => Some(n),
-            _ => None,
-        };
-        let fields: Vec<(&[u8], &[u8])> = ex.headers().collect();
-        if let Some(ttl) = crate::cache::response_ttl_ms(c.config(), status, &fields, len) {
-            drop(fields);
-            let deadline = ex.origin.response_timeout;
-            let Some(data) = crate::cache::read_body(&mut ex, len.unwrap_or(0), deadline).await
-            else {
-                return refuse(
-                    &mut respond,
-                    502,
-                    Reason::BadOriginResponse,
-                    &site.name,
-                    None,
-                );
-            };
-            let entry = c.store(k, status, ex.headers(), data, ttl, crate::clock::now_ms());
+    match probe.fill(&mut ex, head_only).await {
+        None => {}
+        Some(None) => {
+            return refuse(
+                &mut respond,
+                502,
+                Reason::BadOriginResponse,
+                &site.name,
+                None,
+            );
+        }
+        Some(Some(entry)) => {
             ex.finish();
             drop(probe);
             let n = send_cached(&mut respond, &entry, "MISS", false, limits).await;
