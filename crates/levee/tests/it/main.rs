@@ -18,6 +18,7 @@ mod h2_frames;
 mod h2_made_you_reset;
 mod h2_ping_flood;
 mod h2_rapid_reset;
+mod hunt;
 mod idle_memory;
 mod malformed;
 mod micro_cache;

@@ -1,0 +1,58 @@
+//! The field-mapping profile for web logs: Sigma's web server and proxy
+//! field names onto a log record.
+//!
+//! | Sigma field | from the record |
+//! |---|---|
+//! | `c-ip`, `src_ip` | client address |
+//! | `cs-method` | method |
+//! | `cs-uri-query`, `cs-uri`, `c-uri`, `request` | path plus query, as logged (not URL-decoded) |
+//! | `cs-uri-stem`, `c-uri-stem` | path |
+//! | `c-uri-query` | query only |
+//! | `c-uri-extension` | the path's extension (without the dot) |
+//! | `sc-status` | status |
+//! | `c-useragent`, `cs-user-agent` | User-Agent |
+//! | `cs-referer`, `cs-referrer` | Referer |
+//! | `cs-host`, `r-dns` | host (or site) |
+//! | `cs-bytes` | request bytes, `sc-bytes` response bytes |
+//! | `cs-username` | authenticated user |
+
+use crate::logs::Record;
+use std::borrow::Cow;
+
+/// A record seen as a Sigma event.
+pub struct WebEvent<'a> {
+    pub rec: &'a Record,
+    pub raw: &'a str,
+}
+
+impl levee_sigma::Event for WebEvent<'_> {
+    fn field(&self, name: &str) -> Option<Cow<'_, str>> {
+        let r = self.rec;
+        let s = |v: &str| (!v.is_empty()).then(|| Cow::Owned(v.to_string()));
+        match name {
+            "c-ip" | "src_ip" => s(&r.client),
+            "cs-method" => s(&r.method),
+            "cs-uri-query" | "cs-uri" | "c-uri" | "request" => s(&r.target),
+            "cs-uri-stem" | "c-uri-stem" => s(r.path()),
+            "c-uri-query" => s(r.query()),
+            "c-uri-extension" => {
+                let p = r.path();
+                let last = p.rsplit('/').next().unwrap_or("");
+                last.rsplit_once('.')
+                    .map(|(_, e)| Cow::Owned(e.to_string()))
+            }
+            "sc-status" => (r.status != 0).then(|| Cow::Owned(r.status.to_string())),
+            "c-useragent" | "cs-user-agent" => s(&r.user_agent),
+            "cs-referer" | "cs-referrer" => s(&r.referer),
+            "cs-host" | "r-dns" => s(&r.host),
+            "cs-bytes" => r.bytes_in.map(|b| Cow::Owned(b.to_string())),
+            "sc-bytes" => Some(Cow::Owned(r.bytes_out.to_string())),
+            "cs-username" => s(&r.user),
+            _ => None,
+        }
+    }
+
+    fn raw(&self) -> &str {
+        self.raw
+    }
+}

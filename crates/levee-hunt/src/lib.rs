@@ -1,0 +1,494 @@
+//! `levee hunt`: review web access logs after an attack, offline.
+//!
+//! What it does today: read logs (nginx/Apache combined and common formats,
+//! JSON lines such as Levee's own access log; plain or gzip-compressed
+//! files, directories of rotated logs, standard input), count and report
+//! every malformed line with its file and line (never fatal, never dropped
+//! silently), filter by time, and match every record against Sigma rules
+//! for web servers and proxies (`levee-sigma`) through a field-mapping
+//! profile for web logs ([`fields`]). Findings carry the rule's title, id,
+//! level, tags and author (the rules' licence requires the author), counts,
+//! first and last seen, and sample lines with file:line.
+//!
+//! Not yet (see the issue): IoC feeds, correlation rules, exfiltration
+//! detectors, timeline and report outputs, pseudonymisation.
+
+pub mod fields;
+pub mod logs;
+
+use levee_sigma::{LoadError, Rule};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Why a hunt could not run (bad input is never this: it is counted).
+#[derive(Debug, thiserror::Error)]
+pub enum HuntError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no Sigma rules in {0} (give a directory of .yml files)")]
+    NoRules(String),
+}
+
+/// A line that could not be parsed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Malformed {
+    pub file: String,
+    pub line: u64,
+    pub reason: &'static str,
+}
+
+/// One input file.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FileStat {
+    pub path: String,
+    pub lines: u64,
+    pub records: u64,
+    pub malformed: u64,
+    pub outside_period: u64,
+}
+
+/// A sample of what matched.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sample {
+    pub file: String,
+    pub line: u64,
+    pub text: String,
+}
+
+/// What a rule found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub title: String,
+    pub rule_id: String,
+    pub level: String,
+    pub tags: Vec<String>,
+    pub author: String,
+    pub rule_file: String,
+    pub count: u64,
+    pub clients: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub samples: Vec<Sample>,
+}
+
+/// What was checked and what was found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    pub files: Vec<FileStat>,
+    pub records: u64,
+    pub malformed: u64,
+    /// The first malformed lines (at most 1,000; all are counted).
+    pub malformed_lines: Vec<Malformed>,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+    pub rules_loaded: usize,
+    /// Rules for other log sources (not web server or proxy), by file.
+    pub rules_not_web: Vec<String>,
+    pub rules_failed: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// Options of a hunt.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Files or directories; `-` is standard input.
+    pub inputs: Vec<PathBuf>,
+    /// Sigma rule files or directories.
+    pub sigma: Vec<PathBuf>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub json: logs::JsonMapping,
+}
+
+fn walk(p: &Path, ext: &[&str], out: &mut Vec<PathBuf>) -> Result<(), HuntError> {
+    let meta = std::fs::metadata(p).map_err(|e| HuntError::Read {
+        path: p.display().to_string(),
+        source: e,
+    })?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| HuntError::Read {
+                path: p.display().to_string(),
+                source: e,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            walk(&e, ext, out)?;
+        }
+    } else if ext.is_empty() || ext.iter().any(|x| p.extension().is_some_and(|e| e == *x)) {
+        out.push(p.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Load rules; failures are returned by name, never dropped.
+pub fn load_rules(paths: &[PathBuf]) -> Result<(Vec<Rule>, Vec<LoadError>), HuntError> {
+    let mut files = Vec::new();
+    for p in paths {
+        walk(p, &["yml", "yaml"], &mut files)?;
+    }
+    let mut rules = Vec::new();
+    let mut failed = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| HuntError::Read {
+            path: f.display().to_string(),
+            source: e,
+        })?;
+        for r in levee_sigma::load(&text, &f.display().to_string()) {
+            match r {
+                Ok(r) => rules.push(r),
+                Err(e) => failed.push(e),
+            }
+        }
+    }
+    Ok((rules, failed))
+}
+
+fn open(p: &Path) -> Result<Box<dyn BufRead>, HuntError> {
+    if p == Path::new("-") {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let f = std::fs::File::open(p).map_err(|e| HuntError::Read {
+        path: p.display().to_string(),
+        source: e,
+    })?;
+    let mut r = BufReader::new(f);
+    let gz = r.fill_buf().is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
+    if gz {
+        Ok(Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
+            r,
+        ))))
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
+struct Acc {
+    count: u64,
+    clients: HashSet<String>,
+    first: i64,
+    last: i64,
+    samples: Vec<Sample>,
+}
+
+/// Run a hunt. `progress(bytes_read_total)` is called now and then.
+pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, HuntError> {
+    let (all_rules, failed) = load_rules(&opts.sigma)?;
+    let mut s = Summary {
+        rules_failed: failed.iter().map(ToString::to_string).collect(),
+        ..Summary::default()
+    };
+    let mut rules = Vec::new();
+    for r in all_rules {
+        if r.is_web() {
+            rules.push(r);
+        } else {
+            s.rules_not_web.push(format!("{}: {}", r.file, r.title));
+        }
+    }
+    s.rules_loaded = rules.len();
+    if rules.is_empty() && s.rules_failed.is_empty() && !opts.sigma.is_empty() {
+        return Err(HuntError::NoRules(
+            opts.sigma
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    let mut inputs = Vec::new();
+    for p in &opts.inputs {
+        if p == Path::new("-") {
+            inputs.push(p.clone());
+        } else {
+            walk(p, &[], &mut inputs)?;
+        }
+    }
+    let mut acc: BTreeMap<usize, Acc> = BTreeMap::new();
+    let mut bytes_total = 0u64;
+    for path in &inputs {
+        let name = path.display().to_string();
+        let mut stat = FileStat {
+            path: name.clone(),
+            ..FileStat::default()
+        };
+        let mut r = open(path)?;
+        let mut buf = Vec::new();
+        let mut line_no = 0u64;
+        loop {
+            buf.clear();
+            // Bounded line length: a line longer than 1 MiB is malformed, not a memory bomb.
+            let n = r
+                .by_ref()
+                .take(1 << 20)
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| HuntError::Read {
+                    path: name.clone(),
+                    source: e,
+                })?;
+            if n == 0 {
+                break;
+            }
+            bytes_total += n as u64;
+            line_no += 1;
+            stat.lines += 1;
+            if line_no.is_multiple_of(65_536) {
+                progress(bytes_total);
+            }
+            let too_long = !buf.ends_with(b"\n") && n >= 1 << 20;
+            if too_long {
+                // Skip the rest of the overlong line.
+                let mut sink = Vec::new();
+                let _ = r.read_until(b'\n', &mut sink);
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                stat.lines -= 1;
+                continue;
+            }
+            let rec = if too_long {
+                Err("line longer than 1 MiB")
+            } else {
+                logs::parse_line(text, &opts.json)
+            };
+            let rec = match rec {
+                Ok(r) => r,
+                Err(reason) => {
+                    stat.malformed += 1;
+                    s.malformed += 1;
+                    if s.malformed_lines.len() < 1000 {
+                        s.malformed_lines.push(Malformed {
+                            file: name.clone(),
+                            line: line_no,
+                            reason,
+                        });
+                    }
+                    continue;
+                }
+            };
+            if opts.from_ms.is_some_and(|f| rec.ts_ms < f)
+                || opts.to_ms.is_some_and(|t| rec.ts_ms >= t)
+            {
+                stat.outside_period += 1;
+                continue;
+            }
+            stat.records += 1;
+            s.first_ms = Some(s.first_ms.map_or(rec.ts_ms, |f| f.min(rec.ts_ms)));
+            s.last_ms = Some(s.last_ms.map_or(rec.ts_ms, |l| l.max(rec.ts_ms)));
+            let ev = fields::WebEvent {
+                rec: &rec,
+                raw: text,
+            };
+            for (i, rule) in rules.iter().enumerate() {
+                if rule.matches(&ev) {
+                    let a = acc.entry(i).or_insert_with(|| Acc {
+                        count: 0,
+                        clients: HashSet::new(),
+                        first: rec.ts_ms,
+                        last: rec.ts_ms,
+                        samples: Vec::new(),
+                    });
+                    a.count += 1;
+                    if a.clients.len() < 100_000 {
+                        a.clients.insert(rec.client.clone());
+                    }
+                    a.first = a.first.min(rec.ts_ms);
+                    a.last = a.last.max(rec.ts_ms);
+                    if a.samples.len() < 5 {
+                        a.samples.push(Sample {
+                            file: name.clone(),
+                            line: line_no,
+                            text: text.chars().take(500).collect(),
+                        });
+                    }
+                }
+            }
+        }
+        s.records += stat.records;
+        s.files.push(stat);
+    }
+    progress(bytes_total);
+    for (i, a) in acc {
+        let r = &rules[i];
+        s.findings.push(Finding {
+            title: r.title.clone(),
+            rule_id: r.id.clone(),
+            level: r.level.clone(),
+            tags: r.tags.clone(),
+            author: r.author.clone(),
+            rule_file: r.file.clone(),
+            count: a.count,
+            clients: a.clients.len() as u64,
+            first_ms: a.first,
+            last_ms: a.last,
+            samples: a.samples,
+        });
+    }
+    s.findings.sort_by(|a, b| {
+        level_rank(&b.level)
+            .cmp(&level_rank(&a.level))
+            .then(b.count.cmp(&a.count))
+            .then(a.title.cmp(&b.title))
+    });
+    Ok(s)
+}
+
+/// Sigma levels, ordered.
+pub fn level_rank(l: &str) -> u8 {
+    match l {
+        "critical" => 5,
+        "high" => 4,
+        "medium" => 3,
+        "low" => 2,
+        "informational" => 1,
+        _ => 0,
+    }
+}
+
+fn fmt_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil from days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Parse `2015-05-17`, `2015-05-17T10:05`, `2015-05-17T10:05:03Z` or with
+/// an offset (`+02:00`) into Unix ms.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, rest) = s.split_at(s.len().min(10));
+    let mut d = date.split('-');
+    let y: i64 = d.next()?.parse().ok()?;
+    let m: u32 = d.next()?.parse().ok()?;
+    let day: u32 = d.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut secs = logs::days_from_civil(y, m, day) * 86_400;
+    let rest = rest.strip_prefix(['T', ' ']).unwrap_or(rest);
+    if rest.is_empty() {
+        return Some(secs * 1000);
+    }
+    let (clock, tz) = match rest.find(['Z', '+', '-']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut c = clock.split(':');
+    let hh: i64 = c.next()?.parse().ok()?;
+    let mm: i64 = c.next().unwrap_or("0").parse().ok()?;
+    let ss: i64 = c.next().unwrap_or("0").parse().ok()?;
+    secs += hh * 3600 + mm * 60 + ss;
+    if let Some(off) = tz.strip_prefix(['+', '-']) {
+        let sign = if tz.starts_with('-') { -1 } else { 1 };
+        let (h, m) = off.split_once(':').unwrap_or((off, "0"));
+        let o = h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60;
+        secs -= sign * o;
+    }
+    Some(secs * 1000)
+}
+
+/// The findings table and the statement of what was checked, for a terminal.
+pub fn table(s: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let lines: u64 = s.files.iter().map(|f| f.lines).sum();
+    let period = match (s.first_ms, s.last_ms) {
+        (Some(a), Some(b)) => format!("{} to {}", fmt_ms(a), fmt_ms(b)),
+        _ => "no records".into(),
+    };
+    let _ = writeln!(
+        o,
+        "Checked {} file(s), {lines} lines, {} records ({period}) against {} Sigma rules for web servers and proxies.",
+        s.files.len(),
+        s.records,
+        s.rules_loaded
+    );
+    if s.malformed > 0 {
+        let _ = writeln!(o, "{} malformed line(s), not checked:", s.malformed);
+        for m in s.malformed_lines.iter().take(10) {
+            let _ = writeln!(o, "  {}:{}: {}", m.file, m.line, m.reason);
+        }
+        if s.malformed > 10 {
+            let _ = writeln!(o, "  ... (all of them in the JSON output, up to 1,000)");
+        }
+    }
+    if !s.rules_failed.is_empty() {
+        let _ = writeln!(o, "{} rule(s) could not be used:", s.rules_failed.len());
+        for f in &s.rules_failed {
+            let _ = writeln!(o, "  {f}");
+        }
+    }
+    if s.findings.is_empty() {
+        let _ = writeln!(o, "No Sigma rule matched.");
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<9} {:>7} {:>7}  {:<20} {:<20}  rule (author)",
+        "level", "hits", "clients", "first", "last"
+    );
+    for f in &s.findings {
+        let _ = writeln!(
+            o,
+            "{:<9} {:>7} {:>7}  {:<20} {:<20}  {} ({})",
+            f.level,
+            f.count,
+            f.clients,
+            fmt_ms(f.first_ms),
+            fmt_ms(f.last_ms),
+            f.title,
+            f.author
+        );
+        if let Some(x) = f.samples.first() {
+            let _ = writeln!(
+                o,
+                "{:>68}{}:{}: {}",
+                "",
+                x.file,
+                x.line,
+                x.text.chars().take(160).collect::<String>()
+            );
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("2015-05-17"), Some(1_431_820_800_000));
+        assert_eq!(parse_time("2015-05-17T10:05:03Z"), Some(1_431_857_103_000));
+        assert_eq!(
+            parse_time("2015-05-17T12:05:03+02:00"),
+            Some(1_431_857_103_000)
+        );
+        assert_eq!(parse_time("2015-13-01"), None);
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(fmt_ms(1_431_857_103_000), "2015-05-17T10:05:03Z");
+    }
+}

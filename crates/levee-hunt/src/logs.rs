@@ -1,0 +1,303 @@
+//! Web access log lines into records: nginx/Apache combined and common
+//! formats, and JSON lines (Levee's own access log, or other JSON logs
+//! through a field mapping). Pure: a line in, a record or a reason out.
+
+use std::borrow::Cow;
+
+/// One request, as logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Record {
+    /// Unix time in milliseconds.
+    pub ts_ms: i64,
+    pub client: String,
+    pub user: String,
+    pub method: String,
+    /// Path and query, as logged (not URL-decoded).
+    pub target: String,
+    pub protocol: String,
+    pub status: u16,
+    pub bytes_out: u64,
+    pub bytes_in: Option<u64>,
+    pub referer: String,
+    pub user_agent: String,
+    pub host: String,
+}
+
+impl Record {
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `17/May/2015:10:05:03 +0000` → Unix ms.
+pub fn parse_clf_time(s: &str) -> Option<i64> {
+    let (dt, tz) = s.split_once(' ')?;
+    let mut p = dt.split(['/', ':']);
+    let day: u32 = p.next()?.parse().ok()?;
+    let mon = p.next()?;
+    let m = MONTHS.iter().position(|x| *x == mon)? as u32 + 1;
+    let year: i64 = p.next()?.parse().ok()?;
+    let hh: i64 = p.next()?.parse().ok()?;
+    let mm: i64 = p.next()?.parse().ok()?;
+    let ss: i64 = p.next()?.parse().ok()?;
+    if !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let tz = tz.trim();
+    let sign = match tz.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let tzh: i64 = tz.get(1..3)?.parse().ok()?;
+    let tzm: i64 = tz.get(3..5)?.parse().ok()?;
+    let offset = sign * (tzh * 3600 + tzm * 60);
+    let secs = days_from_civil(year, m, day) * 86_400 + hh * 3600 + mm * 60 + ss - offset;
+    Some(secs * 1000)
+}
+
+/// A quoted field starting at `s` (after the opening quote); returns (content, rest).
+fn quoted(s: &str) -> Option<(Cow<'_, str>, &str)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut escaped = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                escaped = true;
+                i += 2;
+                continue;
+            }
+            b'"' => break,
+            _ => i += 1,
+        }
+    }
+    if i >= b.len() {
+        return None;
+    }
+    let raw = &s[..i];
+    let v = if escaped {
+        Cow::Owned(raw.replace("\\\"", "\"").replace("\\\\", "\\"))
+    } else {
+        Cow::Borrowed(raw)
+    };
+    Some((v, &s[i + 1..]))
+}
+
+/// Parse a combined or common log format line.
+pub fn parse_clf(line: &str) -> Result<Record, &'static str> {
+    let mut r = Record::default();
+    let (client, rest) = line.split_once(' ').ok_or("no client address")?;
+    r.client = client.to_string();
+    let (_ident, rest) = rest.split_once(' ').ok_or("no ident field")?;
+    let (user, rest) = rest.split_once(' ').ok_or("no user field")?;
+    r.user = if user == "-" {
+        String::new()
+    } else {
+        user.to_string()
+    };
+    let rest = rest.strip_prefix('[').ok_or("no [time]")?;
+    let (time, rest) = rest.split_once(']').ok_or("unterminated [time]")?;
+    r.ts_ms = parse_clf_time(time).ok_or("bad time")?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix('"')
+        .ok_or("no quoted request")?;
+    let (req, rest) = quoted(rest).ok_or("unterminated request")?;
+    let mut parts = req.splitn(3, ' ');
+    r.method = parts.next().unwrap_or("").to_string();
+    r.target = parts.next().unwrap_or("").to_string();
+    r.protocol = parts.next().unwrap_or("").to_string();
+    let mut f = rest.trim_start().splitn(3, ' ');
+    r.status = f.next().and_then(|s| s.parse().ok()).ok_or("bad status")?;
+    let bytes = f.next().ok_or("no byte count")?;
+    r.bytes_out = if bytes == "-" {
+        0
+    } else {
+        bytes.parse().map_err(|_| "bad byte count")?
+    };
+    if let Some(rest) = f.next() {
+        let rest = rest.trim_start();
+        if let Some(q) = rest.strip_prefix('"') {
+            let (referer, rest) = quoted(q).ok_or("unterminated referer")?;
+            r.referer = if referer == "-" {
+                String::new()
+            } else {
+                referer.into_owned()
+            };
+            if let Some(q) = rest.trim_start().strip_prefix('"') {
+                let (ua, _) = quoted(q).ok_or("unterminated user agent")?;
+                r.user_agent = if ua == "-" {
+                    String::new()
+                } else {
+                    ua.into_owned()
+                };
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// Which JSON keys hold which record field (defaults: Levee's access log).
+#[derive(Debug, Clone)]
+pub struct JsonMapping {
+    pub ts_ms: Vec<String>,
+    pub client: Vec<String>,
+    pub method: Vec<String>,
+    pub target: Vec<String>,
+    pub status: Vec<String>,
+    pub bytes_out: Vec<String>,
+    pub bytes_in: Vec<String>,
+    pub referer: Vec<String>,
+    pub user_agent: Vec<String>,
+    pub host: Vec<String>,
+}
+
+impl Default for JsonMapping {
+    fn default() -> Self {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+        JsonMapping {
+            ts_ms: v(&["ts_ms"]),
+            client: v(&["client", "remote_addr", "client_ip"]),
+            method: v(&["method", "request_method"]),
+            target: v(&["path", "request_uri", "uri"]),
+            status: v(&["status"]),
+            bytes_out: v(&["bytes_out", "body_bytes_sent", "bytes_sent"]),
+            bytes_in: v(&["bytes_in", "request_length"]),
+            referer: v(&["referer", "http_referer"]),
+            user_agent: v(&["user_agent", "http_user_agent"]),
+            host: v(&["site", "host"]),
+        }
+    }
+}
+
+/// Parse a JSON line with a mapping.
+pub fn parse_json(line: &str, m: &JsonMapping) -> Result<Record, &'static str> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|_| "not valid JSON")?;
+    let o = v.as_object().ok_or("not a JSON object")?;
+    let get = |keys: &[String]| keys.iter().find_map(|k| o.get(k.as_str()));
+    let s = |keys: &[String]| {
+        get(keys)
+            .map(|x| match x {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    let n = |keys: &[String]| {
+        get(keys).and_then(|x| {
+            x.as_u64()
+                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+        })
+    };
+    let ts = get(&m.ts_ms)
+        .and_then(serde_json::Value::as_i64)
+        .ok_or("no timestamp")?;
+    Ok(Record {
+        ts_ms: ts,
+        client: s(&m.client),
+        user: String::new(),
+        method: s(&m.method),
+        target: s(&m.target),
+        protocol: String::new(),
+        status: n(&m.status)
+            .and_then(|x| u16::try_from(x).ok())
+            .unwrap_or(0),
+        bytes_out: n(&m.bytes_out).unwrap_or(0),
+        bytes_in: n(&m.bytes_in),
+        referer: s(&m.referer),
+        user_agent: s(&m.user_agent),
+        host: s(&m.host),
+    })
+}
+
+/// Parse a line of either kind (JSON if it starts with `{`).
+pub fn parse_line(line: &str, m: &JsonMapping) -> Result<Record, &'static str> {
+    if line.trim_start().starts_with('{') {
+        parse_json(line, m)
+    } else {
+        parse_clf(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_and_common() {
+        let r = parse_clf(r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/x.png?a=1 HTTP/1.1" 200 203023 "http://semicomplete.com/" "Mozilla/5.0 (X)""#).unwrap();
+        assert_eq!(r.client, "83.149.9.216");
+        assert_eq!(r.ts_ms, 1_431_857_103_000);
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.path(), "/presentations/x.png");
+        assert_eq!(r.query(), "a=1");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.bytes_out, 203_023);
+        assert_eq!(r.referer, "http://semicomplete.com/");
+        assert_eq!(r.user_agent, "Mozilla/5.0 (X)");
+        let c = parse_clf(
+            r#"10.0.0.1 - bob [01/Jan/2026:00:00:00 +0100] "POST /login HTTP/1.1" 401 -"#,
+        )
+        .unwrap();
+        assert_eq!(c.user, "bob");
+        assert_eq!(c.ts_ms, 1_767_222_000_000);
+        assert_eq!(c.bytes_out, 0);
+        let q = parse_clf(
+            r#"1.1.1.1 - - [01/Jan/2026:00:00:00 +0000] "GET /\"x\" HTTP/1.1" 200 1 "-" "a \"b\"""#,
+        )
+        .unwrap();
+        assert_eq!(q.target, "/\"x\"");
+        assert_eq!(q.user_agent, "a \"b\"");
+    }
+
+    #[test]
+    fn malformed_lines_say_why() {
+        assert_eq!(parse_clf(""), Err("no client address"));
+        assert_eq!(
+            parse_clf("1.1.1.1 - - [bad] \"GET / HTTP/1.1\" 200 1"),
+            Err("bad time")
+        );
+        assert_eq!(
+            parse_clf("1.1.1.1 - - [01/Jan/2026:00:00:00 +0000] \"GET / HTTP/1.1"),
+            Err("unterminated request")
+        );
+        assert_eq!(
+            parse_clf("1.1.1.1 - - [01/Jan/2026:00:00:00 +0000] \"GET / HTTP/1.1\" abc 1"),
+            Err("bad status")
+        );
+        assert_eq!(
+            parse_json("{", &JsonMapping::default()),
+            Err("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn levee_json_lines() {
+        let l = r#"{"ts_ms":1795929925542,"client":"192.0.2.1","site":"demo","method":"GET","path":"/a?b=c","status":200,"bytes_in":0,"bytes_out":17,"duration_us":311,"origin_us":216,"verdict":"allow","reason":"","tls":null,"ja4":null,"proto":"h2","request_id":"abc"}"#;
+        let r = parse_line(l, &JsonMapping::default()).unwrap();
+        assert_eq!(r.client, "192.0.2.1");
+        assert_eq!(r.host, "demo");
+        assert_eq!(r.target, "/a?b=c");
+        assert_eq!(r.bytes_out, 17);
+    }
+}

