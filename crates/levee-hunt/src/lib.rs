@@ -16,7 +16,8 @@
 pub mod fields;
 pub mod logs;
 
-use levee_sigma::{LoadError, Rule};
+use levee_sigma::correlation::{Correlation, Engine};
+use levee_sigma::{Event as _, LoadError, Loaded, Rule};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -75,6 +76,29 @@ pub struct Finding {
     pub samples: Vec<Sample>,
 }
 
+/// What a correlation rule found, per group.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CorrelationFinding {
+    pub title: String,
+    pub rule_id: String,
+    pub level: String,
+    pub tags: Vec<String>,
+    pub author: String,
+    pub rule_file: String,
+    /// `event_count`, `value_count`, `temporal`, `temporal_ordered`.
+    pub kind: String,
+    pub group_by: Vec<String>,
+    pub hits: Vec<CorrelationHit>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CorrelationHit {
+    pub group: Vec<String>,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: u64,
+}
+
 /// What was checked and what was found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Summary {
@@ -89,7 +113,11 @@ pub struct Summary {
     /// Rules for other log sources (not web server or proxy), by file.
     pub rules_not_web: Vec<String>,
     pub rules_failed: Vec<String>,
+    pub correlations_loaded: usize,
     pub findings: Vec<Finding>,
+    pub correlations: Vec<CorrelationFinding>,
+    /// Matches not kept for correlation (beyond 10 million).
+    pub correlation_events_dropped: u64,
 }
 
 /// Options of a hunt.
@@ -127,27 +155,49 @@ fn walk(p: &Path, ext: &[&str], out: &mut Vec<PathBuf>) -> Result<(), HuntError>
     Ok(())
 }
 
+/// Rules, correlation rules, and the rules that could not be loaded.
+pub type RuleSet = (Vec<Rule>, Vec<Correlation>, Vec<LoadError>);
+
 /// Load rules; failures are returned by name, never dropped.
-pub fn load_rules(paths: &[PathBuf]) -> Result<(Vec<Rule>, Vec<LoadError>), HuntError> {
+pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, HuntError> {
     let mut files = Vec::new();
     for p in paths {
         walk(p, &["yml", "yaml"], &mut files)?;
     }
     let mut rules = Vec::new();
+    let mut corrs = Vec::new();
     let mut failed = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| HuntError::Read {
             path: f.display().to_string(),
             source: e,
         })?;
-        for r in levee_sigma::load(&text, &f.display().to_string()) {
+        for r in levee_sigma::load_all(&text, &f.display().to_string()) {
             match r {
-                Ok(r) => rules.push(r),
+                Ok(Loaded::Rule(r)) => rules.push(*r),
+                Ok(Loaded::Correlation(c)) => corrs.push(*c),
                 Err(e) => failed.push(e),
             }
         }
     }
-    Ok((rules, failed))
+    // A correlation naming no loaded rule is an error, not a silent no-op.
+    corrs.retain(|c| {
+        let missing: Vec<&String> = c
+            .rules
+            .iter()
+            .filter(|n| !rules.iter().any(|r| r.name == **n || r.id == **n))
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        failed.push(LoadError {
+            file: c.file.clone(),
+            title: c.title.clone(),
+            reason: format!("correlates rules that were not loaded: {missing:?}"),
+        });
+        false
+    });
+    Ok((rules, corrs, failed))
 }
 
 fn open(p: &Path) -> Result<Box<dyn BufRead>, HuntError> {
@@ -179,7 +229,7 @@ struct Acc {
 
 /// Run a hunt. `progress(bytes_read_total)` is called now and then.
 pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, HuntError> {
-    let (all_rules, failed) = load_rules(&opts.sigma)?;
+    let (all_rules, corrs, failed) = load_rules(&opts.sigma)?;
     let mut s = Summary {
         rules_failed: failed.iter().map(ToString::to_string).collect(),
         ..Summary::default()
@@ -193,6 +243,30 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         }
     }
     s.rules_loaded = rules.len();
+    s.correlations_loaded = corrs.len();
+    // For each rule: the (correlation, position) pairs that use it, and whether it reports itself.
+    let uses: Vec<Vec<(usize, usize)>> = rules
+        .iter()
+        .map(|r| {
+            corrs
+                .iter()
+                .enumerate()
+                .flat_map(|(ci, c)| {
+                    c.rules
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, n)| **n == r.name || **n == r.id)
+                        .map(move |(pos, _)| (ci, pos))
+                })
+                .collect()
+        })
+        .collect();
+    let reports: Vec<bool> = uses
+        .iter()
+        .map(|u| u.is_empty() || u.iter().any(|(ci, _)| corrs[*ci].generate))
+        .collect();
+    const MAX_CORR_EVENTS: usize = 10_000_000;
+    let mut corr_events: Vec<(i64, usize, usize, Vec<String>, String)> = Vec::new();
     if rules.is_empty() && s.rules_failed.is_empty() && !opts.sigma.is_empty() {
         return Err(HuntError::NoRules(
             opts.sigma
@@ -288,6 +362,27 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
             };
             for (i, rule) in rules.iter().enumerate() {
                 if rule.matches(&ev) {
+                    for &(ci, pos) in &uses[i] {
+                        if corr_events.len() >= MAX_CORR_EVENTS {
+                            s.correlation_events_dropped += 1;
+                            continue;
+                        }
+                        let c = &corrs[ci];
+                        let group = c
+                            .group_by
+                            .iter()
+                            .map(|f| ev.field(f).map(|v| v.into_owned()).unwrap_or_default())
+                            .collect();
+                        let value = c
+                            .field
+                            .as_deref()
+                            .and_then(|f| ev.field(f).map(|v| v.into_owned()))
+                            .unwrap_or_default();
+                        corr_events.push((rec.ts_ms, ci, pos, group, value));
+                    }
+                    if !reports[i] {
+                        continue;
+                    }
                     let a = acc.entry(i).or_insert_with(|| Acc {
                         count: 0,
                         clients: HashSet::new(),
@@ -315,6 +410,38 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         s.files.push(stat);
     }
     progress(bytes_total);
+    // Correlations, over the matches in time order (logs of several files may interleave).
+    corr_events.sort_by_key(|e| e.0);
+    let mut engines: Vec<Engine> = corrs.into_iter().map(Engine::new).collect();
+    for (ts, ci, pos, group, value) in corr_events {
+        engines[ci].push(ts, pos, group, value);
+    }
+    for e in engines {
+        if e.hits.is_empty() {
+            continue;
+        }
+        let c = &e.c;
+        s.correlations.push(CorrelationFinding {
+            title: c.title.clone(),
+            rule_id: c.id.clone(),
+            level: c.level.clone(),
+            tags: c.tags.clone(),
+            author: c.author.clone(),
+            rule_file: c.file.clone(),
+            kind: format!("{:?}", c.kind),
+            group_by: c.group_by.clone(),
+            hits: e
+                .hits
+                .iter()
+                .map(|h| CorrelationHit {
+                    group: h.group.clone(),
+                    first_ms: h.first_ms,
+                    last_ms: h.last_ms,
+                    count: h.count,
+                })
+                .collect(),
+        });
+    }
     for (i, a) in acc {
         let r = &rules[i];
         s.findings.push(Finding {
@@ -440,8 +567,33 @@ pub fn table(s: &Summary) -> String {
             let _ = writeln!(o, "  {f}");
         }
     }
-    if s.findings.is_empty() {
+    if s.findings.is_empty() && s.correlations.is_empty() {
         let _ = writeln!(o, "No Sigma rule matched.");
+        return o;
+    }
+    for c in &s.correlations {
+        let _ = writeln!(
+            o,
+            "\n{} correlation \"{}\" ({}, {}): {} group(s)",
+            c.level,
+            c.title,
+            c.kind,
+            c.author,
+            c.hits.len()
+        );
+        for h in c.hits.iter().take(10) {
+            let _ = writeln!(
+                o,
+                "  {} = {:?}: {} between {} and {}",
+                c.group_by.join(","),
+                h.group,
+                h.count,
+                fmt_ms(h.first_ms),
+                fmt_ms(h.last_ms)
+            );
+        }
+    }
+    if s.findings.is_empty() {
         return o;
     }
     let _ = writeln!(

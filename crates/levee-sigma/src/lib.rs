@@ -10,10 +10,12 @@
 //! [`pattern`], and conditions ([`condition`]).
 //!
 //! What it does not do: read files or logs (the caller passes text and
-//! events), map a log format to fields (the caller's [`Event`] does), or
-//! correlation rules (reported as unsupported, by name).
+//! events), or map a log format to fields (the caller's [`Event`] does).
+//! Correlation rules ([`correlation`]) are loaded here and evaluated by the
+//! caller, which feeds them the matches of the rules they name, in time order.
 
 pub mod condition;
+pub mod correlation;
 pub mod pattern;
 
 use condition::Cond;
@@ -97,6 +99,8 @@ impl Search {
 pub struct Rule {
     pub file: String,
     pub title: String,
+    /// `name`, by which correlation rules refer to it (may be empty).
+    pub name: String,
     pub id: String,
     pub status: String,
     pub level: String,
@@ -280,9 +284,6 @@ fn rule(doc: &Value, file: &str) -> Result<Rule, LoadError> {
     if title.is_empty() {
         return Err(err("no title".into()));
     }
-    if doc.get("correlation").is_some() {
-        return Err(err("correlation rules are not supported yet".into()));
-    }
     let Some(Value::Mapping(det)) = doc.get("detection") else {
         return Err(err("no detection section".into()));
     };
@@ -327,6 +328,7 @@ fn rule(doc: &Value, file: &str) -> Result<Rule, LoadError> {
     };
     Ok(Rule {
         file: file.to_string(),
+        name: text(doc, "name"),
         id: text(doc, "id"),
         status: text(doc, "status"),
         level: text(doc, "level"),
@@ -345,7 +347,52 @@ fn rule(doc: &Value, file: &str) -> Result<Rule, LoadError> {
     })
 }
 
-/// Load every rule document of a YAML file (documents separated by `---`).
+/// A document of a rule file.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    Rule(Box<Rule>),
+    Correlation(Box<correlation::Correlation>),
+}
+
+/// Load every rule document of a YAML file (documents separated by `---`),
+/// correlation rules included.
+pub fn load_all(text_in: &str, file: &str) -> Vec<Result<Loaded, LoadError>> {
+    let mut out = Vec::new();
+    for (i, d) in serde_yaml::Deserializer::from_str(text_in).enumerate() {
+        let doc = match <Value as serde::Deserialize>::deserialize(d) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(Err(LoadError {
+                    file: file.to_string(),
+                    title: format!("(document {})", i + 1),
+                    reason: format!("YAML: {e}"),
+                }));
+                break;
+            }
+        };
+        if doc.is_null() {
+            continue;
+        }
+        if doc.get("correlation").is_some() {
+            let title = text(&doc, "title");
+            out.push(
+                correlation::from_doc(&doc, file, &title)
+                    .map(|c| Loaded::Correlation(Box::new(c)))
+                    .map_err(|reason| LoadError {
+                        file: file.to_string(),
+                        title,
+                        reason,
+                    }),
+            );
+        } else {
+            out.push(rule(&doc, file).map(|r| Loaded::Rule(Box::new(r))));
+        }
+    }
+    out
+}
+
+/// Load the detection rules of a YAML file; correlation documents are
+/// reported as errors (use [`load_all`] to get them).
 pub fn load(text_in: &str, file: &str) -> Vec<Result<Rule, LoadError>> {
     let mut out = Vec::new();
     for (i, d) in serde_yaml::Deserializer::from_str(text_in).enumerate() {
@@ -362,6 +409,14 @@ pub fn load(text_in: &str, file: &str) -> Vec<Result<Rule, LoadError>> {
             }
         };
         if doc.is_null() {
+            continue;
+        }
+        if doc.get("correlation").is_some() {
+            out.push(Err(LoadError {
+                file: file.to_string(),
+                title: text(&doc, "title"),
+                reason: "a correlation rule (load it with load_all)".into(),
+            }));
             continue;
         }
         out.push(rule(&doc, file));

@@ -168,11 +168,12 @@ fn hunt(
         std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
     let bar = levee_hunt::level_rank(fail_on);
-    if summary
+    let levels = summary
         .findings
         .iter()
-        .any(|f| levee_hunt::level_rank(&f.level) >= bar)
-    {
+        .map(|f| &f.level)
+        .chain(summary.correlations.iter().map(|c| &c.level));
+    if levels.into_iter().any(|l| levee_hunt::level_rank(l) >= bar) {
         std::process::exit(1);
     }
     Ok(())

@@ -204,3 +204,91 @@ fn rotated_gzip_logs_malformed_lines_time_window_and_exit_status() {
     assert_eq!(code, 2);
     assert!(err.contains("is not a time"), "{err}");
 }
+
+#[test]
+fn correlation_rules_group_and_window_and_suppress_their_base_rules() {
+    let dir = scratch("hunt-correlation");
+    let rules = dir.join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"title: Not found
+name: not_found
+id: 0f0f0f0f-0000-0000-0000-000000000001
+author: Levee tests
+level: low
+logsource: {category: webserver}
+detection:
+  sel:
+    sc-status: 404
+  condition: sel
+---
+title: Path probing from one client
+id: 0f0f0f0f-0000-0000-0000-000000000002
+author: Levee tests
+level: high
+correlation:
+  type: value_count
+  rules: [not_found]
+  group-by: [c-ip]
+  timespan: 1m
+  condition:
+    gte: 5
+    field: cs-uri-stem
+"#,
+    )
+    .unwrap();
+    let mut log = String::new();
+    // 203.0.113.9 probes six distinct paths within 30 s; 198.51.100.7 hits the same one six times.
+    for (i, p) in [
+        "/.env",
+        "/.git/config",
+        "/wp-login.php",
+        "/admin",
+        "/backup.zip",
+        "/phpinfo.php",
+    ]
+    .iter()
+    .enumerate()
+    {
+        log.push_str(&format!(
+            "203.0.113.9 - - [17/May/2026:10:00:{:02} +0000] \"GET {p} HTTP/1.1\" 404 0 \"-\" \"x\"\n",
+            i * 5
+        ));
+        log.push_str(&format!(
+            "198.51.100.7 - - [17/May/2026:10:00:{:02} +0000] \"GET /old HTTP/1.1\" 404 0 \"-\" \"y\"\n",
+            i * 5
+        ));
+    }
+    let file = dir.join("access.log");
+    std::fs::write(&file, log).unwrap();
+    let json = dir.join("o.json");
+    let (code, out, err, v) = hunt(
+        &["--sigma", rules.to_str().unwrap(), file.to_str().unwrap()],
+        &json,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(v["correlations_loaded"], 1);
+    let c = &v["correlations"][0];
+    assert_eq!(c["title"], "Path probing from one client");
+    assert_eq!(c["author"], "Levee tests");
+    assert_eq!(c["hits"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["hits"][0]["group"][0], "203.0.113.9");
+    assert_eq!(c["hits"][0]["count"], 5);
+    // The base rule only feeds the correlation (generate: false).
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0);
+    assert!(out.contains("Path probing from one client"), "{out}");
+    // A correlation naming a rule that is not there is reported, not ignored.
+    std::fs::write(
+        &rules,
+        "title: Lonely\ncorrelation:\n  type: temporal\n  rules: [ghost]\n  timespan: 1m\n",
+    )
+    .unwrap();
+    let (_, out, _, v) = hunt(
+        &["--sigma", rules.to_str().unwrap(), file.to_str().unwrap()],
+        &json,
+    );
+    assert!(
+        v["rules_failed"][0].as_str().unwrap().contains("ghost"),
+        "{out}"
+    );
+}
