@@ -14,6 +14,7 @@
 //! detectors, timeline and report outputs, pseudonymisation.
 
 pub mod fields;
+pub mod ioc;
 pub mod logs;
 
 use levee_sigma::correlation::{Correlation, Engine};
@@ -99,6 +100,22 @@ pub struct CorrelationHit {
     pub count: u64,
 }
 
+/// What an indicator of compromise matched.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IocFinding {
+    pub kind: ioc::Kind,
+    pub value: String,
+    /// Where the indicator came from (feed file and line or id).
+    pub source: String,
+    /// The record fields it was seen in (client, host, referer, url, ...).
+    pub fields: Vec<&'static str>,
+    pub count: u64,
+    pub clients: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub samples: Vec<Sample>,
+}
+
 /// What was checked and what was found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Summary {
@@ -114,6 +131,13 @@ pub struct Summary {
     pub rules_not_web: Vec<String>,
     pub rules_failed: Vec<String>,
     pub correlations_loaded: usize,
+    /// Indicator files read, indicators loaded, and those that could not be used.
+    pub ioc_files: Vec<String>,
+    /// Indicators read from the feeds, and distinct ones kept.
+    pub iocs_read: usize,
+    pub iocs_loaded: usize,
+    pub iocs_skipped: Vec<ioc::Skipped>,
+    pub ioc_findings: Vec<IocFinding>,
     pub findings: Vec<Finding>,
     pub correlations: Vec<CorrelationFinding>,
     /// Matches not kept for correlation (beyond 10 million).
@@ -130,6 +154,55 @@ pub struct Options {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub json: logs::JsonMapping,
+    /// Indicator feeds: plain lists, CSV, STIX 2.1 bundles, MISP events or feed directories.
+    pub iocs: Vec<PathBuf>,
+}
+
+/// Load indicator feeds (format by extension and content).
+pub fn load_iocs(paths: &[PathBuf]) -> Result<(ioc::Loaded, Vec<String>), HuntError> {
+    let mut files = Vec::new();
+    for p in paths {
+        walk(p, &[], &mut files)?;
+    }
+    let mut all = ioc::Loaded::default();
+    let mut names = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        if f.file_name()
+            .is_some_and(|n| n == "manifest.json" || n == "hashes.csv")
+        {
+            continue; // MISP feed bookkeeping
+        }
+        let text = std::fs::read_to_string(&f).map_err(|e| HuntError::Read {
+            path: name.clone(),
+            source: e,
+        })?;
+        let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let loaded = if ext == "json" || text.trim_start().starts_with('{') {
+            let is_misp = text.contains("\"Attribute\"") || text.contains("\"Event\"");
+            let r = if is_misp {
+                ioc::misp(&text, &name)
+            } else {
+                ioc::stix(&text, &name)
+            };
+            r.unwrap_or_else(|reason| ioc::Loaded {
+                iocs: Vec::new(),
+                skipped: vec![ioc::Skipped {
+                    source: name.clone(),
+                    value: String::new(),
+                    reason,
+                }],
+            })
+        } else if ext == "csv" {
+            ioc::csv(&text, &name)
+        } else {
+            ioc::plain(&text, &name)
+        };
+        all.iocs.extend(loaded.iocs);
+        all.skipped.extend(loaded.skipped);
+        names.push(name);
+    }
+    Ok((all, names))
 }
 
 fn walk(p: &Path, ext: &[&str], out: &mut Vec<PathBuf>) -> Result<(), HuntError> {
@@ -227,9 +300,30 @@ struct Acc {
     samples: Vec<Sample>,
 }
 
+impl Acc {
+    fn add(&mut self, rec: &logs::Record, file: &str, line: u64, text: &str) {
+        self.count += 1;
+        if self.clients.len() < 100_000 {
+            self.clients.insert(rec.client.clone());
+        }
+        self.first = self.first.min(rec.ts_ms);
+        self.last = self.last.max(rec.ts_ms);
+        if self.samples.len() < 5 {
+            self.samples.push(Sample {
+                file: file.to_string(),
+                line,
+                text: text.chars().take(500).collect(),
+            });
+        }
+    }
+}
+
 /// Run a hunt. `progress(bytes_read_total)` is called now and then.
 pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, HuntError> {
     let (all_rules, corrs, failed) = load_rules(&opts.sigma)?;
+    let (feeds, ioc_files) = load_iocs(&opts.iocs)?;
+    let iocs_read = feeds.iocs.len();
+    let index = ioc::Index::new(feeds.iocs);
     let mut s = Summary {
         rules_failed: failed.iter().map(ToString::to_string).collect(),
         ..Summary::default()
@@ -244,6 +338,11 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
     }
     s.rules_loaded = rules.len();
     s.correlations_loaded = corrs.len();
+    s.ioc_files = ioc_files;
+    s.iocs_read = iocs_read;
+    s.iocs_loaded = index.iocs.len();
+    s.iocs_skipped = feeds.skipped;
+    let mut ioc_acc: BTreeMap<usize, (Acc, Vec<&'static str>)> = BTreeMap::new();
     // For each rule: the (correlation, position) pairs that use it, and whether it reports itself.
     let uses: Vec<Vec<(usize, usize)>> = rules
         .iter()
@@ -267,7 +366,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         .collect();
     const MAX_CORR_EVENTS: usize = 10_000_000;
     let mut corr_events: Vec<(i64, usize, usize, Vec<String>, String)> = Vec::new();
-    if rules.is_empty() && s.rules_failed.is_empty() && !opts.sigma.is_empty() {
+    if rules.is_empty() && corrs.is_empty() && s.rules_failed.is_empty() && !opts.sigma.is_empty() {
         return Err(HuntError::NoRules(
             opts.sigma
                 .iter()
@@ -356,6 +455,24 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
             stat.records += 1;
             s.first_ms = Some(s.first_ms.map_or(rec.ts_ms, |f| f.min(rec.ts_ms)));
             s.last_ms = Some(s.last_ms.map_or(rec.ts_ms, |l| l.max(rec.ts_ms)));
+            for (i, field) in index.matches(&rec) {
+                let (a, fields) = ioc_acc.entry(i).or_insert_with(|| {
+                    (
+                        Acc {
+                            count: 0,
+                            clients: HashSet::new(),
+                            first: rec.ts_ms,
+                            last: rec.ts_ms,
+                            samples: Vec::new(),
+                        },
+                        Vec::new(),
+                    )
+                });
+                a.add(&rec, &name, line_no, text);
+                if !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
             let ev = fields::WebEvent {
                 rec: &rec,
                 raw: text,
@@ -390,19 +507,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         last: rec.ts_ms,
                         samples: Vec::new(),
                     });
-                    a.count += 1;
-                    if a.clients.len() < 100_000 {
-                        a.clients.insert(rec.client.clone());
-                    }
-                    a.first = a.first.min(rec.ts_ms);
-                    a.last = a.last.max(rec.ts_ms);
-                    if a.samples.len() < 5 {
-                        a.samples.push(Sample {
-                            file: name.clone(),
-                            line: line_no,
-                            text: text.chars().take(500).collect(),
-                        });
-                    }
+                    a.add(&rec, &name, line_no, text);
                 }
             }
         }
@@ -442,6 +547,22 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                 .collect(),
         });
     }
+    for (i, (a, fields)) in ioc_acc {
+        let x = &index.iocs[i];
+        s.ioc_findings.push(IocFinding {
+            kind: x.kind,
+            value: x.value.clone(),
+            source: x.source.clone(),
+            fields,
+            count: a.count,
+            clients: a.clients.len() as u64,
+            first_ms: a.first,
+            last_ms: a.last,
+            samples: a.samples,
+        });
+    }
+    s.ioc_findings
+        .sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
     for (i, a) in acc {
         let r = &rules[i];
         s.findings.push(Finding {
@@ -547,11 +668,24 @@ pub fn table(s: &Summary) -> String {
     };
     let _ = writeln!(
         o,
-        "Checked {} file(s), {lines} lines, {} records ({period}) against {} Sigma rules for web servers and proxies.",
+        "Checked {} file(s), {lines} lines, {} records ({period}) against {} Sigma rules for web servers and proxies, {} correlation rules and {} indicators of compromise from {} feed file(s).",
         s.files.len(),
         s.records,
-        s.rules_loaded
+        s.rules_loaded,
+        s.correlations_loaded,
+        s.iocs_loaded,
+        s.ioc_files.len()
     );
+    if !s.iocs_skipped.is_empty() {
+        let _ = writeln!(
+            o,
+            "{} indicator(s) could not be used (listed in the JSON output), e.g.:",
+            s.iocs_skipped.len()
+        );
+        for k in s.iocs_skipped.iter().take(5) {
+            let _ = writeln!(o, "  {}: {:?}: {}", k.source, k.value, k.reason);
+        }
+    }
     if s.malformed > 0 {
         let _ = writeln!(o, "{} malformed line(s), not checked:", s.malformed);
         for m in s.malformed_lines.iter().take(10) {
@@ -566,6 +700,20 @@ pub fn table(s: &Summary) -> String {
         for f in &s.rules_failed {
             let _ = writeln!(o, "  {f}");
         }
+    }
+    for f in &s.ioc_findings {
+        let _ = writeln!(
+            o,
+            "IoC {:?} {} ({}) seen in {}: {} request(s) from {} client(s), {} to {}",
+            f.kind,
+            f.value,
+            f.source,
+            f.fields.join(","),
+            f.count,
+            f.clients,
+            fmt_ms(f.first_ms),
+            fmt_ms(f.last_ms)
+        );
     }
     if s.findings.is_empty() && s.correlations.is_empty() {
         let _ = writeln!(o, "No Sigma rule matched.");

@@ -59,8 +59,11 @@ enum Cmd {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Sigma rule files or directories (repeatable).
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "ioc")]
         sigma: Vec<PathBuf>,
+        /// Indicator feeds (repeatable): plain lists, CSV, STIX 2.1 bundles, MISP events or feed directories.
+        #[arg(long)]
+        ioc: Vec<PathBuf>,
         /// Only requests at or after this time (2015-05-17, 2015-05-17T10:00:00Z, ...+02:00).
         #[arg(long, value_parser = parse_time)]
         from: Option<i64>,
@@ -98,11 +101,12 @@ fn main() {
         Cmd::Hunt {
             inputs,
             sigma,
+            ioc,
             from,
             to,
             json,
             fail_on,
-        } => hunt(inputs, sigma, from, to, json, &fail_on),
+        } => hunt(inputs, sigma, ioc, from, to, json, &fail_on),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
@@ -124,6 +128,7 @@ fn parse_time(s: &str) -> std::result::Result<i64, String> {
 fn hunt(
     inputs: Vec<PathBuf>,
     sigma: Vec<PathBuf>,
+    iocs: Vec<PathBuf>,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
     json: Option<PathBuf>,
@@ -138,6 +143,7 @@ fn hunt(
     let opts = levee_hunt::Options {
         inputs,
         sigma,
+        iocs,
         from_ms,
         to_ms,
         json: Default::default(),
@@ -173,7 +179,10 @@ fn hunt(
         .iter()
         .map(|f| &f.level)
         .chain(summary.correlations.iter().map(|c| &c.level));
-    if levels.into_iter().any(|l| levee_hunt::level_rank(l) >= bar) {
+    // A sighting of an indicator of compromise is always a finding.
+    if !summary.ioc_findings.is_empty()
+        || levels.into_iter().any(|l| levee_hunt::level_rank(l) >= bar)
+    {
         std::process::exit(1);
     }
     Ok(())

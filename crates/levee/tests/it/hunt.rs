@@ -292,3 +292,84 @@ correlation:
         "{out}"
     );
 }
+
+#[test]
+fn stix_and_misp_feeds_load_with_the_expected_counts_and_match_requests() {
+    let Some(data) = shared() else { return };
+    let dir = scratch("hunt-ioc");
+    let json = dir.join("o.json");
+    // A log in which one APT1 network and one MISP domain show up.
+    let log = dir.join("access.log");
+    std::fs::write(
+        &log,
+        "223.167.1.2 - - [17/May/2026:10:00:00 +0000] \"GET /export?all=1 HTTP/1.1\" 200 900000 \"-\" \"x\"\n\
+         192.0.2.1 - - [17/May/2026:10:00:01 +0000] \"GET / HTTP/1.1\" 200 10 \"-\" \"y\"\n",
+    )
+    .unwrap();
+    let apt1 = data.join("stix/threat-reports/apt1.json");
+    let (code, out, err, v) = hunt(
+        &["--ioc", apt1.to_str().unwrap(), log.to_str().unwrap()],
+        &json,
+    );
+    assert_eq!(code, 1, "an IoC sighting is a finding: {out}{err}");
+    // 12 indicators: 4 networks, 3 domains, 3 MD5s loaded; 2 x509 AND-patterns reported.
+    assert_eq!(v["iocs_loaded"], 10, "{}", v["iocs_skipped"]);
+    assert_eq!(v["iocs_skipped"].as_array().unwrap().len(), 2);
+    assert!(v["iocs_skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("AND"));
+    let f = &v["ioc_findings"][0];
+    assert_eq!(f["value"], "223.166.0.0/15");
+    assert_eq!(f["fields"][0], "client");
+    assert_eq!(f["count"], 1);
+    assert!(
+        f["source"].as_str().unwrap().contains("#indicator--"),
+        "{f}"
+    );
+    // Poison Ivy: 25 indicators with OR patterns, 67 values; one malformed domain reported.
+    let pi = data.join("stix/threat-reports/poisonivy.json");
+    let (_, _, _, v) = hunt(
+        &["--ioc", pi.to_str().unwrap(), log.to_str().unwrap()],
+        &json,
+    );
+    let skipped = v["iocs_skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["value"], "domain autuo.xicp.net");
+    // 66 values read, of which duplicates (the same C2 addresses in several patterns) count once.
+    assert_eq!(v["iocs_read"], 66);
+    assert!(v["iocs_loaded"].as_u64().unwrap() < 66 && v["iocs_loaded"].as_u64().unwrap() > 20);
+    // Unsupported STIX (MATCHES over e-mail) is reported, not dropped.
+    let mail = data.join("stix/malicious-email-indicator-with-attachment.json");
+    let (_, _, _, v) = hunt(
+        &["--ioc", mail.to_str().unwrap(), log.to_str().unwrap()],
+        &json,
+    );
+    assert_eq!(v["iocs_loaded"], 0);
+    assert_eq!(v["iocs_skipped"].as_array().unwrap().len(), 2);
+    // MISP: to_ids honoured (83 for detection: 37 SHA-1, 19 domains, 15 file names, 12
+    // addresses; 39 not meant for detection).
+    let misp = data.join("misp/existing_event.json");
+    let (_, _, _, v) = hunt(
+        &["--ioc", misp.to_str().unwrap(), log.to_str().unwrap()],
+        &json,
+    );
+    let skipped = v["iocs_skipped"].as_array().unwrap();
+    let not_ids = skipped
+        .iter()
+        .filter(|k| k["reason"].as_str().unwrap().contains("to_ids"))
+        .count();
+    assert_eq!(not_ids, 39, "{skipped:?}");
+    assert_eq!(skipped.len(), not_ids, "every to_ids value is usable");
+    assert_eq!(v["iocs_read"], 83);
+    assert_eq!(v["iocs_loaded"], 81, "two values appear twice");
+    // A plain list and a CSV, with a bad line named by file:line.
+    let plain = dir.join("feed.txt");
+    std::fs::write(&plain, "# local list\n192.0.2.0/24\n10.0.0.0/40\n").unwrap();
+    let (_, _, _, v) = hunt(
+        &["--ioc", plain.to_str().unwrap(), log.to_str().unwrap()],
+        &json,
+    );
+    assert_eq!(v["iocs_loaded"], 2, "{v}");
+    assert_eq!(v["ioc_findings"][0]["value"], "192.0.2.0/24");
+}
