@@ -13,9 +13,11 @@
 //! Not yet (see the issue): IoC feeds, correlation rules, exfiltration
 //! detectors, timeline and report outputs, pseudonymisation.
 
+pub mod detect;
 pub mod fields;
 pub mod ioc;
 pub mod logs;
+pub mod report;
 
 use levee_sigma::correlation::{Correlation, Engine};
 use levee_sigma::{Event as _, LoadError, Loaded, Rule};
@@ -140,6 +142,13 @@ pub struct Summary {
     pub ioc_findings: Vec<IocFinding>,
     pub findings: Vec<Finding>,
     pub correlations: Vec<CorrelationFinding>,
+    /// Exfiltration and abuse detectors.
+    pub detections: Vec<detect::Finding>,
+    pub detector_untracked_requests: u64,
+    /// Every matched request and finding in time order (bounded by `MAX_TIMELINE`).
+    #[serde(skip)]
+    pub timeline: Vec<TimelineEvent>,
+    pub timeline_truncated: u64,
     /// Matches not kept for correlation (beyond 10 million).
     pub correlation_events_dropped: u64,
 }
@@ -156,7 +165,26 @@ pub struct Options {
     pub json: logs::JsonMapping,
     /// Indicator feeds: plain lists, CSV, STIX 2.1 bundles, MISP events or feed directories.
     pub iocs: Vec<PathBuf>,
+    /// The exfiltration and abuse detectors' view of the site.
+    pub detect: detect::Config,
 }
+
+/// One event of the timeline (a matched request or a detector's finding).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimelineEvent {
+    pub ts_ms: i64,
+    /// `sigma`, `ioc`, `correlation`, or a detector's name.
+    pub source: String,
+    pub level: String,
+    pub what: String,
+    pub client: String,
+    /// `file:line` of the log line, when there is one.
+    pub place: String,
+    pub text: String,
+}
+
+/// At most this many request events are kept for the timeline.
+pub const MAX_TIMELINE: usize = 1_000_000;
 
 /// Load indicator feeds (format by extension and content).
 pub fn load_iocs(paths: &[PathBuf]) -> Result<(ioc::Loaded, Vec<String>), HuntError> {
@@ -343,6 +371,15 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
     s.iocs_loaded = index.iocs.len();
     s.iocs_skipped = feeds.skipped;
     let mut ioc_acc: BTreeMap<usize, (Acc, Vec<&'static str>)> = BTreeMap::new();
+    let mut det = detect::Detectors::new(opts.detect.clone());
+    let mut timeline: Vec<TimelineEvent> = Vec::new();
+    let mut tl = |s: &mut Summary, e: TimelineEvent| {
+        if timeline.len() < MAX_TIMELINE {
+            timeline.push(e);
+        } else {
+            s.timeline_truncated += 1;
+        }
+    };
     // For each rule: the (correlation, position) pairs that use it, and whether it reports itself.
     let uses: Vec<Vec<(usize, usize)>> = rules
         .iter()
@@ -455,7 +492,21 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
             stat.records += 1;
             s.first_ms = Some(s.first_ms.map_or(rec.ts_ms, |f| f.min(rec.ts_ms)));
             s.last_ms = Some(s.last_ms.map_or(rec.ts_ms, |l| l.max(rec.ts_ms)));
+            det.push(&rec, &name, line_no, text);
             for (i, field) in index.matches(&rec) {
+                let x = &index.iocs[i];
+                tl(
+                    &mut s,
+                    TimelineEvent {
+                        ts_ms: rec.ts_ms,
+                        source: "ioc".into(),
+                        level: "high".into(),
+                        what: format!("IoC {:?} {} ({}) in {field}", x.kind, x.value, x.source),
+                        client: rec.client.clone(),
+                        place: format!("{name}:{line_no}"),
+                        text: text.chars().take(500).collect(),
+                    },
+                );
                 let (a, fields) = ioc_acc.entry(i).or_insert_with(|| {
                     (
                         Acc {
@@ -500,6 +551,18 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                     if !reports[i] {
                         continue;
                     }
+                    tl(
+                        &mut s,
+                        TimelineEvent {
+                            ts_ms: rec.ts_ms,
+                            source: "sigma".into(),
+                            level: rule.level.clone(),
+                            what: format!("{} ({})", rule.title, rule.author),
+                            client: rec.client.clone(),
+                            place: format!("{name}:{line_no}"),
+                            text: text.chars().take(500).collect(),
+                        },
+                    );
                     let a = acc.entry(i).or_insert_with(|| Acc {
                         count: 0,
                         clients: HashSet::new(),
@@ -563,6 +626,38 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
     }
     s.ioc_findings
         .sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+    s.detector_untracked_requests = det.untracked;
+    s.detections = det.report();
+    for d in &s.detections {
+        timeline.push(TimelineEvent {
+            ts_ms: d.first_ms,
+            source: d.detector.into(),
+            level: d.level.into(),
+            what: d.summary.clone(),
+            client: d.client.clone(),
+            place: d
+                .samples
+                .first()
+                .map(|x| format!("{}:{}", x.file, x.line))
+                .unwrap_or_default(),
+            text: String::new(),
+        });
+    }
+    for c in &s.correlations {
+        for h in &c.hits {
+            timeline.push(TimelineEvent {
+                ts_ms: h.first_ms,
+                source: "correlation".into(),
+                level: c.level.clone(),
+                what: format!("{} ({}): {} for {:?}", c.title, c.author, h.count, h.group),
+                client: h.group.join(","),
+                place: String::new(),
+                text: String::new(),
+            });
+        }
+    }
+    timeline.sort_by_key(|e| e.ts_ms);
+    s.timeline = timeline;
     for (i, a) in acc {
         let r = &rules[i];
         s.findings.push(Finding {
@@ -600,7 +695,8 @@ pub fn level_rank(l: &str) -> u8 {
     }
 }
 
-fn fmt_ms(ms: i64) -> String {
+/// Unix ms as `2015-05-17T10:05:03Z`.
+pub fn fmt_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

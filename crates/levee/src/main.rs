@@ -1,6 +1,8 @@
 //! `levee`: the command line. It parses arguments and wires the engines
 //! together; the work happens in the `levee-*` crates.
 
+mod hunt_cmd;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -50,33 +52,11 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Review web access logs after an attack: match every request against
-    /// Sigma rules for web servers and proxies, and say what was checked and
-    /// what was found. Exit status: 0 no finding at or above --fail-on, 1
+    /// Review web access logs after an attack: Sigma rules, indicators of
+    /// compromise and exfiltration detectors; say what was checked and what
+    /// was found. Exit status: 0 no finding at or above --fail-on, 1
     /// findings, 2 usage errors.
-    Hunt {
-        /// Log files or directories (rotated logs, .gz included); `-` for standard input.
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// Sigma rule files or directories (repeatable).
-        #[arg(long, required_unless_present = "ioc")]
-        sigma: Vec<PathBuf>,
-        /// Indicator feeds (repeatable): plain lists, CSV, STIX 2.1 bundles, MISP events or feed directories.
-        #[arg(long)]
-        ioc: Vec<PathBuf>,
-        /// Only requests at or after this time (2015-05-17, 2015-05-17T10:00:00Z, ...+02:00).
-        #[arg(long, value_parser = parse_time)]
-        from: Option<i64>,
-        /// Only requests before this time.
-        #[arg(long, value_parser = parse_time)]
-        to: Option<i64>,
-        /// Write the full result (findings, samples, malformed lines) as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Findings at or above this level make the exit status 1.
-        #[arg(long, default_value = "low", value_parser = ["informational", "low", "medium", "high", "critical"])]
-        fail_on: String,
-    },
+    Hunt(Box<hunt_cmd::HuntArgs>),
     /// Run only the demo origin (for benchmarks that put other proxies in
     /// front of the same origin). Never expose it: it serves fake data.
     DemoOrigin {
@@ -98,15 +78,7 @@ fn main() {
         Cmd::Check { config } => check(&config),
         Cmd::Drill(args) => drill(*args),
         Cmd::DemoOrigin { listen } => demo_origin(listen),
-        Cmd::Hunt {
-            inputs,
-            sigma,
-            ioc,
-            from,
-            to,
-            json,
-            fail_on,
-        } => hunt(inputs, sigma, ioc, from, to, json, &fail_on),
+        Cmd::Hunt(args) => hunt_cmd::run(*args),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
@@ -118,74 +90,6 @@ fn load(path: &Path) -> Result<levee_config::Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
     Ok(levee_config::parse(&path.display().to_string(), &text)?)
-}
-
-fn parse_time(s: &str) -> std::result::Result<i64, String> {
-    levee_hunt::parse_time(s)
-        .ok_or_else(|| format!("{s:?} is not a time: use 2015-05-17, 2015-05-17T10:05:03Z or 2015-05-17T12:05:03+02:00"))
-}
-
-fn hunt(
-    inputs: Vec<PathBuf>,
-    sigma: Vec<PathBuf>,
-    iocs: Vec<PathBuf>,
-    from_ms: Option<i64>,
-    to_ms: Option<i64>,
-    json: Option<PathBuf>,
-    fail_on: &str,
-) -> Result<()> {
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum();
-    let opts = levee_hunt::Options {
-        inputs,
-        sigma,
-        iocs,
-        from_ms,
-        to_ms,
-        json: Default::default(),
-    };
-    let started = std::time::Instant::now();
-    let mut last = started;
-    let mut progress = |bytes: u64| {
-        if last.elapsed() >= std::time::Duration::from_millis(500) && total > 0 {
-            last = std::time::Instant::now();
-            let pct = (bytes as f64 / total as f64 * 100.0).min(100.0);
-            eprint!("\rlevee hunt: {pct:5.1}% of {} MiB", total >> 20);
-        }
-    };
-    let summary = match levee_hunt::run(&opts, &mut progress) {
-        Ok(s) => s,
-        Err(e) => {
-            // Unreadable inputs or rules are usage errors (exit status 2).
-            eprintln!("levee hunt: error: {e}");
-            std::process::exit(2);
-        }
-    };
-    if started.elapsed() >= std::time::Duration::from_millis(500) {
-        eprintln!();
-    }
-    print!("{}", levee_hunt::table(&summary));
-    if let Some(p) = json {
-        let text = serde_json::to_string_pretty(&summary).context("serialising the result")?;
-        std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    let bar = levee_hunt::level_rank(fail_on);
-    let levels = summary
-        .findings
-        .iter()
-        .map(|f| &f.level)
-        .chain(summary.correlations.iter().map(|c| &c.level));
-    // A sighting of an indicator of compromise is always a finding.
-    if !summary.ioc_findings.is_empty()
-        || levels.into_iter().any(|l| levee_hunt::level_rank(l) >= bar)
-    {
-        std::process::exit(1);
-    }
-    Ok(())
 }
 
 fn demo_origin(listen: SocketAddr) -> Result<()> {

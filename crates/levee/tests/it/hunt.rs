@@ -373,3 +373,133 @@ fn stix_and_misp_feeds_load_with_the_expected_counts_and_match_requests() {
     assert_eq!(v["iocs_loaded"], 2, "{v}");
     assert_eq!(v["ioc_findings"][0]["value"], "192.0.2.0/24");
 }
+
+#[test]
+fn exfiltration_detectors_report_timeline_and_pseudonyms() {
+    let dir = scratch("hunt-exfil");
+    let mut log = String::new();
+    // 203.0.113.5 walks member IDs 1..150 and gets them all (data served), at 03:00 UTC.
+    for i in 1..=150 {
+        log.push_str(&format!(
+            "203.0.113.5 - - [17/May/2026:03:{:02}:{:02} +0000] \"GET /api/members/{i} HTTP/1.1\" 200 700 \"-\" \"python-requests/2.31\"\n",
+            i / 60,
+            i % 60
+        ));
+    }
+    // 198.51.100.9 exports without ever logging in; 192.0.2.4 logs in first.
+    log.push_str("198.51.100.9 - - [17/May/2026:10:00:00 +0000] \"GET /export/members.csv HTTP/1.1\" 200 5000000 \"-\" \"curl/8\"\n");
+    log.push_str("192.0.2.4 - - [17/May/2026:10:01:00 +0000] \"POST /login HTTP/1.1\" 302 0 \"-\" \"Firefox\"\n");
+    log.push_str("192.0.2.4 - - [17/May/2026:10:02:00 +0000] \"GET /export/members.csv HTTP/1.1\" 200 5000000 \"-\" \"Firefox\"\n");
+    let file = dir.join("access.log");
+    std::fs::write(&file, log).unwrap();
+    let key = dir.join("key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let (json, report, timeline) = (dir.join("o.json"), dir.join("r.html"), dir.join("t.jsonl"));
+    let md = dir.join("r.md");
+    let csv = dir.join("t.csv");
+    let args = |r: &Path, t: &Path| {
+        vec![
+            "--ioc".to_string(),
+            file.to_str().unwrap().replace("access.log", "none.txt"),
+            "--personal".into(),
+            "/api/members".into(),
+            "--export".into(),
+            "/export".into(),
+            "--login".into(),
+            "/login".into(),
+            "--report".into(),
+            r.to_str().unwrap().into(),
+            "--timeline".into(),
+            t.to_str().unwrap().into(),
+            "--pseudonymize".into(),
+            key.to_str().unwrap().into(),
+            file.to_str().unwrap().into(),
+        ]
+    };
+    std::fs::write(dir.join("none.txt"), "# no indicators\n").unwrap();
+    let a = args(&report, &timeline);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, out, err, v) = hunt(&a, &json);
+    assert_eq!(code, 1, "{out}{err}");
+    let det: Vec<(String, String)> = v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["detector"].as_str().unwrap().to_string(),
+                d["client"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let kinds: Vec<&str> = det.iter().map(|d| d.0.as_str()).collect();
+    assert!(kinds.contains(&"export_without_login"), "{det:?}");
+    assert!(kinds.contains(&"id_enumeration"), "{det:?}");
+    assert!(kinds.contains(&"off_hours"), "{det:?}");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "export_without_login")
+            .count(),
+        1,
+        "the logged-in client is fine"
+    );
+    // Addresses are pseudonyms everywhere.
+    let all = std::fs::read_to_string(&json).unwrap()
+        + &std::fs::read_to_string(&report).unwrap()
+        + &std::fs::read_to_string(&timeline).unwrap()
+        + &out;
+    for ip in ["203.0.113.5", "198.51.100.9", "192.0.2.4"] {
+        assert!(!all.contains(ip), "{ip} leaked");
+    }
+    assert!(det.iter().all(|d| d.1.starts_with("anon-")), "{det:?}");
+    let enumr = &v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["detector"] == "id_enumeration")
+        .unwrap()
+        .clone();
+    assert_eq!(enumr["records_served"], 150);
+    assert!(enumr["summary"].as_str().unwrap().contains("data served"));
+    // The report states the conclusion; the HTML is self-contained with a chart.
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("Possible exfiltration")
+            && html.contains("<svg")
+            && !html.contains("<script")
+    );
+    // The timeline is Timesketch JSON lines, in time order; CSV and Markdown on request.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&timeline)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(lines
+        .windows(2)
+        .all(|w| w[0]["timestamp"].as_i64() <= w[1]["timestamp"].as_i64()));
+    assert!(lines
+        .iter()
+        .all(|l| l["datetime"].is_string() && l["message"].is_string()));
+    let a = args(&md, &csv);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    hunt(&a, &json);
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .starts_with("# Log review after an attack"));
+    assert!(std::fs::read_to_string(&csv)
+        .unwrap()
+        .starts_with("datetime,source,level"));
+    // A clean log gives the regulator's sentence and exit status 0.
+    std::fs::write(
+        &file,
+        "192.0.2.1 - - [17/May/2026:12:00:00 +0000] \"GET / HTTP/1.1\" 200 10 \"-\" \"Firefox\"\n",
+    )
+    .unwrap();
+    let a = args(&md, &csv);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, out, _, _) = hunt(&a, &json);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("No indicator of exfiltration"), "{out}");
+}
