@@ -175,7 +175,7 @@ impl Default for JsonMapping {
     fn default() -> Self {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
         JsonMapping {
-            ts_ms: v(&["ts_ms"]),
+            ts_ms: v(&["ts_ms", "timestamp", "@timestamp", "time"]),
             client: v(&["client", "remote_addr", "client_ip"]),
             method: v(&["method", "request_method"]),
             target: v(&["path", "request_uri", "uri"]),
@@ -186,6 +186,31 @@ impl Default for JsonMapping {
             user_agent: v(&["user_agent", "http_user_agent"]),
             host: v(&["site", "host"]),
         }
+    }
+}
+
+impl JsonMapping {
+    /// Put `key` first for the record field `field` (`--json-field client=remote_ip`).
+    pub fn set(&mut self, field: &str, key: &str) -> Result<(), String> {
+        let slot = match field {
+            "ts" | "ts_ms" | "time" => &mut self.ts_ms,
+            "client" => &mut self.client,
+            "method" => &mut self.method,
+            "target" | "path" => &mut self.target,
+            "status" => &mut self.status,
+            "bytes_out" => &mut self.bytes_out,
+            "bytes_in" => &mut self.bytes_in,
+            "referer" => &mut self.referer,
+            "user_agent" => &mut self.user_agent,
+            "host" => &mut self.host,
+            other => {
+                return Err(format!(
+                    "{other:?} is not a record field (time, client, method, target, status, bytes_out, bytes_in, referer, user_agent, host)"
+                ))
+            }
+        };
+        slot.insert(0, key.to_string());
+        Ok(())
     }
 }
 
@@ -209,9 +234,16 @@ pub fn parse_json(line: &str, m: &JsonMapping) -> Result<Record, &'static str> {
                 .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
         })
     };
-    let ts = get(&m.ts_ms)
-        .and_then(serde_json::Value::as_i64)
-        .ok_or("no timestamp")?;
+    // Milliseconds or seconds since the epoch, or an ISO 8601 / RFC 3339 text.
+    let ts = match get(&m.ts_ms) {
+        Some(serde_json::Value::Number(n)) => match n.as_f64() {
+            Some(x) if x > 1e11 => x as i64,
+            Some(x) => (x * 1000.0) as i64,
+            None => return Err("bad timestamp"),
+        },
+        Some(serde_json::Value::String(t)) => crate::parse_time(t).ok_or("bad timestamp")?,
+        _ => return Err("no timestamp"),
+    };
     Ok(Record {
         ts_ms: ts,
         client: s(&m.client),
@@ -299,5 +331,20 @@ mod tests {
         assert_eq!(r.host, "demo");
         assert_eq!(r.target, "/a?b=c");
         assert_eq!(r.bytes_out, 17);
+        let mut m = JsonMapping::default();
+        m.set("client", "remote_ip").unwrap();
+        m.set("target", "url").unwrap();
+        assert!(m.set("nope", "x").is_err());
+        let other = r#"{"@timestamp":"2026-05-17T10:00:00Z","remote_ip":"198.51.100.1","url":"/x","status":"404"}"#;
+        let r = parse_line(other, &m).unwrap();
+        assert_eq!(
+            (r.ts_ms, r.client.as_str(), r.target.as_str(), r.status),
+            (1_779_012_000_000, "198.51.100.1", "/x", 404)
+        );
+        let secs = r#"{"time":1779012000,"client":"x"}"#;
+        assert_eq!(
+            parse_line(secs, &JsonMapping::default()).unwrap().ts_ms,
+            1_779_012_000_000
+        );
     }
 }

@@ -21,6 +21,15 @@ fn parse_hours(s: &str) -> std::result::Result<(u32, u32), String> {
     Ok((a, b))
 }
 
+fn parse_json_field(s: &str) -> std::result::Result<(String, String), String> {
+    let (f, k) = s
+        .split_once('=')
+        .ok_or("use FIELD=KEY, e.g. client=remote_ip")?;
+    let mut m = levee_hunt::logs::JsonMapping::default();
+    m.set(f, k)?;
+    Ok((f.to_string(), k.to_string()))
+}
+
 #[derive(clap::Args)]
 pub struct HuntArgs {
     /// Log files or directories (rotated logs, .gz included); `-` for standard input.
@@ -53,6 +62,9 @@ pub struct HuntArgs {
     /// Login path prefixes (a successful POST there means the client authenticated).
     #[arg(long)]
     login: Vec<String>,
+    /// For other JSON logs: which key holds a record field, e.g. client=remote_ip (repeatable).
+    #[arg(long, value_parser = parse_json_field)]
+    json_field: Vec<(String, String)>,
     /// Business hours in UTC, START-END.
     #[arg(long, default_value = "7-20", value_parser = parse_hours)]
     business_hours: (u32, u32),
@@ -109,13 +121,18 @@ pub fn run(a: HuntArgs) -> Result<()> {
         .filter(|m| m.is_file())
         .map(|m| m.len())
         .sum();
+    let mut json = levee_hunt::logs::JsonMapping::default();
+    for (f, k) in &a.json_field {
+        // Validated by the argument parser.
+        let _ = json.set(f, k);
+    }
     let opts = levee_hunt::Options {
         inputs: a.inputs,
         sigma: a.sigma,
         iocs: a.ioc,
         from_ms: a.from,
         to_ms: a.to,
-        json: Default::default(),
+        json,
         detect: levee_hunt::detect::Config {
             personal: a.personal,
             export: a.export,
