@@ -19,40 +19,73 @@
 use crate::logs::Record;
 use std::borrow::Cow;
 
-/// A record seen as a Sigma event.
+/// A record seen as a Sigma event, with its lower-case forms made once.
 pub struct WebEvent<'a> {
     pub rec: &'a Record,
     pub raw: &'a str,
+    lower: Record,
+    raw_lower: String,
+}
+
+impl<'a> WebEvent<'a> {
+    pub fn new(rec: &'a Record, raw: &'a str) -> WebEvent<'a> {
+        let lower = Record {
+            client: rec.client.to_lowercase(),
+            user: rec.user.to_lowercase(),
+            method: rec.method.to_lowercase(),
+            target: rec.target.to_lowercase(),
+            referer: rec.referer.to_lowercase(),
+            user_agent: rec.user_agent.to_lowercase(),
+            host: rec.host.to_lowercase(),
+            ..rec.clone()
+        };
+        WebEvent {
+            rec,
+            raw,
+            lower,
+            raw_lower: raw.to_lowercase(),
+        }
+    }
+}
+
+fn get<'r>(r: &'r Record, name: &str) -> Option<Cow<'r, str>> {
+    let s = |v: &'r str| (!v.is_empty()).then_some(Cow::Borrowed(v));
+    match name {
+        "c-ip" | "src_ip" => s(&r.client),
+        "cs-method" => s(&r.method),
+        "cs-uri-query" | "cs-uri" | "c-uri" | "request" => s(&r.target),
+        "cs-uri-stem" | "c-uri-stem" => s(r.path()),
+        "c-uri-query" => s(r.query()),
+        "c-uri-extension" => {
+            let p = r.path();
+            let last = p.rsplit('/').next().unwrap_or("");
+            last.rsplit_once('.').map(|(_, e)| Cow::Borrowed(e))
+        }
+        "sc-status" => (r.status != 0).then(|| Cow::Owned(r.status.to_string())),
+        "c-useragent" | "cs-user-agent" => s(&r.user_agent),
+        "cs-referer" | "cs-referrer" => s(&r.referer),
+        "cs-host" | "r-dns" => s(&r.host),
+        "cs-bytes" => r.bytes_in.map(|b| Cow::Owned(b.to_string())),
+        "sc-bytes" => Some(Cow::Owned(r.bytes_out.to_string())),
+        "cs-username" => s(&r.user),
+        _ => None,
+    }
 }
 
 impl levee_sigma::Event for WebEvent<'_> {
     fn field(&self, name: &str) -> Option<Cow<'_, str>> {
-        let r = self.rec;
-        let s = |v: &str| (!v.is_empty()).then(|| Cow::Owned(v.to_string()));
-        match name {
-            "c-ip" | "src_ip" => s(&r.client),
-            "cs-method" => s(&r.method),
-            "cs-uri-query" | "cs-uri" | "c-uri" | "request" => s(&r.target),
-            "cs-uri-stem" | "c-uri-stem" => s(r.path()),
-            "c-uri-query" => s(r.query()),
-            "c-uri-extension" => {
-                let p = r.path();
-                let last = p.rsplit('/').next().unwrap_or("");
-                last.rsplit_once('.')
-                    .map(|(_, e)| Cow::Owned(e.to_string()))
-            }
-            "sc-status" => (r.status != 0).then(|| Cow::Owned(r.status.to_string())),
-            "c-useragent" | "cs-user-agent" => s(&r.user_agent),
-            "cs-referer" | "cs-referrer" => s(&r.referer),
-            "cs-host" | "r-dns" => s(&r.host),
-            "cs-bytes" => r.bytes_in.map(|b| Cow::Owned(b.to_string())),
-            "sc-bytes" => Some(Cow::Owned(r.bytes_out.to_string())),
-            "cs-username" => s(&r.user),
-            _ => None,
-        }
+        get(self.rec, name)
     }
 
     fn raw(&self) -> &str {
         self.raw
+    }
+
+    fn field_lower(&self, name: &str) -> Option<Cow<'_, str>> {
+        get(&self.lower, name)
+    }
+
+    fn raw_lower(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.raw_lower)
     }
 }

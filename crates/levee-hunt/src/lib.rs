@@ -524,10 +524,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                     fields.push(field);
                 }
             }
-            let ev = fields::WebEvent {
-                rec: &rec,
-                raw: text,
-            };
+            let ev = fields::WebEvent::new(&rec, text);
             for (i, rule) in rules.iter().enumerate() {
                 if rule.matches(&ev) {
                     for &(ci, pos) in &uses[i] {

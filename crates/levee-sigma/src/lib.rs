@@ -29,6 +29,14 @@ pub trait Event {
     fn field(&self, name: &str) -> Option<Cow<'_, str>>;
     /// The whole event as text (for keyword searches).
     fn raw(&self) -> &str;
+    /// The field's value in lower case (override to compute it once per event).
+    fn field_lower(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.field(name).map(|v| Cow::Owned(v.to_lowercase()))
+    }
+    /// The whole event in lower case (override to compute it once per event).
+    fn raw_lower(&self) -> Cow<'_, str> {
+        Cow::Owned(self.raw().to_lowercase())
+    }
 }
 
 /// Why a rule could not be loaded.
@@ -53,16 +61,91 @@ struct FieldCond {
     matchers: Vec<Matcher>,
     all: bool,
     negate: bool,
+    /// Long lists of values, indexed.
+    fast: Option<Fast>,
+}
+
+/// A long list of values, indexed: equalities in a set, `contains` in one
+/// automaton, the rest tried in turn. Only for lists of globs of one casing
+/// (the common case: lists of user agents, paths, payload fragments).
+#[derive(Debug, Clone)]
+struct Fast {
+    cased: bool,
+    exact: std::collections::HashSet<String>,
+    contains: Option<aho_corasick::AhoCorasick>,
+    rest: Vec<Matcher>,
+}
+
+impl Fast {
+    fn build(matchers: &[Matcher]) -> Option<Fast> {
+        if matchers.len() < 4 {
+            return None;
+        }
+        let mut cased = None;
+        let mut exact = std::collections::HashSet::new();
+        let mut lits = Vec::new();
+        let mut rest = Vec::new();
+        for m in matchers {
+            let Matcher::Glob(g) = m else { return None };
+            if *cased.get_or_insert(g.cased()) != g.cased() {
+                return None;
+            }
+            if let Some((l, _)) = g.exact_literal() {
+                exact.insert(l.to_string());
+            } else if let Some((l, _)) = g.contains_literal() {
+                lits.push(l.to_string());
+            } else {
+                rest.push(m.clone());
+            }
+        }
+        let contains = if lits.is_empty() {
+            None
+        } else {
+            Some(aho_corasick::AhoCorasick::new(&lits).ok()?)
+        };
+        Some(Fast {
+            cased: cased.unwrap_or(false),
+            exact,
+            contains,
+            rest,
+        })
+    }
+
+    /// `v` is the value in the matchers' casing.
+    fn any(&self, original: &str, v: &str) -> bool {
+        self.exact.contains(v)
+            || self.contains.as_ref().is_some_and(|ac| ac.is_match(v))
+            || self
+                .rest
+                .iter()
+                .any(|m| m.matches_prepared(Some(original), Some(v)))
+    }
 }
 
 impl FieldCond {
     fn matches(&self, e: &dyn Event) -> bool {
         let v = e.field(&self.field);
         let v = v.as_deref();
-        let hit = if self.all {
-            self.matchers.iter().all(|m| m.matches(v))
+        if let (Some(f), false) = (&self.fast, self.all) {
+            let hit = match v {
+                None => false,
+                Some(v) if f.cased => f.any(v, v),
+                Some(v) => e
+                    .field_lower(&self.field)
+                    .is_some_and(|l| f.any(v, l.as_ref())),
+            };
+            return hit != self.negate;
+        }
+        let lower = if v.is_some() {
+            e.field_lower(&self.field)
         } else {
-            self.matchers.iter().any(|m| m.matches(v))
+            None
+        };
+        let lower = lower.as_deref();
+        let hit = if self.all {
+            self.matchers.iter().all(|m| m.matches_prepared(v, lower))
+        } else {
+            self.matchers.iter().any(|m| m.matches_prepared(v, lower))
         };
         hit != self.negate
     }
@@ -75,6 +158,7 @@ enum Search {
     Keywords {
         matchers: Vec<Matcher>,
         all: bool,
+        fast: Option<Fast>,
     },
 }
 
@@ -82,12 +166,26 @@ impl Search {
     fn matches(&self, e: &dyn Event) -> bool {
         match self {
             Search::Fields(groups) => groups.iter().any(|g| g.iter().all(|c| c.matches(e))),
-            Search::Keywords { matchers, all } => {
+            Search::Keywords {
+                matchers,
+                all,
+                fast,
+            } => {
+                if let (Some(f), false) = (fast, *all) {
+                    let raw = e.raw();
+                    return if f.cased {
+                        f.any(raw, raw)
+                    } else {
+                        f.any(raw, e.raw_lower().as_ref())
+                    };
+                }
                 let raw = Some(e.raw());
+                let lower = e.raw_lower();
+                let lower = Some(lower.as_ref());
                 if *all {
-                    matchers.iter().all(|m| m.matches(raw))
+                    matchers.iter().all(|m| m.matches_prepared(raw, lower))
                 } else {
-                    matchers.iter().any(|m| m.matches(raw))
+                    matchers.iter().any(|m| m.matches_prepared(raw, lower))
                 }
             }
         }
@@ -182,11 +280,13 @@ fn field_cond(key: &str, v: &Value) -> Result<FieldCond, String> {
         return Err(format!("{key:?}: an empty list of values"));
     }
     let (matchers, all) = pattern::build(&mods, &vals).map_err(|e| format!("{key:?}: {e}"))?;
+    let fast = if all { None } else { Fast::build(&matchers) };
     Ok(FieldCond {
         field,
         matchers,
         all,
         negate,
+        fast,
     })
 }
 
@@ -205,7 +305,12 @@ fn keywords(mods: &[&str], vals: &[Option<String>]) -> Result<Search, String> {
         m.push("contains");
     }
     let (matchers, all) = pattern::build(&m, vals)?;
-    Ok(Search::Keywords { matchers, all })
+    let fast = if all { None } else { Fast::build(&matchers) };
+    Ok(Search::Keywords {
+        matchers,
+        all,
+        fast,
+    })
 }
 
 fn search(name: &str, v: &Value) -> Result<Search, String> {

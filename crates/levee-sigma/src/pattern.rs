@@ -21,6 +21,26 @@ pub struct Glob {
 }
 
 impl Glob {
+    /// The literal of a wildcard-free pattern (an equality), with its casing.
+    pub fn exact_literal(&self) -> Option<(&str, bool)> {
+        match self.pieces.as_slice() {
+            [Piece::Lit(l)] => Some((l.as_str(), self.cased)),
+            _ => None,
+        }
+    }
+
+    pub fn cased(&self) -> bool {
+        self.cased
+    }
+
+    /// The literal of a `*literal*` pattern (a `contains`), with its casing.
+    pub fn contains_literal(&self) -> Option<(&str, bool)> {
+        match self.pieces.as_slice() {
+            [Piece::Star, Piece::Lit(l), Piece::Star] => Some((l.as_str(), self.cased)),
+            _ => None,
+        }
+    }
+
     /// Parse Sigma wildcard syntax. `\` escapes only `*`, `?` and `\`.
     pub fn new(s: &str, cased: bool) -> Glob {
         let mut pieces = Vec::new();
@@ -70,23 +90,41 @@ impl Glob {
     /// Whether the whole of `value` matches.
     pub fn matches(&self, value: &str) -> bool {
         if self.cased {
-            match_pieces(&self.pieces, value)
+            self.matches_prepared(value, value)
         } else {
-            match_pieces(&self.pieces, &value.to_lowercase())
+            self.matches_prepared(value, &value.to_lowercase())
+        }
+    }
+
+    /// As `matches`, with the value's lower-case form already made (so that
+    /// a list of values lower-cases the field once).
+    pub fn matches_prepared(&self, value: &str, lower: &str) -> bool {
+        let s = if self.cased { value } else { lower };
+        match self.pieces.as_slice() {
+            [] => s.is_empty(),
+            [Piece::Lit(l)] => s == l,
+            [Piece::Star] => true,
+            [Piece::Star, Piece::Lit(l), Piece::Star] => s.contains(l.as_str()),
+            [Piece::Lit(l), Piece::Star] => s.starts_with(l.as_str()),
+            [Piece::Star, Piece::Lit(l)] => s.ends_with(l.as_str()),
+            p => match_pieces(p, s),
         }
     }
 }
 
-/// Backtracking on the last star only: linear in practice.
+/// Length of the UTF-8 character starting at `b[i]`.
+fn char_len(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    while j < b.len() && (b[j] & 0xC0) == 0x80 {
+        j += 1;
+    }
+    j - i
+}
+
+/// Backtracking on the last star only: linear in practice. Works on bytes;
+/// `?` takes one whole character.
 fn match_pieces(p: &[Piece], s: &str) -> bool {
-    let s: Vec<char> = s.chars().collect();
-    let lits: Vec<Vec<char>> = p
-        .iter()
-        .map(|x| match x {
-            Piece::Lit(l) => l.chars().collect(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let s = s.as_bytes();
     let (mut pi, mut si) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     loop {
@@ -99,12 +137,12 @@ fn match_pieces(p: &[Piece], s: &str) -> bool {
                 }
                 Piece::One if si < s.len() => {
                     pi += 1;
-                    si += 1;
+                    si += char_len(s, si);
                     continue;
                 }
-                Piece::Lit(_) => {
-                    let l = &lits[pi];
-                    if s.len() >= si + l.len() && s[si..si + l.len()] == l[..] {
+                Piece::Lit(l) => {
+                    let l = l.as_bytes();
+                    if s.len() >= si + l.len() && &s[si..si + l.len()] == l {
                         pi += 1;
                         si += l.len();
                         continue;
@@ -117,9 +155,10 @@ fn match_pieces(p: &[Piece], s: &str) -> bool {
         }
         match star {
             Some((sp, ss)) if ss < s.len() => {
-                star = Some((sp, ss + 1));
+                let next = ss + char_len(s, ss);
+                star = Some((sp, next));
                 pi = sp + 1;
-                si = ss + 1;
+                si = next;
             }
             _ => return false,
         }
@@ -172,11 +211,17 @@ fn cidr_contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
 impl Matcher {
     /// `value`: the field's value, `None` when the event has no such field.
     pub fn matches(&self, value: Option<&str>) -> bool {
+        let lower = value.map(str::to_lowercase);
+        self.matches_prepared(value, lower.as_deref())
+    }
+
+    /// As `matches`, with the value's lower-case form already made.
+    pub fn matches_prepared(&self, value: Option<&str>, lower: Option<&str>) -> bool {
         match (self, value) {
             (Matcher::Exists(want), v) => v.is_some() == *want,
             (Matcher::Null, v) => v.is_none_or(str::is_empty),
             (_, None) => false,
-            (Matcher::Glob(g), Some(v)) => g.matches(v),
+            (Matcher::Glob(g), Some(v)) => g.matches_prepared(v, lower.unwrap_or(v)),
             (Matcher::Re(r), Some(v)) => r.is_match(v),
             (Matcher::Cidr(n, l), Some(v)) => v
                 .trim()
