@@ -499,34 +499,18 @@ pub fn load_all(text_in: &str, file: &str) -> Vec<Result<Loaded, LoadError>> {
 /// Load the detection rules of a YAML file; correlation documents are
 /// reported as errors (use [`load_all`] to get them).
 pub fn load(text_in: &str, file: &str) -> Vec<Result<Rule, LoadError>> {
-    let mut out = Vec::new();
-    for (i, d) in serde_yaml::Deserializer::from_str(text_in).enumerate() {
-        let doc = match <Value as serde::Deserialize>::deserialize(d) {
-            Ok(v) => v,
-            Err(e) => {
-                out.push(Err(LoadError {
-                    file: file.to_string(),
-                    title: format!("(document {})", i + 1),
-                    reason: format!("YAML: {e}"),
-                }));
-                // A syntax error ends the stream.
-                break;
-            }
-        };
-        if doc.is_null() {
-            continue;
-        }
-        if doc.get("correlation").is_some() {
-            out.push(Err(LoadError {
+    load_all(text_in, file)
+        .into_iter()
+        .map(|r| match r {
+            Ok(Loaded::Rule(r)) => Ok(*r),
+            Ok(Loaded::Correlation(c)) => Err(LoadError {
                 file: file.to_string(),
-                title: text(&doc, "title"),
+                title: c.title,
                 reason: "a correlation rule (load it with load_all)".into(),
-            }));
-            continue;
-        }
-        out.push(rule(&doc, file));
-    }
-    out
+            }),
+            Err(e) => Err(e),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -149,7 +149,13 @@ pub fn run(a: HuntArgs) -> Result<()> {
         if last.elapsed() >= std::time::Duration::from_millis(500) && total > 0 {
             last = std::time::Instant::now();
             let pct = (bytes as f64 / total as f64 * 100.0).min(100.0);
-            eprint!("\rlevee hunt: {pct:5.1}% of {} MiB", total >> 20);
+            let done = (pct / 5.0) as usize;
+            eprint!(
+                "\rlevee hunt: [{}{}] {pct:5.1}% of {} MiB",
+                "#".repeat(done),
+                ".".repeat(20 - done.min(20)),
+                total >> 20
+            );
         }
     };
     let mut summary = match levee_hunt::run(&opts, &mut progress) {
