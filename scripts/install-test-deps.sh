@@ -13,11 +13,16 @@ declare -A PKG=(
   [bc]=bc
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  [gzip]=gzip
+  [clang]=clang
+  [llvm-strip]=llvm
 )
 missing=()
 for cmd in "${!PKG[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}")
 done
+# The XDP program's headers (levee-xdp's build.rs compiles it with clang).
+[ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
 if [ "${1:-}" = "--bench" ]; then
   for cmd in nginx haproxy taskset; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$([ $cmd = taskset ] && echo util-linux || ([ $cmd = nginx ] && echo nginx-light || echo $cmd))")
