@@ -3,14 +3,39 @@
 //! (with expiry) and reads its per-reason counters. It drops floods before
 //! they reach the kernel's network stack.
 //!
-//! What it does not do (yet): attach and pin from the command line, follow
-//! the edge's block list, or the XDP SYN proxy (see the issue).
+//! Persistent use (`levee xdp`): the maps and the XDP link are pinned in a
+//! bpffs directory (default `/sys/fs/bpf/levee`), so protection stays while
+//! no controller runs; every later command reopens the pinned maps;
+//! `detach` removes the link and the pins.
+//!
+//! What it does not do (yet): follow the edge's block list, or the XDP SYN
+//! proxy (see the issue).
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, PerCpuArray};
-use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
-use aya::Ebpf;
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Every map of the program (pinned by these names).
+pub const MAPS: [&str; 11] = [
+    "CONFIG",
+    "STATS",
+    "ALLOW_V4",
+    "ALLOW_V6",
+    "BLOCK_V4",
+    "BLOCK_V6",
+    "BLOCK_NET_V4",
+    "BLOCK_NET_V6",
+    "REFLECT_PORTS",
+    "SERVICE_PORTS",
+    "RATE",
+];
+
+/// Where pins live unless told otherwise.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/levee";
 
 /// The compiled program (empty when clang was missing at build time).
 pub static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/levee_xdp.o"));
@@ -26,6 +51,10 @@ pub enum XdpError {
     Map(&'static str, String),
     #[error("program: {0}")]
     Program(#[from] ProgramError),
+    #[error("{0}")]
+    Pin(String),
+    #[error("not attached: no pinned link at {0} (run `levee xdp attach --iface IF` first)")]
+    NotAttached(String),
 }
 
 /// Why a packet was dropped or passed, as counted by the program.
@@ -128,6 +157,7 @@ pub struct Filter {
     ebpf: Ebpf,
     config: Config,
     net_blocks: u32,
+    pin_dir: Option<PathBuf>,
 }
 
 fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> XdpError {
@@ -144,10 +174,98 @@ fn v6(ip: IpAddr) -> [u8; 16] {
 impl Filter {
     /// Load the program into the kernel (needs root or CAP_BPF).
     pub fn load(config: Config) -> Result<Filter, XdpError> {
+        Self::load_with(config, None, true)
+    }
+
+    /// Load with the maps pinned in `dir` (reused when they are already
+    /// there). `config: None` keeps the pinned configuration.
+    pub fn open_pinned(config: Option<Config>, dir: &Path) -> Result<Filter, XdpError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            XdpError::Pin(format!(
+                "cannot create {}: {e} (is bpffs mounted? mount -t bpf bpf /sys/fs/bpf)",
+                dir.display()
+            ))
+        })?;
+        let keep = config.is_none() && dir.join("CONFIG").exists();
+        let mut f = Self::load_with(config.unwrap_or_default(), Some(dir), !keep)?;
+        f.pin_dir = Some(dir.to_path_buf());
+        if keep {
+            if let Some(c) = f.read_config()? {
+                f.config = c;
+            }
+        }
+        f.recount_nets()?;
+        Ok(f)
+    }
+
+    fn read_config(&self) -> Result<Option<Config>, XdpError> {
+        let m: Array<_, [u8; 24]> = Array::try_from(
+            self.ebpf
+                .map("CONFIG")
+                .ok_or(XdpError::Map("CONFIG", "missing".into()))?,
+        )
+        .map_err(map_err("CONFIG"))?;
+        let b = m.get(&0, 0).map_err(map_err("CONFIG"))?;
+        let u = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let w = u64::from_ne_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+        if w == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Config {
+            drop_fragments: u(0) != 0,
+            syn_budget: u(8),
+            pkt_budget: u(12),
+            window_ms: w / 1_000_000,
+        }))
+    }
+
+    /// Count blocked prefixes (the program skips the tries while there are none).
+    fn recount_nets(&mut self) -> Result<(), XdpError> {
+        let n4 = {
+            let m: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(
+                self.ebpf
+                    .map("BLOCK_NET_V4")
+                    .ok_or(XdpError::Map("BLOCK_NET_V4", "missing".into()))?,
+            )
+            .map_err(map_err("BLOCK_NET_V4"))?;
+            m.keys().count()
+        };
+        let n6 = {
+            let m: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(
+                self.ebpf
+                    .map("BLOCK_NET_V6")
+                    .ok_or(XdpError::Map("BLOCK_NET_V6", "missing".into()))?,
+            )
+            .map_err(map_err("BLOCK_NET_V6"))?;
+            m.keys().count()
+        };
+        self.net_blocks = (n4 + n6) as u32;
+        self.write_config()
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    fn load_with(config: Config, dir: Option<&Path>, write: bool) -> Result<Filter, XdpError> {
         if PROGRAM.is_empty() {
             return Err(XdpError::NotBuilt);
         }
-        let mut ebpf = Ebpf::load(PROGRAM).map_err(|e| XdpError::Load(e.to_string()))?;
+        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&str, PathBuf)> = dir
+            .map(|d| MAPS.iter().map(|m| (*m, d.join(m))).collect())
+            .unwrap_or_default();
+        for (m, p) in &paths {
+            loader.map_pin_path(m, p.as_path());
+        }
+        let mut ebpf = loader.load(PROGRAM).map_err(|e| {
+            let hint = if dir.is_some() {
+                " (pins need bpffs: mount -t bpf bpf /sys/fs/bpf)"
+            } else {
+                ""
+            };
+            XdpError::Load(format!("{e}{hint}"))
+        })?;
         let prog: &mut Xdp = ebpf
             .program_mut("levee_xdp")
             .ok_or_else(|| XdpError::Load("no program levee_xdp in the object".into()))?
@@ -157,10 +275,13 @@ impl Filter {
             ebpf,
             config,
             net_blocks: 0,
+            pin_dir: None,
         };
-        f.set_config(config)?;
-        for p in REFLECTION_PORTS {
-            f.set_reflection_port(p, true)?;
+        if write {
+            f.set_config(config)?;
+            for p in REFLECTION_PORTS {
+                f.set_reflection_port(p, true)?;
+            }
         }
         Ok(f)
     }
@@ -269,8 +390,7 @@ impl Filter {
                         .map_err(map_err("BLOCK_NET_V6"))?;
                 }
             }
-            self.net_blocks += 1;
-            self.write_config()
+            self.recount_nets()
         }
     }
 
@@ -315,6 +435,125 @@ impl Filter {
                 Ok((*r, v.iter().sum()))
             })
             .collect()
+    }
+
+    /// Attach to an interface and pin the link (needs `open_pinned`): the
+    /// filter stays attached after this process exits.
+    pub fn attach(&mut self, iface: &str, mode: XdpMode) -> Result<(), XdpError> {
+        let dir = self
+            .pin_dir
+            .clone()
+            .ok_or_else(|| XdpError::Pin("attach needs a pinned filter".into()))?;
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("levee_xdp")
+            .ok_or_else(|| XdpError::Load("no program levee_xdp".into()))?
+            .try_into()?;
+        let id = prog.attach(iface, mode).map_err(|e| match e {
+            ProgramError::UnknownInterface { .. } => {
+                XdpError::Pin(format!("no interface {iface:?} (see `ip link`)"))
+            }
+            other => XdpError::Program(other),
+        })?;
+        let link = prog.take_link(id)?;
+        let fd: FdLink = link.try_into().map_err(|e| {
+            XdpError::Pin(format!(
+                "the kernel attached without a bpf_link ({e:?}); it cannot be pinned"
+            ))
+        })?;
+        fd.pin(dir.join("link"))
+            .map_err(|e| XdpError::Pin(format!("cannot pin the link: {e}")))?;
+        Ok(())
+    }
+
+    /// Remove the pinned link (the program leaves the interface) and the map pins.
+    pub fn detach(dir: &Path) -> Result<(), XdpError> {
+        let link = dir.join("link");
+        if !link.exists() {
+            return Err(XdpError::NotAttached(link.display().to_string()));
+        }
+        let pinned = PinnedLink::from_pin(&link)
+            .map_err(|e| XdpError::Pin(format!("cannot open {}: {e}", link.display())))?;
+        let fd = pinned
+            .unpin()
+            .map_err(|e| XdpError::Pin(format!("cannot unpin {}: {e}", link.display())))?;
+        drop(fd);
+        for m in MAPS {
+            let _ = std::fs::remove_file(dir.join(m));
+        }
+        let _ = std::fs::remove_dir(dir);
+        Ok(())
+    }
+
+    /// Remove a block (address or prefix).
+    pub fn unblock(&mut self, ip: IpAddr, len: u8) -> Result<bool, XdpError> {
+        let full = if ip.is_ipv4() { 32 } else { 128 };
+        let removed = match (ip, len >= full) {
+            (IpAddr::V4(v4), true) => {
+                let mut m: HashMap<_, [u8; 4], u64> = HashMap::try_from(
+                    self.ebpf
+                        .map_mut("BLOCK_V4")
+                        .ok_or(XdpError::Map("BLOCK_V4", "missing".into()))?,
+                )
+                .map_err(map_err("BLOCK_V4"))?;
+                m.remove(&v4.octets()).is_ok()
+            }
+            (IpAddr::V6(_), true) => {
+                let mut m: HashMap<_, [u8; 16], u64> = HashMap::try_from(
+                    self.ebpf
+                        .map_mut("BLOCK_V6")
+                        .ok_or(XdpError::Map("BLOCK_V6", "missing".into()))?,
+                )
+                .map_err(map_err("BLOCK_V6"))?;
+                m.remove(&v6(ip)).is_ok()
+            }
+            (IpAddr::V4(v4), false) => {
+                let mut m: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(
+                    self.ebpf
+                        .map_mut("BLOCK_NET_V4")
+                        .ok_or(XdpError::Map("BLOCK_NET_V4", "missing".into()))?,
+                )
+                .map_err(map_err("BLOCK_NET_V4"))?;
+                m.remove(&Key::new(u32::from(len), v4.octets())).is_ok()
+            }
+            (IpAddr::V6(v), false) => {
+                let mut m: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(
+                    self.ebpf
+                        .map_mut("BLOCK_NET_V6")
+                        .ok_or(XdpError::Map("BLOCK_NET_V6", "missing".into()))?,
+                )
+                .map_err(map_err("BLOCK_NET_V6"))?;
+                m.remove(&Key::new(u32::from(len), v.octets())).is_ok()
+            }
+        };
+        if len < full {
+            self.recount_nets()?;
+        }
+        Ok(removed)
+    }
+
+    /// Blocked addresses (exact entries) with their expiry (monotonic ns, 0 = never).
+    pub fn blocked(&self) -> Result<Vec<(IpAddr, u64)>, XdpError> {
+        let mut out = Vec::new();
+        let m4: HashMap<_, [u8; 4], u64> = HashMap::try_from(
+            self.ebpf
+                .map("BLOCK_V4")
+                .ok_or(XdpError::Map("BLOCK_V4", "missing".into()))?,
+        )
+        .map_err(map_err("BLOCK_V4"))?;
+        for (k, v) in m4.iter().flatten() {
+            out.push((IpAddr::from(k), v));
+        }
+        let m6: HashMap<_, [u8; 16], u64> = HashMap::try_from(
+            self.ebpf
+                .map("BLOCK_V6")
+                .ok_or(XdpError::Map("BLOCK_V6", "missing".into()))?,
+        )
+        .map_err(map_err("BLOCK_V6"))?;
+        for (k, v) in m6.iter().flatten() {
+            out.push((IpAddr::from(k), v));
+        }
+        Ok(out)
     }
 
     /// Run the program on one packet (BPF_PROG_TEST_RUN); the XDP verdict.

@@ -2,6 +2,7 @@
 //! together; the work happens in the `levee-*` crates.
 
 mod hunt_cmd;
+mod xdp_cmd;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -57,6 +58,8 @@ enum Cmd {
     /// was found. Exit status: 0 no finding at or above --fail-on, 1
     /// findings, 2 usage errors.
     Hunt(Box<hunt_cmd::HuntArgs>),
+    /// The XDP packet filter (root): attach, detach, block, unblock, allow, stats, list.
+    Xdp(Box<xdp_cmd::XdpArgs>),
     /// Run only the demo origin (for benchmarks that put other proxies in
     /// front of the same origin). Never expose it: it serves fake data.
     DemoOrigin {
@@ -79,6 +82,7 @@ fn main() {
         Cmd::Drill(args) => drill(*args),
         Cmd::DemoOrigin { listen } => demo_origin(listen),
         Cmd::Hunt(args) => hunt_cmd::run(*args),
+        Cmd::Xdp(args) => xdp_cmd::run(*args),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");

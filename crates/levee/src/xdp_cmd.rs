@@ -1,0 +1,214 @@
+//! `levee xdp`: attach the packet filter and edit its lists, wired to `levee_xdp`.
+
+use anyhow::{bail, Context, Result};
+use levee_xdp::{Config, Filter, DEFAULT_PIN_DIR};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct XdpArgs {
+    #[command(subcommand)]
+    cmd: XdpCmd,
+    /// bpffs directory holding the pinned link and maps.
+    #[arg(long, global = true, default_value = DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+enum XdpCmd {
+    /// Load the filter and attach it to an interface (it stays after this command exits).
+    Attach {
+        #[arg(long)]
+        iface: String,
+        /// `native` (in the driver), `generic` (any interface, slower), or `auto`.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic"])]
+        mode: String,
+        /// SYNs per source per window (0: off).
+        #[arg(long, default_value_t = 0)]
+        syn_budget: u32,
+        /// Packets per source per window (0: off).
+        #[arg(long, default_value_t = 0)]
+        pkt_budget: u32,
+        #[arg(long, default_value_t = 1000)]
+        window_ms: u64,
+        /// Let non-first fragments through.
+        #[arg(long)]
+        keep_fragments: bool,
+        /// UDP ports this host serves (reflection-port traffic to them passes).
+        #[arg(long)]
+        service_port: Vec<u16>,
+    },
+    /// Remove the filter from its interface and its pins.
+    Detach,
+    /// Drop packets from an address or prefix, for --ttl seconds (0: until unblocked).
+    Block {
+        cidr: String,
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+    },
+    /// Remove a block.
+    Unblock { cidr: String },
+    /// Never drop an address or prefix by a list.
+    Allow { cidr: String },
+    /// Packets per reason since the filter was attached.
+    Stats,
+    /// Blocked addresses and their expiry.
+    List,
+}
+
+fn cidr(s: &str) -> Result<(IpAddr, u8)> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: IpAddr = a.parse().with_context(|| {
+        format!("{s:?} is not an address or CIDR (e.g. 192.0.2.7 or 198.51.100.0/24)")
+    })?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match l {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .with_context(|| format!("{s:?}: the prefix length must be 0-{max}"))?,
+        None => max,
+    };
+    Ok((ip, len))
+}
+
+/// Monotonic nanoseconds (as the program's `bpf_ktime_get_ns`), from /proc/uptime.
+fn now_ns() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+        })
+        .map_or(0, |s| (s * 1e9) as u64)
+}
+
+/// Mount bpffs at /sys/fs/bpf if the pin directory lives there and it is not mounted.
+fn ensure_bpffs(dir: &Path) -> Result<()> {
+    if !dir.starts_with("/sys/fs/bpf") {
+        return Ok(());
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+    {
+        return Ok(());
+    }
+    let st = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .context("running mount")?;
+    if !st.success() {
+        bail!("bpffs is not mounted at /sys/fs/bpf and mounting it failed: run `mount -t bpf bpf /sys/fs/bpf` as root");
+    }
+    Ok(())
+}
+
+fn open(dir: &Path) -> Result<Filter> {
+    if !dir.join("CONFIG").exists() {
+        bail!(
+            "no filter pinned at {}: run `levee xdp attach --iface IF` first",
+            dir.display()
+        );
+    }
+    Filter::open_pinned(None, dir)
+        .with_context(|| format!("opening the filter pinned at {}", dir.display()))
+}
+
+pub fn run(a: XdpArgs) -> Result<()> {
+    let dir = a.pin_dir.as_path();
+    match a.cmd {
+        XdpCmd::Attach {
+            iface,
+            mode,
+            syn_budget,
+            pkt_budget,
+            window_ms,
+            keep_fragments,
+            service_port,
+        } => {
+            ensure_bpffs(dir)?;
+            if dir.join("link").exists() {
+                bail!(
+                    "a filter is already attached (pins in {}); `levee xdp detach` first",
+                    dir.display()
+                );
+            }
+            let config = Config {
+                drop_fragments: !keep_fragments,
+                syn_budget,
+                pkt_budget,
+                window_ms: window_ms.max(1),
+            };
+            let mut f = Filter::open_pinned(Some(config), dir)?;
+            for p in service_port {
+                f.set_service_port(p)?;
+            }
+            let m = match mode.as_str() {
+                "native" => aya::programs::XdpMode::Driver,
+                "generic" => aya::programs::XdpMode::Skb,
+                _ => aya::programs::XdpMode::Default,
+            };
+            f.attach(&iface, m)?;
+            println!(
+                "levee xdp: attached to {iface} ({mode}); pins in {}",
+                dir.display()
+            );
+        }
+        XdpCmd::Detach => {
+            Filter::detach(dir)?;
+            println!("levee xdp: detached; pins in {} removed", dir.display());
+        }
+        XdpCmd::Block { cidr: c, ttl } => {
+            let (ip, len) = cidr(&c)?;
+            let exp = if ttl == 0 {
+                0
+            } else {
+                now_ns() + ttl * 1_000_000_000
+            };
+            open(dir)?.block(ip, len, exp)?;
+            println!(
+                "levee xdp: blocked {ip}/{len}{}",
+                if ttl > 0 {
+                    format!(" for {ttl} s")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        XdpCmd::Unblock { cidr: c } => {
+            let (ip, len) = cidr(&c)?;
+            if !open(dir)?.unblock(ip, len)? {
+                bail!("{ip}/{len} was not blocked");
+            }
+            println!("levee xdp: unblocked {ip}/{len}");
+        }
+        XdpCmd::Allow { cidr: c } => {
+            let (ip, len) = cidr(&c)?;
+            open(dir)?.allow(ip, len)?;
+            println!("levee xdp: allowed {ip}/{len}");
+        }
+        XdpCmd::Stats => {
+            for (r, n) in open(dir)?.stats()? {
+                println!("{:<20} {n}", r.label());
+            }
+        }
+        XdpCmd::List => {
+            let now = now_ns();
+            for (ip, exp) in open(dir)?.blocked()? {
+                if exp == 0 {
+                    println!("{ip}\tuntil unblocked");
+                } else if exp > now {
+                    println!("{ip}\t{} s left", (exp - now) / 1_000_000_000);
+                }
+            }
+        }
+    }
+    Ok(())
+}
