@@ -78,20 +78,22 @@ impl LogLine<'_> {
         out.extend_from_slice(b"\",\"reason\":");
         string(out, self.reason);
         out.extend_from_slice(b",\"tls\":");
-        match self.tls {
-            Some(t) => string(out, t),
-            None => out.extend_from_slice(b"null"),
-        }
+        opt_string(out, self.tls);
         out.extend_from_slice(b",\"ja4\":");
-        match self.ja4 {
-            Some(t) => string(out, t),
-            None => out.extend_from_slice(b"null"),
-        }
+        opt_string(out, self.ja4);
         out.extend_from_slice(b",\"proto\":");
         string(out, self.proto);
         out.extend_from_slice(b",\"request_id\":");
         string(out, self.request_id);
         out.push(b'}');
+    }
+}
+
+/// A JSON string, or `null`.
+fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(t) => string(out, t),
+        None => out.extend_from_slice(b"null"),
     }
 }
 

@@ -490,7 +490,9 @@ where
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
-    let pass = {
+    let names = || levee_detect::features::header_order_label(headers().map(|(n, _)| n));
+    // The gate's view of the request also gives the cache its cookies and Authorization.
+    let (pass, cookies, authorized) = {
         let find = |name: &[u8]| {
             headers()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -498,7 +500,6 @@ where
         };
         let guarded = site.challenge.mode != levee_config::ChallengeMode::Off
             || site.defense.mode() != levee_detect::Mode::Normal;
-        let names = || levee_detect::features::header_order_label(headers().map(|(n, _)| n));
         let view = crate::gate::View {
             req: crate::challenge::Req {
                 authorization: find(b"authorization"),
@@ -520,7 +521,7 @@ where
             h2: None,
         };
         match crate::gate::check(shared, state, site, &view) {
-            Ok(p) => p,
+            Ok(p) => (p, view.req.cookies, view.req.authorization.is_some()),
             Err(ans) => {
                 if let Some(d) = ans.delay {
                     tokio::time::sleep(d).await;
@@ -557,16 +558,11 @@ where
     // concurrent misses wait for one fetch.
     let mut probe = crate::cache::Probe::default();
     if let (Some(c), false) = (&site.cache, has_body) {
-        let cookies: Vec<&[u8]> = headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-            .map(|(_, v)| v)
-            .collect();
-        let auth = headers().any(|(n, _)| n.eq_ignore_ascii_case(b"authorization"));
         if let Some(k) = c.key(
             &raw[head.method.clone()],
             &raw[head.host.clone()],
             &raw[head.path.clone()],
-            auth,
+            authorized,
             &cookies,
             pass.attack(),
         ) {

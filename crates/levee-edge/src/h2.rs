@@ -468,15 +468,16 @@ async fn stream(
         }
     }
     site.requests.fetch_add(1, Ordering::Relaxed);
-    let pass = {
+    let names = || {
+        levee_detect::features::header_order_label(
+            parts.headers.keys().map(|n| n.as_str().as_bytes()),
+        )
+    };
+    // The gate's view of the request also gives the cache its cookies and Authorization.
+    let (pass, cookies, authorized) = {
         let find = |name: http::header::HeaderName| parts.headers.get(name).map(|v| v.as_bytes());
         let guarded = site.challenge.mode != levee_config::ChallengeMode::Off
             || site.defense.mode() != levee_detect::Mode::Normal;
-        let names = || {
-            levee_detect::features::header_order_label(
-                parts.headers.keys().map(|n| n.as_str().as_bytes()),
-            )
-        };
         let view = crate::gate::View {
             req: crate::challenge::Req {
                 authorization: find(http::header::AUTHORIZATION),
@@ -502,7 +503,7 @@ async fn stream(
             h2: None,
         };
         match crate::gate::check(&shared, &state, site, &view) {
-            Ok(p) => p,
+            Ok(p) => (p, view.req.cookies, view.req.authorization.is_some()),
             Err(ans) => {
                 if let Some(d) = ans.delay {
                     tokio::time::sleep(d).await;
@@ -539,18 +540,11 @@ async fn stream(
     // concurrent misses wait for one fetch.
     let mut probe = crate::cache::Probe::default();
     if let (Some(c), true) = (&site.cache, body.is_end_stream()) {
-        let cookies: Vec<&[u8]> = parts
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        let auth = parts.headers.contains_key(http::header::AUTHORIZATION);
         if let Some(k) = c.key(
             method.as_bytes(),
             &host,
             path.as_bytes(),
-            auth,
+            authorized,
             &cookies,
             pass.attack(),
         ) {

@@ -479,6 +479,123 @@ pub fn html(s: &Summary) -> String {
     o
 }
 
+/// The findings table and the statement of what was checked, for a terminal.
+pub fn table(s: &Summary) -> String {
+    let mut o = String::new();
+    let lines: u64 = s.files.iter().map(|f| f.lines).sum();
+    let period = match (s.first_ms, s.last_ms) {
+        (Some(a), Some(b)) => format!("{} to {}", fmt_ms(a), fmt_ms(b)),
+        _ => "no records".into(),
+    };
+    let _ = writeln!(
+        o,
+        "Checked {} file(s), {lines} lines, {} records ({period}) against {} Sigma rules for web servers and proxies, {} correlation rules and {} indicators of compromise from {} feed file(s).",
+        s.files.len(),
+        s.records,
+        s.rules_loaded,
+        s.correlations_loaded,
+        s.iocs_loaded,
+        s.ioc_files.len()
+    );
+    if !s.iocs_skipped.is_empty() {
+        let _ = writeln!(
+            o,
+            "{} indicator(s) could not be used (listed in the JSON output), e.g.:",
+            s.iocs_skipped.len()
+        );
+        for k in s.iocs_skipped.iter().take(5) {
+            let _ = writeln!(o, "  {}: {:?}: {}", k.source, k.value, k.reason);
+        }
+    }
+    if s.malformed > 0 {
+        let _ = writeln!(o, "{} malformed line(s), not checked:", s.malformed);
+        for m in s.malformed_lines.iter().take(10) {
+            let _ = writeln!(o, "  {}:{}: {}", m.file, m.line, m.reason);
+        }
+        if s.malformed > 10 {
+            let _ = writeln!(o, "  ... (all of them in the JSON output, up to 1,000)");
+        }
+    }
+    if !s.rules_failed.is_empty() {
+        let _ = writeln!(o, "{} rule(s) could not be used:", s.rules_failed.len());
+        for f in &s.rules_failed {
+            let _ = writeln!(o, "  {f}");
+        }
+    }
+    for f in &s.ioc_findings {
+        let _ = writeln!(
+            o,
+            "IoC {:?} {} ({}) seen in {}: {} request(s) from {} client(s), {} to {}",
+            f.kind,
+            f.value,
+            f.source,
+            f.fields.join(","),
+            f.count,
+            f.clients,
+            fmt_ms(f.first_ms),
+            fmt_ms(f.last_ms)
+        );
+    }
+    if s.findings.is_empty() && s.correlations.is_empty() {
+        let _ = writeln!(o, "No Sigma rule matched.");
+        return o;
+    }
+    for c in &s.correlations {
+        let _ = writeln!(
+            o,
+            "\n{} correlation \"{}\" ({}, {}): {} group(s)",
+            c.level,
+            c.title,
+            c.kind,
+            c.author,
+            c.hits.len()
+        );
+        for h in c.hits.iter().take(10) {
+            let _ = writeln!(
+                o,
+                "  {} = {:?}: {} between {} and {}",
+                c.group_by.join(","),
+                h.group,
+                h.count,
+                fmt_ms(h.first_ms),
+                fmt_ms(h.last_ms)
+            );
+        }
+    }
+    if s.findings.is_empty() {
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<9} {:>7} {:>7}  {:<20} {:<20}  rule (author)",
+        "level", "hits", "clients", "first", "last"
+    );
+    for f in &s.findings {
+        let _ = writeln!(
+            o,
+            "{:<9} {:>7} {:>7}  {:<20} {:<20}  {} ({})",
+            f.level,
+            f.count,
+            f.clients,
+            fmt_ms(f.first_ms),
+            fmt_ms(f.last_ms),
+            f.title,
+            f.author
+        );
+        if let Some(x) = f.samples.first() {
+            let _ = writeln!(
+                o,
+                "{:>68}{}:{}: {}",
+                "",
+                x.file,
+                x.line,
+                x.text.chars().take(160).collect::<String>()
+            );
+        }
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

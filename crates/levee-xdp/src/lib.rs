@@ -139,18 +139,19 @@ pub const REFLECTION_PORTS: [u16; 10] = [53, 123, 1900, 11211, 19, 389, 161, 137
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct RawConfig {
-    drop_fragments: u32,
-    net_blocks: u32,
-    syn_budget: u32,
-    pkt_budget: u32,
-    window_ns: u64,
+/// The program's `struct config` as bytes (native endian, C layout:
+/// drop_fragments u32, net_blocks u32, syn_budget u32, pkt_budget u32,
+/// window_ns u64). Plain bytes: the workspace denies the unsafe code a typed
+/// map value would need.
+fn config_bytes(c: &Config, net_blocks: u32) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[0..4].copy_from_slice(&u32::from(c.drop_fragments).to_ne_bytes());
+    b[4..8].copy_from_slice(&net_blocks.to_ne_bytes());
+    b[8..12].copy_from_slice(&c.syn_budget.to_ne_bytes());
+    b[12..16].copy_from_slice(&c.pkt_budget.to_ne_bytes());
+    b[16..24].copy_from_slice(&c.window_ms.saturating_mul(1_000_000).to_ne_bytes());
+    b
 }
-
-// SAFETY-free: aya's Pod is an unsafe trait; the workspace denies unsafe code,
-// so the config is passed as plain bytes in a u8 array map instead.
 
 /// A loaded (not necessarily attached) filter.
 pub struct Filter {
@@ -287,20 +288,7 @@ impl Filter {
     }
 
     fn write_config(&mut self) -> Result<(), XdpError> {
-        let c = self.config;
-        let raw = RawConfig {
-            drop_fragments: u32::from(c.drop_fragments),
-            net_blocks: self.net_blocks,
-            syn_budget: c.syn_budget,
-            pkt_budget: c.pkt_budget,
-            window_ns: c.window_ms.saturating_mul(1_000_000),
-        };
-        let mut bytes = [0u8; 24];
-        bytes[0..4].copy_from_slice(&raw.drop_fragments.to_ne_bytes());
-        bytes[4..8].copy_from_slice(&raw.net_blocks.to_ne_bytes());
-        bytes[8..12].copy_from_slice(&raw.syn_budget.to_ne_bytes());
-        bytes[12..16].copy_from_slice(&raw.pkt_budget.to_ne_bytes());
-        bytes[16..24].copy_from_slice(&raw.window_ns.to_ne_bytes());
+        let bytes = config_bytes(&self.config, self.net_blocks);
         let mut m: Array<_, [u8; 24]> = Array::try_from(
             self.ebpf
                 .map_mut("CONFIG")
