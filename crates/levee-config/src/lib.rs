@@ -10,9 +10,11 @@
 
 mod defense;
 mod types;
+mod xdp;
 
 pub use defense::{parse_cidr_list, Cache, Defense, IgnoreQuery, ModeName, RuleAction};
 pub use types::{ByteSize, Cidr, Dur};
+pub use xdp::{Xdp, XdpMode};
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -81,6 +83,9 @@ pub struct Config {
     /// Protected sites (`[[site]]`), chosen by Host / SNI.
     #[serde(default)]
     pub site: Vec<Site>,
+    /// The XDP packet filter the edge feeds (off unless `iface` is set).
+    #[serde(default)]
+    pub xdp: Xdp,
 }
 
 /// One listening socket.
@@ -716,6 +721,7 @@ fn locate(text: &str, path: &str) -> Option<usize> {
 }
 
 fn validate(cfg: &Config) -> Result<(), (String, String)> {
+    xdp::validate(&cfg.xdp)?;
     if cfg.listener.is_empty() {
         return Err((
             "listener".into(),

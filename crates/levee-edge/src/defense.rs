@@ -246,6 +246,18 @@ impl SiteDefense {
     }
 
     /// Status for the admin API.
+    /// Client prefixes that live `block` rules name (for the packet filter).
+    pub fn block_prefixes(&self) -> Vec<levee_config::Cidr> {
+        let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
+        d.rules()
+            .iter()
+            .filter(|r| {
+                r.dim == levee_detect::Dim::Prefix && r.action == levee_detect::Action::Block
+            })
+            .filter_map(|r| r.value.parse().ok())
+            .collect()
+    }
+
     pub fn status(&self) -> serde_json::Value {
         let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         serde_json::json!({

@@ -2,6 +2,9 @@
 //! blocks added through the admin API. A blocked client is refused at accept.
 //! Every change is also kept, numbered, in a bounded log that followers
 //! (the packet filter, other edges) read with `GET /blocks/changes?since=N`.
+//! `filter_view` gathers every block decision (static lists, admin API,
+//! automatic blocks, the adaptive defense's block rules on client prefixes)
+//! for the packet filter, which the binary feeds from it.
 
 use levee_config::Cidr;
 use levee_limits::NetSet;
@@ -32,13 +35,59 @@ pub struct Lists {
     next_seq: u64,
 }
 
-fn cidr_text(bits: u128, v6: bool, len: u8) -> String {
-    let addr = if v6 {
+fn bits_addr(bits: u128, v6: bool) -> IpAddr {
+    if v6 {
         IpAddr::V6(bits.into())
     } else {
         IpAddr::V4((bits as u32).into())
-    };
-    format!("{addr}/{len}")
+    }
+}
+
+fn cidr_text(bits: u128, v6: bool, len: u8) -> String {
+    format!("{}/{len}", bits_addr(bits, v6))
+}
+
+/// Everything the edge wants dropped (or never dropped) at the packet level.
+#[derive(Debug, Default, Clone)]
+pub struct FilterView {
+    /// Address or prefix, and the time left (`None`: until the configuration changes).
+    pub blocks: Vec<(IpAddr, u8, Option<std::time::Duration>)>,
+    pub allow: Vec<(IpAddr, u8)>,
+}
+
+/// Gather the edge's block decisions for the packet filter: static lists
+/// (with list files), admin-API and automatic blocks with their expiry, and
+/// the adaptive defense's `block` rules on client prefixes (held for
+/// `rule_idle`, renewed while the rule lives).
+pub fn filter_view(shared: &crate::Shared) -> FilterView {
+    use std::time::Duration;
+    let st = shared.state.load();
+    let now = crate::clock::now_ms();
+    let mut v = FilterView::default();
+    for c in &st.cfg.lists.block {
+        v.blocks.push((c.addr(), c.prefix_len(), None));
+    }
+    for c in &st.cfg.lists.allow {
+        v.allow.push((c.addr(), c.prefix_len()));
+    }
+    let dynamic = shared
+        .lists
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .dynamic_nets();
+    for (ip, len, exp) in dynamic {
+        if exp > now {
+            let left = (exp != u64::MAX).then(|| Duration::from_millis(exp - now));
+            v.blocks.push((ip, len, left));
+        }
+    }
+    for site in &st.sites {
+        let hold = site.defense_cfg.rule_idle.as_duration();
+        for c in site.defense.block_prefixes() {
+            v.blocks.push((c.addr(), c.prefix_len(), Some(hold)));
+        }
+    }
+    v
 }
 
 impl Lists {
@@ -122,6 +171,15 @@ impl Lists {
             .collect();
         v.sort();
         v
+    }
+
+    /// Dynamic blocks as `(address, prefix length, monotonic expiry ms)`.
+    pub fn dynamic_nets(&self) -> Vec<(IpAddr, u8, u64)> {
+        self.dynamic
+            .entries()
+            .into_iter()
+            .map(|(b, v6, l, e)| (bits_addr(b, v6), l, e))
+            .collect()
     }
 
     /// Changes with `seq > since`, and the next sequence number.

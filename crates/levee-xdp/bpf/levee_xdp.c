@@ -69,9 +69,14 @@ static __always_inline int count(__u32 r, int verdict) {
     return verdict;
 }
 
-// A block entry holds its expiry in monotonic ns (0: never).
+// A block entry holds its expiry in monotonic ns (0: never); bit 63 marks
+// entries the edge mirrors (the controller's bookkeeping, not a time).
+#define OWNER_BIT (1ULL << 63)
 static __always_inline int live(__u64 *exp, __u64 now) {
-    return exp && (*exp == 0 || *exp > now);
+    if (!exp)
+        return 0;
+    __u64 e = *exp & ~OWNER_BIT;
+    return e == 0 || e > now;
 }
 
 #define VLAN_MAX 2

@@ -11,12 +11,10 @@
 //! What it does not do (yet): follow the edge's block list, or the XDP SYN
 //! proxy (see the issue).
 
-use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, PerCpuArray};
+use aya::maps::{Array, PerCpuArray};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// Every map of the program (pinned by these names).
@@ -165,13 +163,6 @@ fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> XdpError {
     move |e| XdpError::Map(name, e.to_string())
 }
 
-fn v6(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
-}
-
 impl Filter {
     /// Load the program into the kernel (needs root or CAP_BPF).
     pub fn load(config: Config) -> Result<Filter, XdpError> {
@@ -222,24 +213,8 @@ impl Filter {
 
     /// Count blocked prefixes (the program skips the tries while there are none).
     fn recount_nets(&mut self) -> Result<(), XdpError> {
-        let n4 = {
-            let m: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(
-                self.ebpf
-                    .map("BLOCK_NET_V4")
-                    .ok_or(XdpError::Map("BLOCK_NET_V4", "missing".into()))?,
-            )
-            .map_err(map_err("BLOCK_NET_V4"))?;
-            m.keys().count()
-        };
-        let n6 = {
-            let m: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(
-                self.ebpf
-                    .map("BLOCK_NET_V6")
-                    .ok_or(XdpError::Map("BLOCK_NET_V6", "missing".into()))?,
-            )
-            .map_err(map_err("BLOCK_NET_V6"))?;
-            m.keys().count()
-        };
+        let n4 = self.trie::<[u8; 4], u64>("BLOCK_NET_V4")?.keys().count();
+        let n6 = self.trie::<[u8; 16], u64>("BLOCK_NET_V6")?.keys().count();
         self.net_blocks = (n4 + n6) as u32;
         self.write_config()
     }
@@ -304,12 +279,7 @@ impl Filter {
     }
 
     pub fn set_reflection_port(&mut self, port: u16, on: bool) -> Result<(), XdpError> {
-        let mut m: HashMap<_, u16, u8> = HashMap::try_from(
-            self.ebpf
-                .map_mut("REFLECT_PORTS")
-                .ok_or(XdpError::Map("REFLECT_PORTS", "missing".into()))?,
-        )
-        .map_err(map_err("REFLECT_PORTS"))?;
+        let mut m = self.hash_mut::<u16, u8>("REFLECT_PORTS")?;
         if on {
             m.insert(port, 1, 0).map_err(map_err("REFLECT_PORTS"))
         } else {
@@ -320,92 +290,9 @@ impl Filter {
 
     /// A UDP port this host serves (reflection ports towards it pass).
     pub fn set_service_port(&mut self, port: u16) -> Result<(), XdpError> {
-        let mut m: HashMap<_, u16, u8> = HashMap::try_from(
-            self.ebpf
-                .map_mut("SERVICE_PORTS")
-                .ok_or(XdpError::Map("SERVICE_PORTS", "missing".into()))?,
-        )
-        .map_err(map_err("SERVICE_PORTS"))?;
-        m.insert(port, 1, 0).map_err(map_err("SERVICE_PORTS"))
-    }
-
-    /// Block an address or prefix until `expires_ns` (monotonic, as
-    /// `CLOCK_MONOTONIC`/`bpf_ktime_get_ns`), or for ever (0).
-    pub fn block(&mut self, ip: IpAddr, len: u8, expires_ns: u64) -> Result<(), XdpError> {
-        let full = if ip.is_ipv4() { 32 } else { 128 };
-        if len >= full {
-            match ip {
-                IpAddr::V4(v4) => {
-                    let mut m: HashMap<_, [u8; 4], u64> = HashMap::try_from(
-                        self.ebpf
-                            .map_mut("BLOCK_V4")
-                            .ok_or(XdpError::Map("BLOCK_V4", "missing".into()))?,
-                    )
-                    .map_err(map_err("BLOCK_V4"))?;
-                    m.insert(v4.octets(), expires_ns, 0)
-                        .map_err(map_err("BLOCK_V4"))
-                }
-                IpAddr::V6(_) => {
-                    let mut m: HashMap<_, [u8; 16], u64> = HashMap::try_from(
-                        self.ebpf
-                            .map_mut("BLOCK_V6")
-                            .ok_or(XdpError::Map("BLOCK_V6", "missing".into()))?,
-                    )
-                    .map_err(map_err("BLOCK_V6"))?;
-                    m.insert(v6(ip), expires_ns, 0).map_err(map_err("BLOCK_V6"))
-                }
-            }
-        } else {
-            match ip {
-                IpAddr::V4(v4) => {
-                    let mut m: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(
-                        self.ebpf
-                            .map_mut("BLOCK_NET_V4")
-                            .ok_or(XdpError::Map("BLOCK_NET_V4", "missing".into()))?,
-                    )
-                    .map_err(map_err("BLOCK_NET_V4"))?;
-                    m.insert(&Key::new(u32::from(len), v4.octets()), expires_ns, 0)
-                        .map_err(map_err("BLOCK_NET_V4"))?;
-                }
-                IpAddr::V6(v) => {
-                    let mut m: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(
-                        self.ebpf
-                            .map_mut("BLOCK_NET_V6")
-                            .ok_or(XdpError::Map("BLOCK_NET_V6", "missing".into()))?,
-                    )
-                    .map_err(map_err("BLOCK_NET_V6"))?;
-                    m.insert(&Key::new(u32::from(len), v.octets()), expires_ns, 0)
-                        .map_err(map_err("BLOCK_NET_V6"))?;
-                }
-            }
-            self.recount_nets()
-        }
-    }
-
-    /// Never drop this address or prefix by a list.
-    pub fn allow(&mut self, ip: IpAddr, len: u8) -> Result<(), XdpError> {
-        match ip {
-            IpAddr::V4(v4) => {
-                let mut m: LpmTrie<_, [u8; 4], u8> = LpmTrie::try_from(
-                    self.ebpf
-                        .map_mut("ALLOW_V4")
-                        .ok_or(XdpError::Map("ALLOW_V4", "missing".into()))?,
-                )
-                .map_err(map_err("ALLOW_V4"))?;
-                m.insert(&Key::new(u32::from(len), v4.octets()), 1, 0)
-                    .map_err(map_err("ALLOW_V4"))
-            }
-            IpAddr::V6(v) => {
-                let mut m: LpmTrie<_, [u8; 16], u8> = LpmTrie::try_from(
-                    self.ebpf
-                        .map_mut("ALLOW_V6")
-                        .ok_or(XdpError::Map("ALLOW_V6", "missing".into()))?,
-                )
-                .map_err(map_err("ALLOW_V6"))?;
-                m.insert(&Key::new(u32::from(len), v.octets()), 1, 0)
-                    .map_err(map_err("ALLOW_V6"))
-            }
-        }
+        self.hash_mut::<u16, u8>("SERVICE_PORTS")?
+            .insert(port, 1, 0)
+            .map_err(map_err("SERVICE_PORTS"))
     }
 
     /// Packets per reason, summed over CPUs.
@@ -473,77 +360,6 @@ impl Filter {
         Ok(())
     }
 
-    /// Remove a block (address or prefix).
-    pub fn unblock(&mut self, ip: IpAddr, len: u8) -> Result<bool, XdpError> {
-        let full = if ip.is_ipv4() { 32 } else { 128 };
-        let removed = match (ip, len >= full) {
-            (IpAddr::V4(v4), true) => {
-                let mut m: HashMap<_, [u8; 4], u64> = HashMap::try_from(
-                    self.ebpf
-                        .map_mut("BLOCK_V4")
-                        .ok_or(XdpError::Map("BLOCK_V4", "missing".into()))?,
-                )
-                .map_err(map_err("BLOCK_V4"))?;
-                m.remove(&v4.octets()).is_ok()
-            }
-            (IpAddr::V6(_), true) => {
-                let mut m: HashMap<_, [u8; 16], u64> = HashMap::try_from(
-                    self.ebpf
-                        .map_mut("BLOCK_V6")
-                        .ok_or(XdpError::Map("BLOCK_V6", "missing".into()))?,
-                )
-                .map_err(map_err("BLOCK_V6"))?;
-                m.remove(&v6(ip)).is_ok()
-            }
-            (IpAddr::V4(v4), false) => {
-                let mut m: LpmTrie<_, [u8; 4], u64> = LpmTrie::try_from(
-                    self.ebpf
-                        .map_mut("BLOCK_NET_V4")
-                        .ok_or(XdpError::Map("BLOCK_NET_V4", "missing".into()))?,
-                )
-                .map_err(map_err("BLOCK_NET_V4"))?;
-                m.remove(&Key::new(u32::from(len), v4.octets())).is_ok()
-            }
-            (IpAddr::V6(v), false) => {
-                let mut m: LpmTrie<_, [u8; 16], u64> = LpmTrie::try_from(
-                    self.ebpf
-                        .map_mut("BLOCK_NET_V6")
-                        .ok_or(XdpError::Map("BLOCK_NET_V6", "missing".into()))?,
-                )
-                .map_err(map_err("BLOCK_NET_V6"))?;
-                m.remove(&Key::new(u32::from(len), v.octets())).is_ok()
-            }
-        };
-        if len < full {
-            self.recount_nets()?;
-        }
-        Ok(removed)
-    }
-
-    /// Blocked addresses (exact entries) with their expiry (monotonic ns, 0 = never).
-    pub fn blocked(&self) -> Result<Vec<(IpAddr, u64)>, XdpError> {
-        let mut out = Vec::new();
-        let m4: HashMap<_, [u8; 4], u64> = HashMap::try_from(
-            self.ebpf
-                .map("BLOCK_V4")
-                .ok_or(XdpError::Map("BLOCK_V4", "missing".into()))?,
-        )
-        .map_err(map_err("BLOCK_V4"))?;
-        for (k, v) in m4.iter().flatten() {
-            out.push((IpAddr::from(k), v));
-        }
-        let m6: HashMap<_, [u8; 16], u64> = HashMap::try_from(
-            self.ebpf
-                .map("BLOCK_V6")
-                .ok_or(XdpError::Map("BLOCK_V6", "missing".into()))?,
-        )
-        .map_err(map_err("BLOCK_V6"))?;
-        for (k, v) in m6.iter().flatten() {
-            out.push((IpAddr::from(k), v));
-        }
-        Ok(out)
-    }
-
     /// Run the program on one packet (BPF_PROG_TEST_RUN); the XDP verdict.
     pub fn test_packet(&self, packet: &[u8]) -> Result<u32, XdpError> {
         let prog: &Xdp = self
@@ -559,72 +375,80 @@ impl Filter {
     }
 }
 
-/// Build test packets (Ethernet + IPv4/IPv6 + TCP/UDP).
-pub mod packet {
-    fn csum(b: &[u8]) -> u16 {
-        let mut s = 0u32;
-        for c in b.chunks(2) {
-            s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        !(s as u16)
-    }
+pub mod host;
+pub mod lists;
+pub mod mirror;
+pub mod packet;
 
-    fn eth(proto: u16) -> Vec<u8> {
-        let mut p = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
-        p.extend_from_slice(&proto.to_be_bytes());
-        p
-    }
+pub use lists::{Block, Net, OWNER_BIT};
+pub use mirror::{Applied, Mirror, Wanted};
 
-    /// IPv4 with `l4` as payload; `frag` is the flags+offset field.
-    pub fn ipv4(src: [u8; 4], proto: u8, frag: u16, l4: &[u8]) -> Vec<u8> {
-        let mut p = eth(0x0800);
-        let tot = (20 + l4.len()) as u16;
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&tot.to_be_bytes());
-        ip.extend_from_slice(&[0, 1]);
-        ip.extend_from_slice(&frag.to_be_bytes());
-        ip.extend_from_slice(&[64, proto, 0, 0]);
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&[10, 0, 0, 1]);
-        let c = csum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        p.extend_from_slice(&ip);
-        p.extend_from_slice(l4);
-        p
-    }
+/// The kernel's monotonic clock in ns (what `bpf_ktime_get_ns` reads), from
+/// /proc/uptime (10 ms resolution; equal to it unless the machine suspends).
+pub fn monotonic_ns() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+        })
+        .map_or(0, |s| (s * 1e9) as u64)
+}
 
-    pub fn ipv6(src: [u8; 16], next: u8, l4: &[u8]) -> Vec<u8> {
-        let mut p = eth(0x86dd);
-        p.extend_from_slice(&[0x60, 0, 0, 0]);
-        p.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-        p.extend_from_slice(&[next, 64]);
-        p.extend_from_slice(&src);
-        let mut dst = [0u8; 16];
-        dst[15] = 1;
-        p.extend_from_slice(&dst);
-        p.extend_from_slice(l4);
-        p
+/// Mount bpffs at /sys/fs/bpf when the pin directory lives there and it is
+/// not mounted yet (pins elsewhere must already be on a bpffs).
+pub fn ensure_bpffs(dir: &Path) -> Result<(), XdpError> {
+    if !dir.starts_with("/sys/fs/bpf") {
+        return Ok(());
     }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+    {
+        return Ok(());
+    }
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(XdpError::Pin(
+            "bpffs is not mounted at /sys/fs/bpf and mounting it failed: run `mount -t bpf bpf /sys/fs/bpf` as root".into(),
+        ))
+    }
+}
 
-    pub fn tcp(flags: u8) -> Vec<u8> {
-        let mut t = vec![
-            0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0,
-        ];
-        t.truncate(20);
-        t
-    }
+/// How `attach_or_reuse` got its filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// Loaded and attached now.
+    New,
+    /// A filter was already attached (pinned); its maps are reused.
+    Reused,
+}
 
-    pub fn udp(sport: u16, dport: u16) -> Vec<u8> {
-        let mut u = Vec::new();
-        u.extend_from_slice(&sport.to_be_bytes());
-        u.extend_from_slice(&dport.to_be_bytes());
-        u.extend_from_slice(&12u16.to_be_bytes());
-        u.extend_from_slice(&[0, 0, 1, 2, 3, 4]);
-        u
+/// The `levee serve` path: reuse a pinned, attached filter (so a restarted
+/// edge keeps every block and never leaves the interface unprotected), or
+/// load, attach and pin one.
+pub fn attach_or_reuse(
+    config: Config,
+    dir: &Path,
+    iface: &str,
+    mode: XdpMode,
+) -> Result<(Filter, Attached), XdpError> {
+    ensure_bpffs(dir)?;
+    if dir.join("link").exists() {
+        let mut f = Filter::open_pinned(None, dir)?;
+        f.set_config(config)?;
+        return Ok((f, Attached::Reused));
     }
+    let mut f = Filter::open_pinned(Some(config), dir)?;
+    f.attach(iface, mode)?;
+    Ok((f, Attached::New))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `levee`: the command line. It parses arguments and wires the engines
 //! together; the work happens in the `levee-*` crates.
 
+mod feed;
 mod hunt_cmd;
 mod xdp_cmd;
 
@@ -170,9 +171,11 @@ fn serve(
             (cfg, Some(loader))
         };
         let drain = cfg.limits.drain_timeout.as_duration();
+        let xdp = cfg.xdp.clone();
         let edge = levee_edge::Edge::start(cfg, loader, workers)
             .await
             .context("cannot start the edge")?;
+        feed::start(&xdp, &edge.shared);
         for a in &edge.listen {
             eprintln!("levee: edge listening on http://{a}");
         }

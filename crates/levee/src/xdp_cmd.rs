@@ -50,8 +50,12 @@ enum XdpCmd {
     Unblock { cidr: String },
     /// Never drop an address or prefix by a list.
     Allow { cidr: String },
-    /// Packets per reason since the filter was attached.
-    Stats,
+    /// Packets per reason since the filter was attached, and their rate now.
+    Stats {
+        /// How long to watch for the rates.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+    },
     /// Blocked addresses and their expiry.
     List,
 }
@@ -74,40 +78,6 @@ fn cidr(s: &str) -> Result<(IpAddr, u8)> {
         None => max,
     };
     Ok((ip, len))
-}
-
-/// Monotonic nanoseconds (as the program's `bpf_ktime_get_ns`), from /proc/uptime.
-fn now_ns() -> u64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|x| x.parse::<f64>().ok())
-        })
-        .map_or(0, |s| (s * 1e9) as u64)
-}
-
-/// Mount bpffs at /sys/fs/bpf if the pin directory lives there and it is not mounted.
-fn ensure_bpffs(dir: &Path) -> Result<()> {
-    if !dir.starts_with("/sys/fs/bpf") {
-        return Ok(());
-    }
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    if mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
-    {
-        return Ok(());
-    }
-    let st = std::process::Command::new("mount")
-        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
-        .status()
-        .context("running mount")?;
-    if !st.success() {
-        bail!("bpffs is not mounted at /sys/fs/bpf and mounting it failed: run `mount -t bpf bpf /sys/fs/bpf` as root");
-    }
-    Ok(())
 }
 
 fn open(dir: &Path) -> Result<Filter> {
@@ -133,7 +103,7 @@ pub fn run(a: XdpArgs) -> Result<()> {
             keep_fragments,
             service_port,
         } => {
-            ensure_bpffs(dir)?;
+            levee_xdp::ensure_bpffs(dir)?;
             if dir.join("link").exists() {
                 bail!(
                     "a filter is already attached (pins in {}); `levee xdp detach` first",
@@ -160,6 +130,15 @@ pub fn run(a: XdpArgs) -> Result<()> {
                 "levee xdp: attached to {iface} ({mode}); pins in {}",
                 dir.display()
             );
+            match levee_xdp::host::ensure_syncookies() {
+                Ok((v, true)) => println!(
+                    "levee xdp: SYN cookies were off; turned on (net.ipv4.tcp_syncookies = {v})"
+                ),
+                Ok((v, false)) => {
+                    println!("levee xdp: SYN cookies on (net.ipv4.tcp_syncookies = {v})")
+                }
+                Err(e) => eprintln!("levee xdp: warning: {e}"),
+            }
         }
         XdpCmd::Detach => {
             Filter::detach(dir)?;
@@ -170,7 +149,7 @@ pub fn run(a: XdpArgs) -> Result<()> {
             let exp = if ttl == 0 {
                 0
             } else {
-                now_ns() + ttl * 1_000_000_000
+                levee_xdp::monotonic_ns() + ttl * 1_000_000_000
             };
             open(dir)?.block(ip, len, exp)?;
             println!(
@@ -194,18 +173,38 @@ pub fn run(a: XdpArgs) -> Result<()> {
             open(dir)?.allow(ip, len)?;
             println!("levee xdp: allowed {ip}/{len}");
         }
-        XdpCmd::Stats => {
-            for (r, n) in open(dir)?.stats()? {
-                println!("{:<20} {n}", r.label());
+        XdpCmd::Stats { interval_ms } => {
+            let f = open(dir)?;
+            let first = f.stats()?;
+            let secs = interval_ms.max(1) as f64 / 1000.0;
+            std::thread::sleep(std::time::Duration::from_millis(interval_ms.max(1)));
+            let second = f.stats()?;
+            println!("{:<20} {:>14} {:>14}", "reason", "packets", "packets/s");
+            for ((r, a), (_, b)) in first.iter().zip(&second) {
+                let rate = b.saturating_sub(*a) as f64 / secs;
+                println!("{:<20} {b:>14} {rate:>14.0}", r.label());
+            }
+            let c = levee_xdp::host::syncookies().map_or("unknown".into(), |v| v.to_string());
+            println!("\nkernel SYN cookies: net.ipv4.tcp_syncookies = {c}");
+            for (n, v) in levee_xdp::host::syncookie_counters() {
+                println!("{n:<20} {v:>14}");
             }
         }
         XdpCmd::List => {
-            let now = now_ns();
-            for (ip, exp) in open(dir)?.blocked()? {
+            let now = levee_xdp::monotonic_ns();
+            let mut blocks = open(dir)?.blocks()?;
+            blocks.sort_by_key(|b| b.net);
+            for b in blocks {
+                let (ip, len) = b.net;
+                let who = if b.mirrored() { "edge" } else { "manual" };
+                let exp = b.expires_ns();
                 if exp == 0 {
-                    println!("{ip}\tuntil unblocked");
+                    println!("{ip}/{len}\tuntil unblocked\t{who}");
                 } else if exp > now {
-                    println!("{ip}\t{} s left", (exp - now) / 1_000_000_000);
+                    println!(
+                        "{ip}/{len}\t{} s left\t{who}",
+                        (exp - now).div_ceil(1_000_000_000)
+                    );
                 }
             }
         }

@@ -11,6 +11,16 @@ fn sh(args: &[&str]) -> (i32, String, String) {
     run(args[0], &args[1..])
 }
 
+/// The packet count of one reason in `levee xdp stats` output.
+pub fn stat(stats: &str, reason: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(reason))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn blocked_source_is_dropped_at_l3_and_detach_restores_it() {
     let ns = format!("lvx{}", std::process::id());
@@ -106,12 +116,16 @@ fn blocked_source_is_dropped_at_l3_and_detach_restores_it() {
     assert_ne!(get("127.0.0.9"), "200", "blocked source still answered");
     assert!(t.elapsed() < Duration::from_secs(3));
     assert_eq!(get("127.0.0.10"), "200", "another source is unaffected");
-    let (_, stats, _) = sh(&[levee, "xdp", "stats", "--pin-dir", pins]);
-    let blocked: u64 = stats
-        .lines()
-        .find_map(|l| l.strip_prefix("blocked_address"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
+    let (_, stats, _) = sh(&[
+        levee,
+        "xdp",
+        "stats",
+        "--interval-ms",
+        "50",
+        "--pin-dir",
+        pins,
+    ]);
+    let blocked = stat(&stats, "blocked_address");
     assert!(blocked >= 1, "{stats}");
     let (_, list, _) = sh(&[levee, "xdp", "list", "--pin-dir", pins]);
     assert!(list.contains("127.0.0.9"), "{list}");

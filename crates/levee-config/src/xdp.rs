@@ -1,0 +1,85 @@
+//! `[xdp]`: the packet filter the edge feeds. With `iface` set, `levee serve`
+//! attaches Levee's XDP program to that interface (or reuses one already
+//! attached and pinned) and mirrors every block decision into it. Without it,
+//! or when the filter cannot be loaded, the edge runs alone.
+
+use crate::Dur;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Native when the driver supports it, else generic.
+    #[default]
+    Auto,
+    /// In the driver (fastest; the driver must support XDP).
+    Native,
+    /// After the driver (any interface; slower).
+    Generic,
+}
+
+/// The `[xdp]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Xdp {
+    /// Interface to protect, e.g. `eth0`. Unset: no packet filter.
+    pub iface: Option<String>,
+    pub mode: XdpMode,
+    /// bpffs directory for the pinned program link and maps.
+    pub pin_dir: String,
+    /// SYNs per source address per `window` (0: off).
+    pub syn_budget: u32,
+    /// Packets per source address per `window` (0: off).
+    pub packet_budget: u32,
+    pub window: Dur,
+    /// Let non-first IP fragments through (dropped by default).
+    pub keep_fragments: bool,
+    /// UDP ports this host serves (traffic from reflection ports to them passes).
+    pub service_ports: Vec<u16>,
+    /// How often the edge's block decisions are copied into the filter.
+    pub sync_every: Dur,
+}
+
+impl Default for Xdp {
+    fn default() -> Self {
+        Xdp {
+            iface: None,
+            mode: XdpMode::Auto,
+            pin_dir: "/sys/fs/bpf/levee".into(),
+            syn_budget: 0,
+            packet_budget: 0,
+            window: Dur(Duration::from_secs(1)),
+            keep_fragments: false,
+            service_ports: Vec::new(),
+            sync_every: Dur(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// Problems with `[xdp]`, as `(key path, message)`.
+pub(crate) fn validate(x: &Xdp) -> Result<(), (String, String)> {
+    if let Some(i) = &x.iface {
+        if i.is_empty() || i.len() > 15 || i.contains(['/', ' ']) {
+            return Err((
+                "xdp.iface".into(),
+                format!("{i:?} is not an interface name (see `ip link`)"),
+            ));
+        }
+    }
+    if x.pin_dir.is_empty() {
+        return Err(("xdp.pin_dir".into(), "give a directory on a bpffs".into()));
+    }
+    if x.window.0 < Duration::from_millis(1) {
+        return Err(("xdp.window".into(), "must be at least 1ms".into()));
+    }
+    let s = x.sync_every.0;
+    if s < Duration::from_millis(10) || s > Duration::from_secs(1) {
+        return Err((
+            "xdp.sync_every".into(),
+            "must be between 10ms and 1s (blocks reach the filter within it)".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `levee serve` with `[xdp] iface`: attach (or reuse) the packet filter and
+//! copy the edge's block decisions into it every `sync_every`, on a thread of
+//! its own. Wiring only: the edge decides (`levee_edge::lists::filter_view`),
+//! `levee_xdp::Mirror` copies.
+
+use levee_config::{Xdp, XdpMode};
+use levee_edge::Shared;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Start the filter and its feeder; on any failure say so once and return
+/// (the edge carries on without it).
+pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
+    let Some(iface) = cfg.iface.clone() else {
+        return;
+    };
+    let config = levee_xdp::Config {
+        drop_fragments: !cfg.keep_fragments,
+        syn_budget: cfg.syn_budget,
+        pkt_budget: cfg.packet_budget,
+        window_ms: (cfg.window.as_duration().as_millis() as u64).max(1),
+    };
+    let mode = match cfg.mode {
+        XdpMode::Auto => aya::programs::XdpMode::Default,
+        XdpMode::Native => aya::programs::XdpMode::Driver,
+        XdpMode::Generic => aya::programs::XdpMode::Skb,
+    };
+    let dir = Path::new(&cfg.pin_dir);
+    let (mut filter, how) = match levee_xdp::attach_or_reuse(config, dir, &iface, mode) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("levee: packet filter off ({e}); the edge carries on without it");
+            shared.events.push(
+                "packet_filter",
+                "",
+                serde_json::json!({"iface": iface, "attached": false, "error": e.to_string()}),
+            );
+            return;
+        }
+    };
+    for p in &cfg.service_ports {
+        if let Err(e) = filter.set_service_port(*p) {
+            eprintln!("levee: packet filter: service port {p}: {e}");
+        }
+    }
+    let reused = how == levee_xdp::Attached::Reused;
+    eprintln!(
+        "levee: packet filter on {iface} ({}; pins in {}); block decisions mirrored every {:?}",
+        if reused {
+            "already attached, reused"
+        } else {
+            "attached"
+        },
+        dir.display(),
+        cfg.sync_every.as_duration()
+    );
+    match levee_xdp::host::ensure_syncookies() {
+        Ok((_, true)) => eprintln!("levee: SYN cookies were off; turned on"),
+        Ok(_) => {}
+        Err(e) => eprintln!("levee: warning: {e}"),
+    }
+    shared.events.push(
+        "packet_filter",
+        "",
+        serde_json::json!({"iface": iface, "attached": true, "reused": reused}),
+    );
+    let mut mirror = match levee_xdp::Mirror::adopt(&filter) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("levee: packet filter: cannot read its maps ({e}); starting empty");
+            levee_xdp::Mirror::default()
+        }
+    };
+    let every = cfg.sync_every.as_duration();
+    let sh = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name("levee-xdp-feed".into())
+        .spawn(move || feed(&sh, &mut filter, &mut mirror, every));
+    if let Err(e) = spawned {
+        eprintln!("levee: packet filter: cannot start its feeder: {e}");
+    }
+}
+
+fn feed(
+    shared: &Shared,
+    filter: &mut levee_xdp::Filter,
+    mirror: &mut levee_xdp::Mirror,
+    every: Duration,
+) {
+    let mut last_sweep = Instant::now();
+    let mut warned = false;
+    while !shared.shutting_down() {
+        let view = levee_edge::lists::filter_view(shared);
+        let wanted = levee_xdp::Wanted {
+            blocks: view
+                .blocks
+                .into_iter()
+                .map(|(ip, len, left)| ((ip, len), left))
+                .collect(),
+            allow: view.allow,
+        };
+        let now = levee_xdp::monotonic_ns();
+        let a = mirror.apply(filter, &wanted, now);
+        if a.failed > 0 && !warned {
+            eprintln!(
+                "levee: packet filter: {} entries refused by the kernel (maps full?); retrying",
+                a.failed
+            );
+            warned = true;
+        }
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            let _ = filter.sweep(now);
+        }
+        std::thread::sleep(every);
+    }
+}
