@@ -16,6 +16,8 @@ declare -A PKG=(
   [gzip]=gzip
   [clang]=clang
   [llvm-strip]=llvm
+  [hping3]=hping3
+  [nft]=nftables
 )
 missing=()
 for cmd in "${!PKG[@]}"; do

@@ -32,6 +32,7 @@ mod slow_post;
 mod slow_read;
 mod slowloris;
 mod tls;
+mod xdp_edge;
 mod xdp_filter;
 
 use std::io::{BufRead, BufReader, Read, Write};
