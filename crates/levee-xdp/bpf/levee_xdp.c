@@ -3,7 +3,7 @@
 // short: parse Ethernet (and up to two VLAN tags), IPv4 or IPv6 with sanity
 // checks (malformed packets dropped and counted by reason); drop non-first
 // fragments (configurable); allow list (LPM trie); exact source block list
-// (hash); blocked prefixes (LPM trie, skipped when empty); invalid TCP flag
+// (hash); blocked prefixes (one hash probe per prefix length in use); invalid TCP flag
 // combinations; UDP from reflection source ports towards non-service ports;
 // per-source packet rate limit with separate budgets for SYNs and for all
 // packets (LRU hash, coarse windows). Everything else passes to the kernel.
@@ -37,12 +37,18 @@ enum reason {
     R_MAX,
 };
 
+#define LENS 32
+
 struct config {
     __u32 drop_fragments;  // 1: drop non-first fragments
-    __u32 net_blocks;      // number of blocked prefixes (0: skip the trie)
+    __u32 n_lens4;         // distinct blocked IPv4 prefix lengths in lens4 (0: none)
     __u32 syn_budget;      // SYNs per window per source (0: off)
     __u32 pkt_budget;      // packets per window per source (0: off)
     __u64 window_ns;
+    __u32 allow_entries;   // entries in the allow tries (0: skip them)
+    __u32 n_lens6;         // distinct blocked IPv6 prefix lengths in lens6
+    __u8 lens4[LENS];      // the blocked prefix lengths, one hash lookup each
+    __u8 lens6[LENS];
 };
 
 struct lpm_v4 { __u32 prefixlen; __u32 addr; };
@@ -56,11 +62,25 @@ struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 16384); __type
 struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 16384); __type(key, struct lpm_v6); __type(value, __u8); __uint(map_flags, BPF_F_NO_PREALLOC); } ALLOW_V6 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1048576); __type(key, __u32); __type(value, __u64); } BLOCK_V4 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct addr6); __type(value, __u64); } BLOCK_V6 SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 262144); __type(key, struct lpm_v4); __type(value, __u64); __uint(map_flags, BPF_F_NO_PREALLOC); } BLOCK_NET_V4 SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 65536); __type(key, struct lpm_v6); __type(value, __u64); __uint(map_flags, BPF_F_NO_PREALLOC); } BLOCK_NET_V6 SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64); __type(key, __u16); __type(value, __u8); } REFLECT_PORTS SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64); __type(key, __u16); __type(value, __u8); } SERVICE_PORTS SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 262144); __type(key, struct addr6); __type(value, struct rate); } RATE SEC(".maps");
+// Blocked prefixes: one hash keyed by (length, masked address), probed once
+// per length in use. With few distinct lengths (the usual case: /24s, /16s,
+// /48s, /64s) this is a few hash lookups, much cheaper than an LPM trie walk.
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct lpm_v4); __type(value, __u64); } BLOCK_NET_V4 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, struct lpm_v6); __type(value, __u64); } BLOCK_NET_V6 SEC(".maps");
+// UDP ports as bitmaps (port p is bit p%64 of word p/64): an array lookup
+// the verifier inlines, cheaper than a hash probe on every UDP packet.
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } REFLECT_PORTS SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } SERVICE_PORTS SEC(".maps");
+// Per-source rate windows: IPv4 sources keyed by their 4 bytes (a cheaper
+// hash), IPv6 by 16.
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 262144); __type(key, __u32); __type(value, struct rate); } RATE_V4 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, struct addr6); __type(value, struct rate); } RATE SEC(".maps");
+
+static __always_inline int port_in(void *map, __u16 port) {
+    __u32 w = port >> 6;
+    __u64 *bits = bpf_map_lookup_elem(map, &w);
+    return bits && (*bits >> (port & 63)) & 1;
+}
 
 static __always_inline int count(__u32 r, int verdict) {
     __u64 *c = bpf_map_lookup_elem(&STATS, &r);
@@ -71,12 +91,20 @@ static __always_inline int count(__u32 r, int verdict) {
 
 // A block entry holds its expiry in monotonic ns (0: never); bit 63 marks
 // entries the edge mirrors (the controller's bookkeeping, not a time).
+// The clock is read only when needed, and coarsely (a jiffy is plenty for
+// expiries and rate windows; the precise clock costs more than a lookup).
 #define OWNER_BIT (1ULL << 63)
-static __always_inline int live(__u64 *exp, __u64 now) {
+static __always_inline __u64 clock(__u64 *now) {
+    if (!*now)
+        *now = bpf_ktime_get_coarse_ns();
+    return *now;
+}
+
+static __always_inline int live(__u64 *exp, __u64 *now) {
     if (!exp)
         return 0;
     __u64 e = *exp & ~OWNER_BIT;
-    return e == 0 || e > now;
+    return e == 0 || e > clock(now);
 }
 
 #define VLAN_MAX 2
@@ -89,7 +117,7 @@ int levee_xdp(struct xdp_md *ctx) {
     struct config *cfg = bpf_map_lookup_elem(&CONFIG, &zero);
     if (!cfg)
         return XDP_PASS;
-    __u64 now = bpf_ktime_get_ns();
+    __u64 now = 0;
 
     struct ethhdr *eth = data;
     if ((void *)(eth + 1) > end)
@@ -108,6 +136,7 @@ int levee_xdp(struct xdp_md *ctx) {
     }
 
     struct addr6 src = {};
+    __u32 saddr4 = 0;
     __u8 l4 = 0;
     void *l4h = 0;
     int v6 = 0;
@@ -124,21 +153,24 @@ int levee_xdp(struct xdp_md *ctx) {
         __u16 frag = bpf_ntohs(ip->frag_off);
         if ((frag & 0x1fff) != 0 && cfg->drop_fragments)
             return count(R_FRAGMENT, XDP_DROP);
-        // v4-mapped: ::ffff:a.b.c.d
-        src.addr[10] = 0xff;
-        src.addr[11] = 0xff;
-        __builtin_memcpy(&src.addr[12], &ip->saddr, 4);
         struct lpm_v4 k = { .prefixlen = 32, .addr = ip->saddr };
-        if (bpf_map_lookup_elem(&ALLOW_V4, &k))
+        if (cfg->allow_entries && bpf_map_lookup_elem(&ALLOW_V4, &k))
             return count(R_ALLOWED, XDP_PASS);
-        if (live(bpf_map_lookup_elem(&BLOCK_V4, &ip->saddr), now))
+        if (live(bpf_map_lookup_elem(&BLOCK_V4, &ip->saddr), &now))
             return count(R_BLOCKED_ADDR, XDP_DROP);
-        if (cfg->net_blocks && live(bpf_map_lookup_elem(&BLOCK_NET_V4, &k), now))
-            return count(R_BLOCKED_NET, XDP_DROP);
+        for (int i = 0; i < LENS; i++) {
+            if (i >= cfg->n_lens4)
+                break;
+            __u32 len = cfg->lens4[i] & 31;
+            struct lpm_v4 nk = { .prefixlen = len, .addr = ip->saddr & bpf_htonl(len ? ~0U << (32 - len) : 0) };
+            if (live(bpf_map_lookup_elem(&BLOCK_NET_V4, &nk), &now))
+                return count(R_BLOCKED_NET, XDP_DROP);
+        }
         if ((frag & 0x1fff) != 0)
             return count(R_PASS, XDP_PASS); // a later fragment has no L4 header
         l4 = ip->protocol;
         l4h = (void *)ip + hl;
+        saddr4 = ip->saddr;
     } else if (proto == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr *ip6 = cur;
         if ((void *)(ip6 + 1) > end)
@@ -166,12 +198,32 @@ int levee_xdp(struct xdp_md *ctx) {
         }
         struct lpm_v6 k = { .prefixlen = 128 };
         __builtin_memcpy(k.addr, src.addr, 16);
-        if (bpf_map_lookup_elem(&ALLOW_V6, &k))
+        if (cfg->allow_entries && bpf_map_lookup_elem(&ALLOW_V6, &k))
             return count(R_ALLOWED, XDP_PASS);
-        if (live(bpf_map_lookup_elem(&BLOCK_V6, &src), now))
+        if (live(bpf_map_lookup_elem(&BLOCK_V6, &src), &now))
             return count(R_BLOCKED_ADDR, XDP_DROP);
-        if (cfg->net_blocks && live(bpf_map_lookup_elem(&BLOCK_NET_V6, &k), now))
-            return count(R_BLOCKED_NET, XDP_DROP);
+        for (int i = 0; i < LENS; i++) {
+            if (i >= cfg->n_lens6)
+                break;
+            __u32 len = cfg->lens6[i] & 127;
+            __u64 hi, lo;
+            __builtin_memcpy(&hi, &src.addr[0], 8);
+            __builtin_memcpy(&lo, &src.addr[8], 8);
+            __u64 h = bpf_be64_to_cpu(hi), l = bpf_be64_to_cpu(lo);
+            if (len <= 64) {
+                h &= len ? ~0ULL << (64 - len) : 0;
+                l = 0;
+            } else {
+                l &= ~0ULL << (128 - len);
+            }
+            struct lpm_v6 nk = { .prefixlen = len };
+            hi = bpf_cpu_to_be64(h);
+            lo = bpf_cpu_to_be64(l);
+            __builtin_memcpy(&nk.addr[0], &hi, 8);
+            __builtin_memcpy(&nk.addr[8], &lo, 8);
+            if (live(bpf_map_lookup_elem(&BLOCK_NET_V6, &nk), &now))
+                return count(R_BLOCKED_NET, XDP_DROP);
+        }
     } else {
         return count(R_NON_IP, XDP_PASS);
     }
@@ -193,15 +245,19 @@ int levee_xdp(struct xdp_md *ctx) {
         if ((void *)(u + 1) > end)
             return count(R_MALFORMED_L4, XDP_DROP);
         __u16 sp = bpf_ntohs(u->source), dp = bpf_ntohs(u->dest);
-        if (bpf_map_lookup_elem(&REFLECT_PORTS, &sp) && !bpf_map_lookup_elem(&SERVICE_PORTS, &dp))
+        if (port_in(&REFLECT_PORTS, sp) && !port_in(&SERVICE_PORTS, dp))
             return count(R_REFLECTION, XDP_DROP);
     }
 
     if (cfg->pkt_budget || cfg->syn_budget) {
-        struct rate *r = bpf_map_lookup_elem(&RATE, &src);
+        clock(&now);
+        struct rate *r = v6 ? bpf_map_lookup_elem(&RATE, &src) : bpf_map_lookup_elem(&RATE_V4, &saddr4);
         if (!r) {
             struct rate fresh = { .start = now, .pkts = 1, .syns = syn };
-            bpf_map_update_elem(&RATE, &src, &fresh, BPF_ANY);
+            if (v6)
+                bpf_map_update_elem(&RATE, &src, &fresh, BPF_ANY);
+            else
+                bpf_map_update_elem(&RATE_V4, &saddr4, &fresh, BPF_ANY);
         } else {
             if (now - r->start > cfg->window_ns) {
                 r->start = now;
@@ -216,6 +272,5 @@ int levee_xdp(struct xdp_md *ctx) {
                 return count(R_RATE_PKT, XDP_DROP);
         }
     }
-    (void)v6;
     return count(R_PASS, XDP_PASS);
 }

@@ -18,7 +18,7 @@ use aya::{Ebpf, EbpfLoader};
 use std::path::{Path, PathBuf};
 
 /// Every map of the program (pinned by these names).
-pub const MAPS: [&str; 11] = [
+pub const MAPS: [&str; 12] = [
     "CONFIG",
     "STATS",
     "ALLOW_V4",
@@ -30,6 +30,7 @@ pub const MAPS: [&str; 11] = [
     "REFLECT_PORTS",
     "SERVICE_PORTS",
     "RATE",
+    "RATE_V4",
 ];
 
 /// Where pins live unless told otherwise.
@@ -133,21 +134,60 @@ impl Default for Config {
 /// UDP source ports of reflection/amplification services.
 pub const REFLECTION_PORTS: [u16; 10] = [53, 123, 1900, 11211, 19, 389, 161, 137, 3702, 5353];
 
+/// The benchmark's reference programs `empty_drop` and `empty_pass`.
+pub static BENCH_PROGRAMS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bench.o"));
+
+/// Run an XDP program on `repeat` copies of `packet` as live frames
+/// (`BPF_F_TEST_XDP_LIVE_FRAMES`): received on interface `ifindex` of this
+/// network namespace, passed frames go up its stack as if from the wire.
+/// The wall time the kernel took.
+pub fn run_live(
+    prog: &Xdp,
+    packet: &[u8],
+    repeat: u32,
+    ifindex: u32,
+) -> Result<std::time::Duration, XdpError> {
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(packet.len() as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    let t = std::time::Instant::now();
+    prog.test_run(TestRunOptions {
+        data_in: Some(packet),
+        ctx_in: Some(&ctx),
+        repeat,
+        attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(64),
+        ..TestRunOptions::default()
+    })?;
+    Ok(t.elapsed())
+}
+
 /// XDP verdicts.
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 
+/// Distinct blocked prefix lengths the program probes, per family.
+pub const MAX_PREFIX_LENGTHS: usize = 32;
+
 /// The program's `struct config` as bytes (native endian, C layout:
-/// drop_fragments u32, net_blocks u32, syn_budget u32, pkt_budget u32,
-/// window_ns u64). Plain bytes: the workspace denies the unsafe code a typed
-/// map value would need.
-fn config_bytes(c: &Config, net_blocks: u32) -> [u8; 24] {
-    let mut b = [0u8; 24];
+/// drop_fragments u32, n_lens4 u32, syn_budget u32, pkt_budget u32,
+/// window_ns u64, allow_entries u32, n_lens6 u32, lens4 [u8; 32],
+/// lens6 [u8; 32]). Plain bytes: the workspace denies the unsafe code a
+/// typed map value would need.
+fn config_bytes(c: &Config, lens4: &[u8], lens6: &[u8], allows: u32) -> [u8; 96] {
+    let mut b = [0u8; 96];
     b[0..4].copy_from_slice(&u32::from(c.drop_fragments).to_ne_bytes());
-    b[4..8].copy_from_slice(&net_blocks.to_ne_bytes());
+    b[4..8].copy_from_slice(&(lens4.len() as u32).to_ne_bytes());
     b[8..12].copy_from_slice(&c.syn_budget.to_ne_bytes());
     b[12..16].copy_from_slice(&c.pkt_budget.to_ne_bytes());
     b[16..24].copy_from_slice(&c.window_ms.saturating_mul(1_000_000).to_ne_bytes());
+    b[24..28].copy_from_slice(&allows.to_ne_bytes());
+    b[28..32].copy_from_slice(&(lens6.len() as u32).to_ne_bytes());
+    for (i, l) in lens4.iter().take(MAX_PREFIX_LENGTHS).enumerate() {
+        b[32 + i] = *l;
+    }
+    for (i, l) in lens6.iter().take(MAX_PREFIX_LENGTHS).enumerate() {
+        b[64 + i] = *l;
+    }
     b
 }
 
@@ -155,7 +195,10 @@ fn config_bytes(c: &Config, net_blocks: u32) -> [u8; 24] {
 pub struct Filter {
     ebpf: Ebpf,
     config: Config,
-    net_blocks: u32,
+    /// Blocked prefix lengths in use (IPv4, IPv6), as the program probes them.
+    lens4: Vec<u8>,
+    lens6: Vec<u8>,
+    allows: u32,
     pin_dir: Option<PathBuf>,
 }
 
@@ -191,7 +234,7 @@ impl Filter {
     }
 
     fn read_config(&self) -> Result<Option<Config>, XdpError> {
-        let m: Array<_, [u8; 24]> = Array::try_from(
+        let m: Array<_, [u8; 96]> = Array::try_from(
             self.ebpf
                 .map("CONFIG")
                 .ok_or(XdpError::Map("CONFIG", "missing".into()))?,
@@ -211,11 +254,28 @@ impl Filter {
         }))
     }
 
-    /// Count blocked prefixes (the program skips the tries while there are none).
+    /// Find the blocked prefix lengths and count allow entries (the program
+    /// probes only the lengths in use and skips empty allow tries).
     fn recount_nets(&mut self) -> Result<(), XdpError> {
-        let n4 = self.trie::<[u8; 4], u64>("BLOCK_NET_V4")?.keys().count();
-        let n6 = self.trie::<[u8; 16], u64>("BLOCK_NET_V6")?.keys().count();
-        self.net_blocks = (n4 + n6) as u32;
+        let mut lens4: Vec<u8> = Vec::new();
+        for k in self.hash::<[u8; 8], u64>("BLOCK_NET_V4")?.keys().flatten() {
+            lists::push_len(
+                &mut lens4,
+                u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) as u8,
+            );
+        }
+        let mut lens6: Vec<u8> = Vec::new();
+        for k in self.hash::<[u8; 20], u64>("BLOCK_NET_V6")?.keys().flatten() {
+            lists::push_len(
+                &mut lens6,
+                u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) as u8,
+            );
+        }
+        self.lens4 = lens4;
+        self.lens6 = lens6;
+        let a4 = self.trie::<[u8; 4], u8>("ALLOW_V4")?.keys().count();
+        let a6 = self.trie::<[u8; 16], u8>("ALLOW_V6")?.keys().count();
+        self.allows = (a4 + a6) as u32;
         self.write_config()
     }
 
@@ -250,7 +310,9 @@ impl Filter {
         let mut f = Filter {
             ebpf,
             config,
-            net_blocks: 0,
+            lens4: Vec::new(),
+            lens6: Vec::new(),
+            allows: 0,
             pin_dir: None,
         };
         if write {
@@ -263,8 +325,8 @@ impl Filter {
     }
 
     fn write_config(&mut self) -> Result<(), XdpError> {
-        let bytes = config_bytes(&self.config, self.net_blocks);
-        let mut m: Array<_, [u8; 24]> = Array::try_from(
+        let bytes = config_bytes(&self.config, &self.lens4, &self.lens6, self.allows);
+        let mut m: Array<_, [u8; 96]> = Array::try_from(
             self.ebpf
                 .map_mut("CONFIG")
                 .ok_or(XdpError::Map("CONFIG", "missing".into()))?,
@@ -278,21 +340,28 @@ impl Filter {
         self.write_config()
     }
 
+    /// Set or clear one port in a port bitmap map.
+    fn set_port_bit(&mut self, map: &'static str, port: u16, on: bool) -> Result<(), XdpError> {
+        let m = self
+            .ebpf
+            .map_mut(map)
+            .ok_or(XdpError::Map(map, "missing".into()))?;
+        let mut a: Array<_, u64> = Array::try_from(m).map_err(map_err(map))?;
+        let w = u32::from(port >> 6);
+        let bit = 1u64 << (port & 63);
+        let old = a.get(&w, 0).map_err(map_err(map))?;
+        let new = if on { old | bit } else { old & !bit };
+        a.set(w, new, 0).map_err(map_err(map))
+    }
+
+    /// Treat UDP from `port` as reflection (dropped unless towards a service port).
     pub fn set_reflection_port(&mut self, port: u16, on: bool) -> Result<(), XdpError> {
-        let mut m = self.hash_mut::<u16, u8>("REFLECT_PORTS")?;
-        if on {
-            m.insert(port, 1, 0).map_err(map_err("REFLECT_PORTS"))
-        } else {
-            let _ = m.remove(&port);
-            Ok(())
-        }
+        self.set_port_bit("REFLECT_PORTS", port, on)
     }
 
     /// A UDP port this host serves (reflection ports towards it pass).
     pub fn set_service_port(&mut self, port: u16) -> Result<(), XdpError> {
-        self.hash_mut::<u16, u8>("SERVICE_PORTS")?
-            .insert(port, 1, 0)
-            .map_err(map_err("SERVICE_PORTS"))
+        self.set_port_bit("SERVICE_PORTS", port, true)
     }
 
     /// Packets per reason, summed over CPUs.
@@ -358,6 +427,15 @@ impl Filter {
         }
         let _ = std::fs::remove_dir(dir);
         Ok(())
+    }
+
+    /// The loaded program (for `run_live`).
+    pub fn program(&self) -> Result<&Xdp, XdpError> {
+        Ok(self
+            .ebpf
+            .program("levee_xdp")
+            .ok_or_else(|| XdpError::Load("no program levee_xdp".into()))?
+            .try_into()?)
     }
 
     /// Run the program on one packet (BPF_PROG_TEST_RUN); the XDP verdict.
@@ -549,6 +627,60 @@ mod tests {
         assert!(get(Reason::MalformedIp) >= 3);
         assert!(get(Reason::BlockedNet) >= 2);
         assert_eq!(get(Reason::Allowed), 1);
+    }
+
+    #[test]
+    fn prefixes_of_several_lengths_are_masked_probed_and_listed() {
+        let Some(mut f) = filter(Config::default()) else {
+            return;
+        };
+        let syn = |f: &Filter, a: [u8; 4]| f.test_packet(&ipv4(a, 6, 0, &tcp(SYN))).unwrap();
+        // Host bits in the given address are ignored (the key is masked).
+        f.block("10.20.30.40".parse().unwrap(), 16, 0).unwrap();
+        f.block("192.0.2.99".parse().unwrap(), 24, 0).unwrap();
+        f.block("230.1.2.3".parse().unwrap(), 3, 0).unwrap();
+        assert_eq!(syn(&f, [10, 20, 1, 1]), XDP_DROP);
+        assert_eq!(syn(&f, [10, 21, 1, 1]), XDP_PASS);
+        assert_eq!(syn(&f, [192, 0, 2, 1]), XDP_DROP);
+        assert_eq!(syn(&f, [250, 0, 0, 1]), XDP_DROP, "224.0.0.0/3");
+        assert_eq!(syn(&f, [192, 0, 3, 1]), XDP_PASS);
+        let mut listed: Vec<String> = f
+            .blocks()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{}/{}", b.net.0, b.net.1))
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["10.20.0.0/16", "192.0.2.0/24", "224.0.0.0/3"]);
+        // Removing one length leaves the others working.
+        assert!(f.unblock("10.20.0.0".parse().unwrap(), 16).unwrap());
+        assert_eq!(syn(&f, [10, 20, 1, 1]), XDP_PASS);
+        assert_eq!(syn(&f, [192, 0, 2, 1]), XDP_DROP);
+        // IPv6 /48 and /64 (masked), and a /127.
+        let mut a = [0u8; 16];
+        a[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 7]);
+        a[15] = 9;
+        f.block("2001:db8:7::ffff".parse().unwrap(), 48, 0).unwrap();
+        f.block("2001:db9::1".parse().unwrap(), 127, 0).unwrap();
+        assert_eq!(f.test_packet(&ipv6(a, 6, &tcp(SYN))).unwrap(), XDP_DROP);
+        a[5] = 8;
+        assert_eq!(f.test_packet(&ipv6(a, 6, &tcp(SYN))).unwrap(), XDP_PASS);
+        let b: std::net::Ipv6Addr = "2001:db9::0".parse().unwrap();
+        assert_eq!(
+            f.test_packet(&ipv6(b.octets(), 6, &tcp(SYN))).unwrap(),
+            XDP_DROP
+        );
+        // Up to 32 distinct lengths per family; the 33rd is refused with a message.
+        for len in 0..32u8 {
+            f.block("240.0.0.0".parse().unwrap(), len, 1).unwrap();
+        }
+        let err = f
+            .block("2001:db8::".parse().unwrap(), 40, 0)
+            .and_then(|()| {
+                (0..40u8).try_for_each(|l| f.block("2001:db8::".parse().unwrap(), l, 1))
+            });
+        let msg = err.unwrap_err().to_string();
+        assert!(msg.contains("distinct prefix lengths"), "{msg}");
     }
 
     #[test]

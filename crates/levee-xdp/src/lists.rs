@@ -5,7 +5,7 @@
 //! Addresses are kept in their own family: IPv4 in the `_V4` maps, IPv6 in
 //! the `_V6` maps.
 
-use crate::{map_err, Filter, XdpError};
+use crate::{map_err, Filter, XdpError, MAX_PREFIX_LENGTHS};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{HashMap, MapData};
 use aya::Pod;
@@ -48,6 +48,59 @@ fn octets6(ip: IpAddr) -> [u8; 16] {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
     }
+}
+
+/// Record a prefix length in use; true if it is new.
+pub(crate) fn push_len(lens: &mut Vec<u8>, len: u8) -> bool {
+    if lens.contains(&len) || lens.len() >= MAX_PREFIX_LENGTHS {
+        return false;
+    }
+    lens.push(len);
+    // Longest first: the most specific block decides first.
+    lens.sort_unstable_by(|a, b| b.cmp(a));
+    true
+}
+
+fn too_many_lengths(map: &'static str) -> XdpError {
+    XdpError::Map(
+        map,
+        format!("more than {MAX_PREFIX_LENGTHS} distinct prefix lengths are blocked; block fewer lengths (e.g. widen to /24 or /16)"),
+    )
+}
+
+fn key_len(k: &[u8]) -> u8 {
+    u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) as u8
+}
+
+/// Key of an IPv4 prefix: length (native endian u32) and the masked address.
+fn key4(ip: IpAddr, len: u8) -> [u8; 8] {
+    let a = match ip {
+        IpAddr::V4(v4) => u32::from(v4),
+        IpAddr::V6(_) => 0,
+    };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    };
+    let mut k = [0u8; 8];
+    k[0..4].copy_from_slice(&u32::from(len).to_ne_bytes());
+    k[4..8].copy_from_slice(&(a & mask).to_be_bytes());
+    k
+}
+
+/// Key of an IPv6 prefix: length (native endian u32) and the masked address.
+fn key6(ip: IpAddr, len: u8) -> [u8; 20] {
+    let a = u128::from_be_bytes(octets6(ip));
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
+    };
+    let mut k = [0u8; 20];
+    k[0..4].copy_from_slice(&u32::from(len).to_ne_bytes());
+    k[4..20].copy_from_slice(&(a & mask).to_be_bytes());
+    k
 }
 
 impl Filter {
@@ -113,17 +166,29 @@ impl Filter {
                 .hash_mut::<[u8; 16], u64>("BLOCK_V6")?
                 .insert(octets6(ip), value, 0)
                 .map_err(map_err("BLOCK_V6")),
-            (IpAddr::V4(v4), false) => {
-                self.trie_mut::<[u8; 4], u64>("BLOCK_NET_V4")?
-                    .insert(&Key::new(u32::from(len), v4.octets()), value, 0)
+            (IpAddr::V4(_), false) => {
+                if !self.lens4.contains(&len) && self.lens4.len() >= MAX_PREFIX_LENGTHS {
+                    return Err(too_many_lengths("BLOCK_NET_V4"));
+                }
+                self.hash_mut::<[u8; 8], u64>("BLOCK_NET_V4")?
+                    .insert(key4(ip, len), value, 0)
                     .map_err(map_err("BLOCK_NET_V4"))?;
-                self.recount_nets()
+                if push_len(&mut self.lens4, len) {
+                    self.write_config()?;
+                }
+                Ok(())
             }
-            (IpAddr::V6(v), false) => {
-                self.trie_mut::<[u8; 16], u64>("BLOCK_NET_V6")?
-                    .insert(&Key::new(u32::from(len), v.octets()), value, 0)
+            (IpAddr::V6(_), false) => {
+                if !self.lens6.contains(&len) && self.lens6.len() >= MAX_PREFIX_LENGTHS {
+                    return Err(too_many_lengths("BLOCK_NET_V6"));
+                }
+                self.hash_mut::<[u8; 20], u64>("BLOCK_NET_V6")?
+                    .insert(key6(ip, len), value, 0)
                     .map_err(map_err("BLOCK_NET_V6"))?;
-                self.recount_nets()
+                if push_len(&mut self.lens6, len) {
+                    self.write_config()?;
+                }
+                Ok(())
             }
         }
     }
@@ -140,18 +205,17 @@ impl Filter {
                 .hash_mut::<[u8; 16], u64>("BLOCK_V6")?
                 .remove(&octets6(ip))
                 .is_ok(),
-            (IpAddr::V4(v4), false) => self
-                .trie_mut::<[u8; 4], u64>("BLOCK_NET_V4")?
-                .remove(&Key::new(u32::from(len), v4.octets()))
+            // A length left without prefixes costs one missed probe until the
+            // next `open_pinned` recounts.
+            (IpAddr::V4(_), false) => self
+                .hash_mut::<[u8; 8], u64>("BLOCK_NET_V4")?
+                .remove(&key4(ip, len))
                 .is_ok(),
-            (IpAddr::V6(v), false) => self
-                .trie_mut::<[u8; 16], u64>("BLOCK_NET_V6")?
-                .remove(&Key::new(u32::from(len), v.octets()))
+            (IpAddr::V6(_), false) => self
+                .hash_mut::<[u8; 20], u64>("BLOCK_NET_V6")?
+                .remove(&key6(ip, len))
                 .is_ok(),
         };
-        if len < full(ip) {
-            self.recount_nets()?;
-        }
         Ok(removed)
     }
 
@@ -162,22 +226,33 @@ impl Filter {
 
     pub(crate) fn set_allow(&mut self, ip: IpAddr, len: u8, value: u8) -> Result<(), XdpError> {
         let len = u32::from(len.min(full(ip)));
-        match ip {
-            IpAddr::V4(v4) => self
-                .trie_mut::<[u8; 4], u8>("ALLOW_V4")?
-                .insert(&Key::new(len, v4.octets()), value, 0)
-                .map_err(map_err("ALLOW_V4")),
-            IpAddr::V6(v) => self
-                .trie_mut::<[u8; 16], u8>("ALLOW_V6")?
-                .insert(&Key::new(len, v.octets()), value, 0)
-                .map_err(map_err("ALLOW_V6")),
+        let new = match ip {
+            IpAddr::V4(v4) => {
+                let mut m = self.trie_mut::<[u8; 4], u8>("ALLOW_V4")?;
+                let k = Key::new(len, v4.octets());
+                let new = m.get(&k, 0).is_err();
+                m.insert(&k, value, 0).map_err(map_err("ALLOW_V4"))?;
+                new
+            }
+            IpAddr::V6(v) => {
+                let mut m = self.trie_mut::<[u8; 16], u8>("ALLOW_V6")?;
+                let k = Key::new(len, v.octets());
+                let new = m.get(&k, 0).is_err();
+                m.insert(&k, value, 0).map_err(map_err("ALLOW_V6"))?;
+                new
+            }
+        };
+        if new {
+            self.allows += 1;
+            self.write_config()?;
         }
+        Ok(())
     }
 
     /// Remove an allow entry; `false` if it was not there.
     pub fn disallow(&mut self, ip: IpAddr, len: u8) -> Result<bool, XdpError> {
         let len = u32::from(len.min(full(ip)));
-        Ok(match ip {
+        let removed = match ip {
             IpAddr::V4(v4) => self
                 .trie_mut::<[u8; 4], u8>("ALLOW_V4")?
                 .remove(&Key::new(len, v4.octets()))
@@ -186,7 +261,12 @@ impl Filter {
                 .trie_mut::<[u8; 16], u8>("ALLOW_V6")?
                 .remove(&Key::new(len, v.octets()))
                 .is_ok(),
-        })
+        };
+        if removed {
+            self.allows = self.allows.saturating_sub(1);
+            self.write_config()?;
+        }
+        Ok(removed)
     }
 
     /// Every block (addresses and prefixes) as stored.
@@ -204,15 +284,18 @@ impl Filter {
                 value: v,
             });
         }
-        for (k, v) in self.trie::<[u8; 4], u64>("BLOCK_NET_V4")?.iter().flatten() {
+        for (k, v) in self.hash::<[u8; 8], u64>("BLOCK_NET_V4")?.iter().flatten() {
+            let a: [u8; 4] = [k[4], k[5], k[6], k[7]];
             out.push(Block {
-                net: (IpAddr::from(k.data()), k.prefix_len() as u8),
+                net: (IpAddr::from(a), key_len(&k)),
                 value: v,
             });
         }
-        for (k, v) in self.trie::<[u8; 16], u64>("BLOCK_NET_V6")?.iter().flatten() {
+        for (k, v) in self.hash::<[u8; 20], u64>("BLOCK_NET_V6")?.iter().flatten() {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&k[4..20]);
             out.push(Block {
-                net: (IpAddr::from(k.data()), k.prefix_len() as u8),
+                net: (IpAddr::from(a), key_len(&k)),
                 value: v,
             });
         }
