@@ -40,6 +40,12 @@ pub struct Xdp {
     pub service_ports: Vec<u16>,
     /// How often the edge's block decisions are copied into the filter.
     pub sync_every: Dur,
+    /// TCP ports whose handshakes XDP answers with SYN cookies (IPv4; needs
+    /// the nftables SYNPROXY rules `levee xdp synproxy-rules` prints).
+    pub synproxy_ports: Vec<u16>,
+    /// MSS and window scale those SYN-ACKs advertise: the server's.
+    pub synproxy_mss: u16,
+    pub synproxy_wscale: u8,
 }
 
 impl Default for Xdp {
@@ -54,6 +60,9 @@ impl Default for Xdp {
             keep_fragments: false,
             service_ports: Vec::new(),
             sync_every: Dur(Duration::from_millis(250)),
+            synproxy_ports: Vec::new(),
+            synproxy_mss: 1460,
+            synproxy_wscale: 7,
         }
     }
 }
@@ -73,6 +82,12 @@ pub(crate) fn validate(x: &Xdp) -> Result<(), (String, String)> {
     }
     if x.window.0 < Duration::from_millis(1) {
         return Err(("xdp.window".into(), "must be at least 1ms".into()));
+    }
+    if !(536..=9000).contains(&x.synproxy_mss) {
+        return Err(("xdp.synproxy_mss".into(), "must be 536-9000".into()));
+    }
+    if x.synproxy_wscale > 14 {
+        return Err(("xdp.synproxy_wscale".into(), "must be 0-14".into()));
     }
     let s = x.sync_every.0;
     if s < Duration::from_millis(10) || s > Duration::from_secs(1) {

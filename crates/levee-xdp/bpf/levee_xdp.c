@@ -34,6 +34,9 @@ enum reason {
     R_RATE_SYN,
     R_RATE_PKT,
     R_NON_IP,
+    R_SP_SYNACK,   // SYN to a proxied port answered from XDP with a cookie
+    R_SP_COOKIE,   // ACK with a valid cookie passed to the kernel's SYNPROXY
+    R_SP_BAD,      // non-SYN to a proxied port without a connection or cookie
     R_MAX,
 };
 
@@ -49,6 +52,10 @@ struct config {
     __u32 n_lens6;         // distinct blocked IPv6 prefix lengths in lens6
     __u8 lens4[LENS];      // the blocked prefix lengths, one hash lookup each
     __u8 lens6[LENS];
+    __u32 synproxy;        // 1: answer SYNs to SYNPROXY_PORTS from XDP
+    __u16 sp_mss;          // MSS advertised in those SYN-ACKs
+    __u8 sp_wscale;        // window scale advertised (the server's)
+    __u8 sp_ttl;
 };
 
 struct lpm_v4 { __u32 prefixlen; __u32 addr; };
@@ -75,6 +82,9 @@ struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1024); __type(key
 // hash), IPv6 by 16.
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 262144); __type(key, __u32); __type(value, struct rate); } RATE_V4 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, struct addr6); __type(value, struct rate); } RATE SEC(".maps");
+
+// TCP ports whose handshakes the XDP SYN proxy answers (bitmap as above).
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } SYNPROXY_PORTS SEC(".maps");
 
 static __always_inline int port_in(void *map, __u16 port) {
     __u32 w = port >> 6;
@@ -108,6 +118,183 @@ static __always_inline int live(__u64 *exp, __u64 *now) {
 }
 
 #define VLAN_MAX 2
+
+// ---- XDP SYN proxy (IPv4) --------------------------------------------------
+// A SYN to a proxied port is answered here: the SYN-ACK carries a kernel SYN
+// cookie (bpf_tcp_raw_gen_syncookie_ipv4, the secret the kernel's own
+// SYNPROXY checks) and, when the client sent timestamps, its window scale and
+// SACK encoded in the timestamp as the kernel does. Nothing is allocated per
+// SYN. A later packet passes when a socket exists for its 4-tuple or when it
+// is an ACK with a valid cookie (the kernel's SYNPROXY, set up by nftables,
+// then opens the connection to the local server); anything else is dropped.
+
+static __always_inline __u16 csum_fold(__u32 s) {
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return (__u16)~s;
+}
+
+// Sum of big-endian 16-bit words of buf[0..len) (len even, <= 64).
+static __always_inline __u32 csum_words(__u8 *buf, __u32 len) {
+    __u32 s = 0;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        if (i * 2 < len)
+            s += ((__u32)buf[i * 2] << 8) | buf[i * 2 + 1];
+    }
+    return s;
+}
+
+struct opts {
+    __u8 tcp[64];
+    __u32 i, len;
+    __u32 ws_ok, ws, sack, ts_ok, tsval;
+};
+
+// One TCP option of a SYN: returns 1 to stop.
+static long opt_step(__u64 n, struct opts *o) {
+    __u32 i = o->i;
+    if (i >= o->len || i >= 60)
+        return 1;
+    __u8 kind = o->tcp[i & 63];
+    if (kind == 0)
+        return 1;
+    if (kind == 1) {
+        o->i = i + 1;
+        return 0;
+    }
+    if (i + 1 >= o->len)
+        return 1;
+    __u8 olen = o->tcp[(i + 1) & 63];
+    if (olen < 2 || i + olen > o->len)
+        return 1;
+    if (kind == 3 && olen == 3) {
+        o->ws_ok = 1;
+        o->ws = o->tcp[(i + 2) & 63];
+    } else if (kind == 4 && olen == 2) {
+        o->sack = 1;
+    } else if (kind == 8 && olen == 10) {
+        o->ts_ok = 1;
+        o->tsval = ((__u32)o->tcp[(i + 2) & 63] << 24) | ((__u32)o->tcp[(i + 3) & 63] << 16) |
+                   ((__u32)o->tcp[(i + 4) & 63] << 8) | o->tcp[(i + 5) & 63];
+    }
+    o->i = i + olen;
+    return 0;
+}
+
+// A global (not inlined) function: the verifier checks it once, on its own,
+// instead of once per path that reaches it.
+__attribute__((noinline)) int synproxy_syn(struct xdp_md *ctx, __u32 l3off, __u32 tcp_len, __u32 sp_mss, __u32 sp_wscale) {
+    if (l3off > 22)
+        return XDP_DROP;
+    __u8 ip[20] = {};
+    struct opts o = {};
+    __u8 *tcp = o.tcp;
+    if (bpf_xdp_load_bytes(ctx, l3off, ip, 20))
+        return count(R_MALFORMED_IP, XDP_DROP);
+    if (tcp_len < 20 || tcp_len > 60)
+        return count(R_MALFORMED_L4, XDP_DROP);
+    if (bpf_xdp_load_bytes(ctx, l3off + 20, tcp, tcp_len))
+        return count(R_MALFORMED_L4, XDP_DROP);
+    __s64 v = bpf_tcp_raw_gen_syncookie_ipv4((struct iphdr *)ip, (struct tcphdr *)tcp, tcp_len);
+    if (v < 0)
+        return count(R_PASS, XDP_PASS); // let the kernel (its SYNPROXY or cookies) answer
+    __u32 cookie = (__u32)v;
+    // The client's options, one per bpf_loop step (verified once).
+    o.i = 20;
+    o.len = tcp_len;
+    bpf_loop(40, opt_step, &o, 0);
+    int ws_ok = o.ws_ok, sack = o.sack, ts_ok = o.ts_ok;
+    __u8 ws = o.ws;
+    __u32 tsval = o.tsval;
+    __u32 new_tcp = 24 + (ts_ok ? 12 : 0) + (ts_ok && ws_ok ? 4 : 0);
+    // The SYN-ACK, TCP part (built on the stack, then stored).
+    __u8 out[40] = {};
+    out[0] = tcp[2]; out[1] = tcp[3]; // source port <- the SYN's destination
+    out[2] = tcp[0]; out[3] = tcp[1];
+    out[4] = cookie >> 24; out[5] = cookie >> 16; out[6] = cookie >> 8; out[7] = cookie;
+    __u32 ack = (((__u32)tcp[4] << 24) | ((__u32)tcp[5] << 16) | ((__u32)tcp[6] << 8) | tcp[7]) + 1;
+    out[8] = ack >> 24; out[9] = ack >> 16; out[10] = ack >> 8; out[11] = ack;
+    out[12] = (new_tcp / 4) << 4;
+    out[13] = 0x12; // SYN+ACK
+    out[14] = 0xfa; out[15] = 0xf0; // window 64240 (not scaled in a SYN-ACK)
+    out[20] = 2; out[21] = 4; out[22] = sp_mss >> 8; out[23] = sp_mss & 0xff;
+    if (ts_ok) {
+        // As the kernel's cookie_init_timestamp: the low 6 bits carry the
+        // client's window scale (15: none) and SACK.
+        __u32 now_ms = bpf_ktime_get_ns() / 1000000;
+        __u32 opts = ws_ok ? (ws & 0xf) : 0xf;
+        if (sack)
+            opts |= 1 << 4;
+        __u32 ts = (now_ms & ~0x3fU) | opts;
+        if (ts > now_ms)
+            ts -= 64;
+        out[24] = sack ? 4 : 1; out[25] = sack ? 2 : 1; // SACK-permitted or NOP NOP
+        out[26] = 8; out[27] = 10;
+        out[28] = ts >> 24; out[29] = ts >> 16; out[30] = ts >> 8; out[31] = ts;
+        out[32] = tsval >> 24; out[33] = tsval >> 16; out[34] = tsval >> 8; out[35] = tsval;
+        if (ws_ok) {
+            out[36] = 1; out[37] = 3; out[38] = 3; out[39] = sp_wscale;
+        }
+    }
+    // IP header.
+    __u8 nip[20] = {};
+    nip[0] = 0x45;
+    __u16 tot = 20 + new_tcp;
+    nip[2] = tot >> 8; nip[3] = tot & 0xff;
+    nip[6] = 0x40; // DF
+    nip[8] = 64;
+    nip[9] = IPPROTO_TCP;
+    __builtin_memcpy(&nip[12], &ip[16], 4);
+    __builtin_memcpy(&nip[16], &ip[12], 4);
+    __u16 ic = csum_fold(csum_words(nip, 20));
+    nip[10] = ic >> 8; nip[11] = ic & 0xff;
+    // TCP checksum over the pseudo header and the segment.
+    __u32 ps = csum_words(&nip[12], 8) + IPPROTO_TCP + new_tcp;
+    __u16 tc = csum_fold(ps + csum_words(out, new_tcp));
+    out[16] = tc >> 8; out[17] = tc & 0xff;
+    // Resize the frame to the SYN-ACK, then write it.
+    int delta = (int)(l3off + 20 + new_tcp) - (int)bpf_xdp_get_buff_len(ctx);
+    if (bpf_xdp_adjust_tail(ctx, delta))
+        return count(R_PASS, XDP_PASS);
+    __u8 mac[12];
+    if (bpf_xdp_load_bytes(ctx, 0, mac, 12))
+        return XDP_DROP;
+    __u8 sw[12];
+    __builtin_memcpy(sw, &mac[6], 6);
+    __builtin_memcpy(&sw[6], mac, 6);
+    if (bpf_xdp_store_bytes(ctx, 0, sw, 12) || bpf_xdp_store_bytes(ctx, l3off, nip, 20))
+        return XDP_DROP;
+    if (new_tcp > 40 || bpf_xdp_store_bytes(ctx, l3off + 20, out, new_tcp))
+        return XDP_DROP;
+    return count(R_SP_SYNACK, XDP_TX);
+}
+
+static __always_inline int synproxy(struct xdp_md *ctx, struct config *cfg, struct iphdr *ip, struct tcphdr *th, void *data) {
+    if (ip->ihl != 5)
+        return count(R_PASS, XDP_PASS); // IP options: the kernel's SYNPROXY decides
+    __u8 f = ((__u8 *)th)[13];
+    if (f & 0x04)
+        return count(R_PASS, XDP_PASS); // RST: the kernel checks it
+    __u32 l3off = (void *)ip - data;
+    if ((f & 0x12) == 0x02)
+        return synproxy_syn(ctx, l3off, th->doff * 4, cfg->sp_mss, cfg->sp_wscale);
+    struct bpf_sock_tuple t = {};
+    t.ipv4.saddr = ip->saddr;
+    t.ipv4.daddr = ip->daddr;
+    t.ipv4.sport = th->source;
+    t.ipv4.dport = th->dest;
+    struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    if (sk) {
+        int listener = sk->state == BPF_TCP_LISTEN;
+        bpf_sk_release(sk);
+        if (!listener)
+            return count(R_PASS, XDP_PASS); // a connection (or its handshake) exists
+    }
+    if ((f & 0x10) && bpf_tcp_raw_check_syncookie_ipv4(ip, th) == 0)
+        return count(R_SP_COOKIE, XDP_PASS);
+    return count(R_SP_BAD, XDP_DROP);
+}
 
 SEC("xdp")
 int levee_xdp(struct xdp_md *ctx) {
@@ -229,8 +416,10 @@ int levee_xdp(struct xdp_md *ctx) {
     }
 
     int syn = 0;
+    struct tcphdr *th = 0;
     if (l4 == IPPROTO_TCP) {
         struct tcphdr *t = l4h;
+        th = t;
         if ((void *)(t + 1) > end)
             return count(R_MALFORMED_L4, XDP_DROP);
         if (t->doff < 5 || (void *)t + t->doff * 4 > end)
@@ -271,6 +460,12 @@ int levee_xdp(struct xdp_md *ctx) {
             if (cfg->pkt_budget && r->pkts > cfg->pkt_budget)
                 return count(R_RATE_PKT, XDP_DROP);
         }
+    }
+    if (cfg->synproxy && th && !v6 && port_in(&SYNPROXY_PORTS, bpf_ntohs(th->dest))) {
+        struct iphdr *ip = cur;
+        if ((void *)(ip + 1) > end || (void *)(th + 1) > end)
+            return count(R_MALFORMED_IP, XDP_DROP);
+        return synproxy(ctx, cfg, ip, th, data);
     }
     return count(R_PASS, XDP_PASS);
 }

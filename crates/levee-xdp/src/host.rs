@@ -2,8 +2,12 @@
 //! defence against SYN floods: with them a full SYN queue costs no memory)
 //! and the kernel's own counters of cookies sent and checked.
 //!
+//! For the XDP SYN proxy it also says what the host needs (nftables SYNPROXY
+//! rules and two sysctls, `synproxy_rules`) and checks the sysctls
+//! (`synproxy_problems`); it never changes the firewall itself.
+//!
 //! It reads and writes `/proc/sys/net/ipv4/tcp_syncookies` and reads
-//! `/proc/net/netstat`; nothing else.
+//! `/proc/net/netstat` and two more sysctls; nothing else.
 
 use std::path::Path;
 
@@ -60,6 +64,62 @@ fn parse_tcpext(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The host settings the XDP SYN proxy needs, as a shell script: the
+/// sysctls and an nftables table whose SYNPROXY statement opens the real
+/// connection when a client's ACK carries a valid cookie. XDP answers the
+/// SYNs; without XDP these rules alone still proxy (more slowly).
+pub fn synproxy_rules(ports: &[u16], mss: u16, wscale: u8) -> String {
+    let set = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"# Host settings for Levee's XDP SYN proxy (ports {set}); run as root.
+sysctl -w net.ipv4.tcp_syncookies=1
+sysctl -w net.ipv4.tcp_timestamps=1
+sysctl -w net.netfilter.nf_conntrack_tcp_loose=0
+nft -f - <<'NFT'
+table inet levee_synproxy {{
+	chain prerouting {{
+		type filter hook prerouting priority raw; policy accept;
+		tcp dport {{ {set} }} tcp flags syn notrack
+	}}
+	chain input {{
+		type filter hook input priority filter; policy accept;
+		tcp dport {{ {set} }} ct state invalid,untracked synproxy mss {mss} wscale {wscale} timestamp sack-perm
+		tcp dport {{ {set} }} ct state invalid drop
+	}}
+}}
+NFT
+"#
+    )
+}
+
+/// What is missing on this host for the SYN proxy (empty: the sysctls are right).
+pub fn synproxy_problems() -> Vec<String> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let mut out = Vec::new();
+    match read("/proc/sys/net/netfilter/nf_conntrack_tcp_loose").as_deref() {
+        Some("0") => {}
+        Some(v) => out.push(format!(
+            "net.netfilter.nf_conntrack_tcp_loose is {v}, must be 0"
+        )),
+        None => out.push("connection tracking is not loaded (nf_conntrack)".into()),
+    }
+    if read("/proc/sys/net/ipv4/tcp_timestamps").as_deref() == Some("0") {
+        out.push("net.ipv4.tcp_timestamps is 0, should be 1".into());
+    }
+    if syncookies() == Some(0) {
+        out.push("net.ipv4.tcp_syncookies is 0, should be 1".into());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +137,13 @@ mod tests {
             ]
         );
         assert!(parse_tcpext("garbage").is_empty());
+        let r = synproxy_rules(&[80, 443], 1460, 7);
+        assert!(
+            r.contains(
+                "tcp dport { 80, 443 } ct state invalid,untracked synproxy mss 1460 wscale 7"
+            ),
+            "{r}"
+        );
         assert!(!syncookie_counters().is_empty(), "this kernel has TcpExt");
     }
 }

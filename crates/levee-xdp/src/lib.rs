@@ -18,7 +18,7 @@ use aya::{Ebpf, EbpfLoader};
 use std::path::{Path, PathBuf};
 
 /// Every map of the program (pinned by these names).
-pub const MAPS: [&str; 12] = [
+pub const MAPS: [&str; 13] = [
     "CONFIG",
     "STATS",
     "ALLOW_V4",
@@ -31,6 +31,7 @@ pub const MAPS: [&str; 12] = [
     "SERVICE_PORTS",
     "RATE",
     "RATE_V4",
+    "SYNPROXY_PORTS",
 ];
 
 /// Where pins live unless told otherwise.
@@ -73,10 +74,13 @@ pub enum Reason {
     RateSyn,
     RatePkt,
     NonIp,
+    SynproxySynAck,
+    SynproxyCookie,
+    SynproxyBad,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Pass,
         Reason::MalformedEth,
         Reason::MalformedIp,
@@ -90,6 +94,9 @@ impl Reason {
         Reason::RateSyn,
         Reason::RatePkt,
         Reason::NonIp,
+        Reason::SynproxySynAck,
+        Reason::SynproxyCookie,
+        Reason::SynproxyBad,
     ];
 
     pub fn label(self) -> &'static str {
@@ -107,6 +114,9 @@ impl Reason {
             Reason::RateSyn => "rate_syn",
             Reason::RatePkt => "rate_packets",
             Reason::NonIp => "non_ip",
+            Reason::SynproxySynAck => "synproxy_synack",
+            Reason::SynproxyCookie => "synproxy_cookie_ok",
+            Reason::SynproxyBad => "synproxy_bad_ack",
         }
     }
 }
@@ -118,6 +128,11 @@ pub struct Config {
     pub syn_budget: u32,
     pub pkt_budget: u32,
     pub window_ms: u64,
+    /// Answer SYNs to the SYN-proxy ports from XDP (see `set_synproxy_port`).
+    pub synproxy: bool,
+    /// MSS and window scale advertised in those SYN-ACKs (the server's).
+    pub synproxy_mss: u16,
+    pub synproxy_wscale: u8,
 }
 
 impl Default for Config {
@@ -127,6 +142,9 @@ impl Default for Config {
             syn_budget: 0,
             pkt_budget: 0,
             window_ms: 1000,
+            synproxy: false,
+            synproxy_mss: 1460,
+            synproxy_wscale: 7,
         }
     }
 }
@@ -164,6 +182,7 @@ pub fn run_live(
 /// XDP verdicts.
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
 
 /// Distinct blocked prefix lengths the program probes, per family.
 pub const MAX_PREFIX_LENGTHS: usize = 32;
@@ -171,10 +190,11 @@ pub const MAX_PREFIX_LENGTHS: usize = 32;
 /// The program's `struct config` as bytes (native endian, C layout:
 /// drop_fragments u32, n_lens4 u32, syn_budget u32, pkt_budget u32,
 /// window_ns u64, allow_entries u32, n_lens6 u32, lens4 [u8; 32],
-/// lens6 [u8; 32]). Plain bytes: the workspace denies the unsafe code a
+/// lens6 [u8; 32], synproxy u32, sp_mss u16, sp_wscale u8, sp_ttl u8).
+/// Plain bytes: the workspace denies the unsafe code a
 /// typed map value would need.
-fn config_bytes(c: &Config, lens4: &[u8], lens6: &[u8], allows: u32) -> [u8; 96] {
-    let mut b = [0u8; 96];
+fn config_bytes(c: &Config, lens4: &[u8], lens6: &[u8], allows: u32) -> [u8; 104] {
+    let mut b = [0u8; 104];
     b[0..4].copy_from_slice(&u32::from(c.drop_fragments).to_ne_bytes());
     b[4..8].copy_from_slice(&(lens4.len() as u32).to_ne_bytes());
     b[8..12].copy_from_slice(&c.syn_budget.to_ne_bytes());
@@ -188,6 +208,10 @@ fn config_bytes(c: &Config, lens4: &[u8], lens6: &[u8], allows: u32) -> [u8; 96]
     for (i, l) in lens6.iter().take(MAX_PREFIX_LENGTHS).enumerate() {
         b[64 + i] = *l;
     }
+    b[96..100].copy_from_slice(&u32::from(c.synproxy).to_ne_bytes());
+    b[100..102].copy_from_slice(&c.synproxy_mss.to_ne_bytes());
+    b[102] = c.synproxy_wscale.min(14);
+    b[103] = 64;
     b
 }
 
@@ -234,7 +258,7 @@ impl Filter {
     }
 
     fn read_config(&self) -> Result<Option<Config>, XdpError> {
-        let m: Array<_, [u8; 96]> = Array::try_from(
+        let m: Array<_, [u8; 104]> = Array::try_from(
             self.ebpf
                 .map("CONFIG")
                 .ok_or(XdpError::Map("CONFIG", "missing".into()))?,
@@ -251,6 +275,9 @@ impl Filter {
             syn_budget: u(8),
             pkt_budget: u(12),
             window_ms: w / 1_000_000,
+            synproxy: u(96) != 0,
+            synproxy_mss: u16::from_ne_bytes([b[100], b[101]]),
+            synproxy_wscale: b[102],
         }))
     }
 
@@ -326,7 +353,7 @@ impl Filter {
 
     fn write_config(&mut self) -> Result<(), XdpError> {
         let bytes = config_bytes(&self.config, &self.lens4, &self.lens6, self.allows);
-        let mut m: Array<_, [u8; 96]> = Array::try_from(
+        let mut m: Array<_, [u8; 104]> = Array::try_from(
             self.ebpf
                 .map_mut("CONFIG")
                 .ok_or(XdpError::Map("CONFIG", "missing".into()))?,
@@ -357,6 +384,13 @@ impl Filter {
     /// Treat UDP from `port` as reflection (dropped unless towards a service port).
     pub fn set_reflection_port(&mut self, port: u16, on: bool) -> Result<(), XdpError> {
         self.set_port_bit("REFLECT_PORTS", port, on)
+    }
+
+    /// A TCP port whose handshakes the XDP SYN proxy answers (with
+    /// `Config::synproxy`; the host needs the nftables SYNPROXY rules of
+    /// `host::synproxy_rules`).
+    pub fn set_synproxy_port(&mut self, port: u16, on: bool) -> Result<(), XdpError> {
+        self.set_port_bit("SYNPROXY_PORTS", port, on)
     }
 
     /// A UDP port this host serves (reflection ports towards it pass).
@@ -436,6 +470,19 @@ impl Filter {
             .program("levee_xdp")
             .ok_or_else(|| XdpError::Load("no program levee_xdp".into()))?
             .try_into()?)
+    }
+
+    /// Run the program on one packet; the verdict and the packet as the
+    /// program left it (for XDP_TX answers).
+    pub fn test_packet_out(&self, packet: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
+        let mut out = vec![0u8; 512];
+        let r = self.program()?.test_run(TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
     }
 
     /// Run the program on one packet (BPF_PROG_TEST_RUN); the XDP verdict.
@@ -681,6 +728,75 @@ mod tests {
             });
         let msg = err.unwrap_err().to_string();
         assert!(msg.contains("distinct prefix lengths"), "{msg}");
+    }
+
+    #[test]
+    fn synproxy_answers_syns_with_cookies_and_checks_acks() {
+        let Some(mut f) = filter(Config {
+            synproxy: true,
+            ..Config::default()
+        }) else {
+            return;
+        };
+        f.set_synproxy_port(80, true).unwrap();
+        let a = [192, 0, 2, 50];
+        let syn = ipv4(a, 6, 0, &tcp_full(80, SYN, 1000, 0, &LINUX_SYN_OPTIONS));
+        let (v, out) = f.test_packet_out(&syn).unwrap();
+        assert_eq!(v, XDP_TX, "a SYN to a proxied port is answered");
+        // Ethernet addresses swapped; IP addresses swapped; valid checksums.
+        assert_eq!(&out[0..6], &syn[6..12]);
+        assert_eq!(&out[6..12], &syn[0..6]);
+        let ip = &out[14..34];
+        assert_eq!(&ip[12..16], &[10, 0, 0, 1]);
+        assert_eq!(&ip[16..20], &a);
+        assert_eq!(csum(ip), 0, "IP checksum");
+        let tcp = &out[34..];
+        assert_eq!(tcp.len(), 40, "MSS, SACK, timestamps, window scale");
+        assert_eq!(ip[2..4], (60u16).to_be_bytes());
+        assert_eq!(&tcp[0..2], &80u16.to_be_bytes());
+        assert_eq!(&tcp[2..4], &12345u16.to_be_bytes());
+        assert_eq!(tcp[13], 0x12, "SYN+ACK");
+        assert_eq!(u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]), 1001);
+        let mut pseudo = ip[12..20].to_vec();
+        pseudo.extend_from_slice(&[0, 6, 0, 40]);
+        pseudo.extend_from_slice(tcp);
+        assert_eq!(csum(&pseudo), 0, "TCP checksum");
+        assert_eq!(&tcp[20..24], &[2, 4, 0x05, 0xb4], "our MSS");
+        assert_eq!(&tcp[36..40], &[1, 3, 3, 7], "our window scale");
+        // The timestamp carries the client's window scale (7) and SACK (bit 4).
+        let tsval = u32::from_be_bytes([tcp[28], tcp[29], tcp[30], tcp[31]]);
+        assert_eq!(tsval & 0x3f, 0x17);
+        assert_eq!(
+            &tcp[32..36],
+            &[0, 0, 0x12, 0x34],
+            "echoes the client's timestamp"
+        );
+        // The client's ACK with the cookie passes; a wrong one is dropped.
+        let cookie = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        let ack = |n: u32| ipv4(a, 6, 0, &tcp_full(80, ACK, 1001, n, &[]));
+        assert_eq!(
+            f.test_packet(&ack(cookie.wrapping_add(1))).unwrap(),
+            XDP_PASS
+        );
+        assert_eq!(
+            f.test_packet(&ack(cookie.wrapping_add(77))).unwrap(),
+            XDP_DROP
+        );
+        // A SYN without options gets an MSS-only answer; other ports are not proxied.
+        let (v, out) = f
+            .test_packet_out(&ipv4(a, 6, 0, &tcp_full(80, SYN, 5, 0, &[])))
+            .unwrap();
+        assert_eq!((v, out.len()), (XDP_TX, 14 + 20 + 24));
+        assert_eq!(
+            f.test_packet(&ipv4(a, 6, 0, &tcp_full(81, ACK, 1, 1, &[])))
+                .unwrap(),
+            XDP_PASS
+        );
+        let st = f.stats().unwrap();
+        let get = |r: Reason| st.iter().find(|x| x.0 == r).map_or(0, |x| x.1);
+        assert_eq!(get(Reason::SynproxySynAck), 2);
+        assert_eq!(get(Reason::SynproxyCookie), 1);
+        assert_eq!(get(Reason::SynproxyBad), 1);
     }
 
     #[test]

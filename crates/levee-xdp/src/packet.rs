@@ -1,5 +1,6 @@
 //! Build test packets (Ethernet + IPv4/IPv6 + TCP/UDP) for `BPF_PROG_TEST_RUN`.
-fn csum(b: &[u8]) -> u16 {
+/// The Internet checksum of `b` (0 when `b` already holds a valid one).
+pub fn csum(b: &[u8]) -> u16 {
     let mut s = 0u32;
     for c in b.chunks(2) {
         s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
@@ -63,3 +64,27 @@ pub fn udp(sport: u16, dport: u16) -> Vec<u8> {
     u.extend_from_slice(&[0, 0, 1, 2, 3, 4]);
     u
 }
+
+/// A TCP header from port 12345 to `dport` with `flags`, `seq`, `ack` and
+/// raw `options` (padded to a multiple of 4).
+pub fn tcp_full(dport: u16, flags: u8, seq: u32, ack: u32, options: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&12345u16.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    let mut opts = options.to_vec();
+    while !opts.len().is_multiple_of(4) {
+        opts.push(1);
+    }
+    t.push((((20 + opts.len()) / 4) as u8) << 4);
+    t.push(flags);
+    t.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+    t.extend_from_slice(&opts);
+    t
+}
+
+/// Linux's SYN options: MSS 1460, SACK permitted, timestamps, window scale 7.
+pub const LINUX_SYN_OPTIONS: [u8; 20] = [
+    2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 1, 3, 3, 7,
+];

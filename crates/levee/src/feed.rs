@@ -20,6 +20,9 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
         syn_budget: cfg.syn_budget,
         pkt_budget: cfg.packet_budget,
         window_ms: (cfg.window.as_duration().as_millis() as u64).max(1),
+        synproxy: !cfg.synproxy_ports.is_empty(),
+        synproxy_mss: cfg.synproxy_mss,
+        synproxy_wscale: cfg.synproxy_wscale,
     };
     let mode = match cfg.mode {
         XdpMode::Auto => aya::programs::XdpMode::Default,
@@ -42,6 +45,26 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
     for p in &cfg.service_ports {
         if let Err(e) = filter.set_service_port(*p) {
             eprintln!("levee: packet filter: service port {p}: {e}");
+        }
+    }
+    for p in &cfg.synproxy_ports {
+        if let Err(e) = filter.set_synproxy_port(*p, true) {
+            eprintln!("levee: packet filter: SYN proxy port {p}: {e}");
+        }
+    }
+    if !cfg.synproxy_ports.is_empty() {
+        let problems = levee_xdp::host::synproxy_problems();
+        if problems.is_empty() {
+            eprintln!(
+                "levee: XDP SYN proxy on ports {:?} (the nftables SYNPROXY rules of `levee xdp synproxy-rules` must be loaded)",
+                cfg.synproxy_ports
+            );
+        } else {
+            eprintln!(
+                "levee: warning: XDP SYN proxy on ports {:?}, but {}; run `levee xdp synproxy-rules --port PORT` for the host settings",
+                cfg.synproxy_ports,
+                problems.join("; ")
+            );
         }
     }
     let reused = how == levee_xdp::Attached::Reused;

@@ -37,6 +37,25 @@ enum XdpCmd {
         /// UDP ports this host serves (reflection-port traffic to them passes).
         #[arg(long)]
         service_port: Vec<u16>,
+        /// TCP ports whose handshakes XDP answers with SYN cookies (IPv4);
+        /// load the host settings of `levee xdp synproxy-rules` first.
+        #[arg(long)]
+        synproxy_port: Vec<u16>,
+        /// MSS advertised by the SYN proxy (the server's).
+        #[arg(long, default_value_t = 1460)]
+        synproxy_mss: u16,
+        /// Window scale advertised by the SYN proxy (the server's).
+        #[arg(long, default_value_t = 7)]
+        synproxy_wscale: u8,
+    },
+    /// Print the host settings (sysctls, nftables SYNPROXY rules) the XDP SYN proxy needs.
+    SynproxyRules {
+        #[arg(long, required = true)]
+        port: Vec<u16>,
+        #[arg(long, default_value_t = 1460)]
+        mss: u16,
+        #[arg(long, default_value_t = 7)]
+        wscale: u8,
     },
     /// Remove the filter from its interface and its pins.
     Detach,
@@ -102,6 +121,9 @@ pub fn run(a: XdpArgs) -> Result<()> {
             window_ms,
             keep_fragments,
             service_port,
+            synproxy_port,
+            synproxy_mss,
+            synproxy_wscale,
         } => {
             levee_xdp::ensure_bpffs(dir)?;
             if dir.join("link").exists() {
@@ -115,10 +137,26 @@ pub fn run(a: XdpArgs) -> Result<()> {
                 syn_budget,
                 pkt_budget,
                 window_ms: window_ms.max(1),
+                synproxy: !synproxy_port.is_empty(),
+                synproxy_mss,
+                synproxy_wscale,
             };
             let mut f = Filter::open_pinned(Some(config), dir)?;
             for p in service_port {
                 f.set_service_port(p)?;
+            }
+            for p in &synproxy_port {
+                f.set_synproxy_port(*p, true)?;
+            }
+            if !synproxy_port.is_empty() {
+                let problems = levee_xdp::host::synproxy_problems();
+                if !problems.is_empty() {
+                    eprintln!(
+                        "levee xdp: warning: the SYN proxy needs host settings: {}; see `levee xdp synproxy-rules --port {}`",
+                        problems.join("; "),
+                        synproxy_port[0]
+                    );
+                }
             }
             let m = match mode.as_str() {
                 "native" => aya::programs::XdpMode::Driver,
@@ -139,6 +177,9 @@ pub fn run(a: XdpArgs) -> Result<()> {
                 }
                 Err(e) => eprintln!("levee xdp: warning: {e}"),
             }
+        }
+        XdpCmd::SynproxyRules { port, mss, wscale } => {
+            print!("{}", levee_xdp::host::synproxy_rules(&port, mss, wscale));
         }
         XdpCmd::Detach => {
             Filter::detach(dir)?;

@@ -31,6 +31,7 @@ mod shutdown;
 mod slow_post;
 mod slow_read;
 mod slowloris;
+mod syn_flood;
 mod tls;
 mod xdp_edge;
 mod xdp_filter;

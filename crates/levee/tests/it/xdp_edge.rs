@@ -16,8 +16,8 @@
 use super::xdp_filter::stat;
 use super::*;
 
-const SRV: &str = "10.77.0.1";
-const LEGIT: &str = "10.77.0.2";
+pub const SRV: &str = "10.77.0.1";
+pub const LEGIT: &str = "10.77.0.2";
 const FLOODER: &str = "10.77.0.3";
 const L7: &str = "10.77.0.4";
 const SHORT: &str = "10.77.0.5";
@@ -27,12 +27,12 @@ fn sh(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Two namespaces joined by a veth pair, a bpffs of our own; removed on drop.
-struct Lab {
-    srv: String,
-    cli: String,
-    iface: String,
+pub struct Lab {
+    pub srv: String,
+    pub cli: String,
+    pub iface: String,
     bpf: PathBuf,
-    children: Vec<Child>,
+    pub children: Vec<Child>,
 }
 
 impl Drop for Lab {
@@ -56,12 +56,14 @@ impl Drop for Lab {
 }
 
 impl Lab {
-    fn new() -> Option<Lab> {
+    pub fn new() -> Option<Lab> {
         if sh(&["which", "hping3"]).0 != 0 {
             eprintln!("skipped: hping3 is missing (run scripts/install-test-deps.sh)");
             return None;
         }
-        let id = std::process::id() % 100_000;
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = std::process::id() % 100_000 * 10 + n % 10;
         let (srv, cli) = (format!("lvs{id}"), format!("lvc{id}"));
         if sh(&["ip", "netns", "add", &srv]).0 != 0 {
             eprintln!("skipped: cannot create a network namespace (needs root)");
@@ -100,11 +102,11 @@ impl Lab {
         Some(lab)
     }
 
-    fn pins(&self) -> String {
+    pub fn pins(&self) -> String {
         self.bpf.join("levee").to_str().unwrap().to_string()
     }
 
-    fn spawn_in_srv(&mut self, args: &[&str], stderr: Stdio) -> usize {
+    pub fn spawn_in_srv(&mut self, args: &[&str], stderr: Stdio) -> usize {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.srv])
             .args(args)
@@ -117,7 +119,7 @@ impl Lab {
     }
 
     /// curl from `src` in the client namespace: (exit code, HTTP status).
-    fn get(&self, src: &str, timeout_s: &str) -> (i32, String) {
+    pub fn get(&self, src: &str, timeout_s: &str) -> (i32, String) {
         let url = format!("http://{SRV}:8080/");
         let (code, out, _) = sh(&[
             "ip",
@@ -141,7 +143,7 @@ impl Lab {
         (code, out)
     }
 
-    fn stats(&self) -> String {
+    pub fn stats(&self) -> String {
         let pins = self.pins();
         sh(&[
             env!("CARGO_BIN_EXE_levee"),
@@ -155,7 +157,7 @@ impl Lab {
         .1
     }
 
-    fn listed(&self, addr: &str) -> bool {
+    pub fn listed(&self, addr: &str) -> bool {
         let pins = self.pins();
         let (_, list, _) = sh(&[
             env!("CARGO_BIN_EXE_levee"),
@@ -168,7 +170,7 @@ impl Lab {
     }
 
     /// hping3 in the client namespace; the packets it says it sent.
-    fn hping(&self, args: &[&str]) -> u64 {
+    pub fn hping(&self, args: &[&str]) -> u64 {
         let (_, out, err) = sh(&[
             &["ip", "netns", "exec", &self.cli, "timeout", "20", "hping3"],
             args,
@@ -186,7 +188,7 @@ impl Lab {
     }
 
     /// `admin` on the server side's loopback.
-    fn admin(&self, method: &str, path: &str) -> String {
+    pub fn admin(&self, method: &str, path: &str) -> String {
         let url = format!("http://127.0.0.1:19090{path}");
         let auth = format!("Authorization: Bearer {TOKEN}");
         sh(&[
@@ -196,7 +198,7 @@ impl Lab {
     }
 }
 
-fn edge_config(lab: &Lab, dir: &std::path::Path) -> PathBuf {
+pub fn edge_config(lab: &Lab, dir: &std::path::Path, xdp_extra: &str) -> PathBuf {
     let text = format!(
         r#"
 [[listener]]
@@ -215,6 +217,7 @@ block = ["{FLOODER}"]
 [xdp]
 iface = "{iface}"
 pin_dir = "{pins}"
+{xdp_extra}
 
 [[site]]
 name = "lab"
@@ -230,7 +233,7 @@ address = "127.0.0.1:18080"
     p
 }
 
-fn start_edge(lab: &mut Lab, cfg: &std::path::Path, log: &std::path::Path) -> usize {
+pub fn start_edge(lab: &mut Lab, cfg: &std::path::Path, log: &std::path::Path) -> usize {
     let err = std::fs::File::create(log).unwrap();
     let i = lab.spawn_in_srv(
         &[
@@ -269,11 +272,15 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         &[levee, "demo-origin", "--listen", "127.0.0.1:18080"],
         Stdio::null(),
     );
-    let cfg = edge_config(&lab, &dir);
+    let cfg = edge_config(&lab, &dir, "");
     let log = dir.join("edge.log");
     let edge = start_edge(&mut lab, &cfg, &log);
     let said = std::fs::read_to_string(&log).unwrap();
     if said.contains("packet filter off") {
+        assert!(
+            !said.contains("Verifier output"),
+            "the kernel's verifier rejected the program: {said}"
+        );
         eprintln!("skipped: the kernel refused XDP here: {said}");
         return;
     }
