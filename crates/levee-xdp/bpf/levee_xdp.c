@@ -186,7 +186,7 @@ static long opt_step(__u64 n, struct opts *o) {
 // instead of once per path that reaches it.
 __attribute__((noinline)) int synproxy_syn(struct xdp_md *ctx, __u32 l3off, __u32 tcp_len, __u32 sp_mss, __u32 sp_wscale) {
     if (l3off > 22)
-        return XDP_DROP;
+        return count(R_MALFORMED_IP, XDP_DROP);
     __u8 ip[20] = {};
     struct opts o = {};
     __u8 *tcp = o.tcp;
@@ -259,14 +259,14 @@ __attribute__((noinline)) int synproxy_syn(struct xdp_md *ctx, __u32 l3off, __u3
         return count(R_PASS, XDP_PASS);
     __u8 mac[12];
     if (bpf_xdp_load_bytes(ctx, 0, mac, 12))
-        return XDP_DROP;
+        return count(R_MALFORMED_L4, XDP_DROP);
     __u8 sw[12];
     __builtin_memcpy(sw, &mac[6], 6);
     __builtin_memcpy(&sw[6], mac, 6);
     if (bpf_xdp_store_bytes(ctx, 0, sw, 12) || bpf_xdp_store_bytes(ctx, l3off, nip, 20))
-        return XDP_DROP;
+        return count(R_MALFORMED_L4, XDP_DROP);
     if (new_tcp > 40 || bpf_xdp_store_bytes(ctx, l3off + 20, out, new_tcp))
-        return XDP_DROP;
+        return count(R_MALFORMED_L4, XDP_DROP);
     return count(R_SP_SYNACK, XDP_TX);
 }
 

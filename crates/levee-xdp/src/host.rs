@@ -64,6 +64,38 @@ fn parse_tcpext(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Whether this process may load and attach XDP programs: CAP_NET_ADMIN and
+/// CAP_BPF (or CAP_SYS_ADMIN) in its effective set; an error saying what to do.
+pub fn check_privileges() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| eff & (1u64 << bit) != 0;
+    const NET_ADMIN: u32 = 12;
+    const SYS_ADMIN: u32 = 21;
+    const BPF: u32 = 39;
+    if has(NET_ADMIN) && (has(BPF) || has(SYS_ADMIN)) {
+        Ok(())
+    } else {
+        Err("the XDP filter needs root (or the capabilities CAP_BPF and CAP_NET_ADMIN): run as root, e.g. with sudo".into())
+    }
+}
+
+/// Whether `iface` exists in this network namespace.
+pub fn check_iface(iface: &str) -> Result<(), String> {
+    if iface.is_empty() || iface.contains('/') || iface.contains("..") {
+        return Err(format!("{iface:?} is not an interface name"));
+    }
+    if std::path::Path::new("/sys/class/net").join(iface).exists() {
+        Ok(())
+    } else {
+        Err(format!("no interface {iface:?} here (see `ip link`)"))
+    }
+}
+
 /// The host settings the XDP SYN proxy needs, as a shell script: the
 /// sysctls and an nftables table whose SYNPROXY statement opens the real
 /// connection when a client's ACK carries a valid cookie. XDP answers the

@@ -47,6 +47,12 @@ pub enum XdpError {
     NotBuilt,
     #[error("cannot load the XDP program (root or CAP_BPF is needed; the kernel said: {0})")]
     Load(String),
+    #[error("the kernel's verifier refused the XDP program ({error}); the end of its log:\n{tail}\n(full log: {full})")]
+    Verifier {
+        error: String,
+        tail: String,
+        full: String,
+    },
     #[error("map {0}: {1}")]
     Map(&'static str, String),
     #[error("program: {0}")]
@@ -333,7 +339,7 @@ impl Filter {
             .program_mut("levee_xdp")
             .ok_or_else(|| XdpError::Load("no program levee_xdp in the object".into()))?
             .try_into()?;
-        prog.load()?;
+        prog.load().map_err(refused)?;
         let mut f = Filter {
             ebpf,
             config,
@@ -547,6 +553,39 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), XdpError> {
     }
 }
 
+/// A refused `BPF_PROG_LOAD`: not allowed, or the verifier's verdict with
+/// the end of its log (the whole log is saved to a file: it can be long).
+fn refused(e: ProgramError) -> XdpError {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            if log.trim().is_empty()
+                || io_error.kind() == std::io::ErrorKind::PermissionDenied
+                    && !log.contains("processed")
+            {
+                return XdpError::Load(io_error.to_string());
+            }
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+            let path =
+                std::env::temp_dir().join(format!("levee-xdp-verifier-{}.log", std::process::id()));
+            let full = match std::fs::write(&path, &log) {
+                Ok(()) => path.display().to_string(),
+                Err(e) => format!("not saved: {e}"),
+            };
+            XdpError::Verifier {
+                error: io_error.to_string(),
+                tail,
+                full,
+            }
+        }
+        other => XdpError::Program(other),
+    }
+}
+
 /// How `attach_or_reuse` got its filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attached {
@@ -565,6 +604,8 @@ pub fn attach_or_reuse(
     iface: &str,
     mode: XdpMode,
 ) -> Result<(Filter, Attached), XdpError> {
+    host::check_privileges().map_err(XdpError::Pin)?;
+    host::check_iface(iface).map_err(XdpError::Pin)?;
     ensure_bpffs(dir)?;
     if dir.join("link").exists() {
         let mut f = Filter::open_pinned(None, dir)?;
@@ -797,6 +838,65 @@ mod tests {
         assert_eq!(get(Reason::SynproxySynAck), 2);
         assert_eq!(get(Reason::SynproxyCookie), 1);
         assert_eq!(get(Reason::SynproxyBad), 1);
+    }
+
+    /// Random mutations of valid packets (a small in-process fuzzer: the
+    /// program reads attacker bytes): every verdict is DROP, PASS or TX, and
+    /// every packet is counted under exactly one reason.
+    #[test]
+    fn mutated_packets_get_a_verdict_and_are_counted_once() {
+        let Some(mut f) = filter(Config {
+            synproxy: true,
+            syn_budget: 1000,
+            pkt_budget: 100_000,
+            ..Config::default()
+        }) else {
+            return;
+        };
+        f.set_synproxy_port(80, true).unwrap();
+        f.block("203.0.113.0".parse().unwrap(), 24, 0).unwrap();
+        let seeds: Vec<Vec<u8>> = vec![
+            ipv4(
+                [192, 0, 2, 1],
+                6,
+                0,
+                &tcp_full(80, SYN, 7, 0, &LINUX_SYN_OPTIONS),
+            ),
+            ipv4([192, 0, 2, 1], 6, 0, &tcp_full(80, ACK, 7, 9, &[])),
+            ipv4([203, 0, 113, 5], 17, 0, &udp(53, 999)),
+            ipv4([192, 0, 2, 1], 17, 0x2000, &udp(1, 2)),
+            ipv6([0x20; 16], 6, &tcp(SYN)),
+            ipv6([0x20; 16], 44, &[17, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 2]),
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let runs = 20_000u64;
+        for i in 0..runs {
+            let mut p = seeds[(i as usize) % seeds.len()].clone();
+            for _ in 0..(rnd() % 4 + 1) {
+                let r = rnd();
+                match r % 3 {
+                    0 => {
+                        let at = (r >> 8) as usize % p.len();
+                        p[at] = (r >> 32) as u8;
+                    }
+                    1 => p.truncate((14 + (r >> 8) % (p.len() as u64 - 13)) as usize),
+                    _ => p.extend((0..(r >> 8) % 40).map(|b| b as u8)),
+                }
+            }
+            let v = f.test_packet(&p).unwrap();
+            assert!(
+                matches!(v, XDP_DROP | XDP_PASS | XDP_TX),
+                "verdict {v} for {p:?}"
+            );
+        }
+        let counted: u64 = f.stats().unwrap().iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, runs, "every packet counted once");
     }
 
     #[test]

@@ -112,6 +112,16 @@ fn open(dir: &Path) -> Result<Filter> {
 
 pub fn run(a: XdpArgs) -> Result<()> {
     let dir = a.pin_dir.as_path();
+    if !matches!(a.cmd, XdpCmd::SynproxyRules { .. }) {
+        if let Err(e) = levee_xdp::host::check_privileges() {
+            bail!("{e}");
+        }
+    }
+    if let XdpCmd::Attach { iface, .. } = &a.cmd {
+        if let Err(e) = levee_xdp::host::check_iface(iface) {
+            bail!("{e}");
+        }
+    }
     match a.cmd {
         XdpCmd::Attach {
             iface,

@@ -172,6 +172,26 @@ impl Edge {
         Self::spawn(cmd, dir, config)
     }
 
+    /// Start as an unprivileged user (`nobody`, through util-linux's setpriv);
+    /// the configuration is put where that user can read it.
+    pub fn start_unprivileged(name: &str, config_text: &str) -> Edge {
+        let dir = scratch(name);
+        let config = std::env::temp_dir().join(format!("levee-{name}-{}.toml", std::process::id()));
+        std::fs::write(&config, config_text.replace("ACCESS_LOG", "off")).unwrap();
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_levee"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config);
+        Self::spawn(cmd, dir, config)
+    }
+
     /// `levee serve --demo` on free ports.
     pub fn start_demo() -> Edge {
         let dir = scratch("demo");
@@ -217,7 +237,7 @@ impl Edge {
                 addr = Some(a.parse().unwrap());
             } else if let Some(a) = line.strip_prefix("levee: admin listening on http://") {
                 admin = Some(a.parse().unwrap());
-            } else if line.contains("error") {
+            } else if line.starts_with("levee: error") {
                 panic!("levee failed to start: {line}");
             }
         }

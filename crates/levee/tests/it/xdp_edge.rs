@@ -398,3 +398,26 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
     assert!(lab.listed(FLOODER));
     assert_eq!(lab.get(FLOODER, "1").0, 28);
 }
+
+/// Without the rights to load XDP, the edge says so once and serves anyway.
+#[test]
+fn edge_without_xdp_rights_says_so_once_and_serves() {
+    if run("which", &["setpriv"]).0 != 0 {
+        eprintln!("skipped: setpriv (util-linux) is missing");
+        return;
+    }
+    let origin = Origin::start();
+    let edge = Edge::start_unprivileged(
+        "xdp-unprivileged",
+        &config(origin.addr, "", "").replace("[[site]]", "[xdp]\niface = \"lo\"\n\n[[site]]"),
+    );
+    let (code, body) = http_get(edge.addr, "/", &[]);
+    assert_eq!(code, 200, "{body}");
+    let said = edge.stderr();
+    let off: Vec<&String> = said
+        .iter()
+        .filter(|l| l.contains("packet filter off"))
+        .collect();
+    assert_eq!(off.len(), 1, "{said:?}");
+    assert!(off[0].contains("needs root"), "{said:?}");
+}

@@ -129,7 +129,34 @@ fn blocked_source_is_dropped_at_l3_and_detach_restores_it() {
     assert!(blocked >= 1, "{stats}");
     let (_, list, _) = sh(&[levee, "xdp", "list", "--pin-dir", pins]);
     assert!(list.contains("127.0.0.9"), "{list}");
-    // Bad input is refused with a clear message.
+    // Bad input is refused with a clear message: an unknown interface, no
+    // rights (as nobody), a bad address.
+    let (code, _, err) = sh(&[
+        levee,
+        "xdp",
+        "attach",
+        "--iface",
+        "nosuch0",
+        "--pin-dir",
+        pins,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no interface \"nosuch0\""), "{err}");
+    if sh(&["which", "setpriv"]).0 == 0 {
+        let (code, _, err) = sh(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            levee,
+            "xdp",
+            "stats",
+            "--pin-dir",
+            pins,
+        ]);
+        assert_ne!(code, 0);
+        assert!(err.contains("needs root"), "{err}");
+    }
     let (code, _, err) = sh(&[levee, "xdp", "block", "127.0.0.300", "--pin-dir", pins]);
     assert_ne!(code, 0);
     assert!(err.contains("not an address or CIDR"), "{err}");
