@@ -98,3 +98,41 @@ pub(crate) fn validate(x: &Xdp) -> Result<(), (String, String)> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    const BASE: &str = "[[listener]]\naddress = \"127.0.0.1:80\"\n";
+    const SITE: &str =
+        "\n[[site]]\nname = \"s\"\nhosts = [\"a\"]\n[[site.origin]]\naddress = \"127.0.0.1:81\"\n";
+
+    fn err(extra: &str) -> String {
+        crate::parse("levee.toml", &format!("{BASE}{extra}{SITE}"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn xdp_table_parses_and_errors_name_the_key() {
+        let c = crate::parse(
+            "levee.toml",
+            &format!(
+                "{BASE}[xdp]\niface = \"eth0\"\nsynproxy_ports = [443]\nsync_every = \"100ms\"\n{SITE}"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.xdp.iface.as_deref(), Some("eth0"));
+        assert_eq!(c.xdp.synproxy_ports, vec![443]);
+        assert_eq!(c.xdp.mode, super::XdpMode::Auto);
+        let e = err("[xdp]\nifcae = \"eth0\"\n");
+        assert!(e.contains("levee.toml:") && e.contains("ifcae"), "{e}");
+        let e = err("[xdp]\niface = \"a/b\"\n");
+        assert!(e.contains("xdp.iface"), "{e}");
+        let e = err("[xdp]\nsync_every = \"5s\"\n");
+        assert!(e.contains("xdp.sync_every"), "{e}");
+        let e = err("[xdp]\nmode = \"turbo\"\n");
+        assert!(e.contains("xdp.mode") || e.contains("turbo"), "{e}");
+        let e = err("[xdp]\nsynproxy_wscale = 15\n");
+        assert!(e.contains("xdp.synproxy_wscale"), "{e}");
+    }
+}
