@@ -62,18 +62,22 @@ struct lpm_v4 { __u32 prefixlen; __u32 addr; };
 struct lpm_v6 { __u32 prefixlen; __u8 addr[16]; };
 struct addr6 { __u8 addr[16]; };
 struct rate { __u64 start; __u32 pkts; __u32 syns; };
+// A block entry: expiry (monotonic ns, 0 = never; bit 63 marks entries the
+// edge mirrors) and packets dropped by it (updated without atomics: an
+// estimate when several CPUs hit the same entry).
+struct block { __u64 expires; __u64 hits; };
 
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct config); } CONFIG SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, R_MAX); __type(key, __u32); __type(value, __u64); } STATS SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 16384); __type(key, struct lpm_v4); __type(value, __u8); __uint(map_flags, BPF_F_NO_PREALLOC); } ALLOW_V4 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 16384); __type(key, struct lpm_v6); __type(value, __u8); __uint(map_flags, BPF_F_NO_PREALLOC); } ALLOW_V6 SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1048576); __type(key, __u32); __type(value, __u64); } BLOCK_V4 SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct addr6); __type(value, __u64); } BLOCK_V6 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1048576); __type(key, __u32); __type(value, struct block); } BLOCK_V4 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct addr6); __type(value, struct block); } BLOCK_V6 SEC(".maps");
 // Blocked prefixes: one hash keyed by (length, masked address), probed once
 // per length in use. With few distinct lengths (the usual case: /24s, /16s,
 // /48s, /64s) this is a few hash lookups, much cheaper than an LPM trie walk.
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct lpm_v4); __type(value, __u64); } BLOCK_NET_V4 SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, struct lpm_v6); __type(value, __u64); } BLOCK_NET_V6 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct lpm_v4); __type(value, struct block); } BLOCK_NET_V4 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, struct lpm_v6); __type(value, struct block); } BLOCK_NET_V6 SEC(".maps");
 // UDP ports as bitmaps (port p is bit p%64 of word p/64): an array lookup
 // the verifier inlines, cheaper than a hash probe on every UDP packet.
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } REFLECT_PORTS SEC(".maps");
@@ -99,8 +103,6 @@ static __always_inline int count(__u32 r, int verdict) {
     return verdict;
 }
 
-// A block entry holds its expiry in monotonic ns (0: never); bit 63 marks
-// entries the edge mirrors (the controller's bookkeeping, not a time).
 // The clock is read only when needed, and coarsely (a jiffy is plenty for
 // expiries and rate windows; the precise clock costs more than a lookup).
 #define OWNER_BIT (1ULL << 63)
@@ -110,11 +112,15 @@ static __always_inline __u64 clock(__u64 *now) {
     return *now;
 }
 
-static __always_inline int live(__u64 *exp, __u64 *now) {
-    if (!exp)
+static __always_inline int live(struct block *b, __u64 *now) {
+    if (!b)
         return 0;
-    __u64 e = *exp & ~OWNER_BIT;
-    return e == 0 || e > clock(now);
+    __u64 e = b->expires & ~OWNER_BIT;
+    if (e == 0 || e > clock(now)) {
+        b->hits++;
+        return 1;
+    }
+    return 0;
 }
 
 #define VLAN_MAX 2

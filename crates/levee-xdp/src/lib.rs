@@ -291,14 +291,22 @@ impl Filter {
     /// probes only the lengths in use and skips empty allow tries).
     fn recount_nets(&mut self) -> Result<(), XdpError> {
         let mut lens4: Vec<u8> = Vec::new();
-        for k in self.hash::<[u8; 8], u64>("BLOCK_NET_V4")?.keys().flatten() {
+        for k in self
+            .hash::<[u8; 8], [u8; 16]>("BLOCK_NET_V4")?
+            .keys()
+            .flatten()
+        {
             lists::push_len(
                 &mut lens4,
                 u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) as u8,
             );
         }
         let mut lens6: Vec<u8> = Vec::new();
-        for k in self.hash::<[u8; 20], u64>("BLOCK_NET_V6")?.keys().flatten() {
+        for k in self
+            .hash::<[u8; 20], [u8; 16]>("BLOCK_NET_V6")?
+            .keys()
+            .flatten()
+        {
             lists::push_len(
                 &mut lens6,
                 u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) as u8,
@@ -685,6 +693,18 @@ mod tests {
         assert!(pass(&f, &ipv4(b, 6, 0, &tcp(SYN))));
         f.block("198.51.100.7".parse().unwrap(), 32, 0).unwrap();
         assert!(!pass(&f, &ipv4(b, 6, 0, &tcp(SYN))));
+        assert!(!pass(&f, &ipv4(b, 17, 0, &udp(1, 2))));
+        let hits = |f: &Filter, a: &str| {
+            f.blocks()
+                .unwrap()
+                .iter()
+                .find(|x| x.net.0.to_string() == a)
+                .map_or(0, |x| x.hits)
+        };
+        assert_eq!(hits(&f, "198.51.100.7"), 2, "drops counted per entry");
+        // Re-blocking (a new expiry) keeps the count.
+        f.block("198.51.100.7".parse().unwrap(), 32, 0).unwrap();
+        assert_eq!(hits(&f, "198.51.100.7"), 2);
         f.block("203.0.113.0".parse().unwrap(), 24, 0).unwrap();
         assert!(!pass(&f, &ipv4([203, 0, 113, 99], 6, 0, &tcp(SYN))));
         assert!(pass(&f, &ipv4([203, 0, 114, 99], 6, 0, &tcp(SYN))));

@@ -17,11 +17,33 @@ pub const OWNER_BIT: u64 = 1 << 63;
 /// One list entry: an address or prefix.
 pub type Net = (IpAddr, u8);
 
-/// A block as stored: the prefix and its raw value (expiry ns | OWNER_BIT).
+/// A block as stored: the prefix, its raw value (expiry ns | OWNER_BIT) and
+/// the packets it dropped (an estimate: counted without atomics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Block {
     pub net: Net,
     pub value: u64,
+    pub hits: u64,
+}
+
+fn block(net: Net, v: [u8; 16]) -> Block {
+    let u = |i: usize| {
+        u64::from_ne_bytes([
+            v[i],
+            v[i + 1],
+            v[i + 2],
+            v[i + 3],
+            v[i + 4],
+            v[i + 5],
+            v[i + 6],
+            v[i + 7],
+        ])
+    };
+    Block {
+        net,
+        value: u(0),
+        hits: u(8),
+    }
 }
 
 impl Block {
@@ -154,25 +176,17 @@ impl Filter {
         self.set_block(ip, len, expires_ns & !OWNER_BIT)
     }
 
-    /// Store a block's raw value (expiry and owner bit).
+    /// Store a block's raw value (expiry and owner bit), keeping its hits.
     pub(crate) fn set_block(&mut self, ip: IpAddr, len: u8, value: u64) -> Result<(), XdpError> {
         let len = len.min(full(ip));
         match (ip, len == full(ip)) {
-            (IpAddr::V4(v4), true) => self
-                .hash_mut::<[u8; 4], u64>("BLOCK_V4")?
-                .insert(v4.octets(), value, 0)
-                .map_err(map_err("BLOCK_V4")),
-            (IpAddr::V6(_), true) => self
-                .hash_mut::<[u8; 16], u64>("BLOCK_V6")?
-                .insert(octets6(ip), value, 0)
-                .map_err(map_err("BLOCK_V6")),
+            (IpAddr::V4(v4), true) => self.put("BLOCK_V4", v4.octets(), value),
+            (IpAddr::V6(_), true) => self.put("BLOCK_V6", octets6(ip), value),
             (IpAddr::V4(_), false) => {
                 if !self.lens4.contains(&len) && self.lens4.len() >= MAX_PREFIX_LENGTHS {
                     return Err(too_many_lengths("BLOCK_NET_V4"));
                 }
-                self.hash_mut::<[u8; 8], u64>("BLOCK_NET_V4")?
-                    .insert(key4(ip, len), value, 0)
-                    .map_err(map_err("BLOCK_NET_V4"))?;
+                self.put("BLOCK_NET_V4", key4(ip, len), value)?;
                 if push_len(&mut self.lens4, len) {
                     self.write_config()?;
                 }
@@ -182,9 +196,7 @@ impl Filter {
                 if !self.lens6.contains(&len) && self.lens6.len() >= MAX_PREFIX_LENGTHS {
                     return Err(too_many_lengths("BLOCK_NET_V6"));
                 }
-                self.hash_mut::<[u8; 20], u64>("BLOCK_NET_V6")?
-                    .insert(key6(ip, len), value, 0)
-                    .map_err(map_err("BLOCK_NET_V6"))?;
+                self.put("BLOCK_NET_V6", key6(ip, len), value)?;
                 if push_len(&mut self.lens6, len) {
                     self.write_config()?;
                 }
@@ -193,26 +205,42 @@ impl Filter {
         }
     }
 
+    /// Insert or update one block entry; the hit count survives an update.
+    fn put<const N: usize>(
+        &mut self,
+        map: &'static str,
+        key: [u8; N],
+        value: u64,
+    ) -> Result<(), XdpError>
+    where
+        [u8; N]: Pod,
+    {
+        let mut m = self.hash_mut::<[u8; N], [u8; 16]>(map)?;
+        let mut v = m.get(&key, 0).unwrap_or([0u8; 16]);
+        v[..8].copy_from_slice(&value.to_ne_bytes());
+        m.insert(key, v, 0).map_err(map_err(map))
+    }
+
     /// Remove a block (address or prefix); `false` if it was not there.
     pub fn unblock(&mut self, ip: IpAddr, len: u8) -> Result<bool, XdpError> {
         let len = len.min(full(ip));
         let removed = match (ip, len == full(ip)) {
             (IpAddr::V4(v4), true) => self
-                .hash_mut::<[u8; 4], u64>("BLOCK_V4")?
+                .hash_mut::<[u8; 4], [u8; 16]>("BLOCK_V4")?
                 .remove(&v4.octets())
                 .is_ok(),
             (IpAddr::V6(_), true) => self
-                .hash_mut::<[u8; 16], u64>("BLOCK_V6")?
+                .hash_mut::<[u8; 16], [u8; 16]>("BLOCK_V6")?
                 .remove(&octets6(ip))
                 .is_ok(),
             // A length left without prefixes costs one missed probe until the
             // next `open_pinned` recounts.
             (IpAddr::V4(_), false) => self
-                .hash_mut::<[u8; 8], u64>("BLOCK_NET_V4")?
+                .hash_mut::<[u8; 8], [u8; 16]>("BLOCK_NET_V4")?
                 .remove(&key4(ip, len))
                 .is_ok(),
             (IpAddr::V6(_), false) => self
-                .hash_mut::<[u8; 20], u64>("BLOCK_NET_V6")?
+                .hash_mut::<[u8; 20], [u8; 16]>("BLOCK_NET_V6")?
                 .remove(&key6(ip, len))
                 .is_ok(),
         };
@@ -272,32 +300,32 @@ impl Filter {
     /// Every block (addresses and prefixes) as stored.
     pub fn blocks(&self) -> Result<Vec<Block>, XdpError> {
         let mut out = Vec::new();
-        for (k, v) in self.hash::<[u8; 4], u64>("BLOCK_V4")?.iter().flatten() {
-            out.push(Block {
-                net: (IpAddr::from(k), 32),
-                value: v,
-            });
+        for (k, v) in self.hash::<[u8; 4], [u8; 16]>("BLOCK_V4")?.iter().flatten() {
+            out.push(block((IpAddr::from(k), 32), v));
         }
-        for (k, v) in self.hash::<[u8; 16], u64>("BLOCK_V6")?.iter().flatten() {
-            out.push(Block {
-                net: (IpAddr::from(k), 128),
-                value: v,
-            });
+        for (k, v) in self
+            .hash::<[u8; 16], [u8; 16]>("BLOCK_V6")?
+            .iter()
+            .flatten()
+        {
+            out.push(block((IpAddr::from(k), 128), v));
         }
-        for (k, v) in self.hash::<[u8; 8], u64>("BLOCK_NET_V4")?.iter().flatten() {
+        for (k, v) in self
+            .hash::<[u8; 8], [u8; 16]>("BLOCK_NET_V4")?
+            .iter()
+            .flatten()
+        {
             let a: [u8; 4] = [k[4], k[5], k[6], k[7]];
-            out.push(Block {
-                net: (IpAddr::from(a), key_len(&k)),
-                value: v,
-            });
+            out.push(block((IpAddr::from(a), key_len(&k)), v));
         }
-        for (k, v) in self.hash::<[u8; 20], u64>("BLOCK_NET_V6")?.iter().flatten() {
+        for (k, v) in self
+            .hash::<[u8; 20], [u8; 16]>("BLOCK_NET_V6")?
+            .iter()
+            .flatten()
+        {
             let mut a = [0u8; 16];
             a.copy_from_slice(&k[4..20]);
-            out.push(Block {
-                net: (IpAddr::from(a), key_len(&k)),
-                value: v,
-            });
+            out.push(block((IpAddr::from(a), key_len(&k)), v));
         }
         Ok(out)
     }

@@ -235,6 +235,15 @@ pub fn run(a: XdpArgs) -> Result<()> {
                 let rate = b.saturating_sub(*a) as f64 / secs;
                 println!("{:<20} {b:>14} {rate:>14.0}", r.label());
             }
+            let mut top = f.blocks()?;
+            top.retain(|b| b.hits > 0);
+            top.sort_by(|a, b| b.hits.cmp(&a.hits));
+            if !top.is_empty() {
+                println!("\nblock entries that dropped the most (of {}):", top.len());
+                for b in top.iter().take(10) {
+                    println!("{:<20} {:>14}", format!("{}/{}", b.net.0, b.net.1), b.hits);
+                }
+            }
             let c = levee_xdp::host::syncookies().map_or("unknown".into(), |v| v.to_string());
             println!("\nkernel SYN cookies: net.ipv4.tcp_syncookies = {c}");
             for (n, v) in levee_xdp::host::syncookie_counters() {
