@@ -237,7 +237,7 @@ pub fn run(a: XdpArgs) -> Result<()> {
             }
             let mut top = f.blocks()?;
             top.retain(|b| b.hits > 0);
-            top.sort_by(|a, b| b.hits.cmp(&a.hits));
+            top.sort_by_key(|b| std::cmp::Reverse(b.hits));
             if !top.is_empty() {
                 println!("\nblock entries that dropped the most (of {}):", top.len());
                 for b in top.iter().take(10) {
