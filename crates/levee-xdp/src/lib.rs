@@ -8,12 +8,18 @@
 //! no controller runs; every later command reopens the pinned maps;
 //! `detach` removes the link and the pins.
 //!
-//! What it does not do (yet): follow the edge's block list, or the XDP SYN
-//! proxy (see the issue).
+//! Modules: `config` (reasons, settings, their byte layout), `pin`
+//! (bpffs, attach/detach, `attach_or_reuse` for the edge), `lists` (the
+//! block and allow maps), `mirror` (copying a wanted set, such as the edge's
+//! blocks, into them), `host` (privileges, interfaces, SYN-cookie sysctls,
+//! the SYN proxy's nftables rules), `packet` (test frames).
+//!
+//! What it does not do: decide what to block (the edge or an operator
+//! does), or change the host's firewall (`host::synproxy_rules` prints the
+//! rules; the operator loads them).
 
 use aya::maps::{Array, PerCpuArray};
-use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use std::path::{Path, PathBuf};
 
@@ -63,101 +69,6 @@ pub enum XdpError {
     NotAttached(String),
 }
 
-/// Why a packet was dropped or passed, as counted by the program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Reason {
-    Pass = 0,
-    MalformedEth,
-    MalformedIp,
-    MalformedL4,
-    Fragment,
-    Allowed,
-    BlockedAddr,
-    BlockedNet,
-    TcpFlags,
-    Reflection,
-    RateSyn,
-    RatePkt,
-    NonIp,
-    SynproxySynAck,
-    SynproxyCookie,
-    SynproxyBad,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 16] = [
-        Reason::Pass,
-        Reason::MalformedEth,
-        Reason::MalformedIp,
-        Reason::MalformedL4,
-        Reason::Fragment,
-        Reason::Allowed,
-        Reason::BlockedAddr,
-        Reason::BlockedNet,
-        Reason::TcpFlags,
-        Reason::Reflection,
-        Reason::RateSyn,
-        Reason::RatePkt,
-        Reason::NonIp,
-        Reason::SynproxySynAck,
-        Reason::SynproxyCookie,
-        Reason::SynproxyBad,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Reason::Pass => "pass",
-            Reason::MalformedEth => "malformed_ethernet",
-            Reason::MalformedIp => "malformed_ip",
-            Reason::MalformedL4 => "malformed_l4",
-            Reason::Fragment => "fragment",
-            Reason::Allowed => "allow_list",
-            Reason::BlockedAddr => "blocked_address",
-            Reason::BlockedNet => "blocked_prefix",
-            Reason::TcpFlags => "tcp_flags",
-            Reason::Reflection => "udp_reflection",
-            Reason::RateSyn => "rate_syn",
-            Reason::RatePkt => "rate_packets",
-            Reason::NonIp => "non_ip",
-            Reason::SynproxySynAck => "synproxy_synack",
-            Reason::SynproxyCookie => "synproxy_cookie_ok",
-            Reason::SynproxyBad => "synproxy_bad_ack",
-        }
-    }
-}
-
-/// The program's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
-    pub drop_fragments: bool,
-    pub syn_budget: u32,
-    pub pkt_budget: u32,
-    pub window_ms: u64,
-    /// Answer SYNs to the SYN-proxy ports from XDP (see `set_synproxy_port`).
-    pub synproxy: bool,
-    /// MSS and window scale advertised in those SYN-ACKs (the server's).
-    pub synproxy_mss: u16,
-    pub synproxy_wscale: u8,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            drop_fragments: true,
-            syn_budget: 0,
-            pkt_budget: 0,
-            window_ms: 1000,
-            synproxy: false,
-            synproxy_mss: 1460,
-            synproxy_wscale: 7,
-        }
-    }
-}
-
-/// UDP source ports of reflection/amplification services.
-pub const REFLECTION_PORTS: [u16; 10] = [53, 123, 1900, 11211, 19, 389, 161, 137, 3702, 5353];
-
 /// The benchmark's reference programs `empty_drop` and `empty_pass`.
 pub static BENCH_PROGRAMS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bench.o"));
 
@@ -183,42 +94,6 @@ pub fn run_live(
         ..TestRunOptions::default()
     })?;
     Ok(t.elapsed())
-}
-
-/// XDP verdicts.
-pub const XDP_DROP: u32 = 1;
-pub const XDP_PASS: u32 = 2;
-pub const XDP_TX: u32 = 3;
-
-/// Distinct blocked prefix lengths the program probes, per family.
-pub const MAX_PREFIX_LENGTHS: usize = 32;
-
-/// The program's `struct config` as bytes (native endian, C layout:
-/// drop_fragments u32, n_lens4 u32, syn_budget u32, pkt_budget u32,
-/// window_ns u64, allow_entries u32, n_lens6 u32, lens4 [u8; 32],
-/// lens6 [u8; 32], synproxy u32, sp_mss u16, sp_wscale u8, sp_ttl u8).
-/// Plain bytes: the workspace denies the unsafe code a
-/// typed map value would need.
-fn config_bytes(c: &Config, lens4: &[u8], lens6: &[u8], allows: u32) -> [u8; 104] {
-    let mut b = [0u8; 104];
-    b[0..4].copy_from_slice(&u32::from(c.drop_fragments).to_ne_bytes());
-    b[4..8].copy_from_slice(&(lens4.len() as u32).to_ne_bytes());
-    b[8..12].copy_from_slice(&c.syn_budget.to_ne_bytes());
-    b[12..16].copy_from_slice(&c.pkt_budget.to_ne_bytes());
-    b[16..24].copy_from_slice(&c.window_ms.saturating_mul(1_000_000).to_ne_bytes());
-    b[24..28].copy_from_slice(&allows.to_ne_bytes());
-    b[28..32].copy_from_slice(&(lens6.len() as u32).to_ne_bytes());
-    for (i, l) in lens4.iter().take(MAX_PREFIX_LENGTHS).enumerate() {
-        b[32 + i] = *l;
-    }
-    for (i, l) in lens6.iter().take(MAX_PREFIX_LENGTHS).enumerate() {
-        b[64 + i] = *l;
-    }
-    b[96..100].copy_from_slice(&u32::from(c.synproxy).to_ne_bytes());
-    b[100..102].copy_from_slice(&c.synproxy_mss.to_ne_bytes());
-    b[102] = c.synproxy_wscale.min(14);
-    b[103] = 64;
-    b
 }
 
 /// A loaded (not necessarily attached) filter.
@@ -429,54 +304,6 @@ impl Filter {
             .collect()
     }
 
-    /// Attach to an interface and pin the link (needs `open_pinned`): the
-    /// filter stays attached after this process exits.
-    pub fn attach(&mut self, iface: &str, mode: XdpMode) -> Result<(), XdpError> {
-        let dir = self
-            .pin_dir
-            .clone()
-            .ok_or_else(|| XdpError::Pin("attach needs a pinned filter".into()))?;
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut("levee_xdp")
-            .ok_or_else(|| XdpError::Load("no program levee_xdp".into()))?
-            .try_into()?;
-        let id = prog.attach(iface, mode).map_err(|e| match e {
-            ProgramError::UnknownInterface { .. } => {
-                XdpError::Pin(format!("no interface {iface:?} (see `ip link`)"))
-            }
-            other => XdpError::Program(other),
-        })?;
-        let link = prog.take_link(id)?;
-        let fd: FdLink = link.try_into().map_err(|e| {
-            XdpError::Pin(format!(
-                "the kernel attached without a bpf_link ({e:?}); it cannot be pinned"
-            ))
-        })?;
-        fd.pin(dir.join("link"))
-            .map_err(|e| XdpError::Pin(format!("cannot pin the link: {e}")))?;
-        Ok(())
-    }
-
-    /// Remove the pinned link (the program leaves the interface) and the map pins.
-    pub fn detach(dir: &Path) -> Result<(), XdpError> {
-        let link = dir.join("link");
-        if !link.exists() {
-            return Err(XdpError::NotAttached(link.display().to_string()));
-        }
-        let pinned = PinnedLink::from_pin(&link)
-            .map_err(|e| XdpError::Pin(format!("cannot open {}: {e}", link.display())))?;
-        let fd = pinned
-            .unpin()
-            .map_err(|e| XdpError::Pin(format!("cannot unpin {}: {e}", link.display())))?;
-        drop(fd);
-        for m in MAPS {
-            let _ = std::fs::remove_file(dir.join(m));
-        }
-        let _ = std::fs::remove_dir(dir);
-        Ok(())
-    }
-
     /// The loaded program (for `run_live`).
     pub fn program(&self) -> Result<&Xdp, XdpError> {
         Ok(self
@@ -514,10 +341,15 @@ impl Filter {
     }
 }
 
+mod config;
 pub mod host;
 pub mod lists;
 pub mod mirror;
 pub mod packet;
+mod pin;
+
+pub use config::*;
+pub use pin::{attach_or_reuse, ensure_bpffs, Attached};
 
 pub use lists::{Block, Net, OWNER_BIT};
 pub use mirror::{Applied, Mirror, Wanted};
@@ -533,32 +365,6 @@ pub fn monotonic_ns() -> u64 {
                 .and_then(|x| x.parse::<f64>().ok())
         })
         .map_or(0, |s| (s * 1e9) as u64)
-}
-
-/// Mount bpffs at /sys/fs/bpf when the pin directory lives there and it is
-/// not mounted yet (pins elsewhere must already be on a bpffs).
-pub fn ensure_bpffs(dir: &Path) -> Result<(), XdpError> {
-    if !dir.starts_with("/sys/fs/bpf") {
-        return Ok(());
-    }
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    if mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
-    {
-        return Ok(());
-    }
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(XdpError::Pin(
-            "bpffs is not mounted at /sys/fs/bpf and mounting it failed: run `mount -t bpf bpf /sys/fs/bpf` as root".into(),
-        ))
-    }
 }
 
 /// A refused `BPF_PROG_LOAD`: not allowed, or the verifier's verdict with
@@ -592,37 +398,6 @@ fn refused(e: ProgramError) -> XdpError {
         }
         other => XdpError::Program(other),
     }
-}
-
-/// How `attach_or_reuse` got its filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attached {
-    /// Loaded and attached now.
-    New,
-    /// A filter was already attached (pinned); its maps are reused.
-    Reused,
-}
-
-/// The `levee serve` path: reuse a pinned, attached filter (so a restarted
-/// edge keeps every block and never leaves the interface unprotected), or
-/// load, attach and pin one.
-pub fn attach_or_reuse(
-    config: Config,
-    dir: &Path,
-    iface: &str,
-    mode: XdpMode,
-) -> Result<(Filter, Attached), XdpError> {
-    host::check_privileges().map_err(XdpError::Pin)?;
-    host::check_iface(iface).map_err(XdpError::Pin)?;
-    ensure_bpffs(dir)?;
-    if dir.join("link").exists() {
-        let mut f = Filter::open_pinned(None, dir)?;
-        f.set_config(config)?;
-        return Ok((f, Attached::Reused));
-    }
-    let mut f = Filter::open_pinned(Some(config), dir)?;
-    f.attach(iface, mode)?;
-    Ok((f, Attached::New))
 }
 
 #[cfg(test)]
