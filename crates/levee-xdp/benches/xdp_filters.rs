@@ -9,6 +9,7 @@
 
 use aya::programs::Xdp;
 use aya::EbpfLoader;
+use levee_xdp::packet::csum;
 use levee_xdp::{run_live, Config, Filter};
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -55,17 +56,6 @@ fn sys(iface: &str, what: &str) -> Result<String, String> {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/{what}"))
         .map(|s| s.trim().to_string())
         .map_err(|e| format!("{iface}: {e}"))
-}
-
-fn csum(b: &[u8]) -> u16 {
-    let mut s = 0u32;
-    for c in b.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
 }
 
 /// A 64-byte Ethernet frame: UDP from `src` to `dst`:9 (discard).

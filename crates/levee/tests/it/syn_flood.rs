@@ -56,18 +56,7 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
 
     let synacks = stat(&st, "synproxy_synack");
     let bad = stat(&st, "synproxy_bad_ack");
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let (codes, syns, acks, half_open) = std::thread::scope(|s| {
-        let browse = s.spawn(|| {
-            let mut codes = Vec::new();
-            let t = Instant::now();
-            while !done.load(std::sync::atomic::Ordering::Relaxed)
-                && t.elapsed() < Duration::from_secs(30)
-            {
-                codes.push(lab.get(LEGIT, "2").1);
-            }
-            codes
-        });
+    let (codes, (syns, acks, half_open)) = lab.browse_during(|| {
         let syns = lab.hping(&[
             "-S",
             "-p",
@@ -94,8 +83,7 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
             "u50",
             SRV,
         ]);
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (browse.join().unwrap(), syns, acks, flood.len())
+        (syns, acks, flood.len())
     });
     let st = lab.stats();
     let answered = stat(&st, "synproxy_synack") - synacks;

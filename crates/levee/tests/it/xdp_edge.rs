@@ -187,6 +187,27 @@ impl Lab {
             .unwrap_or_else(|| panic!("hping3 said: {text}"))
     }
 
+    /// Run `attack` while the legitimate client browses (curl from LEGIT,
+    /// one request after another); its HTTP statuses and the attack's result.
+    pub fn browse_during<T>(&self, attack: impl FnOnce() -> T) -> (Vec<String>, T) {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let browse = s.spawn(|| {
+                let mut codes = Vec::new();
+                let t = Instant::now();
+                while !done.load(std::sync::atomic::Ordering::Relaxed)
+                    && t.elapsed() < Duration::from_secs(30)
+                {
+                    codes.push(self.get(LEGIT, "2").1);
+                }
+                codes
+            });
+            let out = attack();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            (browse.join().unwrap(), out)
+        })
+    }
+
     /// `admin` on the server side's loopback.
     pub fn admin(&self, method: &str, path: &str) -> String {
         let url = format!("http://127.0.0.1:19090{path}");
@@ -296,28 +317,15 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let before = stat(&lab.stats(), "blocked_address");
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let legit = std::thread::scope(|s| {
-        let browse = s.spawn(|| {
-            let mut codes = Vec::new();
-            let t = Instant::now();
-            while !done.load(std::sync::atomic::Ordering::Relaxed)
-                && t.elapsed() < Duration::from_secs(30)
-            {
-                codes.push(lab.get(LEGIT, "2").1);
-            }
-            codes
-        });
+    let (codes, sent) = lab.browse_during(|| {
         let syn = lab.hping(&[
             "-S", "-p", "8080", "-a", FLOODER, "-c", "20000", "-i", "u50", SRV,
         ]);
         let udp = lab.hping(&[
             "--udp", "-p", "9999", "-s", "53", "-k", "-a", FLOODER, "-c", "20000", "-i", "u50", SRV,
         ]);
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (browse.join().unwrap(), syn + udp)
+        syn + udp
     });
-    let (codes, sent) = legit;
     let dropped = stat(&lab.stats(), "blocked_address") - before;
     eprintln!(
         "flood: {sent} packets sent, {dropped} dropped; legit {} requests",
