@@ -99,6 +99,8 @@ impl Lab {
             }
             assert_eq!(sh(&["ip", "-n", ns, "link", "set", dev, "up"]).0, 0);
         }
+        // Answers to spoofed sources go back over the veth (and die there).
+        sh(&["ip", "-n", &lab.srv, "route", "add", "default", "via", LEGIT]);
         Some(lab)
     }
 
@@ -346,6 +348,51 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         "--udp", "-p", "40000", "-s", "123", "-k", "-a", LEGIT, "-c", "500", "-i", "u200", SRV,
     ]);
     assert!(stat(&lab.stats(), "udp_reflection") * 100 >= refl * 95);
+
+    // The kernel's SYN cookies (the baseline; the edge turned them on): a
+    // spoofed SYN flood from random sources overflows the SYN queue, the
+    // kernel answers with cookies, and the legitimate client is not hurt.
+    let cookies = |lab: &Lab| {
+        let pins = lab.pins();
+        let (_, out, _) = run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &lab.srv,
+                env!("CARGO_BIN_EXE_levee"),
+                "xdp",
+                "stats",
+                "--interval-ms",
+                "10",
+                "--pin-dir",
+                &pins,
+            ],
+        );
+        assert!(out.contains("net.ipv4.tcp_syncookies = 1"), "{out}");
+        stat(&out, "SyncookiesSent")
+    };
+    let sent_before = cookies(&lab);
+    let (codes, syns) = lab.browse_during(|| {
+        lab.hping(&[
+            "-S",
+            "-p",
+            "8080",
+            "--rand-source",
+            "-c",
+            "20000",
+            "-i",
+            "u50",
+            SRV,
+        ])
+    });
+    let cookie_syns = cookies(&lab) - sent_before;
+    eprintln!(
+        "kernel SYN cookies: {syns} spoofed SYNs, {cookie_syns} cookies sent; legit {} requests",
+        codes.len()
+    );
+    assert!(cookie_syns > 0, "the kernel sent no SYN cookie");
+    assert!(codes.iter().all(|c| c == "200"), "{codes:?}");
 
     // 2. Blocked at L7 (admin API), dropped at L3 within 1 s.
     assert_eq!(lab.get(L7, "2").1, "200");
