@@ -192,9 +192,25 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     |(c, e)| serde_json::json!({"cidr": c, "expires_in_ms": e.saturating_sub(now)}),
                 )
                 .collect();
+            // What the packet filter is fed (when `[xdp] iface` is set): the
+            // first 1,000 entries and the count.
+            let view = crate::lists::filter_view(&shared);
+            let mut fed: Vec<serde_json::Value> = view
+                .blocks
+                .iter()
+                .take(1000)
+                .map(|(ip, len, left)| {
+                    serde_json::json!({"cidr": format!("{ip}/{len}"), "expires_in_ms": left.map(|d| d.as_millis() as u64)})
+                })
+                .collect();
+            fed.sort_by(|a, b| a["cidr"].as_str().cmp(&b["cidr"].as_str()));
             json_response(
                 200,
-                &serde_json::json!({"dynamic": dynamic, "static": shared.state.load().cfg.lists.block.len()}),
+                &serde_json::json!({
+                    "dynamic": dynamic,
+                    "static": shared.state.load().cfg.lists.block.len(),
+                    "packet_filter": {"blocks": view.blocks.len(), "allow": view.allow.len(), "entries": fed},
+                }),
             )
         }
         (b"GET", b"/blocks/changes") => {

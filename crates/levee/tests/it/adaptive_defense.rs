@@ -187,7 +187,17 @@ fn repeat_offenders_are_blocked_at_accept_and_the_block_is_published() {
         .unwrap_or_else(|| panic!("{ev:?}"));
     let cidr = block["cidr"].as_str().unwrap();
     assert!(cidr.ends_with("/32"), "{cidr}");
-    // The packet filter's feed carries it.
+    // The packet filter's feed carries it: in the change stream, and in what
+    // the edge hands the XDP filter (with its expiry).
     let (_, body) = http_get(e.admin, "/blocks/changes?since=0", &[]);
     assert!(body.contains(cidr), "{body}");
+    let (_, body) = http_get(e.admin, "/blocks", &[]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let fed = v["packet_filter"]["entries"].as_array().unwrap();
+    let entry = fed
+        .iter()
+        .find(|x| x["cidr"] == cidr)
+        .unwrap_or_else(|| panic!("{body}"));
+    let left = entry["expires_in_ms"].as_u64().unwrap();
+    assert!(left > 0 && left <= 60_000, "{entry}");
 }

@@ -58,6 +58,15 @@ fn static_and_dynamic_blocks_are_refused_at_accept() {
     assert!(!served(&e, "127.0.13.2"));
     let (_, list) = admin(&e, "GET", "/blocks", None);
     assert_eq!(list["dynamic"][0]["cidr"], "127.0.13.0/24");
+    // What the packet filter is fed: the static block without expiry, the
+    // dynamic one with its time left, and the allow entry.
+    let pf = &list["packet_filter"];
+    assert_eq!(pf["blocks"], 2, "{list}");
+    assert_eq!(pf["allow"], 1, "{list}");
+    assert_eq!(pf["entries"][0]["cidr"], "127.0.11.0/24");
+    assert!(pf["entries"][0]["expires_in_ms"].is_null());
+    assert_eq!(pf["entries"][1]["cidr"], "127.0.13.0/24");
+    assert!(pf["entries"][1]["expires_in_ms"].as_u64().unwrap() <= 1000);
     std::thread::sleep(Duration::from_millis(2300));
     assert!(served(&e, "127.0.13.2"), "the block expired");
     let (_, ch) = admin(&e, "GET", "/blocks/changes?since=0", None);

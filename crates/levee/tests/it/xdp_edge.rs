@@ -100,7 +100,9 @@ impl Lab {
             assert_eq!(sh(&["ip", "-n", ns, "link", "set", dev, "up"]).0, 0);
         }
         // Answers to spoofed sources go back over the veth (and die there).
-        sh(&["ip", "-n", &lab.srv, "route", "add", "default", "via", LEGIT]);
+        sh(&[
+            "ip", "-n", &lab.srv, "route", "add", "default", "via", LEGIT,
+        ]);
         Some(lab)
     }
 
