@@ -56,6 +56,8 @@ struct config {
     __u16 sp_mss;          // MSS advertised in those SYN-ACKs
     __u8 sp_wscale;        // window scale advertised (the server's)
     __u8 sp_ttl;
+    __u32 ifindex;         // the interface it is attached to (for the controller)
+    __u32 pad;
 };
 
 struct lpm_v4 { __u32 prefixlen; __u32 addr; };

@@ -84,6 +84,20 @@ pub fn check_privileges() -> Result<(), String> {
     }
 }
 
+/// The index of `iface` in this network namespace.
+pub fn ifindex(iface: &str) -> Option<u32> {
+    check_iface(iface).ok()?;
+    std::fs::read_to_string(
+        std::path::Path::new("/sys/class/net")
+            .join(iface)
+            .join("ifindex"),
+    )
+    .ok()?
+    .trim()
+    .parse()
+    .ok()
+}
+
 /// Whether `iface` exists in this network namespace.
 pub fn check_iface(iface: &str) -> Result<(), String> {
     if iface.is_empty() || iface.contains('/') || iface.contains("..") {

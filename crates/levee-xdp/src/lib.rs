@@ -104,6 +104,8 @@ pub struct Filter {
     lens4: Vec<u8>,
     lens6: Vec<u8>,
     allows: u32,
+    /// The interface the pinned link is attached to (0: not known).
+    ifindex: u32,
     pin_dir: Option<PathBuf>,
 }
 
@@ -130,16 +132,18 @@ impl Filter {
         let mut f = Self::load_with(config.unwrap_or_default(), Some(dir), !keep)?;
         f.pin_dir = Some(dir.to_path_buf());
         if keep {
-            if let Some(c) = f.read_config()? {
+            if let Some((c, ifindex)) = f.read_config()? {
                 f.config = c;
+                f.ifindex = ifindex;
             }
         }
         f.recount_nets()?;
         Ok(f)
     }
 
-    fn read_config(&self) -> Result<Option<Config>, XdpError> {
-        let m: Array<_, [u8; 104]> = Array::try_from(
+    /// The pinned configuration and the interface it was attached to.
+    fn read_config(&self) -> Result<Option<(Config, u32)>, XdpError> {
+        let m: Array<_, [u8; CONFIG_SIZE]> = Array::try_from(
             self.ebpf
                 .map("CONFIG")
                 .ok_or(XdpError::Map("CONFIG", "missing".into()))?,
@@ -151,7 +155,7 @@ impl Filter {
         if w == 0 {
             return Ok(None);
         }
-        Ok(Some(Config {
+        let c = Config {
             drop_fragments: u(0) != 0,
             syn_budget: u(8),
             pkt_budget: u(12),
@@ -159,7 +163,8 @@ impl Filter {
             synproxy: u(96) != 0,
             synproxy_mss: u16::from_ne_bytes([b[100], b[101]]),
             synproxy_wscale: b[102],
-        }))
+        };
+        Ok(Some((c, u(104))))
     }
 
     /// Find the blocked prefix lengths and count allow entries (the program
@@ -229,6 +234,7 @@ impl Filter {
             lens4: Vec::new(),
             lens6: Vec::new(),
             allows: 0,
+            ifindex: 0,
             pin_dir: None,
         };
         if write {
@@ -241,8 +247,14 @@ impl Filter {
     }
 
     fn write_config(&mut self) -> Result<(), XdpError> {
-        let bytes = config_bytes(&self.config, &self.lens4, &self.lens6, self.allows);
-        let mut m: Array<_, [u8; 104]> = Array::try_from(
+        let bytes = config_bytes(
+            &self.config,
+            &self.lens4,
+            &self.lens6,
+            self.allows,
+            self.ifindex,
+        );
+        let mut m: Array<_, [u8; CONFIG_SIZE]> = Array::try_from(
             self.ebpf
                 .map_mut("CONFIG")
                 .ok_or(XdpError::Map("CONFIG", "missing".into()))?,

@@ -54,8 +54,17 @@ pub fn attach_or_reuse(
     host::check_privileges().map_err(XdpError::Pin)?;
     host::check_iface(iface).map_err(XdpError::Pin)?;
     ensure_bpffs(dir)?;
+    let want = host::ifindex(iface);
     if dir.join("link").exists() {
         let mut f = Filter::open_pinned(None, dir)?;
+        if f.ifindex != 0 && want.is_some_and(|w| w != f.ifindex) {
+            return Err(XdpError::Pin(format!(
+                "the filter pinned in {} is attached to another interface (index {}), not {iface}: `levee xdp detach --pin-dir {}` first, or give this one another pin_dir",
+                dir.display(),
+                f.ifindex,
+                dir.display()
+            )));
+        }
         f.set_config(config)?;
         return Ok((f, Attached::Reused));
     }
@@ -91,6 +100,8 @@ impl Filter {
         })?;
         fd.pin(dir.join("link"))
             .map_err(|e| XdpError::Pin(format!("cannot pin the link: {e}")))?;
+        self.ifindex = host::ifindex(iface).unwrap_or(0);
+        self.write_config()?;
         Ok(())
     }
 

@@ -454,6 +454,31 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
     assert!(said.contains("already attached, reused"), "{said}");
     assert!(lab.listed(FLOODER));
     assert_eq!(lab.get(FLOODER, "1").0, 28);
+    // A second edge pointed at the same pins but another interface is told
+    // so (and runs without the filter); the filter stays where it is.
+    let other = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(":8080", ":8081")
+        .replace(":19090", ":19091")
+        .replace(&format!("iface = \"{}\"", lab.iface), "iface = \"lo\"");
+    let cfg3 = dir.join("other.toml");
+    std::fs::write(&cfg3, other).unwrap();
+    let log3 = dir.join("edge3.log");
+    let err = std::fs::File::create(&log3).unwrap();
+    lab.spawn_in_srv(
+        &[levee, "serve", "--config", cfg3.to_str().unwrap()],
+        Stdio::from(err),
+    );
+    let t = Instant::now();
+    let said = loop {
+        let said = std::fs::read_to_string(&log3).unwrap_or_default();
+        if said.contains("edge listening") || t.elapsed() > Duration::from_secs(10) {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(said.contains("attached to another interface"), "{said}");
+    assert_eq!(lab.get(FLOODER, "1").0, 28, "the filter left its interface");
 }
 
 /// Without the rights to load XDP, the edge says so once and serves anyway.
