@@ -129,6 +129,13 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     rss,
                 ),
             ]);
+            // Lines other parts of the process publish (the packet filter's counters).
+            let text = text
+                + shared
+                    .extra_metrics
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_str();
             let mut r = own_response(200, &text, true, None);
             if let Some(pos) = r
                 .windows(26)

@@ -102,6 +102,9 @@ pub struct Shared {
     /// Some site is under attack: connection-level knobs are tightened.
     pub tightened: std::sync::atomic::AtomicBool,
     pub listen: Vec<SocketAddr>,
+    /// Prometheus text other parts of the process publish for `/metrics`
+    /// (the packet filter's counters, written by the binary's feeder).
+    pub extra_metrics: Mutex<String>,
     generation: AtomicU64,
     loader: Option<Loader>,
     reload_lock: Mutex<()>,
@@ -322,6 +325,7 @@ impl Edge {
             events: events::Events::new(echo_events),
             tightened: std::sync::atomic::AtomicBool::new(false),
             listen: listen.clone(),
+            extra_metrics: Mutex::new(String::new()),
             generation: AtomicU64::new(0),
             loader,
             reload_lock: Mutex::new(()),

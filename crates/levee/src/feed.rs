@@ -105,6 +105,29 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
     }
 }
 
+/// The filter's counters in Prometheus text, for the edge's `/metrics`.
+fn publish_metrics(shared: &Shared, filter: &levee_xdp::Filter, mirror: &levee_xdp::Mirror) {
+    use std::fmt::Write;
+    let Ok(stats) = filter.stats() else {
+        return;
+    };
+    let mut t = String::from(
+        "# HELP levee_xdp_packets_total Packets the XDP filter saw, by verdict reason.\n# TYPE levee_xdp_packets_total counter\n",
+    );
+    for (r, n) in stats {
+        let _ = writeln!(t, "levee_xdp_packets_total{{reason=\"{}\"}} {n}", r.label());
+    }
+    let _ = writeln!(
+        t,
+        "# HELP levee_xdp_mirrored_blocks Edge blocks held in the XDP filter.\n# TYPE levee_xdp_mirrored_blocks gauge\nlevee_xdp_mirrored_blocks {}",
+        mirror.len()
+    );
+    *shared
+        .extra_metrics
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = t;
+}
+
 fn feed(
     shared: &Shared,
     filter: &mut levee_xdp::Filter,
@@ -135,6 +158,7 @@ fn feed(
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
             let _ = filter.sweep(now);
+            publish_metrics(shared, filter, mirror);
         }
         std::thread::sleep(every);
     }

@@ -345,6 +345,21 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         codes.iter().all(|c| c == "200"),
         "legitimate client failed during the flood: {codes:?}"
     );
+    // The edge's /metrics carries the filter's counters (published each second).
+    let t = Instant::now();
+    loop {
+        let m = lab.admin("GET", "/metrics");
+        let n = m
+            .lines()
+            .find_map(|l| l.strip_prefix("levee_xdp_packets_total{reason=\"blocked_address\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if n >= dropped && m.contains("levee_xdp_mirrored_blocks 1") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(3), "{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A reflection-shaped flood from an unlisted source: dropped by the protocol check.
     let refl = lab.hping(&[
         "--udp", "-p", "40000", "-s", "123", "-k", "-a", LEGIT, "-c", "500", "-i", "u200", SRV,
