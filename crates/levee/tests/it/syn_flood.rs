@@ -9,7 +9,7 @@
 //!
 //! Needs root, hping3, nftables and XDP; skipped with a message elsewhere.
 
-use super::xdp_edge::{edge_config, start_edge, Lab, LEGIT, SRV};
+use super::xdp_edge::{start_filtered_edge, Lab, LEGIT, SRV};
 use super::xdp_filter::stat;
 use super::*;
 
@@ -35,18 +35,13 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
         &[levee, "demo-origin", "--listen", "127.0.0.1:18080"],
         Stdio::null(),
     );
-    let cfg = edge_config(&lab, &dir, "mode = \"generic\"\nsynproxy_ports = [8080]");
-    let log = dir.join("edge.log");
-    start_edge(&mut lab, &cfg, &log);
-    let said = std::fs::read_to_string(&log).unwrap();
-    if said.contains("packet filter off") {
-        assert!(
-            !said.contains("Verifier output"),
-            "the kernel's verifier rejected the program: {said}"
-        );
-        eprintln!("skipped: the kernel refused XDP here: {said}");
+    let Some((_, _, said)) = start_filtered_edge(
+        &mut lab,
+        &dir,
+        "mode = \"generic\"\nsynproxy_ports = [8080]",
+    ) else {
         return;
-    }
+    };
     assert!(said.contains("XDP SYN proxy on ports [8080]"), "{said}");
     assert!(!said.contains("warning"), "{said}");
     // The first request already went through the proxied handshake.
@@ -57,17 +52,7 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
     let synacks = stat(&st, "synproxy_synack");
     let bad = stat(&st, "synproxy_bad_ack");
     let (codes, (syns, acks, half_open)) = lab.browse_during(|| {
-        let syns = lab.hping(&[
-            "-S",
-            "-p",
-            "8080",
-            "--rand-source",
-            "-c",
-            "20000",
-            "-i",
-            "u50",
-            SRV,
-        ]);
+        let syns = lab.spoofed_syn_flood("20000");
         // Half-open connections on the server right after the SYN flood
         // (the legitimate client's own handshake may be in flight).
         let (_, ss, _) = in_srv(&lab, &["ss", "-Htn", "state", "syn-recv"]);

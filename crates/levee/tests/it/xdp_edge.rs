@@ -147,9 +147,15 @@ impl Lab {
         (code, out)
     }
 
+    /// `levee xdp stats`, run in the server's namespace (so the kernel's
+    /// SYN-cookie counters are the server's).
     pub fn stats(&self) -> String {
         let pins = self.pins();
         sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.srv,
             env!("CARGO_BIN_EXE_levee"),
             "xdp",
             "stats",
@@ -159,6 +165,22 @@ impl Lab {
             &pins,
         ])
         .1
+    }
+
+    /// A bounded SYN flood to the edge's port from random spoofed sources;
+    /// the packets hping3 sent.
+    pub fn spoofed_syn_flood(&self, count: &str) -> u64 {
+        self.hping(&[
+            "-S",
+            "-p",
+            "8080",
+            "--rand-source",
+            "-c",
+            count,
+            "-i",
+            "u50",
+            SRV,
+        ])
     }
 
     pub fn listed(&self, addr: &str) -> bool {
@@ -286,6 +308,41 @@ pub fn start_edge(lab: &mut Lab, cfg: &std::path::Path, log: &std::path::Path) -
     i
 }
 
+/// Start the edge with the packet filter (`[xdp]` plus `xdp_extra`); its
+/// index in `lab.children` and its start-up lines, or `None` (skip, said)
+/// where the kernel cannot run XDP. A verifier refusal is a failure.
+pub fn start_filtered_edge(
+    lab: &mut Lab,
+    dir: &std::path::Path,
+    xdp_extra: &str,
+) -> Option<(usize, PathBuf, String)> {
+    let cfg = edge_config(lab, dir, xdp_extra);
+    let log = dir.join("edge.log");
+    let edge = start_edge(lab, &cfg, &log);
+    let said = std::fs::read_to_string(&log).unwrap();
+    if said.contains("packet filter off") {
+        assert!(
+            !said.contains("Verifier output"),
+            "the kernel's verifier rejected the program: {said}"
+        );
+        eprintln!("skipped: the kernel refused XDP here: {said}");
+        return None;
+    }
+    Some((edge, cfg, said))
+}
+
+impl Lab {
+    /// Wait until `addr` is in the filter's block list; how long it took.
+    pub fn await_listed(&self, addr: &str, within: Duration, what: &str) -> Duration {
+        let t = Instant::now();
+        while !self.listed(addr) {
+            assert!(t.elapsed() < within, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t.elapsed()
+    }
+}
+
 #[test]
 fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
     let Some(mut lab) = Lab::new() else {
@@ -297,29 +354,13 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         &[levee, "demo-origin", "--listen", "127.0.0.1:18080"],
         Stdio::null(),
     );
-    let cfg = edge_config(&lab, &dir, "");
-    let log = dir.join("edge.log");
-    let edge = start_edge(&mut lab, &cfg, &log);
-    let said = std::fs::read_to_string(&log).unwrap();
-    if said.contains("packet filter off") {
-        assert!(
-            !said.contains("Verifier output"),
-            "the kernel's verifier rejected the program: {said}"
-        );
-        eprintln!("skipped: the kernel refused XDP here: {said}");
+    let Some((edge, cfg, said)) = start_filtered_edge(&mut lab, &dir, "") else {
         return;
-    }
+    };
     assert!(said.contains("packet filter on"), "{said}");
 
     // 1. Floods from the statically blocked source, while a legitimate client browses.
-    let t = Instant::now();
-    while !lab.listed(FLOODER) {
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "static block not mirrored"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    lab.await_listed(FLOODER, Duration::from_secs(1), "static block not mirrored");
     let before = stat(&lab.stats(), "blocked_address");
     let (codes, sent) = lab.browse_during(|| {
         let syn = lab.hping(&[
@@ -370,39 +411,12 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
     // spoofed SYN flood from random sources overflows the SYN queue, the
     // kernel answers with cookies, and the legitimate client is not hurt.
     let cookies = |lab: &Lab| {
-        let pins = lab.pins();
-        let (_, out, _) = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &lab.srv,
-                env!("CARGO_BIN_EXE_levee"),
-                "xdp",
-                "stats",
-                "--interval-ms",
-                "10",
-                "--pin-dir",
-                &pins,
-            ],
-        );
+        let out = lab.stats();
         assert!(out.contains("net.ipv4.tcp_syncookies = 1"), "{out}");
         stat(&out, "SyncookiesSent")
     };
     let sent_before = cookies(&lab);
-    let (codes, syns) = lab.browse_during(|| {
-        lab.hping(&[
-            "-S",
-            "-p",
-            "8080",
-            "--rand-source",
-            "-c",
-            "20000",
-            "-i",
-            "u50",
-            SRV,
-        ])
-    });
+    let (codes, syns) = lab.browse_during(|| lab.spoofed_syn_flood("20000"));
     let cookie_syns = cookies(&lab) - sent_before;
     eprintln!(
         "kernel SYN cookies: {syns} spoofed SYNs, {cookie_syns} cookies sent; legit {} requests",
@@ -415,15 +429,11 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
     assert_eq!(lab.get(L7, "2").1, "200");
     let answer = lab.admin("POST", &format!("/blocks?cidr={L7}&ttl=300"));
     assert!(answer.contains("blocked"), "{answer}");
-    let t = Instant::now();
-    while !lab.listed(L7) {
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "L7 block not in the filter after 1 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let took = t.elapsed();
+    let took = lab.await_listed(
+        L7,
+        Duration::from_secs(1),
+        "L7 block not in the filter after 1 s",
+    );
     let before = stat(&lab.stats(), "blocked_address");
     let (code, _) = lab.get(L7, "1");
     assert_eq!(
@@ -435,10 +445,7 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
     // An expiring block leaves the filter when the edge expires it.
     lab.admin("POST", &format!("/blocks?cidr={SHORT}&ttl=1"));
     let t = Instant::now();
-    while !lab.listed(SHORT) {
-        assert!(t.elapsed() < Duration::from_secs(1));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    lab.await_listed(SHORT, Duration::from_secs(1), "short block not mirrored");
     while lab.listed(SHORT) {
         assert!(
             t.elapsed() < Duration::from_secs(5),
