@@ -115,18 +115,30 @@ pub fn check_iface(iface: &str) -> Result<(), String> {
 /// connection when a client's ACK carries a valid cookie. XDP answers the
 /// SYNs; without XDP these rules alone still proxy (more slowly).
 pub fn synproxy_rules(ports: &[u16], mss: u16, wscale: u8) -> String {
-    let set = ports
+    let set = port_set(ports);
+    format!(
+        "# Host settings for Levee's XDP SYN proxy (ports {set}); run as root.\n\
+sysctl -w net.ipv4.tcp_syncookies=1\n\
+sysctl -w net.ipv4.tcp_timestamps=1\n\
+sysctl -w net.netfilter.nf_conntrack_tcp_loose=0\n\
+nft -f - <<'NFT'\n{}NFT\n",
+        synproxy_nft(ports, mss, wscale)
+    )
+}
+
+fn port_set(ports: &[u16]) -> String {
+    ports
         .iter()
         .map(u16::to_string)
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// The nftables table of `synproxy_rules` alone (for `nft -f`).
+pub fn synproxy_nft(ports: &[u16], mss: u16, wscale: u8) -> String {
+    let set = port_set(ports);
     format!(
-        r#"# Host settings for Levee's XDP SYN proxy (ports {set}); run as root.
-sysctl -w net.ipv4.tcp_syncookies=1
-sysctl -w net.ipv4.tcp_timestamps=1
-sysctl -w net.netfilter.nf_conntrack_tcp_loose=0
-nft -f - <<'NFT'
-table inet levee_synproxy {{
+        r#"table inet levee_synproxy {{
 	chain prerouting {{
 		type filter hook prerouting priority raw; policy accept;
 		tcp dport {{ {set} }} tcp flags syn notrack
@@ -137,7 +149,6 @@ table inet levee_synproxy {{
 		tcp dport {{ {set} }} ct state invalid drop
 	}}
 }}
-NFT
 "#
     )
 }
