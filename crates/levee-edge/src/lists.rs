@@ -55,6 +55,29 @@ pub struct FilterView {
     pub allow: Vec<(IpAddr, u8)>,
 }
 
+/// What `filter_view` depends on: while `seq` and `generation` stay the
+/// same and no site has a `block` rule on a prefix, the view is unchanged
+/// (so a follower can skip rebuilding it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewKey {
+    pub seq: u64,
+    pub generation: u64,
+    pub prefix_rules: bool,
+}
+
+pub fn view_key(shared: &crate::Shared) -> ViewKey {
+    let st = shared.state.load();
+    ViewKey {
+        seq: shared
+            .lists
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seq(),
+        generation: st.generation,
+        prefix_rules: st.sites.iter().any(|s| !s.defense.block_prefixes().is_empty()),
+    }
+}
+
 /// Gather the edge's block decisions for the packet filter: static lists
 /// (with list files), admin-API and automatic blocks with their expiry, and
 /// the adaptive defense's `block` rules on client prefixes (held for
@@ -171,6 +194,11 @@ impl Lists {
             .collect();
         v.sort();
         v
+    }
+
+    /// Changes so far (grows with every add, remove and expiry).
+    pub fn seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Dynamic blocks as `(address, prefix length, monotonic expiry ms)`.

@@ -135,30 +135,47 @@ fn feed(
     every: Duration,
 ) {
     let mut last_sweep = Instant::now();
+    let mut last_metrics = Instant::now();
+    let mut last_key = None;
     let mut warned = false;
     while !shared.shutting_down() {
-        let view = levee_edge::lists::filter_view(shared);
-        let wanted = levee_xdp::Wanted {
-            blocks: view
-                .blocks
-                .into_iter()
-                .map(|(ip, len, left)| ((ip, len), left))
-                .collect(),
-            allow: view.allow,
-        };
-        let now = levee_xdp::monotonic_ns();
-        let a = mirror.apply(filter, &wanted, now);
-        if a.failed > 0 && !warned {
-            eprintln!(
-                "levee: packet filter: {} entries refused by the kernel (maps full?); retrying",
-                a.failed
-            );
-            warned = true;
+        // Rebuild the wanted set only when something it depends on moved
+        // (list files can hold many thousands of prefixes).
+        let key = levee_edge::lists::view_key(shared);
+        if key.prefix_rules || last_key != Some(key) {
+            let view = levee_edge::lists::filter_view(shared);
+            let wanted = levee_xdp::Wanted {
+                blocks: view
+                    .blocks
+                    .into_iter()
+                    .map(|(ip, len, left)| ((ip, len), left))
+                    .collect(),
+                allow: view.allow,
+            };
+            let a = mirror.apply(filter, &wanted, levee_xdp::monotonic_ns());
+            if a.failed > 0 {
+                if !warned {
+                    eprintln!(
+                        "levee: packet filter: {} entries refused by the kernel (maps full?); retrying",
+                        a.failed
+                    );
+                    warned = true;
+                }
+                last_key = None;
+            } else {
+                last_key = Some(key);
+            }
         }
-        if last_sweep.elapsed() >= Duration::from_secs(1) {
-            last_sweep = Instant::now();
-            let _ = filter.sweep(now);
+        if last_metrics.elapsed() >= Duration::from_secs(1) {
+            last_metrics = Instant::now();
             publish_metrics(shared, filter, mirror);
+        }
+        // Expired entries never drop anything (the program checks expiry);
+        // the edge's own leave with the edge's expiry above; this sweep
+        // removes manual ones (`levee xdp block --ttl`), walking every map.
+        if last_sweep.elapsed() >= Duration::from_secs(60) {
+            last_sweep = Instant::now();
+            let _ = filter.sweep(levee_xdp::monotonic_ns());
         }
         std::thread::sleep(every);
     }
