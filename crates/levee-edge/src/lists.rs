@@ -74,7 +74,10 @@ pub fn view_key(shared: &crate::Shared) -> ViewKey {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .seq(),
         generation: st.generation,
-        prefix_rules: st.sites.iter().any(|s| !s.defense.block_prefixes().is_empty()),
+        prefix_rules: st
+            .sites
+            .iter()
+            .any(|s| !s.defense.block_prefixes().is_empty()),
     }
 }
 

@@ -153,8 +153,10 @@ pub fn synproxy_nft(ports: &[u16], mss: u16, wscale: u8) -> String {
     )
 }
 
-/// What is missing on this host for the SYN proxy (empty: the sysctls are right).
-pub fn synproxy_problems() -> Vec<String> {
+/// What is missing on this host for the SYN proxy on `ports` (empty: ready):
+/// the sysctls, and the nftables table that must turn valid cookie ACKs into
+/// connections (without it every connection to those ports would fail).
+pub fn synproxy_problems(ports: &[u16]) -> Vec<String> {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .ok()
@@ -173,6 +175,32 @@ pub fn synproxy_problems() -> Vec<String> {
     }
     if syncookies() == Some(0) {
         out.push("net.ipv4.tcp_syncookies is 0, should be 1".into());
+    }
+    match std::process::Command::new("nft")
+        .args(["list", "table", "inet", "levee_synproxy"])
+        .output()
+    {
+        Err(_) => out.push("nft is not installed (apt-get install nftables)".into()),
+        Ok(o) if !o.status.success() => {
+            out.push("the nftables table inet levee_synproxy is not loaded".into())
+        }
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let covered = |p: u16| {
+                text.lines().any(|l| {
+                    l.contains("synproxy")
+                        && l.split(|c: char| !c.is_ascii_digit())
+                            .any(|w| w == p.to_string())
+                })
+            };
+            for p in ports {
+                if !covered(*p) {
+                    out.push(format!(
+                        "the nftables table inet levee_synproxy does not cover port {p}"
+                    ));
+                }
+            }
+        }
     }
     out
 }

@@ -15,12 +15,19 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
     let Some(iface) = cfg.iface.clone() else {
         return;
     };
+    // The SYN proxy only with the host settings in place: without the
+    // nftables SYNPROXY table, every connection to its ports would fail.
+    let problems = if cfg.synproxy_ports.is_empty() {
+        Vec::new()
+    } else {
+        levee_xdp::host::synproxy_problems(&cfg.synproxy_ports)
+    };
     let config = levee_xdp::Config {
         drop_fragments: !cfg.keep_fragments,
         syn_budget: cfg.syn_budget,
         pkt_budget: cfg.packet_budget,
         window_ms: (cfg.window.as_duration().as_millis() as u64).max(1),
-        synproxy: !cfg.synproxy_ports.is_empty(),
+        synproxy: !cfg.synproxy_ports.is_empty() && problems.is_empty(),
         synproxy_mss: cfg.synproxy_mss,
         synproxy_wscale: cfg.synproxy_wscale,
     };
@@ -53,15 +60,14 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
         }
     }
     if !cfg.synproxy_ports.is_empty() {
-        let problems = levee_xdp::host::synproxy_problems();
         if problems.is_empty() {
             eprintln!(
-                "levee: XDP SYN proxy on ports {:?} (the nftables SYNPROXY rules of `levee xdp synproxy-rules` must be loaded)",
+                "levee: XDP SYN proxy on ports {:?} (with the nftables SYNPROXY table levee_synproxy)",
                 cfg.synproxy_ports
             );
         } else {
             eprintln!(
-                "levee: warning: XDP SYN proxy on ports {:?}, but {}; run `levee xdp synproxy-rules --port PORT` for the host settings",
+                "levee: warning: XDP SYN proxy left off for ports {:?}: {}; load the host settings printed by `levee xdp synproxy-rules --port PORT` and restart",
                 cfg.synproxy_ports,
                 problems.join("; ")
             );

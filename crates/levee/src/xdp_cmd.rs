@@ -142,12 +142,19 @@ pub fn run(a: XdpArgs) -> Result<()> {
                     dir.display()
                 );
             }
+            // Without the host settings the SYN proxy would break every
+            // connection to its ports: leave it off and say why.
+            let problems = if synproxy_port.is_empty() {
+                Vec::new()
+            } else {
+                levee_xdp::host::synproxy_problems(&synproxy_port)
+            };
             let config = Config {
                 drop_fragments: !keep_fragments,
                 syn_budget,
                 pkt_budget,
                 window_ms: window_ms.max(1),
-                synproxy: !synproxy_port.is_empty(),
+                synproxy: !synproxy_port.is_empty() && problems.is_empty(),
                 synproxy_mss,
                 synproxy_wscale,
             };
@@ -158,15 +165,12 @@ pub fn run(a: XdpArgs) -> Result<()> {
             for p in &synproxy_port {
                 f.set_synproxy_port(*p, true)?;
             }
-            if !synproxy_port.is_empty() {
-                let problems = levee_xdp::host::synproxy_problems();
-                if !problems.is_empty() {
-                    eprintln!(
-                        "levee xdp: warning: the SYN proxy needs host settings: {}; see `levee xdp synproxy-rules --port {}`",
-                        problems.join("; "),
-                        synproxy_port[0]
-                    );
-                }
+            if !problems.is_empty() {
+                eprintln!(
+                    "levee xdp: warning: SYN proxy left off: {}; load the host settings printed by `levee xdp synproxy-rules --port {}` and attach again",
+                    problems.join("; "),
+                    synproxy_port[0]
+                );
             }
             let m = match mode.as_str() {
                 "native" => aya::programs::XdpMode::Driver,

@@ -58,11 +58,9 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
         &[levee, "demo-origin", "--listen", "127.0.0.1:18080"],
         Stdio::null(),
     );
-    let Some((_, _, said)) = start_filtered_edge(
-        &mut lab,
-        &dir,
-        "mode = \"native\"\nsynproxy_ports = [8080]",
-    ) else {
+    let Some((_, _, said)) =
+        start_filtered_edge(&mut lab, &dir, "mode = \"native\"\nsynproxy_ports = [8080]")
+    else {
         return;
     };
     assert!(said.contains("XDP SYN proxy on ports [8080]"), "{said}");

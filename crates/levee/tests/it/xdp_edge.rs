@@ -354,9 +354,17 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         &[levee, "demo-origin", "--listen", "127.0.0.1:18080"],
         Stdio::null(),
     );
-    let Some((edge, cfg, said)) = start_filtered_edge(&mut lab, &dir, "") else {
+    // The SYN proxy is asked for, but this lab has no SYNPROXY table: it must
+    // stay off (else every connection to the port would fail) and say why.
+    let Some((edge, cfg, said)) = start_filtered_edge(&mut lab, &dir, "synproxy_ports = [8080]")
+    else {
         return;
     };
+    assert!(
+        said.contains("XDP SYN proxy left off for ports [8080]")
+            && said.contains("levee_synproxy is not loaded"),
+        "{said}"
+    );
     assert!(said.contains("packet filter on"), "{said}");
 
     // 1. Floods from the statically blocked source, while a legitimate client browses.
