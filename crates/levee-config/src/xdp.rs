@@ -40,7 +40,7 @@ pub struct Xdp {
     pub service_ports: Vec<u16>,
     /// How often the edge's block decisions are copied into the filter.
     pub sync_every: Dur,
-    /// TCP ports whose handshakes XDP answers with SYN cookies (IPv4; needs
+    /// TCP ports whose handshakes XDP answers with SYN cookies (IPv4 and IPv6; needs
     /// the nftables SYNPROXY rules `levee xdp synproxy-rules` prints).
     pub synproxy_ports: Vec<u16>,
     /// MSS and window scale those SYN-ACKs advertise: the server's.

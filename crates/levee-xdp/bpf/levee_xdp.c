@@ -127,7 +127,7 @@ static __always_inline int live(struct block *b, __u64 *now) {
 
 #define VLAN_MAX 2
 
-// ---- XDP SYN proxy (IPv4) --------------------------------------------------
+// ---- XDP SYN proxy (IPv4 and IPv6) --------------------------------------------------
 // A SYN to a proxied port is answered here: the SYN-ACK carries a kernel SYN
 // cookie (bpf_tcp_raw_gen_syncookie_ipv4, the secret the kernel's own
 // SYNPROXY checks) and, when the client sent timestamps, its window scale and
@@ -192,19 +192,24 @@ static long opt_step(__u64 n, struct opts *o) {
 
 // A global (not inlined) function: the verifier checks it once, on its own,
 // instead of once per path that reaches it.
-__attribute__((noinline)) int synproxy_syn(struct xdp_md *ctx, __u32 l3off, __u32 tcp_len, __u32 sp_mss, __u32 sp_wscale) {
+// mss_ws: the MSS (low 16 bits) and window scale (next 8) to advertise (BPF
+// functions take at most five arguments).
+__attribute__((noinline)) int synproxy_syn(struct xdp_md *ctx, __u32 l3off, __u32 tcp_len, __u32 mss_ws, __u32 v6) {
+    __u32 sp_mss = mss_ws & 0xffff, sp_wscale = (mss_ws >> 16) & 0xff;
     if (l3off > 22)
         return count(R_MALFORMED_IP, XDP_DROP);
-    __u8 ip[20] = {};
+    __u32 hl = v6 ? 40 : 20;
+    __u8 ip[40] = {};
     struct opts o = {};
     __u8 *tcp = o.tcp;
-    if (bpf_xdp_load_bytes(ctx, l3off, ip, 20))
+    if (bpf_xdp_load_bytes(ctx, l3off, ip, v6 ? 40 : 20))
         return count(R_MALFORMED_IP, XDP_DROP);
     if (tcp_len < 20 || tcp_len > 60)
         return count(R_MALFORMED_L4, XDP_DROP);
-    if (bpf_xdp_load_bytes(ctx, l3off + 20, tcp, tcp_len))
+    if (bpf_xdp_load_bytes(ctx, l3off + hl, tcp, tcp_len))
         return count(R_MALFORMED_L4, XDP_DROP);
-    __s64 v = bpf_tcp_raw_gen_syncookie_ipv4((struct iphdr *)ip, (struct tcphdr *)tcp, tcp_len);
+    __s64 v = v6 ? bpf_tcp_raw_gen_syncookie_ipv6((struct ipv6hdr *)ip, (struct tcphdr *)tcp, tcp_len)
+                 : bpf_tcp_raw_gen_syncookie_ipv4((struct iphdr *)ip, (struct tcphdr *)tcp, tcp_len);
     if (v < 0)
         return count(R_PASS, XDP_PASS); // let the kernel (its SYNPROXY or cookies) answer
     __u32 cookie = (__u32)v;
@@ -245,24 +250,34 @@ __attribute__((noinline)) int synproxy_syn(struct xdp_md *ctx, __u32 l3off, __u3
             out[36] = 1; out[37] = 3; out[38] = 3; out[39] = sp_wscale;
         }
     }
-    // IP header.
-    __u8 nip[20] = {};
-    nip[0] = 0x45;
-    __u16 tot = 20 + new_tcp;
-    nip[2] = tot >> 8; nip[3] = tot & 0xff;
-    nip[6] = 0x40; // DF
-    nip[8] = 64;
-    nip[9] = IPPROTO_TCP;
-    __builtin_memcpy(&nip[12], &ip[16], 4);
-    __builtin_memcpy(&nip[16], &ip[12], 4);
-    __u16 ic = csum_fold(csum_words(nip, 20));
-    nip[10] = ic >> 8; nip[11] = ic & 0xff;
-    // TCP checksum over the pseudo header and the segment.
-    __u32 ps = csum_words(&nip[12], 8) + IPPROTO_TCP + new_tcp;
+    // IP header, and the TCP checksum over the pseudo header and the segment.
+    __u8 nip[40] = {};
+    __u32 ps;
+    if (v6) {
+        nip[0] = 0x60;
+        nip[4] = new_tcp >> 8; nip[5] = new_tcp & 0xff; // payload length
+        nip[6] = IPPROTO_TCP;
+        nip[7] = 64;
+        __builtin_memcpy(&nip[8], &ip[24], 16);
+        __builtin_memcpy(&nip[24], &ip[8], 16);
+        ps = csum_words(&nip[8], 32) + IPPROTO_TCP + new_tcp;
+    } else {
+        nip[0] = 0x45;
+        __u16 tot = 20 + new_tcp;
+        nip[2] = tot >> 8; nip[3] = tot & 0xff;
+        nip[6] = 0x40; // DF
+        nip[8] = 64;
+        nip[9] = IPPROTO_TCP;
+        __builtin_memcpy(&nip[12], &ip[16], 4);
+        __builtin_memcpy(&nip[16], &ip[12], 4);
+        __u16 ic = csum_fold(csum_words(nip, 20));
+        nip[10] = ic >> 8; nip[11] = ic & 0xff;
+        ps = csum_words(&nip[12], 8) + IPPROTO_TCP + new_tcp;
+    }
     __u16 tc = csum_fold(ps + csum_words(out, new_tcp));
     out[16] = tc >> 8; out[17] = tc & 0xff;
     // Resize the frame to the SYN-ACK, then write it.
-    int delta = (int)(l3off + 20 + new_tcp) - (int)bpf_xdp_get_buff_len(ctx);
+    int delta = (int)(l3off + hl + new_tcp) - (int)bpf_xdp_get_buff_len(ctx);
     if (bpf_xdp_adjust_tail(ctx, delta))
         return count(R_PASS, XDP_PASS);
     __u8 mac[12];
@@ -271,36 +286,48 @@ __attribute__((noinline)) int synproxy_syn(struct xdp_md *ctx, __u32 l3off, __u3
     __u8 sw[12];
     __builtin_memcpy(sw, &mac[6], 6);
     __builtin_memcpy(&sw[6], mac, 6);
-    if (bpf_xdp_store_bytes(ctx, 0, sw, 12) || bpf_xdp_store_bytes(ctx, l3off, nip, 20))
+    if (bpf_xdp_store_bytes(ctx, 0, sw, 12) || bpf_xdp_store_bytes(ctx, l3off, nip, v6 ? 40 : 20))
         return count(R_MALFORMED_L4, XDP_DROP);
-    if (new_tcp > 40 || bpf_xdp_store_bytes(ctx, l3off + 20, out, new_tcp))
+    if (new_tcp > 40 || bpf_xdp_store_bytes(ctx, l3off + hl, out, new_tcp))
         return count(R_MALFORMED_L4, XDP_DROP);
     return count(R_SP_SYNACK, XDP_TX);
 }
 
-static __always_inline int synproxy(struct xdp_md *ctx, struct config *cfg, struct iphdr *ip, struct tcphdr *th, void *data) {
-    if (ip->ihl != 5)
-        return count(R_PASS, XDP_PASS); // IP options: the kernel's SYNPROXY decides
+// Proxied port, IPv4 (ip4) or IPv6 without extension headers (ip6).
+static __always_inline int synproxy(struct xdp_md *ctx, struct config *cfg, struct iphdr *ip4, struct ipv6hdr *ip6, struct tcphdr *th, void *data) {
     __u8 f = ((__u8 *)th)[13];
     if (f & 0x04)
         return count(R_PASS, XDP_PASS); // RST: the kernel checks it
-    __u32 l3off = (void *)ip - data;
+    __u32 l3off = ip4 ? (void *)ip4 - data : (void *)ip6 - data;
     if ((f & 0x12) == 0x02)
-        return synproxy_syn(ctx, l3off, th->doff * 4, cfg->sp_mss, cfg->sp_wscale);
+        return synproxy_syn(ctx, l3off, th->doff * 4, cfg->sp_mss | (__u32)cfg->sp_wscale << 16, ip6 != 0);
     struct bpf_sock_tuple t = {};
-    t.ipv4.saddr = ip->saddr;
-    t.ipv4.daddr = ip->daddr;
-    t.ipv4.sport = th->source;
-    t.ipv4.dport = th->dest;
-    struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    __u32 tlen;
+    if (ip4) {
+        t.ipv4.saddr = ip4->saddr;
+        t.ipv4.daddr = ip4->daddr;
+        t.ipv4.sport = th->source;
+        t.ipv4.dport = th->dest;
+        tlen = sizeof(t.ipv4);
+    } else {
+        __builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
+        __builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
+        t.ipv6.sport = th->source;
+        t.ipv6.dport = th->dest;
+        tlen = sizeof(t.ipv6);
+    }
+    struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, tlen, BPF_F_CURRENT_NETNS, 0);
     if (sk) {
         int listener = sk->state == BPF_TCP_LISTEN;
         bpf_sk_release(sk);
         if (!listener)
             return count(R_PASS, XDP_PASS); // a connection (or its handshake) exists
     }
-    if ((f & 0x10) && bpf_tcp_raw_check_syncookie_ipv4(ip, th) == 0)
-        return count(R_SP_COOKIE, XDP_PASS);
+    if (f & 0x10) {
+        long bad = ip4 ? bpf_tcp_raw_check_syncookie_ipv4(ip4, th) : bpf_tcp_raw_check_syncookie_ipv6(ip6, th);
+        if (bad == 0)
+            return count(R_SP_COOKIE, XDP_PASS);
+    }
     return count(R_SP_BAD, XDP_DROP);
 }
 
@@ -469,11 +496,21 @@ int levee_xdp(struct xdp_md *ctx) {
                 return count(R_RATE_PKT, XDP_DROP);
         }
     }
-    if (cfg->synproxy && th && !v6 && port_in(&SYNPROXY_PORTS, bpf_ntohs(th->dest))) {
-        struct iphdr *ip = cur;
-        if ((void *)(ip + 1) > end || (void *)(th + 1) > end)
+    if (cfg->synproxy && th && port_in(&SYNPROXY_PORTS, bpf_ntohs(th->dest))) {
+        if (!v6) {
+            struct iphdr *ip = cur;
+            if ((void *)(ip + 1) > end || (void *)(th + 1) > end)
+                return count(R_MALFORMED_IP, XDP_DROP);
+            if (ip->ihl != 5)
+                return count(R_PASS, XDP_PASS); // IP options: the kernel's SYNPROXY decides
+            return synproxy(ctx, cfg, ip, 0, th, data);
+        }
+        struct ipv6hdr *ip6 = cur;
+        if ((void *)(ip6 + 1) > end || (void *)(th + 1) > end)
             return count(R_MALFORMED_IP, XDP_DROP);
-        return synproxy(ctx, cfg, ip, th, data);
+        if (ip6->nexthdr != IPPROTO_TCP)
+            return count(R_PASS, XDP_PASS); // extension headers: the kernel's SYNPROXY decides
+        return synproxy(ctx, cfg, 0, ip6, th, data);
     }
     return count(R_PASS, XDP_PASS);
 }

@@ -640,11 +640,46 @@ mod tests {
                 .unwrap(),
             XDP_PASS
         );
+        // IPv6: the same, with the IPv6 pseudo header.
+        let mut a6 = [0u8; 16];
+        a6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        a6[15] = 0x50;
+        let syn6 = ipv6(a6, 6, &tcp_full(80, SYN, 4000, 0, &LINUX_SYN_OPTIONS));
+        let (v, out) = f.test_packet_out(&syn6).unwrap();
+        assert_eq!(v, XDP_TX, "an IPv6 SYN to a proxied port is answered");
+        assert_eq!(&out[0..6], &syn6[6..12]);
+        let ip = &out[14..54];
+        assert_eq!(ip[0] >> 4, 6);
+        assert_eq!(&ip[4..7], &[0, 40, 6], "payload length 40, next header TCP");
+        assert_eq!(
+            &ip[8..24],
+            &syn6[14 + 24..14 + 40],
+            "source: the SYN's destination"
+        );
+        assert_eq!(&ip[24..40], &a6);
+        let tcp = &out[54..];
+        assert_eq!(tcp.len(), 40);
+        assert_eq!(tcp[13], 0x12);
+        assert_eq!(u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]), 4001);
+        let mut pseudo = ip[8..40].to_vec();
+        pseudo.extend_from_slice(&[0, 0, 0, 40, 0, 0, 0, 6]);
+        pseudo.extend_from_slice(tcp);
+        assert_eq!(csum(&pseudo), 0, "TCP checksum over the IPv6 pseudo header");
+        let cookie = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        let ack6 = |n: u32| ipv6(a6, 6, &tcp_full(80, ACK, 4001, n, &[]));
+        assert_eq!(
+            f.test_packet(&ack6(cookie.wrapping_add(1))).unwrap(),
+            XDP_PASS
+        );
+        assert_eq!(
+            f.test_packet(&ack6(cookie.wrapping_add(9))).unwrap(),
+            XDP_DROP
+        );
         let st = f.stats().unwrap();
         let get = |r: Reason| st.iter().find(|x| x.0 == r).map_or(0, |x| x.1);
-        assert_eq!(get(Reason::SynproxySynAck), 2);
-        assert_eq!(get(Reason::SynproxyCookie), 1);
-        assert_eq!(get(Reason::SynproxyBad), 1);
+        assert_eq!(get(Reason::SynproxySynAck), 3);
+        assert_eq!(get(Reason::SynproxyCookie), 2);
+        assert_eq!(get(Reason::SynproxyBad), 2);
     }
 
     /// Random mutations of valid packets (a small in-process fuzzer: the

@@ -37,7 +37,7 @@ enum XdpCmd {
         /// UDP ports this host serves (reflection-port traffic to them passes).
         #[arg(long)]
         service_port: Vec<u16>,
-        /// TCP ports whose handshakes XDP answers with SYN cookies (IPv4);
+        /// TCP ports whose handshakes XDP answers with SYN cookies (IPv4 and IPv6);
         /// load the host settings of `levee xdp synproxy-rules` first.
         #[arg(long)]
         synproxy_port: Vec<u16>,

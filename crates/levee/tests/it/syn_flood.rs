@@ -9,7 +9,7 @@
 //!
 //! Needs root, hping3, nftables and XDP; skipped with a message elsewhere.
 
-use super::xdp_edge::{start_filtered_edge, Lab, LEGIT, SRV};
+use super::xdp_edge::{start_filtered_edge, Lab, LEGIT, LEGIT6, SRV, SRV6};
 use super::xdp_filter::stat;
 use super::*;
 
@@ -70,6 +70,40 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
     assert!(stat(&st, "synproxy_synack") >= 1, "{st}");
     assert!(stat(&st, "synproxy_cookie_ok") >= 1, "{st}");
 
+    // IPv6 goes through the same proxied handshake.
+    let url6 = format!("http://[{SRV6}]:8080/");
+    let (_, code6, err6) = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &lab.cli,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "3",
+            "--interface",
+            LEGIT6,
+            "-H",
+            "Host: 10.77.0.1",
+            &url6,
+        ],
+    );
+    assert_eq!(code6, "200", "IPv6 through the SYN proxy: {err6}");
+    let st6 = lab.stats();
+    assert!(
+        stat(&st6, "synproxy_synack") > stat(&st, "synproxy_synack"),
+        "{st6}"
+    );
+    assert!(
+        stat(&st6, "synproxy_cookie_ok") > stat(&st, "synproxy_cookie_ok"),
+        "{st6}"
+    );
+    let st = st6;
     let synacks = stat(&st, "synproxy_synack");
     let bad = stat(&st, "synproxy_bad_ack");
     let (codes, (syns, acks, half_open)) = lab.browse_during(|| {

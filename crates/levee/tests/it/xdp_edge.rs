@@ -18,6 +18,8 @@ use super::*;
 
 pub const SRV: &str = "10.77.0.1";
 pub const LEGIT: &str = "10.77.0.2";
+pub const SRV6: &str = "fd77::1";
+pub const LEGIT6: &str = "fd77::2";
 const FLOODER: &str = "10.77.0.3";
 const L7: &str = "10.77.0.4";
 const SHORT: &str = "10.77.0.5";
@@ -98,6 +100,14 @@ impl Lab {
                 assert_eq!(sh(&["ip", "-n", ns, "addr", "add", &cidr, "dev", dev]).0, 0);
             }
             assert_eq!(sh(&["ip", "-n", ns, "link", "set", dev, "up"]).0, 0);
+        }
+        // IPv6 on the pair too (no duplicate-address wait).
+        for (ns, dev, a) in [(&lab.srv, &lab.iface, SRV6), (&lab.cli, &peer, LEGIT6)] {
+            let cidr = format!("{a}/64");
+            assert_eq!(
+                sh(&["ip", "-n", ns, "addr", "add", &cidr, "dev", dev, "nodad"]).0,
+                0
+            );
         }
         // Answers to spoofed sources go back over the veth (and die there).
         sh(&[
@@ -250,6 +260,9 @@ pub fn edge_config(lab: &Lab, dir: &std::path::Path, xdp_extra: &str) -> PathBuf
         r#"
 [[listener]]
 address = "{SRV}:8080"
+
+[[listener]]
+address = "[{SRV6}]:8080"
 
 [admin]
 address = "127.0.0.1:19090"
