@@ -796,6 +796,9 @@ where
     if finished && chunked_out {
         out.extend_from_slice(b"0\r\n\r\n");
     }
+    // The whole response is in hand: the origin's slot is free before the
+    // client (perhaps a slow reader) gets a byte.
+    ex.response_complete();
     if failed.is_none() {
         if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
             failed = Some(if slow {
@@ -814,6 +817,7 @@ where
                     out.extend_from_slice(b"0\r\n\r\n");
                     finished = true;
                 }
+                ex.response_complete();
                 if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
                     failed = Some(if slow {
                         Fail::TooSlow

@@ -746,6 +746,9 @@ async fn stream(
             }
         };
         let last = ex.body.is_done();
+        // The whole response is in hand: free the origin's slot before a
+        // slow reader gets it.
+        ex.response_complete();
         match send_paced(&mut send, data, last, &mut sent, &pace).await {
             Ok(()) => {}
             Err(slow) => {

@@ -537,7 +537,9 @@ pub struct Exchange {
     pub body: BodyReader,
     /// When the origin was asked (for origin-time in the access log).
     pub started: Instant,
-    _permit: OriginPermit,
+    /// The origin admission slot; given back as soon as the whole response
+    /// is in hand (`response_complete`), not when a slow client has read it.
+    permit: Option<OriginPermit>,
 }
 
 impl Exchange {
@@ -547,6 +549,15 @@ impl Exchange {
             .headers
             .iter()
             .map(|(n, v)| (&self.head_bytes[n.clone()], &self.head_bytes[v.clone()]))
+    }
+
+    /// The origin has sent the whole response: give its admission slot back
+    /// now, so that a client reading slowly does not hold the origin's
+    /// capacity (slow read). The connection itself goes back with `finish`.
+    pub fn response_complete(&mut self) {
+        if self.body.is_done() {
+            self.permit = None;
+        }
     }
 
     /// After the body was read to its end: return the connection to the pool if it can be reused.
@@ -641,7 +652,7 @@ async fn forward_to<B: BodySource>(
                     head_bytes,
                     body,
                     started,
-                    _permit: permit,
+                    permit: Some(permit),
                 });
             }
             Err(Attempt::Retryable) if reused && framing == SendFraming::None => {
