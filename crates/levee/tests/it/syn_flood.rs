@@ -71,29 +71,8 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
     assert!(stat(&st, "synproxy_cookie_ok") >= 1, "{st}");
 
     // IPv6 goes through the same proxied handshake.
-    let url6 = format!("http://[{SRV6}]:8080/");
-    let (_, code6, err6) = run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &lab.cli,
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-m",
-            "3",
-            "--interface",
-            LEGIT6,
-            "-H",
-            "Host: 10.77.0.1",
-            &url6,
-        ],
-    );
-    assert_eq!(code6, "200", "IPv6 through the SYN proxy: {err6}");
+    let (_, code6) = lab.get_url(LEGIT6, &format!("http://[{SRV6}]:8080/"), "3");
+    assert_eq!(code6, "200", "IPv6 through the SYN proxy");
     let st6 = lab.stats();
     assert!(
         stat(&st6, "synproxy_synack") > stat(&st, "synproxy_synack"),

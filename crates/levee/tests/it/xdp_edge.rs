@@ -134,7 +134,12 @@ impl Lab {
 
     /// curl from `src` in the client namespace: (exit code, HTTP status).
     pub fn get(&self, src: &str, timeout_s: &str) -> (i32, String) {
-        let url = format!("http://{SRV}:8080/");
+        self.get_url(src, &format!("http://{SRV}:8080/"), timeout_s)
+    }
+
+    /// curl `url` from `src` (IPv4 or IPv6) with the site's Host header.
+    pub fn get_url(&self, src: &str, url: &str, timeout_s: &str) -> (i32, String) {
+        let host = format!("Host: {SRV}");
         let (code, out, _) = sh(&[
             "ip",
             "netns",
@@ -146,13 +151,15 @@ impl Lab {
             "/dev/null",
             "-w",
             "%{http_code}",
+            "-H",
+            &host,
             "--interface",
             src,
             "--connect-timeout",
             timeout_s,
             "--max-time",
             timeout_s,
-            &url,
+            url,
         ]);
         (code, out)
     }
