@@ -124,6 +124,10 @@ pub struct Outcome {
     pub over_rule_rate: bool,
 }
 
+fn is_prefix_block(r: &levee_detect::Rule) -> bool {
+    r.dim == levee_detect::Dim::Prefix && r.action == levee_detect::Action::Block
+}
+
 impl SiteDefense {
     pub fn new(cfg: &Defense, seeds: [u64; 4]) -> SiteDefense {
         let mut d = Detector::new(params(cfg));
@@ -245,19 +249,23 @@ impl SiteDefense {
         n == cfg.auto_block_after
     }
 
-    /// Status for the admin API.
     /// Client prefixes that live `block` rules name (for the packet filter).
     pub fn block_prefixes(&self) -> Vec<levee_config::Cidr> {
         let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         d.rules()
             .iter()
-            .filter(|r| {
-                r.dim == levee_detect::Dim::Prefix && r.action == levee_detect::Action::Block
-            })
+            .filter(|r| is_prefix_block(r))
             .filter_map(|r| r.value.parse().ok())
             .collect()
     }
 
+    /// Whether any live rule blocks a client prefix (cheap: no allocation).
+    pub fn has_prefix_block_rules(&self) -> bool {
+        let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
+        d.rules().iter().any(is_prefix_block)
+    }
+
+    /// Status for the admin API.
     pub fn status(&self) -> serde_json::Value {
         let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         serde_json::json!({

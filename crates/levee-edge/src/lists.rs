@@ -74,10 +74,7 @@ pub fn view_key(shared: &crate::Shared) -> ViewKey {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .seq(),
         generation: st.generation,
-        prefix_rules: st
-            .sites
-            .iter()
-            .any(|s| !s.defense.block_prefixes().is_empty()),
+        prefix_rules: st.sites.iter().any(|s| s.defense.has_prefix_block_rules()),
     }
 }
 
@@ -190,10 +187,9 @@ impl Lists {
     /// Dynamic blocks as `(cidr, monotonic expiry ms)`.
     pub fn dynamic(&self) -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = self
-            .dynamic
-            .entries()
+            .dynamic_nets()
             .into_iter()
-            .map(|(b, v6, l, e)| (cidr_text(b, v6, l), e))
+            .map(|(ip, l, e)| (format!("{ip}/{l}"), e))
             .collect();
         v.sort();
         v

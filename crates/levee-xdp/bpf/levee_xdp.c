@@ -55,7 +55,7 @@ struct config {
     __u32 synproxy;        // 1: answer SYNs to SYNPROXY_PORTS from XDP
     __u16 sp_mss;          // MSS advertised in those SYN-ACKs
     __u8 sp_wscale;        // window scale advertised (the server's)
-    __u8 sp_ttl;
+    __u8 pad1;
     __u32 ifindex;         // the interface it is attached to (for the controller)
     __u32 pad;
 };

@@ -108,7 +108,7 @@ pub const MAX_PREFIX_LENGTHS: usize = 32;
 /// The program's `struct config` as bytes (native endian, C layout:
 /// drop_fragments u32, n_lens4 u32, syn_budget u32, pkt_budget u32,
 /// window_ns u64, allow_entries u32, n_lens6 u32, lens4 [u8; 32],
-/// lens6 [u8; 32], synproxy u32, sp_mss u16, sp_wscale u8, sp_ttl u8,
+/// lens6 [u8; 32], synproxy u32, sp_mss u16, sp_wscale u8, pad u8,
 /// ifindex u32, pad u32).
 /// Plain bytes: the workspace denies the unsafe code a
 /// typed map value would need.
@@ -136,7 +136,6 @@ pub(crate) fn config_bytes(
     b[96..100].copy_from_slice(&u32::from(c.synproxy).to_ne_bytes());
     b[100..102].copy_from_slice(&c.synproxy_mss.to_ne_bytes());
     b[102] = c.synproxy_wscale.min(14);
-    b[103] = 64;
     b[104..108].copy_from_slice(&ifindex.to_ne_bytes());
     b
 }

@@ -157,6 +157,9 @@ pub fn synproxy_nft(ports: &[u16], mss: u16, wscale: u8) -> String {
 /// the sysctls, and the nftables table that must turn valid cookie ACKs into
 /// connections (without it every connection to those ports would fail).
 pub fn synproxy_problems(ports: &[u16]) -> Vec<String> {
+    if ports.is_empty() {
+        return Vec::new();
+    }
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .ok()

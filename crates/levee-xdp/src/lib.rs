@@ -294,6 +294,17 @@ impl Filter {
         self.set_port_bit("SYNPROXY_PORTS", port, on)
     }
 
+    /// Service ports and SYN-proxy ports, as `attach` and the edge set them.
+    pub fn set_ports(&mut self, service: &[u16], synproxy: &[u16]) -> Result<(), XdpError> {
+        for p in service {
+            self.set_service_port(*p)?;
+        }
+        for p in synproxy {
+            self.set_synproxy_port(*p, true)?;
+        }
+        Ok(())
+    }
+
     /// A UDP port this host serves (reflection ports towards it pass).
     pub fn set_service_port(&mut self, port: u16) -> Result<(), XdpError> {
         self.set_port_bit("SERVICE_PORTS", port, true)

@@ -17,11 +17,7 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
     };
     // The SYN proxy only with the host settings in place: without the
     // nftables SYNPROXY table, every connection to its ports would fail.
-    let problems = if cfg.synproxy_ports.is_empty() {
-        Vec::new()
-    } else {
-        levee_xdp::host::synproxy_problems(&cfg.synproxy_ports)
-    };
+    let problems = levee_xdp::host::synproxy_problems(&cfg.synproxy_ports);
     let config = levee_xdp::Config {
         drop_fragments: !cfg.keep_fragments,
         syn_budget: cfg.syn_budget,
@@ -49,15 +45,8 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
             return;
         }
     };
-    for p in &cfg.service_ports {
-        if let Err(e) = filter.set_service_port(*p) {
-            eprintln!("levee: packet filter: service port {p}: {e}");
-        }
-    }
-    for p in &cfg.synproxy_ports {
-        if let Err(e) = filter.set_synproxy_port(*p, true) {
-            eprintln!("levee: packet filter: SYN proxy port {p}: {e}");
-        }
+    if let Err(e) = filter.set_ports(&cfg.service_ports, &cfg.synproxy_ports) {
+        eprintln!("levee: packet filter: ports: {e}");
     }
     if !cfg.synproxy_ports.is_empty() {
         if problems.is_empty() {

@@ -144,11 +144,7 @@ pub fn run(a: XdpArgs) -> Result<()> {
             }
             // Without the host settings the SYN proxy would break every
             // connection to its ports: leave it off and say why.
-            let problems = if synproxy_port.is_empty() {
-                Vec::new()
-            } else {
-                levee_xdp::host::synproxy_problems(&synproxy_port)
-            };
+            let problems = levee_xdp::host::synproxy_problems(&synproxy_port);
             let config = Config {
                 drop_fragments: !keep_fragments,
                 syn_budget,
@@ -159,12 +155,7 @@ pub fn run(a: XdpArgs) -> Result<()> {
                 synproxy_wscale,
             };
             let mut f = Filter::open_pinned(Some(config), dir)?;
-            for p in service_port {
-                f.set_service_port(p)?;
-            }
-            for p in &synproxy_port {
-                f.set_synproxy_port(*p, true)?;
-            }
+            f.set_ports(&service_port, &synproxy_port)?;
             if !problems.is_empty() {
                 eprintln!(
                     "levee xdp: warning: SYN proxy left off: {}; load the host settings printed by `levee xdp synproxy-rules --port {}` and attach again",
