@@ -16,7 +16,7 @@ run() { # crate target
   (cd "$ROOT/crates/$1" && cargo fuzz run --sanitizer none "$2" "$corpus" $seeds -- -max_total_time="$SECS" -rss_limit_mb=2048 2>&1 | tail -3)
 }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(request_head response_head chunked proxy_header h2_meter tls_hello config log_line stix_pattern sigma_rule xdp_packet)
+[ ${#targets[@]} -gt 0 ] || targets=(request_head response_head chunked target host fields proxy_header h2_meter tls_hello config log_line stix_pattern sigma_rule xdp_packet)
 for t in "${targets[@]}"; do
   case $t in
     config) run levee-config config ;;

@@ -378,13 +378,14 @@ pub fn verify_waited(
     waited_s: u64,
 ) -> Result<Solved, ChallengeError> {
     let (b, issued) = parse_challenge(token)?;
-    if issued + waited_s > now_s {
+    // The MAC first: `issued` is the client's until it is authenticated.
+    let nonce = authenticate(keys, &b, site, ip, now_s)?;
+    if issued.saturating_add(waited_s) > now_s {
         return Err(ChallengeError::InsufficientWork);
     }
-    if now_s - issued > ttl_s {
+    if now_s.saturating_sub(issued) > ttl_s {
         return Err(ChallengeError::Expired);
     }
-    let nonce = authenticate(keys, &b, site, ip, now_s)?;
     if !spent.insert(nonce, issued, now_s, ttl_s) {
         return Err(ChallengeError::Replayed);
     }
@@ -768,6 +769,30 @@ mod tests {
             ),
             Err(ChallengeError::BadMac)
         );
+    }
+
+    #[test]
+    fn a_forged_issue_time_is_refused_without_overflow() {
+        // Review finding 17: `issued = u64::MAX` once overflowed before the MAC check.
+        let k = keys();
+        let now = 1_800_000_000;
+        let t = issue(&k, SITE, ip("192.0.2.1"), now, 16, [5; 16]);
+        let mut b = [0u8; CHALLENGE_LEN];
+        assert_eq!(b64_decode(&t, &mut b), Some(CHALLENGE_LEN));
+        b[2..10].copy_from_slice(&u64::MAX.to_be_bytes());
+        let forged = b64_encode(&b);
+        let mut spent = SpentSet::new(10);
+        let r = verify_waited(
+            &k,
+            &mut spent,
+            &forged,
+            SITE,
+            ip("192.0.2.1"),
+            now,
+            300,
+            u64::MAX,
+        );
+        assert_eq!(r, Err(ChallengeError::BadMac));
     }
 
     #[test]

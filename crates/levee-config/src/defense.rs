@@ -143,6 +143,11 @@ pub struct Cache {
     /// Query parameters that select content (kept in the key when junk is dropped).
     pub keep_params: Vec<String>,
     pub ignore_query: IgnoreQuery,
+    /// Request fields that carry credentials: a request with any of them is
+    /// never answered from, nor stored in, the cache (on top of
+    /// `Authorization`, `Proxy-Authorization`, `X-Api-Key`, `X-Auth-Token`,
+    /// `X-Access-Token`, `X-CSRF-Token` and cookies other than the clearance).
+    pub bypass_headers: Vec<String>,
 }
 
 impl Default for Cache {
@@ -158,6 +163,7 @@ impl Default for Cache {
             max_entries: 10_000,
             keep_params: Vec::new(),
             ignore_query: IgnoreQuery::UnderAttack,
+            bypass_headers: Vec::new(),
         }
     }
 }

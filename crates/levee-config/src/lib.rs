@@ -556,6 +556,10 @@ pub struct Site {
     /// Micro-cache and serve-stale (`[site.cache]`).
     #[serde(default)]
     pub cache: Cache,
+    /// Forwarding fields the edge owns (`X-Real-IP`, `X-Forwarded-Host`, ...)
+    /// that this site's origin may still receive from untrusted clients.
+    #[serde(default)]
+    pub allow_client_headers: Vec<String>,
 }
 
 fn default_origin_concurrency() -> u32 {

@@ -159,6 +159,9 @@ pub struct AccessLog {
 struct Buffer {
     pending: Mutex<Pending>,
     cap_lines: usize,
+    /// The pending bytes' bound: lines beyond it are dropped and counted,
+    /// however long each line is.
+    cap_bytes: usize,
     /// Set by a reload: the writer reopens the file (after log rotation).
     reopen: std::sync::atomic::AtomicBool,
 }
@@ -171,6 +174,12 @@ struct Pending {
 
 /// Longest path kept in a log line.
 const MAX_PATH: usize = 2048;
+/// Longest method kept (httparse accepts a method as long as the head).
+const MAX_METHOD: usize = 32;
+/// The byte budget of the pending buffer, per line of `access_log.buffer`.
+const BYTES_PER_LINE: usize = 512;
+/// A buffer grown past this by a spike is given back once written.
+const KEEP_BYTES: usize = 4 << 20;
 /// How often the writer collects lines.
 const TICK: Duration = Duration::from_millis(5);
 
@@ -208,6 +217,7 @@ impl AccessLog {
         let buf = Arc::new(Buffer {
             pending: Mutex::new(Pending::default()),
             cap_lines: buffer.max(1),
+            cap_bytes: buffer.max(1).saturating_mul(BYTES_PER_LINE).max(1 << 20),
             reopen: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&buf);
@@ -241,6 +251,9 @@ impl AccessLog {
                     }
                     let _ = out.flush();
                     batch.bytes.clear();
+                    if batch.bytes.capacity() > KEEP_BYTES {
+                        batch.bytes = Vec::new();
+                    }
                     batch.lines = 0;
                     if !alive {
                         return;
@@ -259,17 +272,28 @@ impl AccessLog {
         let Some(b) = &self.inner else { return };
         let mut line = line.clone();
         line.path = truncate(line.path, MAX_PATH);
-        let mut p = b.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if p.lines as usize >= b.cap_lines {
-            drop(p);
-            self.metrics
-                .access_log_dropped
-                .fetch_add(1, Ordering::Relaxed);
-            return;
+        line.method = truncate(line.method, MAX_METHOD);
+        // Formatted outside the lock (into this thread's own buffer), so
+        // that workers only contend for a copy.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        line.write_json(&mut p.bytes);
-        p.bytes.push(b'\n');
-        p.lines += 1;
+        SCRATCH.with(|cell| {
+            let mut text = cell.borrow_mut();
+            text.clear();
+            line.write_json(&mut text);
+            text.push(b'\n');
+            let mut p = b.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if p.lines as usize >= b.cap_lines || p.bytes.len() + text.len() > b.cap_bytes {
+                drop(p);
+                self.metrics
+                    .access_log_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            p.bytes.extend_from_slice(&text);
+            p.lines += 1;
+        });
     }
 
     /// Reopen the log file at the next write (after it was rotated).

@@ -23,6 +23,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// What the cache key is made of: the normalised request.
+pub struct CacheRequest<'a> {
+    pub method: &'a [u8],
+    /// The routed host name.
+    pub host: &'a str,
+    pub target: &'a levee_http::target::Target,
+    pub https: bool,
+    /// Every request field line, in order.
+    pub fields: &'a [(&'a [u8], &'a [u8])],
+    /// The clearance cookie's name (the only cookie that does not bypass the cache).
+    pub clearance_cookie: &'a str,
+}
+
 /// A stored response.
 #[derive(Debug)]
 pub struct Entry {
@@ -156,34 +169,19 @@ pub fn response_ttl_ms(
         }
     }
     let cap = cfg.ttl.as_duration().as_millis() as u64;
-    let mut max_age = None;
-    let mut s_maxage = None;
-    for (n, v) in headers {
-        if !n.eq_ignore_ascii_case(b"cache-control") {
-            continue;
-        }
-        for d in v.split(|&b| b == b',') {
-            let d = d.trim_ascii();
-            let lower = d.to_ascii_lowercase();
-            if lower == b"no-store" || lower == b"no-cache" || lower == b"private" {
-                return None;
-            }
-            let num = |p: &[u8]| {
-                lower
-                    .strip_prefix(p)
-                    .and_then(|x| std::str::from_utf8(x).ok())
-                    .and_then(|x| x.trim_matches('"').parse::<u64>().ok())
-            };
-            if let Some(x) = num(b"s-maxage=") {
-                s_maxage = Some(x);
-            } else if let Some(x) = num(b"max-age=") {
-                max_age = Some(x);
-            }
-        }
+    let cc = levee_http::fields::CacheControl::parse(
+        headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"cache-control"))
+            .map(|(_, v)| *v),
+    );
+    if cc.no_store || cc.no_cache || cc.private {
+        return None;
     }
+    let (s_maxage, max_age) = (cc.s_maxage, cc.max_age);
     match s_maxage.or(max_age) {
         Some(0) => None,
-        Some(s) => Some((s * 1000).min(cap)),
+        Some(s) => Some(s.saturating_mul(1000).min(cap)),
         None if cfg.cache_unmarked => Some(cap),
         None => None,
     }
@@ -210,65 +208,87 @@ impl SiteCache {
         (m.entries.len(), m.bytes)
     }
 
-    /// The key of a cacheable request, or `None`. `under_attack` drops junk query parameters
-    /// when the site says so.
-    pub fn key(
-        &self,
-        method: &[u8],
-        host: &[u8],
-        target: &[u8],
-        authorization: bool,
-        cookies: &[&[u8]],
-        under_attack: bool,
-    ) -> Option<Key> {
-        if method != b"GET" && method != b"HEAD" {
+    /// The key of a cacheable request, or `None` (not a GET or HEAD, or it
+    /// carries credentials). The key holds the scheme, the host, the
+    /// accepted content codings (for `Vary: Accept-Encoding`), the path and
+    /// the query. When junk query parameters are dropped from the key
+    /// (`ignore_query`), they are dropped from the request too: the second
+    /// value is the target to forward, so that the origin never answers a
+    /// query the key does not hold.
+    pub fn key(&self, r: &CacheRequest<'_>, under_attack: bool) -> Option<(Key, Option<String>)> {
+        if r.method != b"GET" && r.method != b"HEAD" {
             return None;
         }
-        if authorization {
-            return None;
-        }
-        // Cookies other than the clearance may select per-user content.
-        for c in cookies {
-            for part in c.split(|&b| b == b';') {
-                let p = part.trim_ascii();
-                if !p.is_empty() && !p.starts_with(crate::challenge::COOKIE.as_bytes()) {
-                    return None;
-                }
+        const CREDENTIALS: [&[u8]; 6] = [
+            b"authorization",
+            b"proxy-authorization",
+            b"x-api-key",
+            b"x-auth-token",
+            b"x-access-token",
+            b"x-csrf-token",
+        ];
+        let lines = |name: &'static [u8]| {
+            r.fields
+                .iter()
+                .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        };
+        for (n, _) in r.fields {
+            if CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(n))
+                || self
+                    .cfg
+                    .bypass_headers
+                    .iter()
+                    .any(|c| c.as_bytes().eq_ignore_ascii_case(n))
+            {
+                return None;
             }
         }
-        let (path, query) = match target.iter().position(|&b| b == b'?') {
-            Some(i) => (&target[..i], &target[i + 1..]),
-            None => (target, &b""[..]),
-        };
+        // Cookies other than the clearance may select per-user content.
+        if !levee_http::fields::only_cookie(lines(b"cookie"), r.clearance_cookie) {
+            return None;
+        }
         let drop_junk = match self.cfg.ignore_query {
             IgnoreQuery::Always => true,
             IgnoreQuery::UnderAttack => under_attack,
             IgnoreQuery::Never => false,
         };
-        let mut bytes = Vec::with_capacity(host.len() + target.len() + 2);
-        bytes.extend_from_slice(crate::state::normalize_host(host).as_bytes());
-        bytes.push(b' ');
-        bytes.extend_from_slice(path);
-        if drop_junk {
-            let mut first = true;
-            for kv in query.split(|&b| b == b'&') {
-                let name = kv.split(|&b| b == b'=').next().unwrap_or(b"");
-                if self.cfg.keep_params.iter().any(|k| k.as_bytes() == name) {
-                    bytes.push(if first { b'?' } else { b'&' });
-                    bytes.extend_from_slice(kv);
-                    first = false;
+        let path = r.target.path();
+        let mut forward = None;
+        let mut kept = String::new();
+        let query = match r.target.query() {
+            Some(q) if drop_junk => {
+                for kv in q.split('&') {
+                    let name = kv.split('=').next().unwrap_or("");
+                    if self.cfg.keep_params.iter().any(|k| k == name) {
+                        kept.push(if kept.is_empty() { '?' } else { '&' });
+                        kept.push_str(kv);
+                    }
                 }
+                forward = Some(format!("{path}{kept}"));
+                kept.as_str()
             }
-        } else if !query.is_empty() {
-            bytes.push(b'?');
-            bytes.extend_from_slice(query);
-        }
+            Some(_) => &r.target.as_str()[path.len()..],
+            None => "",
+        };
+        let enc = levee_http::fields::accepted_encodings(lines(b"accept-encoding"));
+        let mut bytes = Vec::with_capacity(r.host.len() + r.target.as_str().len() + 12);
+        bytes.extend_from_slice(if r.https { b"https " } else { b"http " });
+        bytes.extend_from_slice(r.host.as_bytes());
+        bytes.push(b' ');
+        bytes.push(b'a' + enc);
+        bytes.push(b' ');
+        bytes.extend_from_slice(path.as_bytes());
+        bytes.extend_from_slice(query.as_bytes());
         let mut h = self.hasher.build_hasher();
         h.write(&bytes);
-        Some(Key {
-            hash: h.finish(),
-            bytes,
-        })
+        Some((
+            Key {
+                hash: h.finish(),
+                bytes,
+            },
+            forward,
+        ))
     }
 
     pub fn lookup(&self, key: &Key, now_ms: u64) -> Lookup {
@@ -510,26 +530,6 @@ pub fn extra_headers(e: &Entry, label: &'static str) -> [(&'static [u8], Vec<u8>
     ]
 }
 
-/// The HTTP/1 response for a cached entry.
-pub fn h1_response(e: &Entry, label: &'static str, keep_alive: bool, head_only: bool) -> Vec<u8> {
-    let extra = extra_headers(e, label);
-    let mut out = Vec::with_capacity(512 + e.body.len());
-    crate::proxy::write_client_head(
-        &mut out,
-        e.status,
-        e.headers
-            .iter()
-            .map(|(n, v)| (&n[..], &v[..]))
-            .chain(extra.iter().map(|(n, v)| (*n, &v[..]))),
-        crate::proxy::ClientFraming::Length(e.body.len() as u64),
-        keep_alive,
-    );
-    if !head_only {
-        out.extend_from_slice(&e.body);
-    }
-    out
-}
-
 /// Read a whole response body of `len` bytes from an origin exchange, before `deadline`.
 pub async fn read_body(
     ex: &mut crate::upstream::Exchange,
@@ -600,45 +600,105 @@ mod tests {
         );
     }
 
+    fn key_of(
+        c: &SiteCache,
+        method: &[u8],
+        target: &str,
+        fields: &[(&[u8], &[u8])],
+        attack: bool,
+    ) -> Option<(Key, Option<String>)> {
+        let t = levee_http::target::normalize(target.as_bytes()).unwrap();
+        c.key(
+            &CacheRequest {
+                method,
+                host: "a.test",
+                target: &t,
+                https: false,
+                fields,
+                clearance_cookie: "levee_clearance",
+            },
+            attack,
+        )
+    }
+
+    fn k(c: &SiteCache, target: &str) -> Key {
+        key_of(c, b"GET", target, &[], false).unwrap().0
+    }
+
     #[test]
-    fn keys_drop_junk_only_when_asked() {
+    fn keys_drop_junk_only_when_asked_and_the_request_follows() {
         let c = SiteCache::new(&cfg());
-        let k = |t: &[u8], attack: bool| c.key(b"GET", b"A.test", t, false, &[], attack).unwrap();
+        let kk = |t: &str, attack: bool| key_of(&c, b"GET", t, &[], attack).unwrap();
         assert_ne!(
-            k(b"/s?q=1&junk=2", false).bytes,
-            k(b"/s?q=1&junk=3", false).bytes
+            kk("/s?q=1&junk=2", false).0.bytes,
+            kk("/s?q=1&junk=3", false).0.bytes
         );
         assert_eq!(
-            k(b"/s?q=1&junk=2", true).bytes,
-            k(b"/s?q=1&junk=3", true).bytes
+            kk("/s?q=1&junk=2", true).0.bytes,
+            kk("/s?q=1&junk=3", true).0.bytes
         );
-        assert_eq!(k(b"/s?q=1&x=2", true).bytes, b"a.test /s?q=1".to_vec());
-        assert!(c.key(b"POST", b"a", b"/", false, &[], false).is_none());
-        assert!(c.key(b"GET", b"a", b"/", true, &[], false).is_none());
-        assert!(c
-            .key(b"GET", b"a", b"/", false, &[b"session=1"], false)
-            .is_none());
-        assert!(c
-            .key(b"GET", b"a", b"/", false, &[b"levee_clearance=x"], false)
-            .is_some());
+        let (key, fwd) = kk("/s?q=1&x=2", true);
+        assert_eq!(key.bytes, b"http a.test a /s?q=1".to_vec());
+        assert_eq!(
+            fwd.as_deref(),
+            Some("/s?q=1"),
+            "what is forwarded is what is keyed"
+        );
+        assert_eq!(kk("/?s=<payload>", true).1.as_deref(), Some("/"));
+        assert!(key_of(&c, b"POST", "/", &[], false).is_none());
+        assert!(key_of(&c, b"GET", "/", &[(b"Authorization", b"x")], false).is_none());
+        assert!(key_of(&c, b"GET", "/", &[(b"X-Api-Key", b"k")], false).is_none());
+        assert!(key_of(&c, b"GET", "/", &[(b"cookie", b"session=1")], false).is_none());
+        assert!(key_of(
+            &c,
+            b"GET",
+            "/",
+            &[(b"cookie", b"levee_clearance_x=1")],
+            false
+        )
+        .is_none());
+        assert!(key_of(&c, b"GET", "/", &[(b"cookie", b"levee_clearance=x")], false).is_some());
+        let br = key_of(&c, b"GET", "/", &[(b"accept-encoding", b"br, gzip")], false).unwrap();
+        let plain = key_of(&c, b"GET", "/", &[], false).unwrap();
+        assert_ne!(br.0.bytes, plain.0.bytes, "codings are in the key");
+    }
+
+    #[test]
+    fn the_scheme_is_in_the_key() {
+        let c = SiteCache::new(&cfg());
+        let t = levee_http::target::normalize(b"/").unwrap();
+        let key = |https| {
+            c.key(
+                &CacheRequest {
+                    method: b"GET",
+                    host: "a.test",
+                    target: &t,
+                    https,
+                    fields: &[],
+                    clearance_cookie: "levee_clearance",
+                },
+                false,
+            )
+            .unwrap()
+            .0
+            .bytes
+        };
+        assert_ne!(key(true), key(false));
     }
 
     #[test]
     fn fresh_then_stale_then_gone_and_bounded() {
         let c = SiteCache::new(&cfg());
-        let key = c.key(b"GET", b"a", b"/", false, &[], false).unwrap();
+        let key = k(&c, "/");
         let h: [(&[u8], &[u8]); 1] = [(b"x", b"1")];
         c.store(&key, 200, h.into_iter(), Bytes::from_static(b"hi"), 1000, 0);
         assert!(matches!(c.lookup(&key, 999), Lookup::Fresh(_)));
         assert!(matches!(c.lookup(&key, 1000), Lookup::Stale(_)));
         assert!(matches!(c.lookup(&key, 61_000), Lookup::Miss));
         for i in 0..100 {
-            let t = format!("/{i}");
-            let k = c
-                .key(b"GET", b"a", t.as_bytes(), false, &[], false)
-                .unwrap();
+            let kk = k(&c, &format!("/{i}"));
             c.store(
-                &k,
+                &kk,
                 200,
                 std::iter::empty(),
                 Bytes::from_static(b"x"),
@@ -652,7 +712,7 @@ mod tests {
     #[tokio::test]
     async fn misses_collapse_into_one_leader() {
         let c = SiteCache::new(&cfg());
-        let key = c.key(b"GET", b"a", b"/", false, &[], false).unwrap();
+        let key = k(&c, "/");
         let leader = match c.join(&key, Duration::from_secs(5)).await {
             Join::Leader(l) => l,
             Join::Filled => panic!("first is the leader"),

@@ -8,7 +8,9 @@
 //! with `Retry-After`; any other method gets 503 with `Retry-After`, never a
 //! redirect that would drop its body.
 
-use crate::metrics::Metrics;
+pub use crate::answer::Answer;
+use crate::answer::Why;
+use crate::metrics::{Metrics, Reason};
 use crate::state::{Site, State};
 use crate::Verdict;
 use levee_challenge as lc;
@@ -23,21 +25,6 @@ pub const WAIT_PATH: &str = "/.levee/challenge/wait";
 /// The clearance cookie.
 pub const COOKIE: &str = "levee_clearance";
 
-/// What the edge answers instead of proxying.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub content_type: &'static str,
-    pub body: String,
-    pub verdict: Verdict,
-    pub reason: &'static str,
-    /// Close the connection after answering.
-    pub close: bool,
-    /// Hold the answer this long first (a tarpit for rule-matched bots).
-    pub delay: Option<std::time::Duration>,
-}
-
 /// The parts of a request the policy looks at.
 pub struct Req<'a> {
     pub method: &'a [u8],
@@ -45,8 +32,8 @@ pub struct Req<'a> {
     pub authorization: Option<&'a [u8]>,
     /// The edge has marked this client abusive (harder challenge).
     pub marked: bool,
-    /// Path and query, as sent.
-    pub target: &'a [u8],
+    /// Path and query, normalised.
+    pub target: &'a levee_http::target::Target,
     pub accept: Option<&'a [u8]>,
     pub cookies: Vec<&'a [u8]>,
     pub user_agent: &'a [u8],
@@ -55,80 +42,15 @@ pub struct Req<'a> {
 }
 
 fn cookie_value<'a>(cookies: &[&'a [u8]], name: &str) -> Option<&'a str> {
-    for c in cookies {
-        for part in c.split(|&b| b == b';') {
-            let part = part.trim_ascii();
-            if let Some(v) = part
-                .strip_prefix(name.as_bytes())
-                .and_then(|r| r.strip_prefix(b"="))
-            {
-                return std::str::from_utf8(v).ok();
-            }
-        }
-    }
-    None
+    levee_http::fields::cookie_value(cookies.iter().copied(), name)
+        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
-fn query<'a>(q: &'a str, key: &str) -> Option<&'a str> {
-    q.split('&').find_map(|kv| {
-        kv.split_once('=')
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-    })
+fn query<'a>(q: &'a str, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    levee_http::target::query_param(q, key)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// A safe place to send the browser back to: a path on this site.
-fn safe_return(r: Option<&str>) -> String {
-    match r.and_then(percent_decode) {
-        Some(p)
-            if p.starts_with('/')
-                && !p.starts_with("//")
-                && !p.starts_with("/\\")
-                && p.bytes().all(|b| (0x21..0x7f).contains(&b))
-                && p.len() < 4096 =>
-        {
-            p
-        }
-        _ => "/".to_string(),
-    }
-}
-
-/// Percent-encode a path for a query string value.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use levee_http::target::{encode_component, safe_return};
 
 fn now_s() -> u64 {
     crate::clock::unix_ms() / 1000
@@ -155,10 +77,12 @@ pub fn trusted(state: &State, site: &Site, req: &Req<'_>) -> Option<crate::admis
         return Some(Class::Staff);
     }
     if let Some(t) = req.authorization.and_then(|a| a.strip_prefix(b"Bearer ")) {
-        if policy
-            .staff_tokens
-            .iter()
-            .any(|s| ct_eq(s.as_bytes(), t.trim_ascii()))
+        let t = t.trim_ascii();
+        if !t.is_empty()
+            && policy
+                .staff_tokens
+                .iter()
+                .any(|s| !s.is_empty() && ct_eq(s.as_bytes(), t))
         {
             return Some(Class::Staff);
         }
@@ -192,8 +116,9 @@ pub fn decide(
     trusted: Option<crate::admission::Class>,
 ) -> Option<Answer> {
     let policy = &site.challenge;
-    let target = std::str::from_utf8(req.target).unwrap_or("/");
-    let (path, q) = target.split_once('?').unwrap_or((target, ""));
+    let target = req.target.as_str();
+    let path = req.target.path();
+    let q = req.target.query().unwrap_or("");
     if path == VERIFY_PATH {
         return Some(verify(state, site, spent, metrics, req, q));
     }
@@ -203,12 +128,7 @@ pub fn decide(
     if want == Want::No || trusted.is_some() {
         return None;
     }
-    if want == Want::Policy
-        && policy
-            .exempt_paths
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
-    {
+    if want == Want::Policy && policy.exempt_paths.iter().any(|p| req.target.path_under(p)) {
         return None;
     }
     let now = now_s();
@@ -223,7 +143,7 @@ pub fn decide(
             content_type: "text/plain; charset=utf-8",
             body: "503 Service Unavailable: this site is checking visitors; retry in a few seconds (levee)\n".into(),
             verdict: Verdict::Challenge,
-            reason: "challenge_non_get",
+            why: Why::Defense(Reason::ChallengeNonGet),
             close: false,
             delay: None,
         });
@@ -235,7 +155,7 @@ pub fn decide(
             content_type: "text/plain; charset=utf-8",
             body: "429 Too Many Requests: this site is checking visitors; retry in a few seconds (levee)\n".into(),
             verdict: Verdict::Challenge,
-            reason: "challenge_non_html",
+            why: Why::Defense(Reason::ChallengeNonHtml),
             close: false,
             delay: None,
         });
@@ -261,14 +181,20 @@ fn page(
     let bits = site.challenge.bits.saturating_add(extra).min(28);
     let token = lc::issue(&state.keys, &site.name, req.client, now, bits, nonce);
     metrics.challenges_issued.fetch_add(1, Ordering::Relaxed);
-    let ret = serde_json::to_string(target).unwrap_or_else(|_| "\"/\"".into());
+    // Inside an inline script: `<`, `>` and `&` as JSON escapes, so that a
+    // target can never close the script element.
+    let ret = serde_json::to_string(target)
+        .unwrap_or_else(|_| "\"/\"".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
     let text = html_escape(&site.challenge.text);
     let expected = 1u64 << bits.min(40);
     let fallback = if site.challenge.noscript_fallback {
         let wait = site.challenge.fallback_wait.as_duration().as_secs();
         let url = format!(
             "{WAIT_PATH}?t={token}&amp;r={}",
-            html_escape(&crate::challenge::encode_component(target))
+            html_escape(&encode_component(target))
         );
         format!("<noscript><meta http-equiv=\"refresh\" content=\"{}; url={url}\"><p>Without JavaScript: please wait {wait} seconds; this page continues by itself.</p></noscript>", wait + 1)
     } else {
@@ -287,7 +213,7 @@ fn page(
             .replace("{{VERIFY}}", VERIFY_PATH)
             .replace("{{NOSCRIPT}}", &fallback),
         verdict: Verdict::Challenge,
-        reason: "challenge",
+        why: Why::Defense(Reason::Challenge),
         close: false,
         delay: None,
     }
@@ -302,7 +228,7 @@ fn verify(
     q: &str,
 ) -> Answer {
     let now = now_s();
-    let token = query(q, "t").unwrap_or("");
+    let token = query(q, "t").unwrap_or_default();
     let counter: u64 = query(q, "c")
         .and_then(|c| c.parse().ok())
         .unwrap_or(u64::MAX);
@@ -313,7 +239,7 @@ fn verify(
         lc::verify(
             &state.keys,
             &mut s,
-            token,
+            &token,
             counter,
             &site.name,
             req.client,
@@ -351,7 +277,7 @@ fn wait(
     q: &str,
 ) -> Answer {
     let now = now_s();
-    let token = query(q, "t").unwrap_or("");
+    let token = query(q, "t").unwrap_or_default();
     let waited = site.challenge.fallback_wait.as_duration().as_secs();
     let result = {
         let mut s = spent
@@ -360,7 +286,7 @@ fn wait(
         lc::verify_waited(
             &state.keys,
             &mut s,
-            token,
+            &token,
             &site.name,
             req.client,
             now,
@@ -420,12 +346,15 @@ fn settle(
                             "{COOKIE}={c}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
                         ),
                     ),
-                    ("location", safe_return(query(q, "r"))),
+                    (
+                        "location",
+                        safe_return(q.split('&').find_map(|kv| kv.strip_prefix("r="))),
+                    ),
                 ],
                 content_type: "text/plain; charset=utf-8",
                 body: "Thank you. Continuing…\n".into(),
                 verdict: Verdict::Allow,
-                reason,
+                why: Why::Note(reason),
                 close: false,
                 delay: None,
             }
@@ -438,7 +367,7 @@ fn settle(
                 content_type: "text/plain; charset=utf-8",
                 body: format!("403 Forbidden: the check did not succeed ({e}). Reload the page to try again (levee)\n"),
                 verdict: Verdict::Block,
-                reason: e.label(),
+                why: Why::Defense(Reason::ChallengeFailed),
                 close: false,
             delay: None,
             }
@@ -505,16 +434,6 @@ w.postMessage({token:token,bits:bits});
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn return_paths_stay_on_the_site() {
-        assert_eq!(safe_return(Some("%2Fa%3Fb%3D1")), "/a?b=1");
-        assert_eq!(safe_return(Some("//evil.example/")), "/");
-        assert_eq!(safe_return(Some("https%3A%2F%2Fevil.example")), "/");
-        assert_eq!(safe_return(Some("/%5Cevil")), "/");
-        assert_eq!(safe_return(Some("/a%0d%0aSet-Cookie:x")), "/");
-        assert_eq!(safe_return(None), "/");
-    }
 
     #[test]
     fn cookies_are_found() {

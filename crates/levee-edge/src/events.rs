@@ -42,13 +42,15 @@ impl Events {
             o.insert("site".into(), site.into());
         }
         let line = fields.to_string();
-        if self.echo {
-            eprintln!("{line}");
-        }
         if r.items.len() >= CAPACITY {
             r.items.pop_front();
         }
-        r.items.push_back((seq, line));
+        r.items.push_back((seq, line.clone()));
+        drop(r);
+        // Outside the lock: a slow or full stderr never stalls other pushers.
+        if self.echo {
+            eprintln!("{line}");
+        }
         seq
     }
 

@@ -10,7 +10,7 @@ use crate::challenge::{self, Answer, Req, Want};
 use crate::defense::Inputs;
 use crate::metrics::Reason;
 use crate::state::{Site, State};
-use crate::{Shared, Verdict};
+use crate::Shared;
 use levee_config::ChallengeMode;
 use levee_detect::{Action, Mode, Request};
 use std::sync::PoisonError;
@@ -38,22 +38,25 @@ impl Pass {
 }
 
 fn refusal(status: u16, reason: Reason, retry: Option<u64>, close: bool) -> Answer {
-    Answer {
-        status,
-        headers: retry
-            .map(|r| vec![("retry-after", r.to_string())])
-            .unwrap_or_default(),
-        content_type: "text/plain; charset=utf-8",
-        body: crate::proxy::error_text(status, reason.label()),
-        verdict: Verdict::Block,
-        reason: reason.label(),
-        close,
-        delay: None,
+    Answer::refusal(status, reason, retry, close)
+}
+
+/// What the gate decided: go on to the origin, or answer here.
+pub enum Decision {
+    Pass(Pass),
+    Answer(Answer),
+}
+
+/// Run the phases. Defenses are not counted here: the pipeline's record
+/// counts and logs the answer's reason, once.
+pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Decision {
+    match run(shared, state, site, v) {
+        Ok(p) => Decision::Pass(p),
+        Err(a) => Decision::Answer(a),
     }
 }
 
-/// Run the phases; `Err` is the edge's answer instead of the origin's.
-pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass, Answer> {
+fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass, Answer> {
     let now = crate::clock::now_ms();
     let cfg = &site.defense_cfg;
     let mode = site.defense.mode();
@@ -64,8 +67,9 @@ pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Resul
     };
     let client = v.req.client;
     if site.limits.active() {
-        if let Some((reason, retry_ms)) = site.limits.check(v.req.target, client, now, factor) {
-            shared.metrics.defend(reason);
+        if let Some((reason, retry_ms)) =
+            site.limits.check(v.req.target.path(), client, now, factor)
+        {
             return Err(refusal(
                 429,
                 reason,
@@ -75,7 +79,10 @@ pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Resul
         }
     }
     let trusted = challenge::trusted(state, site, &v.req);
-    let (path, query) = levee_detect::features::split_target(v.req.target);
+    let (path, query) = (
+        v.req.target.path().as_bytes(),
+        v.req.target.query().unwrap_or("").as_bytes(),
+    );
     let out = site.defense.assess(
         cfg,
         &Inputs {
@@ -101,7 +108,6 @@ pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Resul
         .filter(|d| !d.is_zero());
     match out.action {
         Some(Action::Block) => {
-            shared.metrics.defend(Reason::RuleBlock);
             if site.defense.should_auto_block(cfg, client, now) {
                 auto_block(shared, site, client);
             }
@@ -110,7 +116,6 @@ pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Resul
             return Err(a);
         }
         Some(Action::RateLimit) if out.over_rule_rate => {
-            shared.metrics.defend(Reason::RuleRateLimit);
             let mut a = refusal(429, Reason::RuleRateLimit, Some(1), false);
             a.delay = tarpit;
             return Err(a);

@@ -1,82 +1,290 @@
-//! HTTP/1.x client connections: the request loop with its deadlines.
-//!
-//! Per request, in order: wait for the first byte (idle timeout), read the
-//! whole head before an absolute deadline (slowloris), parse it strictly
-//! (anything ambiguous is refused and the connection closed), route by host
-//! (unknown host: 421), check the body size, forward to an origin while
-//! reading the body at a minimum rate (slow POST), and write the response at
-//! a minimum rate (slow read). Every refusal gets a status or a close, a
-//! metric and an access-log line.
+//! HTTP/1.x client connections: the driver only. It waits for the first
+//! byte (idle timeout), reads the whole head before an absolute deadline
+//! (slowloris), parses it strictly (anything ambiguous is refused and the
+//! connection closed), hands it to the [`crate::pipeline`] with a
+//! [`Downstream`] that writes HTTP/1 (framing, keep-alive, 100-continue,
+//! reset on slow read, the WebSocket splice), and loops for keep-alive.
 
-use crate::accesslog::LogLine;
-use crate::clock::unix_ms;
-use crate::listener::Peer;
+use crate::listener::{Abortable, Peer};
 use crate::metrics::Reason;
-use crate::proxy::{self, ClientFraming, UpstreamRequest};
-use crate::upstream::{self, BodyError, BodySource, ProxyError, SendFraming};
+use crate::pace::{write_paced, RateDeadline, SendFail};
+use crate::pipeline::record::{self, Asked, Record};
+use crate::pipeline::{self, Cx, Downstream, Flow, Head, RespBody};
+use crate::upstream::{BodyError, BodySource, Exchange, SendFraming};
 use crate::{Shared, Verdict};
 use bytes::{Bytes, BytesMut};
 use levee_http::chunked;
-use levee_http::h1::{self as parse, Framing, Parsed, RequestHead};
+use levee_http::h1::{self as parse, reason_phrase, Framing, Parsed, RequestHead};
 use std::future::Future;
+use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant as TInstant};
 
-/// The drill opt-in path answered by the edge itself.
-pub const DRILL_PATH: &[u8] = b"/.well-known/levee-drill";
+/// Buffers larger than this are given back between requests, so that an
+/// idle keep-alive connection stays small after a large response.
+const KEEP_CAPACITY: usize = 4096;
 
-/// A deadline for moving bytes at a minimum rate. A transfer must keep its
-/// average since the start at or above `rate` after `grace`, and no single
-/// piece may stall longer than `grace` plus its own length at `rate`: credit
-/// earned by a fast start cannot be spent on a long stall.
-#[derive(Debug, Clone, Copy)]
-pub struct RateDeadline {
-    start: TInstant,
-    grace: Duration,
-    rate: u64,
-}
-
-impl RateDeadline {
-    pub fn new(grace: Duration, rate: u64) -> Self {
-        RateDeadline {
-            start: TInstant::now(),
-            grace,
-            rate: rate.max(1),
+/// Serve an HTTP/1 connection. `buf` holds bytes already read from it.
+pub async fn serve<S>(mut io: S, mut buf: BytesMut, peer: Peer, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Abortable,
+{
+    let mut served: u32 = 0;
+    let mut out: Vec<u8> = Vec::new();
+    // One shutdown watcher for the connection's life, registered once.
+    let mut shutdown_rx = shared.shutdown.clone();
+    let shutdown = shutdown_rx.changed();
+    tokio::pin!(shutdown);
+    loop {
+        let state = shared.state.load();
+        let limits = &state.cfg.limits;
+        // Under attack, header and idle deadlines are halved (a mode knob).
+        let tight = if shared.tightened.load(Ordering::Relaxed) {
+            2
+        } else {
+            1
+        };
+        let header_timeout = limits.header_timeout.as_duration() / tight;
+        // 1. The first byte of the next request, within the idle timeout.
+        if buf.is_empty() {
+            if buf.capacity() > KEEP_CAPACITY {
+                buf = BytesMut::new();
+            }
+            if out.capacity() > KEEP_CAPACITY {
+                out = Vec::new();
+            }
+            let wait = if served == 0 {
+                header_timeout
+            } else {
+                limits.idle_timeout.as_duration() / tight
+            };
+            if shared.shutting_down() {
+                return;
+            }
+            buf.reserve(2048);
+            let r = tokio::select! {
+                biased;
+                r = tokio::time::timeout(wait, io.read_buf(&mut buf)) => r,
+                _ = &mut shutdown => return,
+            };
+            match r {
+                Err(_) => {
+                    if served == 0 {
+                        // Connected and never sent a byte: a connection-flood bot.
+                        let tls = peer.tls.as_ref().map(|t| t.version);
+                        shared.refuse_connection(peer.ip, Reason::HeaderTimeout, tls, "http/1.1");
+                    } else {
+                        shared.metrics.defend(Reason::IdleTimeout);
+                    }
+                    return;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+            }
+        }
+        // 2. The whole head before an absolute deadline, however steadily it
+        //    trickles. The parser runs only once the end of the head is in
+        //    the buffer (or the buffer is at its cap), found by scanning each
+        //    byte once: a head sent a byte per segment costs linear time.
+        let started = Instant::now();
+        let deadline = TInstant::now() + header_timeout;
+        let mut scanned = 0usize;
+        let head = loop {
+            let complete = head_end(&buf, &mut scanned)
+                || buf.len() >= state.head_limits.max_head_bytes
+                || (!buf[..scanned].contains(&b'\n')
+                    && buf.len() > state.head_limits.max_uri_bytes + 32);
+            if complete {
+                match parse::parse_request(&buf, &state.head_limits) {
+                    Ok(Parsed::Complete(h)) => break h,
+                    Ok(Parsed::Partial) => {}
+                    Err(r) => {
+                        Box::pin(refuse_head(
+                            &mut io,
+                            &shared,
+                            &peer,
+                            r.status(),
+                            Reason::Http(r),
+                            started,
+                        ))
+                        .await;
+                        return;
+                    }
+                }
+            }
+            if buf.capacity() - buf.len() < 512 {
+                buf.reserve(2048);
+            }
+            match timeout_at(deadline, io.read_buf(&mut buf)).await {
+                Err(_) => {
+                    Box::pin(refuse_head(
+                        &mut io,
+                        &shared,
+                        &peer,
+                        408,
+                        Reason::HeaderTimeout,
+                        started,
+                    ))
+                    .await;
+                    return;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+            }
+        };
+        shared.metrics.requests_h1.fetch_add(1, Ordering::Relaxed);
+        let raw = buf.split_to(head.len).freeze();
+        served += 1;
+        let mut keep_alive = head.keep_alive && !shared.shutting_down();
+        if served >= limits.max_requests_per_connection && keep_alive {
+            shared.metrics.defend(Reason::MaxRequestsPerConnection);
+            keep_alive = false;
+        }
+        let cx = Cx {
+            shared: &shared,
+            state: &state,
+            peer: &peer,
+            started,
+        };
+        // Boxed: a request's state exists only while a request is handled,
+        // so an idle connection stays small.
+        let (flow, tunnel) = Box::pin(handle(
+            &mut io, &mut buf, &raw, head, keep_alive, &cx, &mut out,
+        ))
+        .await;
+        match flow {
+            Flow::Continue => {}
+            Flow::Upgraded => {
+                if let Some(ex) = tunnel {
+                    Box::pin(splice(
+                        &mut io,
+                        ex,
+                        limits.idle_timeout.as_duration(),
+                        &shared,
+                    ))
+                    .await;
+                }
+                return;
+            }
+            Flow::Close => {
+                Box::pin(close(&mut io)).await;
+                return;
+            }
         }
     }
-    /// When a piece of `piece` bytes, after `done` bytes already moved, must be done by.
-    pub fn at(&self, done: u64, piece: u64) -> TInstant {
-        let per = |n: u64| Duration::from_millis(n.saturating_mul(1000) / self.rate);
-        let average = self.start + self.grace + per(done.saturating_add(piece));
-        let stall = TInstant::now() + self.grace + per(piece);
-        average.min(stall)
-    }
 }
 
-/// Write all of `data` before the rate deadline. `Err(true)`: too slow.
-pub async fn write_paced<S: AsyncWrite + Unpin>(
+/// Whether `buf` holds the end of a request head (`\n\r\n`, or `\n\n`,
+/// which the parser refuses). `scanned` remembers how far it looked.
+fn head_end(buf: &[u8], scanned: &mut usize) -> bool {
+    let from = scanned.saturating_sub(2);
+    let found = buf[from..].windows(2).enumerate().any(|(i, w)| {
+        w[0] == b'\n' && (w[1] == b'\n' || (w[1] == b'\r' && buf.get(from + i + 2) == Some(&b'\n')))
+    });
+    *scanned = buf.len();
+    found
+}
+
+async fn handle<S>(
     io: &mut S,
-    data: &[u8],
-    sent: &mut u64,
-    pace: &RateDeadline,
-) -> Result<(), bool> {
-    let mut off = 0;
-    while off < data.len() {
-        // Each piece must land by the deadline for the bytes sent so far plus this piece.
-        let end = (off + 64 * 1024).min(data.len());
-        let deadline = pace.at(*sent, (end - off) as u64);
-        match timeout_at(deadline, io.write_all(&data[off..end])).await {
-            Err(_) => return Err(true),
-            Ok(Err(_)) => return Err(false),
-            Ok(Ok(())) => {}
-        }
-        *sent += (end - off) as u64;
-        off = end;
-    }
-    Ok(())
+    buf: &mut BytesMut,
+    raw: &Bytes,
+    head: RequestHead,
+    keep_alive: bool,
+    cx: &Cx<'_>,
+    out: &mut Vec<u8>,
+) -> (Flow, Option<Exchange>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Abortable,
+{
+    let limits = &cx.state.cfg.limits;
+    let has_body = head.framing != Framing::None;
+    let fields: Vec<(&[u8], &[u8])> = head
+        .headers
+        .iter()
+        .map(|(n, v)| (&raw[n.clone()], &raw[v.clone()]))
+        .collect();
+    let mut down = H1Down {
+        body: H1Body {
+            io,
+            buf,
+            kind: match head.framing {
+                Framing::Length(n) => BodyKind::Length(n),
+                Framing::Chunked => BodyKind::Chunked(chunked::Decoder::new()),
+                _ => BodyKind::Done,
+            },
+            received: 0,
+            max: limits.max_body_bytes.0,
+            pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
+            continue_pending: head.expect_continue && has_body,
+        },
+        out,
+        minor: head.minor_version,
+        send: (limits.send_grace.as_duration(), limits.min_send_rate.0),
+        pace: None,
+        total: 0,
+        head_bytes: 0,
+        chunked: false,
+        closing: false,
+        tunnel: None,
+    };
+    let p = Head {
+        method: &raw[head.method.clone()],
+        target: &raw[head.path.clone()],
+        host: Ok(head.host.clone()),
+        fields,
+        proto: if head.minor_version == 0 {
+            "http/1.0"
+        } else {
+            "http/1.1"
+        },
+        body: match head.framing {
+            Framing::None | Framing::Close => SendFraming::None,
+            Framing::Length(n) => SendFraming::Length(n),
+            Framing::Chunked => SendFraming::Chunked,
+        },
+        declared_len: match head.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        },
+        keep_alive,
+        websocket: head.websocket,
+    };
+    let flow = pipeline::serve(cx, p, &mut down).await;
+    (flow, down.tunnel.take())
+}
+
+/// Answer a refused head (its status names the reason), close, count and log it.
+async fn refuse_head<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    shared: &Shared,
+    peer: &Peer,
+    status: u16,
+    reason: Reason,
+    started: Instant,
+) {
+    let body = crate::proxy::error_text(status, reason.label());
+    let resp = crate::proxy::own_response(status, &body, true, None);
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&resp)).await;
+    close(io).await;
+    let mut rec = Record::new(status, Verdict::Block, crate::answer::Why::Defense(reason));
+    rec.bytes_out = body.len() as u64;
+    let asked = Asked {
+        client: peer.ip,
+        site: "",
+        method: "",
+        path: "",
+        proto: "http/1.1",
+        started,
+    };
+    record::finish(shared, peer, &asked, &rec);
+}
+
+async fn close<S: AsyncWrite + Unpin>(io: &mut S) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
 }
 
 /// The request body of an HTTP/1 client, read at a minimum rate.
@@ -100,10 +308,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> H1Body<'_, S> {
     async fn fill(&mut self) -> Result<(), BodyError> {
         if self.continue_pending {
             self.continue_pending = false;
-            self.io
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|_| BodyError::Closed)?;
+            let w = self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            match timeout_at(self.pace.at(0, 25), w).await {
+                Ok(Ok(())) => {}
+                _ => return Err(BodyError::Closed),
+            }
         }
         self.buf.reserve(16 * 1024);
         match timeout_at(self.pace.at(self.received, 1), self.io.read_buf(self.buf)).await {
@@ -171,769 +380,257 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> BodySource for H1Body<'_, S> {
     }
 }
 
-struct Ctx<'a> {
-    shared: &'a Arc<Shared>,
-    peer: &'a Peer,
+/// Bodies up to this size are copied behind their head and written at once;
+/// larger ones are written from the shared buffer, never copied.
+const COALESCE: usize = 16 * 1024;
+
+/// The HTTP/1 side of a request: writes heads and bodies, paced.
+struct H1Down<'a, S> {
+    body: H1Body<'a, S>,
+    /// The head (and small bodies) waiting to be written.
+    out: &'a mut Vec<u8>,
+    minor: u8,
+    /// `send_grace`, `min_send_rate`.
+    send: (Duration, u64),
+    pace: Option<RateDeadline>,
+    /// Bytes written, heads included.
+    total: u64,
+    head_bytes: u64,
+    chunked: bool,
+    closing: bool,
+    /// After a 101: the origin exchange to splice with.
+    tunnel: Option<Exchange>,
 }
 
-impl Ctx<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn log(
-        &self,
-        head: Option<(&[u8], &RequestHead)>,
-        site: &str,
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + Abortable> H1Down<'_, S> {
+    fn status_line(&mut self, status: u16) {
+        let _ = write!(self.out, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    }
+
+    fn fields(&mut self, fields: &[(&[u8], &[u8])]) {
+        for (n, v) in fields {
+            self.out.extend_from_slice(n);
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(v);
+            self.out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    fn end_head(&mut self, close: bool) {
+        if close {
+            self.closing = true;
+        }
+        if self.closing {
+            self.out.extend_from_slice(b"connection: close\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.head_bytes += self.out.len() as u64;
+    }
+
+    async fn write(&mut self, data: &[u8]) -> Result<(), SendFail> {
+        let (grace, rate) = self.send;
+        let pace = *self
+            .pace
+            .get_or_insert_with(|| RateDeadline::new(grace, rate));
+        write_paced(self.body.io, data, &mut self.total, &pace).await
+    }
+
+    async fn flush(&mut self) -> Result<(), SendFail> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(self.out);
+        let r = self.write(&pending).await;
+        *self.out = pending;
+        self.out.clear();
+        r
+    }
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send + Abortable> Downstream for H1Down<'a, S> {
+    type Body = H1Body<'a, S>;
+
+    fn body(&mut self) -> &mut Self::Body {
+        &mut self.body
+    }
+
+    fn body_progress(&self) -> (u64, bool) {
+        (self.body.received, matches!(self.body.kind, BodyKind::Done))
+    }
+
+    async fn whole(
+        &mut self,
         status: u16,
-        verdict: Verdict,
-        reason: &'static str,
-        bytes: (u64, u64),
-        started: Instant,
-        origin_us: Option<u64>,
-        client: std::net::IpAddr,
-        request_id: String,
-    ) {
-        let m = &self.shared.metrics;
-        m.status(status);
-        m.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
-        m.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
-        if !self.shared.log.enabled() {
-            return;
+        fields: &[(&[u8], &[u8])],
+        body: &Bytes,
+        head_only: bool,
+        close: bool,
+    ) -> Result<(), SendFail> {
+        self.out.clear();
+        self.status_line(status);
+        self.fields(fields);
+        let _ = write!(self.out, "content-length: {}\r\n", body.len());
+        self.end_head(close);
+        if head_only || body.is_empty() {
+            return self.flush().await;
         }
-        let (method, path, proto) = match head {
-            Some((raw, h)) => (
-                std::str::from_utf8(&raw[h.method.clone()]).unwrap_or(""),
-                std::str::from_utf8(&raw[h.path.clone()]).unwrap_or(""),
-                if h.minor_version == 0 {
-                    "http/1.0"
-                } else {
-                    "http/1.1"
-                },
-            ),
-            None => ("", "", "http/1.1"),
-        };
-        self.shared.log.log(&LogLine {
-            ts_ms: unix_ms(),
-            client,
-            site,
-            method,
-            path,
-            status,
-            bytes_in: bytes.0,
-            bytes_out: bytes.1,
-            duration_us: started.elapsed().as_micros() as u64,
-            origin_us,
-            verdict,
-            reason,
-            tls: self.peer.tls.as_ref().map(|t| t.version),
-            ja4: self.peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
-            proto,
-            request_id: &request_id,
-        });
+        if body.len() <= COALESCE {
+            self.out.extend_from_slice(body);
+            return self.flush().await;
+        }
+        self.flush().await?;
+        self.write(body).await
     }
-}
 
-/// Serve an HTTP/1 connection. `buf` holds bytes already read from it.
-pub async fn serve<S>(mut io: S, mut buf: BytesMut, peer: Peer, shared: Arc<Shared>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + crate::listener::Abortable,
-{
-    let ctx = Ctx {
-        shared: &shared,
-        peer: &peer,
-    };
-    let mut served: u32 = 0;
-    let mut out: Vec<u8> = Vec::new();
-    // One shutdown watcher for the connection's life, registered once.
-    let mut shutdown_rx = shared.shutdown.clone();
-    let shutdown = shutdown_rx.changed();
-    tokio::pin!(shutdown);
-    loop {
-        let state = shared.state.load();
-        let limits = &state.cfg.limits;
-        // Under attack, header and idle deadlines are halved (a mode knob).
-        let tight = if shared.tightened.load(Ordering::Relaxed) {
-            2
-        } else {
-            1
-        };
-        let header_timeout = limits.header_timeout.as_duration() / tight;
-        // 1. The first byte of the next request, within the idle timeout.
-        if buf.is_empty() {
-            let wait = if served == 0 {
-                header_timeout
+    async fn head(
+        &mut self,
+        status: u16,
+        fields: &[(&[u8], &[u8])],
+        body: RespBody,
+        close: bool,
+    ) -> Result<(), SendFail> {
+        self.out.clear();
+        self.status_line(status);
+        self.fields(fields);
+        match body {
+            RespBody::None => {}
+            RespBody::Length(n) => {
+                let _ = write!(self.out, "content-length: {n}\r\n");
+            }
+            RespBody::Stream if self.minor >= 1 => {
+                self.out
+                    .extend_from_slice(b"transfer-encoding: chunked\r\n");
+                self.chunked = true;
+            }
+            // HTTP/1.0 with an unknown length: close-delimited.
+            RespBody::Stream => self.closing = true,
+        }
+        self.end_head(close);
+        Ok(())
+    }
+
+    async fn data(&mut self, data: Bytes, last: bool) -> Result<(), SendFail> {
+        if !data.is_empty() {
+            if self.chunked {
+                let _ = write!(self.out, "{:x}\r\n", data.len());
+            }
+            if data.len() <= COALESCE {
+                self.out.extend_from_slice(&data);
             } else {
-                limits.idle_timeout.as_duration() / tight
-            };
-            if shared.shutting_down() {
-                return;
+                self.flush().await?;
+                self.write(&data).await?;
             }
-            if buf.capacity() - buf.len() < 512 {
-                buf.reserve(2048);
-            }
-            let r = tokio::select! {
-                biased;
-                r = tokio::time::timeout(wait, io.read_buf(&mut buf)) => r,
-                _ = &mut shutdown => return,
-            };
-            match r {
-                Err(_) => {
-                    if served == 0 {
-                        // Connected and never sent a byte: a connection-flood bot.
-                        let tls = peer.tls.as_ref().map(|t| t.version);
-                        shared.refuse_connection(peer.ip, Reason::HeaderTimeout, tls, "http/1.1");
-                    } else {
-                        shared.metrics.defend(Reason::IdleTimeout);
-                    }
-                    return;
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
+            if self.chunked {
+                self.out.extend_from_slice(b"\r\n");
             }
         }
-        // 2. The whole head before an absolute deadline, however steadily it trickles.
-        let started = Instant::now();
-        let deadline = TInstant::now() + header_timeout;
-        let head = loop {
-            match parse::parse_request(&buf, &state.head_limits) {
-                Ok(Parsed::Complete(h)) => break h,
-                Ok(Parsed::Partial) => {}
-                Err(r) => {
-                    let reason = Reason::Http(r);
-                    Box::pin(refuse_head(&mut io, &ctx, r.status(), reason, started)).await;
-                    return;
-                }
-            }
-            if buf.capacity() - buf.len() < 512 {
-                buf.reserve(2048);
-            }
-            match timeout_at(deadline, io.read_buf(&mut buf)).await {
-                Err(_) => {
-                    Box::pin(refuse_head(
-                        &mut io,
-                        &ctx,
-                        408,
-                        Reason::HeaderTimeout,
-                        started,
-                    ))
-                    .await;
-                    return;
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
-            }
-        };
-        shared.metrics.requests_h1.fetch_add(1, Ordering::Relaxed);
-        let raw = buf.split_to(head.len).freeze();
-        served += 1;
-        let mut keep_alive = head.keep_alive && !shared.shutting_down();
-        if served >= limits.max_requests_per_connection && keep_alive {
-            shared.metrics.defend(Reason::MaxRequestsPerConnection);
-            keep_alive = false;
+        if last && self.chunked {
+            self.out.extend_from_slice(b"0\r\n\r\n");
+            self.chunked = false;
         }
-        // Boxed: a request's state exists only while a request is handled,
-        // so an idle connection stays small.
-        match Box::pin(handle(
-            &mut io,
-            &mut buf,
-            &raw,
-            &head,
-            &mut keep_alive,
-            &ctx,
-            &state,
-            started,
-            &mut out,
-        ))
-        .await
-        {
-            Flow::Continue if keep_alive => {}
-            Flow::Upgraded => return,
-            _ => {
-                Box::pin(close(&mut io)).await;
-                return;
-            }
-        }
+        self.flush().await
     }
-}
 
-/// Answer a refused head (its status names the reason), close, count and log it.
-async fn refuse_head<S: AsyncWrite + Unpin>(
-    io: &mut S,
-    ctx: &Ctx<'_>,
-    status: u16,
-    reason: Reason,
-    started: Instant,
-) {
-    ctx.shared.metrics.defend(reason);
-    let body = proxy::error_text(status, reason.label());
-    let resp = proxy::own_response(status, &body, true, None);
-    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&resp)).await;
-    close(io).await;
-    ctx.log(
-        None,
-        "",
-        status,
-        Verdict::Block,
-        reason.label(),
-        (0, resp.len() as u64),
-        started,
-        None,
-        ctx.peer.ip,
-        String::new(),
-    );
-}
+    fn sent(&self) -> u64 {
+        self.total.saturating_sub(self.head_bytes)
+    }
 
-async fn close<S: AsyncWrite + Unpin>(io: &mut S) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
-}
+    fn abort(&mut self) {
+        self.body.io.reset_on_close();
+        self.closing = true;
+    }
 
-enum Flow {
-    Continue,
-    Close,
-    Upgraded,
-}
+    fn closing(&self) -> bool {
+        self.closing
+    }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle<S>(
-    io: &mut S,
-    buf: &mut BytesMut,
-    raw: &Bytes,
-    head: &RequestHead,
-    keep_alive: &mut bool,
-    ctx: &Ctx<'_>,
-    state: &crate::state::State,
-    started: Instant,
-    out: &mut Vec<u8>,
-) -> Flow
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + crate::listener::Abortable,
-{
-    let shared = ctx.shared;
-    let peer = ctx.peer;
-    let limits = &state.cfg.limits;
-    let headers = || {
-        head.headers
-            .iter()
-            .map(|(n, v)| (&raw[n.clone()], &raw[v.clone()]))
-    };
-    let xff = if peer.trusted {
-        headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for"))
-            .map(|(_, v)| v)
-    } else {
-        None
-    };
-    let client = proxy::client_ip(peer.ip, xff, &state.cfg.trust);
-    let has_body = head.framing != Framing::None;
-    // A refusal before the body was read must close the connection: the body's bytes are still on it.
-    let refuse = |status: u16, reason: Reason, close: bool, retry: Option<u32>, site: &str| {
-        shared.metrics.defend(reason);
-        let body = proxy::error_text(status, reason.label());
-        let resp = proxy::own_response(status, &body, close, retry);
-        let verdict = if status == 503 {
-            Verdict::Shed
-        } else {
-            Verdict::Block
-        };
-        ctx.log(
-            Some((raw, head)),
-            site,
-            status,
-            verdict,
-            reason.label(),
-            (0, resp.len() as u64),
-            started,
-            None,
-            client,
-            String::new(),
-        );
-        resp
-    };
-    // The drill opt-in, answered by the edge itself.
-    if &raw[head.path.clone()] == DRILL_PATH {
-        let (status, body) = match &state.cfg.drill.token {
-            Some(t) => (200, format!("{t}\n")),
-            None => (404, "no drill token configured\n".to_string()),
-        };
-        let resp = proxy::own_response(status, &body, !*keep_alive || has_body, None);
-        let _ = io.write_all(&resp).await;
-        ctx.log(
-            Some((raw, head)),
-            "",
-            status,
-            Verdict::Allow,
-            "",
-            (0, resp.len() as u64),
-            started,
-            None,
-            client,
-            String::new(),
-        );
-        return if has_body {
-            Flow::Close
-        } else {
-            Flow::Continue
-        };
-    }
-    // Route by host; an unknown host never reaches an origin.
-    let Some(site) = state.site_for_host(&raw[head.host.clone()]) else {
-        let resp = refuse(421, Reason::UnknownHost, true, None, "");
-        let _ = io.write_all(&resp).await;
-        return Flow::Close;
-    };
-    if let Some(sni) = peer.tls.as_ref().and_then(|t| t.sni.as_deref()) {
-        if !state
-            .site_for_host(sni.as_bytes())
-            .is_some_and(|s| Arc::ptr_eq(s, site))
-        {
-            let resp = refuse(421, Reason::MisdirectedSni, true, None, &site.name);
-            let _ = io.write_all(&resp).await;
-            return Flow::Close;
+    async fn upgrade(
+        &mut self,
+        mut ex: Exchange,
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<u64, SendFail> {
+        self.out.clear();
+        self.out
+            .extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        for (n, v) in &fields {
+            self.out.extend_from_slice(n);
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(v);
+            self.out.extend_from_slice(b"\r\n");
         }
-    }
-    site.requests.fetch_add(1, Ordering::Relaxed);
-    let names = || levee_detect::features::header_order_label(headers().map(|(n, _)| n));
-    // The gate's view of the request also gives the cache its cookies and Authorization.
-    let (pass, cookies, authorized) = {
-        let find = |name: &[u8]| {
-            headers()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
-        let guarded = site.challenge.mode != levee_config::ChallengeMode::Off
-            || site.defense.mode() != levee_detect::Mode::Normal;
-        let view = crate::gate::View {
-            req: crate::challenge::Req {
-                authorization: find(b"authorization"),
-                marked: guarded && shared.is_marked(client),
-                method: &raw[head.method.clone()],
-                target: &raw[head.path.clone()],
-                accept: find(b"accept"),
-                cookies: headers()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-                    .map(|(_, v)| v)
-                    .collect(),
-                user_agent: find(b"user-agent").unwrap_or(b""),
-                client,
-                https: peer.tls.is_some(),
-            },
-            header_order: levee_detect::features::header_order_hash(headers().map(|(n, _)| n)),
-            header_names: &names,
-            ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
-            h2: None,
-        };
-        match crate::gate::check(shared, state, site, &view) {
-            Ok(p) => (p, view.req.cookies, view.req.authorization.is_some()),
-            Err(ans) => {
-                if let Some(d) = ans.delay {
-                    tokio::time::sleep(d).await;
-                }
-                // A body the edge did not read is still on the connection: close it.
-                let close = has_body || !*keep_alive || ans.close;
-                let is_head = &raw[head.method.clone()] == b"HEAD";
-                let resp = proxy::own_response_with(
-                    ans.status,
-                    ans.content_type,
-                    &ans.headers,
-                    &ans.body,
-                    close,
-                    is_head,
-                );
-                let _ = io.write_all(&resp).await;
-                ctx.log(
-                    Some((raw, head)),
-                    &site.name,
-                    ans.status,
-                    ans.verdict,
-                    ans.reason,
-                    (0, resp.len() as u64),
-                    started,
-                    None,
-                    client,
-                    String::new(),
-                );
-                return if close { Flow::Close } else { Flow::Continue };
-            }
-        }
-    };
-    // Micro-cache (GET and HEAD without a body): fresh copies answer here,
-    // concurrent misses wait for one fetch.
-    let mut probe = crate::cache::Probe::default();
-    if let (Some(c), false) = (&site.cache, has_body) {
-        if let Some(k) = c.key(
-            &raw[head.method.clone()],
-            &raw[head.host.clone()],
-            &raw[head.path.clone()],
-            authorized,
-            &cookies,
-            pass.attack(),
-        ) {
-            probe = crate::cache::Probe::run(site, c, k).await;
-        }
-    }
-    if let Some((e, label)) = probe.answer.take() {
-        return serve_cached(
-            io,
-            ctx,
-            (raw, head),
-            &site.name,
-            &e,
-            label,
-            keep_alive,
-            started,
-            client,
-            limits,
-        )
-        .await;
-    }
-    let max_body = limits.max_body_bytes.0;
-    if let Framing::Length(n) = head.framing {
-        if n > max_body {
-            let resp = refuse(413, Reason::BodyTooLarge, true, None, &site.name);
-            let _ = io.write_all(&resp).await;
-            return Flow::Close;
-        }
-    }
-    let request_id = proxy::request_id();
-    let framing = match head.framing {
-        Framing::None | Framing::Close => SendFraming::None,
-        Framing::Length(n) => SendFraming::Length(n),
-        Framing::Chunked => SendFraming::Chunked,
-    };
-    let is_head = &raw[head.method.clone()] == b"HEAD";
-    let mut body = H1Body {
-        io: &mut *io,
-        buf: &mut *buf,
-        kind: match head.framing {
-            Framing::Length(n) => BodyKind::Length(n),
-            Framing::Chunked => BodyKind::Chunked(chunked::Decoder::new()),
-            _ => BodyKind::Done,
-        },
-        received: 0,
-        max: max_body,
-        pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
-        continue_pending: head.expect_continue && has_body,
-    };
-    // Small bodies are read completely before any origin is asked.
-    let (mut src, framing) =
-        match upstream::prebuffer(&mut body, framing, limits.request_buffer.0 as usize).await {
-            Ok(x) => x,
-            Err(e) => {
-                let e = ProxyError::Client(e);
-                let resp = refuse(e.status(), e.reason(), true, None, &site.name);
-                if e != ProxyError::Client(BodyError::Closed) {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), io.write_all(&resp)).await;
-                }
-                return Flow::Close;
-            }
-        };
-    out.clear();
-    proxy::write_upstream_head(
-        out,
-        &UpstreamRequest {
-            method: &raw[head.method.clone()],
-            path: &raw[head.path.clone()],
-            host: &raw[head.host.clone()],
-            client,
-            xff_in: xff,
-            peer: peer.ip,
-            https: peer.tls.is_some(),
-            request_id: &request_id,
-            framing,
-            websocket: head.websocket,
-        },
-        headers(),
-    );
-    let result = probe
-        .bounded(upstream::forward(
-            site,
-            out,
-            framing,
-            &mut src,
-            is_head,
-            &shared.metrics,
-            (pass.class, pass.attack()),
-        ))
-        .await;
-    drop(src);
-    let body_done = matches!(body.kind, BodyKind::Done);
-    let bytes_in = body.received;
-    let mut ex = match result {
-        Ok(ex) => ex,
-        Err(e) => {
-            if matches!(
-                e,
-                ProxyError::Unavailable | ProxyError::Timeout | ProxyError::BadResponse
-            ) {
-                site.defense.error();
-            }
-            if let Some((entry, label)) = probe.fallback() {
-                return serve_cached(
-                    io,
-                    ctx,
-                    (raw, head),
-                    &site.name,
-                    &entry,
-                    label,
-                    keep_alive,
-                    started,
-                    client,
-                    limits,
-                )
-                .await;
-            }
-            let close = !body_done || matches!(e, ProxyError::Client(_));
-            let retry = (e == ProxyError::Busy).then_some(1);
-            let resp = refuse(e.status(), e.reason(), close, retry, &site.name);
-            if e != ProxyError::Client(BodyError::Closed) {
-                let _ = tokio::time::timeout(Duration::from_secs(2), io.write_all(&resp)).await;
-            }
-            return if close { Flow::Close } else { Flow::Continue };
-        }
-    };
-    if !body_done {
-        // The origin answered before reading the whole body: the rest is unread, so close.
-        *keep_alive = false;
-    }
-    let origin_us = ex.started.elapsed().as_micros() as u64;
-    let status = ex.head.status;
-    if status >= 500 {
-        site.defense.error();
-    }
-    // A cacheable response is read whole, stored, and answered from the cache.
-    if status != 101 {
-        match probe.fill(&mut ex, is_head).await {
-            None => {}
-            Some(None) => {
-                let resp = refuse(502, Reason::BadOriginResponse, true, None, &site.name);
-                let _ = io.write_all(&resp).await;
-                return Flow::Close;
-            }
-            Some(Some(entry)) => {
-                ex.finish();
-                drop(probe);
-                return serve_cached(
-                    io,
-                    ctx,
-                    (raw, head),
-                    &site.name,
-                    &entry,
-                    "MISS",
-                    keep_alive,
-                    started,
-                    client,
-                    limits,
-                )
-                .await;
-            }
-        }
-    }
-    // WebSocket: after 101, splice the two connections.
-    if status == 101 {
-        if !head.websocket {
-            let resp = refuse(502, Reason::BadOriginResponse, true, None, &site.name);
-            let _ = io.write_all(&resp).await;
-            return Flow::Close;
-        }
-        out.clear();
-        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-        for (n, v) in ex.headers() {
-            out.extend_from_slice(n);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&ex.conn.buf);
+        self.out.extend_from_slice(b"\r\n");
+        let n = self.out.len() as u64;
+        // Bytes the origin sent after its 101 go first.
+        self.out.extend_from_slice(&ex.conn.buf);
         ex.conn.buf.clear();
-        if io.write_all(out).await.is_err() {
-            return Flow::Close;
-        }
-        if !buf.is_empty() && ex.conn.io.write_all(buf).await.is_err() {
-            return Flow::Close;
-        }
-        ctx.log(
-            Some((raw, head)),
-            &site.name,
-            101,
-            Verdict::Allow,
-            "",
-            (bytes_in, out.len() as u64),
-            started,
-            Some(origin_us),
-            client,
-            request_id,
-        );
-        let _ = tokio::io::copy_bidirectional(io, &mut ex.conn.io).await;
-        return Flow::Upgraded;
-    }
-    if shared.shutting_down() {
-        *keep_alive = false;
-    }
-    let cframing = match ex.head.framing {
-        Framing::None => ClientFraming::AsIs,
-        Framing::Length(n) => ClientFraming::Length(n),
-        Framing::Chunked | Framing::Close if head.minor_version == 1 => ClientFraming::Chunked,
-        Framing::Chunked | Framing::Close => {
-            *keep_alive = false;
-            ClientFraming::Close
-        }
-    };
-    out.clear();
-    proxy::write_client_head(out, status, ex.headers(), cframing, *keep_alive);
-    let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
-    let mut sent = 0u64;
-    let mut failed: Option<Fail> = None;
-    // Body bytes already read with the head go out in the same write.
-    let chunked_out = cframing == ClientFraming::Chunked;
-    let mut finished = ex.body.is_done();
-    if !ex.conn.buf.is_empty() && !finished {
-        match ex.body.next(&mut ex.conn).await {
-            Ok(Some(d)) => push_body(out, &d, chunked_out),
-            Ok(None) => {}
-            Err(_) => failed = Some(Fail::Origin),
-        }
-        finished = ex.body.is_done();
-    }
-    if finished && chunked_out {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    // The whole response is in hand: the origin's slot is free before the
-    // client (perhaps a slow reader) gets a byte.
-    ex.response_complete();
-    if failed.is_none() {
-        if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
-            failed = Some(if slow {
-                Fail::TooSlow
-            } else {
-                Fail::ClientGone
-            });
-        }
-    }
-    while failed.is_none() && !finished {
-        match ex.body.next(&mut ex.conn).await {
-            Ok(Some(d)) => {
-                out.clear();
-                push_body(out, &d, chunked_out);
-                if ex.body.is_done() && chunked_out {
-                    out.extend_from_slice(b"0\r\n\r\n");
-                    finished = true;
-                }
-                ex.response_complete();
-                if let Err(slow) = write_paced(io, out, &mut sent, &pace).await {
-                    failed = Some(if slow {
-                        Fail::TooSlow
-                    } else {
-                        Fail::ClientGone
-                    });
-                }
+        self.flush().await?;
+        if !self.body.buf.is_empty() {
+            let early = self.body.buf.split().freeze();
+            let w = tokio::time::timeout(Duration::from_secs(5), ex.conn.io.write_all(&early));
+            if !matches!(w.await, Ok(Ok(()))) {
+                return Err(SendFail::Gone);
             }
-            Ok(None) => {
-                if chunked_out {
-                    if let Err(slow) = write_paced(io, b"0\r\n\r\n", &mut sent, &pace).await {
-                        failed = Some(if slow {
-                            Fail::TooSlow
-                        } else {
-                            Fail::ClientGone
-                        });
-                    }
-                }
-                finished = true;
+        }
+        // A tunnel is not an origin request in flight: its admission slot
+        // goes back now, or 512 idle WebSockets would shut the site off.
+        ex.release_slot();
+        self.tunnel = Some(ex);
+        Ok(n)
+    }
+}
+
+/// A WebSocket tunnel: bytes both ways until either side closes, the tunnel
+/// is idle for `idle`, or the edge shuts down.
+async fn splice<S>(io: &mut S, mut ex: Exchange, idle: Duration, shared: &Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let gauge = &shared.metrics.websockets_open;
+    gauge.fetch_add(1, Ordering::Relaxed);
+    let mut shutdown = shared.shutdown.clone();
+    let mut a = [0u8; 8192];
+    let mut b = [0u8; 8192];
+    let origin = &mut ex.conn.io;
+    loop {
+        if shared.shutting_down() {
+            break;
+        }
+        let moved = tokio::select! {
+            r = io.read(&mut a) => match r {
+                Ok(n) if n > 0 => tokio::time::timeout(idle, origin.write_all(&a[..n])).await.is_ok_and(|w| w.is_ok()),
+                _ => false,
+            },
+            r = origin.read(&mut b) => match r {
+                Ok(n) if n > 0 => tokio::time::timeout(idle, io.write_all(&b[..n])).await.is_ok_and(|w| w.is_ok()),
+                _ => false,
+            },
+            _ = tokio::time::sleep(idle) => {
+                shared.metrics.defend(Reason::IdleTimeout);
+                false
             }
-            Err(_) => failed = Some(Fail::Origin),
+            _ = shutdown.changed() => false,
+        };
+        if !moved {
+            break;
         }
     }
-    let (verdict, reason) = match failed {
-        Some(Fail::TooSlow) => {
-            io.reset_on_close();
-            shared.metrics.defend(Reason::SendTooSlow);
-            (Verdict::Block, Reason::SendTooSlow.label())
+    let _ = tokio::time::timeout(Duration::from_secs(1), origin.shutdown()).await;
+    gauge.fetch_sub(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_end;
+
+    #[test]
+    fn the_end_of_a_head_is_found_across_reads() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut scanned = 0;
+        for i in 1..head.len() {
+            assert!(!head_end(&head[..i], &mut scanned), "{i}");
         }
-        Some(Fail::Origin) => {
-            shared.metrics.defend(Reason::BadOriginResponse);
-            (Verdict::Allow, Reason::BadOriginResponse.label())
-        }
-        _ => (Verdict::Allow, ""),
-    };
-    ctx.log(
-        Some((raw, head)),
-        &site.name,
-        status,
-        verdict,
-        reason,
-        (bytes_in, sent),
-        started,
-        Some(origin_us),
-        client,
-        request_id,
-    );
-    if failed.is_some() {
-        return Flow::Close;
-    }
-    ex.finish();
-    Flow::Continue
-}
-
-/// How relaying a response body ended early.
-enum Fail {
-    /// The client read slower than the minimum send rate (slow read).
-    TooSlow,
-    /// The client went away.
-    ClientGone,
-    /// The origin's body broke off or was malformed.
-    Origin,
-}
-
-/// Answer from the micro-cache.
-#[allow(clippy::too_many_arguments)]
-async fn serve_cached<S: AsyncWrite + Unpin>(
-    io: &mut S,
-    ctx: &Ctx<'_>,
-    req: (&Bytes, &RequestHead),
-    site: &str,
-    e: &crate::cache::Entry,
-    label: &'static str,
-    keep_alive: &mut bool,
-    started: Instant,
-    client: std::net::IpAddr,
-    limits: &levee_config::Limits,
-) -> Flow {
-    let is_head = &req.0[req.1.method.clone()] == b"HEAD";
-    let resp = crate::cache::h1_response(e, label, *keep_alive, is_head);
-    let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
-    let mut sent = 0u64;
-    let ok = write_paced(io, &resp, &mut sent, &pace).await.is_ok();
-    let reason = match label {
-        "HIT" => "cache_hit",
-        "STALE" => "cache_stale",
-        _ => "",
-    };
-    ctx.log(
-        Some((&req.0[..], req.1)),
-        site,
-        e.status,
-        Verdict::Allow,
-        reason,
-        (0, sent),
-        started,
-        None,
-        client,
-        String::new(),
-    );
-    if ok && *keep_alive {
-        Flow::Continue
-    } else {
-        Flow::Close
-    }
-}
-
-fn push_body(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
-    if data.is_empty() {
-        return;
-    }
-    if chunked {
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-        out.extend_from_slice(data);
-        out.extend_from_slice(b"\r\n");
-    } else {
-        out.extend_from_slice(data);
+        assert!(head_end(head, &mut scanned));
+        let mut scanned = 0;
+        assert!(head_end(b"GET / HTTP/1.1\nHost: a\n\n", &mut scanned));
     }
 }

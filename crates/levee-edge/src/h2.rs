@@ -8,19 +8,17 @@
 //! streams beyond that are refused, and too many refusals, like any flood,
 //! end the connection with GOAWAY(ENHANCE_YOUR_CALM) and mark the client.
 
-use crate::accesslog::LogLine;
-use crate::clock::{now_ms, unix_ms};
-use crate::h1::{RateDeadline, DRILL_PATH};
+use crate::clock::now_ms;
 use crate::listener::Peer;
 use crate::metrics::Reason;
-use crate::proxy::{self, UpstreamRequest};
+use crate::pace::{RateDeadline, SendFail};
+use crate::pipeline::{self, Cx, Downstream, Head, RespBody};
 use crate::state::State;
-use crate::upstream::{self, BodyError, BodySource, ProxyError, SendFraming};
-use crate::{Shared, Verdict};
+use crate::upstream::{BodyError, BodySource, Exchange, SendFraming};
+use crate::Shared;
 use bytes::Bytes;
 use h2::server::SendResponse;
-use h2::RecvStream;
-use levee_http::h1::{is_hop_by_hop, Framing};
+use h2::{RecvStream, SendStream};
 use levee_http::h2meter::{Flood, FrameMeter};
 use std::future::Future;
 use std::io;
@@ -192,6 +190,10 @@ where
         conn.graceful_shutdown();
     }
     let mut flood: Option<Flood> = None;
+    // Once draining, the connection has this long to finish its streams
+    // (a client that grants no flow-control window never lets them end).
+    let drain = limits.drain_timeout.as_duration().min(idle);
+    let mut drain_at = draining.then(|| tokio::time::Instant::now() + drain);
     loop {
         let idle_at = last_active + idle;
         tokio::select! {
@@ -243,16 +245,23 @@ where
             _ = shutdown.changed(), if !draining => {
                 conn.graceful_shutdown();
                 draining = true;
+                drain_at = Some(tokio::time::Instant::now() + drain);
             }
             _ = tokio::time::sleep_until(idle_at), if !draining && in_flight.load(Ordering::Acquire) == 0 => {
                 shared.metrics.defend(Reason::IdleTimeout);
                 conn.graceful_shutdown();
                 draining = true;
+                drain_at = Some(tokio::time::Instant::now() + drain);
+            }
+            _ = tokio::time::sleep_until(drain_at.unwrap_or(idle_at)), if drain_at.is_some() => {
+                // Streams that could not finish in time: cut.
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                break;
             }
         }
     }
     if let Some(f) = flood {
-        shared.metrics.defend(Reason::H2Goaway);
+        // Counted once, as the flood it was (refuse_connection below).
         shared.mark(peer.ip, f.label());
         conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
         // Drive the connection until the GOAWAY is written, briefly.
@@ -280,20 +289,30 @@ struct H2Body {
     received: u64,
     max: u64,
     pace: RateDeadline,
+    done: bool,
 }
 
 impl H2Body {
     async fn next(&mut self) -> Result<Option<Bytes>, BodyError> {
+        if self.done {
+            return Ok(None);
+        }
         let d = timeout_at(self.pace.at(self.received, 1), self.body.data()).await;
         match d {
             Err(_) => Err(BodyError::TooSlow),
-            Ok(None) => Ok(None),
+            Ok(None) => {
+                self.done = true;
+                Ok(None)
+            }
             Ok(Some(Err(_))) => Err(BodyError::Closed),
             Ok(Some(Ok(data))) => {
                 let _ = self.body.flow_control().release_capacity(data.len());
                 self.received += data.len() as u64;
                 if self.received > self.max {
                     return Err(BodyError::TooLarge);
+                }
+                if self.body.is_end_stream() {
+                    self.done = true;
                 }
                 Ok(Some(data))
             }
@@ -307,36 +326,9 @@ impl BodySource for H2Body {
     }
 }
 
-fn simple(
-    respond: &mut SendResponse<Bytes>,
-    status: u16,
-    body: &str,
-    retry_after: Option<u32>,
-) -> u64 {
-    let mut b = http::Response::builder()
-        .status(status)
-        .header("content-type", "text/plain; charset=utf-8")
-        .header("cache-control", "no-store");
-    if let Some(r) = retry_after {
-        b = b.header("retry-after", r);
-    }
-    let Ok(resp) = b.body(()) else { return 0 };
-    if let Ok(mut s) = respond.send_response(resp, body.is_empty()) {
-        if !body.is_empty() {
-            let _ = s.send_data(Bytes::copy_from_slice(body.as_bytes()), true);
-        }
-    }
-    body.len() as u64
-}
-
-/// Connection-specific fields that HTTP/2 forbids (RFC 9113 §8.2.2).
-fn h2_forbidden(name: &[u8]) -> bool {
-    is_hop_by_hop(name) && !name.eq_ignore_ascii_case(b"content-length")
-}
-
 async fn stream(
     req: http::Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    respond: SendResponse<Bytes>,
     peer: Peer,
     shared: Arc<Shared>,
     state: Arc<State>,
@@ -346,233 +338,18 @@ async fn stream(
     shared.metrics.requests_h2.fetch_add(1, Ordering::Relaxed);
     let limits = &state.cfg.limits;
     let (parts, body) = req.into_parts();
-    let method = parts.method.as_str().to_string();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
-    let host: Vec<u8> = match parts.uri.authority() {
-        Some(a) => a.as_str().as_bytes().to_vec(),
-        None => parts
-            .headers
-            .get(http::header::HOST)
-            .map(|v| v.as_bytes().to_vec())
-            .unwrap_or_default(),
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let host = match parts.uri.authority() {
+        Some(a) => levee_http::host::parse(a.as_str().as_bytes()),
+        None => match parts.headers.get(http::header::HOST) {
+            Some(v) => levee_http::host::parse(v.as_bytes()),
+            None => Err(levee_http::host::HostError::Empty),
+        },
     };
-    let xff = if peer.trusted {
-        parts.headers.get("x-forwarded-for").map(|v| v.as_bytes())
-    } else {
-        None
-    };
-    let client = proxy::client_ip(peer.ip, xff, &state.cfg.trust);
-    let proto = if peer.tls.is_some() { "h2" } else { "h2c" };
-    let log = |site: &str,
-               status: u16,
-               verdict: Verdict,
-               reason: &'static str,
-               bytes: (u64, u64),
-               origin_us: Option<u64>,
-               rid: String| {
-        shared.metrics.status(status);
-        shared
-            .metrics
-            .bytes_in
-            .fetch_add(bytes.0, Ordering::Relaxed);
-        shared
-            .metrics
-            .bytes_out
-            .fetch_add(bytes.1, Ordering::Relaxed);
-        if shared.log.enabled() {
-            shared.log.log(&LogLine {
-                ts_ms: unix_ms(),
-                client,
-                site,
-                method: &method,
-                path: &path,
-                status,
-                bytes_in: bytes.0,
-                bytes_out: bytes.1,
-                duration_us: started.elapsed().as_micros() as u64,
-                origin_us,
-                verdict,
-                reason,
-                tls: peer.tls.as_ref().map(|t| t.version),
-                ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
-                proto,
-                request_id: &rid,
-            });
-        }
-    };
-    let refuse = |respond: &mut SendResponse<Bytes>,
-                  status: u16,
-                  reason: Reason,
-                  site: &str,
-                  retry: Option<u32>| {
-        shared.metrics.defend(reason);
-        let n = simple(
-            respond,
-            status,
-            &proxy::error_text(status, reason.label()),
-            retry,
-        );
-        let verdict = if status == 503 {
-            Verdict::Shed
-        } else {
-            Verdict::Block
-        };
-        log(
-            site,
-            status,
-            verdict,
-            reason.label(),
-            (0, n),
-            None,
-            String::new(),
-        );
-    };
-    if parts.method == http::Method::CONNECT || parts.method == http::Method::TRACE {
-        return refuse(
-            &mut respond,
-            405,
-            Reason::Http(levee_http::h1::Reject::MethodNotAllowed),
-            "",
-            None,
-        );
-    }
-    if path.len() > limits.max_uri_bytes.0 as usize {
-        return refuse(
-            &mut respond,
-            414,
-            Reason::Http(levee_http::h1::Reject::UriTooLong),
-            "",
-            None,
-        );
-    }
-    if path.as_bytes() == DRILL_PATH {
-        let (status, text) = match &state.cfg.drill.token {
-            Some(t) => (200, format!("{t}\n")),
-            None => (404, "no drill token configured\n".to_string()),
-        };
-        let n = simple(&mut respond, status, &text, None);
-        return log("", status, Verdict::Allow, "", (0, n), None, String::new());
-    }
-    let Some(site) = state.site_for_host(&host) else {
-        return refuse(&mut respond, 421, Reason::UnknownHost, "", None);
-    };
-    if let Some(sni) = peer.tls.as_ref().and_then(|t| t.sni.as_deref()) {
-        if !state
-            .site_for_host(sni.as_bytes())
-            .is_some_and(|s| Arc::ptr_eq(s, site))
-        {
-            return refuse(&mut respond, 421, Reason::MisdirectedSni, &site.name, None);
-        }
-    }
-    site.requests.fetch_add(1, Ordering::Relaxed);
-    let names = || {
-        levee_detect::features::header_order_label(
-            parts.headers.keys().map(|n| n.as_str().as_bytes()),
-        )
-    };
-    // The gate's view of the request also gives the cache its cookies and Authorization.
-    let (pass, cookies, authorized) = {
-        let find = |name: http::header::HeaderName| parts.headers.get(name).map(|v| v.as_bytes());
-        let guarded = site.challenge.mode != levee_config::ChallengeMode::Off
-            || site.defense.mode() != levee_detect::Mode::Normal;
-        let view = crate::gate::View {
-            req: crate::challenge::Req {
-                authorization: find(http::header::AUTHORIZATION),
-                marked: guarded && shared.is_marked(client),
-                method: parts.method.as_str().as_bytes(),
-                target: path.as_bytes(),
-                accept: find(http::header::ACCEPT),
-                cookies: parts
-                    .headers
-                    .get_all(http::header::COOKIE)
-                    .iter()
-                    .map(|v| v.as_bytes())
-                    .collect(),
-                user_agent: find(http::header::USER_AGENT).unwrap_or(b""),
-                client,
-                https: peer.tls.is_some(),
-            },
-            header_order: levee_detect::features::header_order_hash(
-                parts.headers.keys().map(|n| n.as_str().as_bytes()),
-            ),
-            header_names: &names,
-            ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
-            h2: None,
-        };
-        match crate::gate::check(&shared, &state, site, &view) {
-            Ok(p) => (p, view.req.cookies, view.req.authorization.is_some()),
-            Err(ans) => {
-                if let Some(d) = ans.delay {
-                    tokio::time::sleep(d).await;
-                }
-                let mut b = http::Response::builder()
-                    .status(ans.status)
-                    .header("content-type", ans.content_type)
-                    .header("cache-control", "no-store");
-                for (n, v) in &ans.headers {
-                    b = b.header(*n, v.as_str());
-                }
-                let n = ans.body.len() as u64;
-                if let Ok(resp) = b.body(()) {
-                    let head_only = parts.method == http::Method::HEAD;
-                    if let Ok(mut s) = respond.send_response(resp, head_only) {
-                        if !head_only {
-                            let _ = s.send_data(Bytes::from(ans.body), true);
-                        }
-                    }
-                }
-                return log(
-                    &site.name,
-                    ans.status,
-                    ans.verdict,
-                    ans.reason,
-                    (0, n),
-                    None,
-                    String::new(),
-                );
-            }
-        }
-    };
-    // Micro-cache (GET and HEAD without a body): fresh copies answer here,
-    // concurrent misses wait for one fetch.
-    let mut probe = crate::cache::Probe::default();
-    if let (Some(c), true) = (&site.cache, body.is_end_stream()) {
-        if let Some(k) = c.key(
-            method.as_bytes(),
-            &host,
-            path.as_bytes(),
-            authorized,
-            &cookies,
-            pass.attack(),
-        ) {
-            probe = crate::cache::Probe::run(site, c, k).await;
-        }
-    }
-    let head_only = parts.method == http::Method::HEAD;
-    if let Some((e, label)) = probe.answer.take() {
-        let n = send_cached(&mut respond, &e, label, head_only, limits).await;
-        return log(
-            &site.name,
-            e.status,
-            Verdict::Allow,
-            cache_reason(label),
-            (0, n),
-            None,
-            String::new(),
-        );
-    }
-    let max_body = limits.max_body_bytes.0;
-    let declared: Option<u64> = parts
+    let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    if declared.is_some_and(|n| n > max_body) {
-        return refuse(&mut respond, 413, Reason::BodyTooLarge, &site.name, None);
-    }
+        .and_then(|v| levee_http::fields::content_length(v.as_bytes()));
     let framing = if body.is_end_stream() {
         SendFraming::None
     } else {
@@ -581,270 +358,184 @@ async fn stream(
             None => SendFraming::Chunked,
         }
     };
-    let request_id = proxy::request_id();
-    let mut src = H2Body {
-        body,
-        received: 0,
-        max: max_body,
-        pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
+    let head = Head {
+        method: parts.method.as_str().as_bytes(),
+        target: target.as_bytes(),
+        host,
+        fields: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+            .collect(),
+        proto: if peer.tls.is_some() { "h2" } else { "h2c" },
+        body: framing,
+        declared_len: declared,
+        keep_alive: true,
+        websocket: false,
     };
-    let (mut buffered, framing) =
-        match upstream::prebuffer(&mut src, framing, limits.request_buffer.0 as usize).await {
-            Ok(x) => x,
-            Err(e) => {
-                let e = ProxyError::Client(e);
-                return refuse(&mut respond, e.status(), e.reason(), &site.name, None);
-            }
-        };
-    let fields: Vec<(&[u8], &[u8])> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
-        .collect();
-    let mut head = Vec::with_capacity(1024);
-    proxy::write_upstream_head(
-        &mut head,
-        &UpstreamRequest {
-            method: method.as_bytes(),
-            path: path.as_bytes(),
-            host: &host,
-            client,
-            xff_in: xff,
-            peer: peer.ip,
-            https: peer.tls.is_some(),
-            request_id: &request_id,
-            framing,
-            websocket: false,
+    let done = body.is_end_stream();
+    let mut down = H2Down {
+        respond,
+        send: None,
+        body: H2Body {
+            body,
+            received: 0,
+            max: limits.max_body_bytes.0,
+            pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
+            done,
         },
-        fields.iter().copied(),
-    );
-    let is_head = parts.method == http::Method::HEAD;
-    let result = probe
-        .bounded(upstream::forward(
-            site,
-            &head,
-            framing,
-            &mut buffered,
-            is_head,
-            &shared.metrics,
-            (pass.class, pass.attack()),
-        ))
-        .await;
-    drop(buffered);
-    let mut ex = match result {
-        Ok(ex) => ex,
-        Err(e) => {
-            if matches!(
-                e,
-                ProxyError::Unavailable | ProxyError::Timeout | ProxyError::BadResponse
-            ) {
-                site.defense.error();
-            }
-            if let Some((entry, label)) = probe.fallback() {
-                let n = send_cached(&mut respond, &entry, label, head_only, limits).await;
-                return log(
-                    &site.name,
-                    entry.status,
-                    Verdict::Allow,
-                    cache_reason(label),
-                    (0, n),
-                    None,
-                    String::new(),
-                );
-            }
-            let retry = (e == ProxyError::Busy).then_some(1);
-            return refuse(&mut respond, e.status(), e.reason(), &site.name, retry);
-        }
+        pace: RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0),
+        sent: 0,
     };
-    let bytes_in = src.received;
-    let origin_us = ex.started.elapsed().as_micros() as u64;
-    let status = ex.head.status;
-    if status >= 500 {
-        site.defense.error();
-    }
-    // A cacheable response is read whole, stored, and answered from the cache.
-    match probe.fill(&mut ex, head_only).await {
-        None => {}
-        Some(None) => {
-            return refuse(
-                &mut respond,
-                502,
-                Reason::BadOriginResponse,
-                &site.name,
-                None,
-            );
-        }
-        Some(Some(entry)) => {
-            ex.finish();
-            drop(probe);
-            let n = send_cached(&mut respond, &entry, "MISS", false, limits).await;
-            return log(
-                &site.name,
-                status,
-                Verdict::Allow,
-                "",
-                (bytes_in, n),
-                Some(origin_us),
-                request_id,
-            );
-        }
-    }
-    let mut rb = http::Response::builder().status(status);
-    let tokens = proxy::connection_tokens(ex.headers());
-    for (n, v) in ex.headers() {
-        let pass_len = n.eq_ignore_ascii_case(b"content-length")
-            && matches!(ex.head.framing, Framing::None | Framing::Length(_));
-        if (h2_forbidden(n) || n.eq_ignore_ascii_case(b"content-length")) && !pass_len {
-            continue;
-        }
-        if tokens.iter().any(|t| t.eq_ignore_ascii_case(n)) {
-            continue;
-        }
-        rb = rb.header(n, v);
-    }
-    let Ok(resp) = rb.body(()) else {
-        return refuse(
-            &mut respond,
-            502,
-            Reason::BadOriginResponse,
-            &site.name,
-            None,
-        );
+    let cx = Cx {
+        shared: &shared,
+        state: &state,
+        peer: &peer,
+        started,
     };
-    let end = ex.body.is_done();
-    let mut send = match respond.send_response(resp, end) {
-        Ok(s) => s,
-        Err(_) => {
-            return log(
-                &site.name,
-                status,
-                Verdict::Allow,
-                "",
-                (bytes_in, 0),
-                Some(origin_us),
-                request_id,
-            )
+    pipeline::serve(&cx, head, &mut down).await;
+}
+
+/// The HTTP/2 side of a request: a stream's response, paced by flow control.
+struct H2Down {
+    respond: SendResponse<Bytes>,
+    send: Option<SendStream<Bytes>>,
+    body: H2Body,
+    pace: RateDeadline,
+    sent: u64,
+}
+
+impl H2Down {
+    fn start(
+        &mut self,
+        status: u16,
+        fields: &[(&[u8], &[u8])],
+        len: Option<u64>,
+        end: bool,
+    ) -> Result<(), SendFail> {
+        let mut rb = http::Response::builder().status(status);
+        for (n, v) in fields {
+            rb = rb.header(*n, *v);
         }
-    };
-    let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
-    let mut sent = 0u64;
-    let mut reason = "";
-    let mut ok = true;
-    while !ex.body.is_done() {
-        let data = match ex.body.next(&mut ex.conn).await {
-            Ok(Some(d)) => d,
-            Ok(None) => {
-                let _ = send.send_data(Bytes::new(), true);
-                break;
-            }
-            Err(_) => {
-                shared.metrics.defend(Reason::BadOriginResponse);
-                reason = Reason::BadOriginResponse.label();
-                send.send_reset(h2::Reason::INTERNAL_ERROR);
-                ok = false;
-                break;
-            }
+        if let Some(n) = len {
+            rb = rb.header("content-length", n);
+        }
+        let resp = rb.body(()).map_err(|_| SendFail::Gone)?;
+        let s = self
+            .respond
+            .send_response(resp, end)
+            .map_err(|_| SendFail::Gone)?;
+        if !end {
+            self.send = Some(s);
+        }
+        Ok(())
+    }
+}
+
+impl Downstream for H2Down {
+    type Body = H2Body;
+
+    fn body(&mut self) -> &mut H2Body {
+        &mut self.body
+    }
+
+    fn body_progress(&self) -> (u64, bool) {
+        (self.body.received, self.body.done)
+    }
+
+    async fn whole(
+        &mut self,
+        status: u16,
+        fields: &[(&[u8], &[u8])],
+        body: &Bytes,
+        head_only: bool,
+        _close: bool,
+    ) -> Result<(), SendFail> {
+        let end = head_only || body.is_empty();
+        self.start(status, fields, Some(body.len() as u64), end)?;
+        if end {
+            return Ok(());
+        }
+        self.data(body.clone(), true).await
+    }
+
+    async fn head(
+        &mut self,
+        status: u16,
+        fields: &[(&[u8], &[u8])],
+        body: RespBody,
+        _close: bool,
+    ) -> Result<(), SendFail> {
+        // A bodiless response's Content-Length (HEAD) is among the fields already.
+        let (len, end) = match body {
+            RespBody::None => (None, true),
+            RespBody::Length(n) => (Some(n), n == 0),
+            RespBody::Stream => (None, false),
         };
-        let last = ex.body.is_done();
-        // The whole response is in hand: free the origin's slot before a
-        // slow reader gets it.
-        ex.response_complete();
-        match send_paced(&mut send, data, last, &mut sent, &pace).await {
-            Ok(()) => {}
-            Err(slow) => {
-                if slow {
-                    shared.metrics.defend(Reason::SendTooSlow);
-                    reason = Reason::SendTooSlow.label();
-                    send.send_reset(h2::Reason::CANCEL);
-                }
-                ok = false;
-                break;
+        self.start(status, fields, len, end)
+    }
+
+    async fn data(&mut self, data: Bytes, last: bool) -> Result<(), SendFail> {
+        let Some(send) = self.send.as_mut() else {
+            return Ok(());
+        };
+        let r = send_paced(send, data, last, &mut self.sent, &self.pace).await;
+        if last || r.is_err() {
+            if r == Err(SendFail::TooSlow) {
+                send.send_reset(h2::Reason::CANCEL);
             }
+            self.send = None;
+        }
+        r
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    fn abort(&mut self) {
+        if let Some(mut s) = self.send.take() {
+            s.send_reset(h2::Reason::CANCEL);
+        } else {
+            self.respond.send_reset(h2::Reason::CANCEL);
         }
     }
-    let verdict = if reason == Reason::SendTooSlow.label() {
-        Verdict::Block
-    } else {
-        Verdict::Allow
-    };
-    log(
-        &site.name,
-        status,
-        verdict,
-        reason,
-        (bytes_in, sent),
-        Some(origin_us),
-        request_id,
-    );
-    if ok {
-        ex.finish();
+
+    fn closing(&self) -> bool {
+        false
+    }
+
+    async fn upgrade(
+        &mut self,
+        _ex: Exchange,
+        _fields: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<u64, SendFail> {
+        // HTTP/2 requests are never WebSocket upgrades here (no extended CONNECT).
+        Err(SendFail::Gone)
     }
 }
 
-fn cache_reason(label: &str) -> &'static str {
-    match label {
-        "HIT" => "cache_hit",
-        "STALE" => "cache_stale",
-        _ => "",
-    }
-}
-
-/// Answer from the micro-cache; returns the body bytes sent.
-async fn send_cached(
-    respond: &mut SendResponse<Bytes>,
-    e: &crate::cache::Entry,
-    label: &'static str,
-    head_only: bool,
-    limits: &levee_config::Limits,
-) -> u64 {
-    let mut rb = http::Response::builder().status(e.status);
-    for (n, v) in &e.headers {
-        if h2_forbidden(n) || n.eq_ignore_ascii_case(b"content-length") {
-            continue;
-        }
-        rb = rb.header(&n[..], &v[..]);
-    }
-    for (n, v) in crate::cache::extra_headers(e, label) {
-        rb = rb.header(n, v);
-    }
-    rb = rb.header("content-length", e.body.len());
-    let Ok(resp) = rb.body(()) else { return 0 };
-    let end = head_only || e.body.is_empty();
-    let Ok(mut send) = respond.send_response(resp, end) else {
-        return 0;
-    };
-    if end {
-        return 0;
-    }
-    let pace = RateDeadline::new(limits.send_grace.as_duration(), limits.min_send_rate.0);
-    let mut sent = 0u64;
-    if send_paced(&mut send, e.body.clone(), true, &mut sent, &pace)
-        .await
-        .is_err()
-    {
-        send.send_reset(h2::Reason::CANCEL);
-    }
-    sent
-}
-
-/// Send `data` as flow control allows, before the rate deadline. `Err(true)`: too slow.
+/// Send `data` as flow control allows, before the rate deadline.
 async fn send_paced(
-    send: &mut h2::SendStream<Bytes>,
+    send: &mut SendStream<Bytes>,
     mut data: Bytes,
     last: bool,
     sent: &mut u64,
     pace: &RateDeadline,
-) -> Result<(), bool> {
+) -> Result<(), SendFail> {
     if data.is_empty() {
-        return send.send_data(data, last).map_err(|_| false);
+        if !last {
+            return Ok(());
+        }
+        return send.send_data(data, true).map_err(|_| SendFail::Gone);
     }
     while !data.is_empty() {
         send.reserve_capacity(data.len());
         let deadline = pace.at(*sent, data.len().min(64 * 1024) as u64);
         let cap = timeout_at(deadline, std::future::poll_fn(|cx| send.poll_capacity(cx))).await;
         let n = match cap {
-            Err(_) => return Err(true),
-            Ok(None) | Ok(Some(Err(_))) => return Err(false),
+            Err(_) => return Err(SendFail::TooSlow),
+            Ok(None) | Ok(Some(Err(_))) => return Err(SendFail::Gone),
             Ok(Some(Ok(n))) => n.min(data.len()),
         };
         if n == 0 {
@@ -852,7 +543,7 @@ async fn send_paced(
         }
         let piece = data.split_to(n);
         let eos = last && data.is_empty();
-        send.send_data(piece, eos).map_err(|_| false)?;
+        send.send_data(piece, eos).map_err(|_| SendFail::Gone)?;
         *sent += n as u64;
     }
     Ok(())

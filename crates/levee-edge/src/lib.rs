@@ -22,6 +22,7 @@
 pub mod accesslog;
 pub mod admin;
 pub mod admission;
+pub mod answer;
 pub mod cache;
 pub mod challenge;
 pub mod clock;
@@ -33,6 +34,8 @@ pub mod h2;
 pub mod listener;
 pub mod lists;
 pub mod metrics;
+pub mod pace;
+pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
 pub mod state;

@@ -118,17 +118,26 @@ pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Share
             continue;
         }
         let trusted = shared.state.load().cfg.trust.trusts(ip);
-        let permit = if cfg.proxy_protocol && trusted {
-            None // counted against the real client once the PROXY header is read
+        let acquired = if cfg.proxy_protocol && trusted {
+            // Counted against the real client once the PROXY header is read.
+            None
+        } else if trusted {
+            // A trusted proxy carries many clients: only the global cap applies
+            // (the per-address caps would cut everyone behind it).
+            Some(shared.tracker.try_acquire_global(ip))
         } else {
-            match shared.tracker.try_acquire(ip) {
+            Some(shared.tracker.try_acquire(ip))
+        };
+        let permit = match acquired {
+            None => None,
+            Some(r) => match r {
                 Ok(p) => Some(p),
                 Err(c) => {
                     refuse(sock);
                     shared.refuse_connection(ip, cap_reason(c), None, "tcp");
                     continue;
                 }
-            }
+            },
         };
         shared
             .metrics
@@ -260,12 +269,16 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
     // The ClientHello is read here first (for its JA4 fingerprint: rustls does
     // not expose the order of extensions), then replayed into rustls.
     let (mut sock, mut buf) = (sock, buf);
+    // Parsed once, when it can finish (each read looks only at new records).
+    let mut progress = levee_http::tls_hello::Progress::default();
     let ja4 = loop {
-        match levee_http::tls_hello::parse(&buf) {
-            levee_http::tls_hello::Hello::Complete(h) => break Some(h.ja4()),
-            // Not a ClientHello: rustls refuses it with the right alert.
-            levee_http::tls_hello::Hello::Invalid(_) => break None,
-            levee_http::tls_hello::Hello::Partial => {}
+        if progress.ready(&buf) {
+            match levee_http::tls_hello::parse(&buf) {
+                levee_http::tls_hello::Hello::Complete(h) => break Some(h.ja4()),
+                // Not a ClientHello: rustls refuses it with the right alert.
+                levee_http::tls_hello::Hello::Invalid(_) => break None,
+                levee_http::tls_hello::Hello::Partial => {}
+            }
         }
         buf.reserve(4096);
         match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {

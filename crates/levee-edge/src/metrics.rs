@@ -40,11 +40,19 @@ pub enum Reason {
     Blocked,
     RuleBlock,
     RuleRateLimit,
+    /// The challenge page was served instead of the request.
+    Challenge,
+    /// A non-GET request while challenged (503, retry later).
+    ChallengeNonGet,
+    /// A GET that does not accept HTML while challenged (429, retry later).
+    ChallengeNonHtml,
+    /// A challenge solution was refused (details in `levee_challenges_failed_total`).
+    ChallengeFailed,
     Http(Reject),
     H2(Flood),
 }
 
-const EDGE_REASONS: [Reason; 31] = [
+const EDGE_REASONS: [Reason; 35] = [
     Reason::ConnCapGlobal,
     Reason::ConnCapIp,
     Reason::ConnCapPrefix,
@@ -76,6 +84,10 @@ const EDGE_REASONS: [Reason; 31] = [
     Reason::Blocked,
     Reason::RuleBlock,
     Reason::RuleRateLimit,
+    Reason::Challenge,
+    Reason::ChallengeNonGet,
+    Reason::ChallengeNonHtml,
+    Reason::ChallengeFailed,
 ];
 
 const N_REASONS: usize = EDGE_REASONS.len() + Reject::ALL.len() + Flood::ALL.len();
@@ -123,6 +135,10 @@ impl Reason {
             Reason::Blocked => "blocked",
             Reason::RuleBlock => "rule_block",
             Reason::RuleRateLimit => "rule_rate_limit",
+            Reason::Challenge => "challenge",
+            Reason::ChallengeNonGet => "challenge_non_get",
+            Reason::ChallengeNonHtml => "challenge_non_html",
+            Reason::ChallengeFailed => "challenge_failed",
             Reason::Http(r) => r.label(),
             Reason::H2(f) => f.label(),
         }
@@ -144,6 +160,8 @@ pub struct Metrics {
     pub tls_handshakes: AtomicU64,
     pub requests_h1: AtomicU64,
     pub requests_h2: AtomicU64,
+    /// WebSocket tunnels open now.
+    pub websockets_open: AtomicU64,
     /// Responses by status class 1xx..5xx (index 0..5).
     pub status_class: [AtomicU64; 5],
     pub bytes_in: AtomicU64,
@@ -174,6 +192,7 @@ impl Default for Metrics {
             tls_handshakes: AtomicU64::new(0),
             requests_h1: AtomicU64::new(0),
             requests_h2: AtomicU64::new(0),
+            websockets_open: AtomicU64::new(0),
             status_class: Default::default(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -319,6 +338,11 @@ impl Metrics {
         for (name, help, v) in counters {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
+        let _ = writeln!(
+            s,
+            "# HELP levee_websockets_open WebSocket tunnels open now.\n# TYPE levee_websockets_open gauge\nlevee_websockets_open {}",
+            g(&self.websockets_open)
+        );
         s.push_str("# HELP levee_responses_total Responses by status class.\n# TYPE levee_responses_total counter\n");
         for (i, c) in self.status_class.iter().enumerate() {
             let _ = writeln!(s, "levee_responses_total{{class=\"{}xx\"}} {}", i + 1, g(c));

@@ -65,6 +65,11 @@ impl Limits {
     }
 }
 
+fn under(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix)
+        || (prefix.len() > 1 && prefix.ends_with('/') && path == &prefix[..prefix.len() - 1])
+}
+
 /// A site's limits and its route classes' (first matching route wins).
 #[derive(Debug)]
 pub struct SiteLimits {
@@ -91,17 +96,12 @@ impl SiteLimits {
 
     /// Count a request for `path` from `ip`; `Some` if it is over a limit.
     /// Per-client limits are multiplied by `factor` (1.0 in normal mode).
-    pub fn check(
-        &self,
-        path: &[u8],
-        ip: IpAddr,
-        now_ms: u64,
-        factor: f64,
-    ) -> Option<(Reason, u64)> {
+    /// `path` is the normalised path; a route's prefix `/api/` also matches `/api`.
+    pub fn check(&self, path: &str, ip: IpAddr, now_ms: u64, factor: f64) -> Option<(Reason, u64)> {
         let route = self
             .routes
             .iter()
-            .find(|(prefixes, _)| prefixes.iter().any(|p| path.starts_with(p.as_bytes())));
+            .find(|(prefixes, _)| prefixes.iter().any(|p| under(path, p)));
         if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms, factor)) {
             return Some(hit);
         }

@@ -40,6 +40,8 @@ pub struct Site {
     balance: Balance,
     rr: AtomicUsize,
     pub requests: AtomicU64,
+    /// Edge-owned forwarding fields this site's origin may receive from untrusted clients.
+    pub allow_client_headers: Vec<String>,
 }
 
 impl Site {
@@ -181,6 +183,7 @@ impl State {
                 balance: s.balance,
                 rr: AtomicUsize::new(0),
                 requests: AtomicU64::new(0),
+                allow_client_headers: s.allow_client_headers.clone(),
             }));
         }
         let l = &cfg.limits;

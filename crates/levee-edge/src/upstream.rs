@@ -560,6 +560,12 @@ impl Exchange {
         }
     }
 
+    /// Give the origin admission slot back now (a WebSocket tunnel is not
+    /// a request in flight).
+    pub fn release_slot(&mut self) {
+        self.permit = None;
+    }
+
     /// After the body was read to its end: return the connection to the pool if it can be reused.
     pub fn finish(self) {
         if self.head.keep_alive && self.body.is_done() && self.conn.buf.is_empty() {
@@ -570,17 +576,20 @@ impl Exchange {
 }
 
 /// Send a request to one of `site`'s origins and read its response head.
-/// Requests without a body are retried once on a fresh connection when a
-/// pooled connection turns out to be dead.
+/// Idempotent requests without a body (GET, HEAD, OPTIONS) are retried on a
+/// fresh connection when a pooled connection turns out to be dead, and on
+/// another origin when one cannot be reached; others never run twice.
 pub async fn forward<B: BodySource>(
     site: &Site,
     head: &[u8],
     framing: SendFraming,
     body: &mut B,
-    head_request: bool,
+    method: &[u8],
     metrics: &Metrics,
     prio: (Class, bool),
 ) -> Result<Exchange, ProxyError> {
+    let head_request = method == b"HEAD";
+    let retryable = framing == SendFraming::None && matches!(method, b"GET" | b"HEAD" | b"OPTIONS");
     // A request without a body that failed before the origin sent a byte is
     // tried on another origin (at most three in all).
     let attempts = site.origins.len().clamp(1, 3);
@@ -595,10 +604,18 @@ pub async fn forward<B: BodySource>(
             origin = site.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
         }
         tried.push(Arc::as_ptr(&origin) as usize);
-        match forward_to(origin, head, framing, body, head_request, metrics, prio).await {
-            Err(ProxyError::Unavailable)
-                if framing == SendFraming::None && attempt + 1 < attempts =>
-            {
+        match forward_to(
+            origin,
+            head,
+            framing,
+            body,
+            (head_request, retryable),
+            metrics,
+            prio,
+        )
+        .await
+        {
+            Err(ProxyError::Unavailable) if retryable && attempt + 1 < attempts => {
                 metrics.origin_retries.fetch_add(1, Ordering::Relaxed);
                 last = ProxyError::Unavailable;
             }
@@ -613,7 +630,7 @@ async fn forward_to<B: BodySource>(
     head: &[u8],
     framing: SendFraming,
     body: &mut B,
-    head_request: bool,
+    (head_request, retryable): (bool, bool),
     metrics: &Metrics,
     prio: (Class, bool),
 ) -> Result<Exchange, ProxyError> {
@@ -655,7 +672,7 @@ async fn forward_to<B: BodySource>(
                     permit: Some(permit),
                 });
             }
-            Err(Attempt::Retryable) if reused && framing == SendFraming::None => {
+            Err(Attempt::Retryable) if reused && retryable => {
                 metrics.origin_retries.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -690,7 +707,17 @@ async fn exchange<B: BodySource>(
     body: &mut B,
     head_request: bool,
 ) -> Result<ResponseHead, Attempt> {
-    if conn.io.write_all(head).await.is_err() {
+    // Writes to the origin have the response deadline too: an origin that
+    // stops reading does not hold the client, the slot and the connection.
+    let deadline = tokio::time::Instant::now() + origin.response_timeout;
+    let write = |r: Result<io::Result<()>, tokio::time::error::Elapsed>| match r {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "origin not reading",
+        )),
+    };
+    if write(tokio::time::timeout_at(deadline, conn.io.write_all(head)).await).is_err() {
         return Err(Attempt::Retryable);
     }
     if framing != SendFraming::None {
@@ -703,24 +730,30 @@ async fn exchange<B: BodySource>(
             let w = match (&chunk, framing) {
                 (Some(c), SendFraming::Chunked) if !c.is_empty() => {
                     let size = format!("{:x}\r\n", c.len());
-                    let mut r = conn.io.write_all(size.as_bytes()).await;
-                    if r.is_ok() {
-                        r = conn.io.write_all(c).await;
-                    }
-                    if r.is_ok() {
-                        r = conn.io.write_all(b"\r\n").await;
-                    }
-                    r
+                    write(
+                        tokio::time::timeout_at(deadline, async {
+                            conn.io.write_all(size.as_bytes()).await?;
+                            conn.io.write_all(c).await?;
+                            conn.io.write_all(b"\r\n").await
+                        })
+                        .await,
+                    )
                 }
                 (Some(c), _) => {
                     sent += c.len() as u64;
-                    conn.io.write_all(c).await
+                    write(tokio::time::timeout_at(deadline, conn.io.write_all(c)).await)
                 }
-                (None, SendFraming::Chunked) => conn.io.write_all(b"0\r\n\r\n").await,
+                (None, SendFraming::Chunked) => {
+                    write(tokio::time::timeout_at(deadline, conn.io.write_all(b"0\r\n\r\n")).await)
+                }
                 (None, _) => Ok(()),
             };
-            if w.is_err() {
-                return Err(Attempt::Failed(ProxyError::Unavailable));
+            if let Err(e) = w {
+                return Err(Attempt::Failed(if e.kind() == io::ErrorKind::TimedOut {
+                    ProxyError::Timeout
+                } else {
+                    ProxyError::Unavailable
+                }));
             }
             if chunk.is_none() {
                 break;

@@ -162,9 +162,9 @@ pub struct RequestHead {
     pub minor_version: u8,
     /// `(name, value)` ranges of every field, in order.
     pub headers: Vec<(Range<usize>, Range<usize>)>,
-    /// The host to route on, from the Host field or an absolute-form target,
-    /// without port.
-    pub host: Range<usize>,
+    /// The host, from an absolute-form target or else the Host field,
+    /// parsed strictly and normalised ([`crate::host`]).
+    pub host: crate::host::Host,
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
@@ -204,28 +204,8 @@ fn valid_value(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
-/// Whether `h` looks like a host name or address (`[v6]`, `a.b`, with optional `:port`).
 fn valid_host(h: &[u8]) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
-}
-
-/// Strip a port from a host (`a.b:80` → `a.b`, `[::1]:80` → `[::1]`).
-fn host_without_port(buf: &[u8], r: Range<usize>) -> Range<usize> {
-    let h = &buf[r.clone()];
-    if h.first() == Some(&b'[') {
-        match h.iter().position(|&b| b == b']') {
-            Some(end) => r.start..r.start + end + 1,
-            None => r,
-        }
-    } else {
-        match h.iter().rposition(|&b| b == b':') {
-            Some(colon) => r.start..r.start + colon,
-            None => r,
-        }
-    }
+    crate::host::parse(h).is_ok()
 }
 
 /// Parse a request head from the start of `buf`.
@@ -405,6 +385,7 @@ fn parse_request_with<'b>(
         (None, Some(h)) => h,
         (None, None) => return Err(Reject::MissingHost),
     };
+    let host = crate::host::parse(&buf[host]).map_err(|_| Reject::BadHost)?;
     let framing = if chunked {
         Framing::Chunked
     } else {
@@ -420,7 +401,7 @@ fn parse_request_with<'b>(
         path: path_r,
         minor_version: minor,
         headers,
-        host: host_without_port(buf, host),
+        host,
         framing,
         keep_alive,
         expect_continue,
@@ -664,7 +645,7 @@ mod tests {
         let h = ok(s);
         assert_eq!(&s[h.method.clone()], "GET");
         assert_eq!(&s[h.path.clone()], "/a?b=1");
-        assert_eq!(&s[h.host.clone()], "Example.org");
+        assert_eq!(h.host.to_string(), "example.org:8080");
         assert_eq!(h.framing, Framing::None);
         assert!(h.keep_alive);
         assert_eq!(h.len, s.len());
@@ -781,13 +762,18 @@ mod tests {
         assert!(h.websocket);
         let s = "GET http://b.example:81/x?y HTTP/1.1\r\nHost: other\r\n\r\n";
         let h = ok(s);
-        assert_eq!(&s[h.host.clone()], "b.example");
+        assert_eq!(h.host.to_string(), "b.example:81");
         assert_eq!(&s[h.path.clone()], "/x?y");
         let s = "GET http://b.example HTTP/1.1\r\nHost: other\r\n\r\n";
         let h = ok(s);
         assert_eq!(&s[h.path.clone()], "");
         let s = "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n";
-        assert_eq!(&s[ok(s).host], "[::1]");
+        assert_eq!(ok(s).host.name(), "[::1]");
+        let s = "GET / HTTP/1.1\r\nHost: a.example:evil.com:80\r\n\r\n";
+        assert_eq!(
+            parse_request(s.as_bytes(), &HeadLimits::default()),
+            Err(Reject::BadHost)
+        );
     }
 
     #[test]

@@ -12,11 +12,19 @@
 //!   RST_STREAM, empty-DATA, WINDOW_UPDATE and CONTINUATION floods.
 //! - [`tls_hello`]: the TLS ClientHello from the first records, and its JA4
 //!   fingerprint.
+//! - [`target`]: the request target normalised once (dot-segments, slashes,
+//!   escapes), query parameters, the open-redirect guard.
+//! - [`host`]: `Host`/`:authority` parsed strictly and normalised.
+//! - [`fields`]: the client address behind trusted proxies, cookies,
+//!   `Connection` tokens, `Content-Length`, `Cache-Control`.
 //!
 //! What they do not do: I/O, routing, or deciding what to do about a flood.
 
 pub mod chunked;
+pub mod fields;
 pub mod h1;
 pub mod h2meter;
+pub mod host;
 pub mod proxy_proto;
+pub mod target;
 pub mod tls_hello;

@@ -71,6 +71,67 @@ fn u16s(b: &[u8]) -> Vec<u16> {
         .collect()
 }
 
+/// How much of a ClientHello has arrived, read once: [`Progress::ready`]
+/// looks only at records it has not seen, so a ClientHello sent a byte per
+/// segment costs linear time, and [`parse`] runs once, when it can finish.
+#[derive(Debug, Default, Clone)]
+pub struct Progress {
+    offset: usize,
+    payload: usize,
+    first: [u8; 4],
+    need: Option<usize>,
+    done: bool,
+}
+
+impl Progress {
+    /// Whether [`parse`] of `buf` (which only grows between calls) would
+    /// say more than `Partial` now.
+    pub fn ready(&mut self, buf: &[u8]) -> bool {
+        if self.done || buf.len() >= MAX_HELLO {
+            self.done = true;
+            return true;
+        }
+        loop {
+            let Some(rest) = buf.get(self.offset..) else {
+                self.done = true;
+                return true;
+            };
+            if rest.len() < 5 {
+                return false;
+            }
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            if rest[0] != 0x16 || rest[1] != 3 || len == 0 || len > 16 * 1024 + 256 {
+                self.done = true;
+                return true;
+            }
+            if rest.len() < 5 + len {
+                return false;
+            }
+            let before = self.payload;
+            let body = &rest[5..5 + len];
+            for (i, &b) in body.iter().enumerate().take(4usize.saturating_sub(before)) {
+                self.first[before + i] = b;
+            }
+            self.payload = before + len;
+            self.offset += 5 + len;
+            if self.need.is_none() && self.payload >= 4 {
+                if self.first[0] != 1 {
+                    self.done = true;
+                    return true;
+                }
+                let n = (usize::from(self.first[1]) << 16)
+                    | (usize::from(self.first[2]) << 8)
+                    | usize::from(self.first[3]);
+                self.need = Some(n + 4);
+            }
+            if self.need.is_some_and(|n| self.payload >= n) {
+                self.done = true;
+                return true;
+            }
+        }
+    }
+}
+
 /// Parse the start of a TLS connection. Handshake messages may span records;
 /// at most `MAX_HELLO` bytes are considered.
 pub fn parse(input: &[u8]) -> Hello {
@@ -249,6 +310,33 @@ impl ClientHello {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_says_when_parse_can_finish() {
+        // A ClientHello split into 1-byte records, arriving a byte at a time.
+        let hello = hello(
+            &[0x1301, 0xc02b],
+            &[(0x0000, vec![0, 0]), (0x0010, alpn(&[b"h2"]))],
+        );
+        let body = &hello[5..];
+        let mut split = Vec::new();
+        for b in body {
+            split.extend_from_slice(&[0x16, 3, 1, 0, 1, *b]);
+        }
+        let mut p = Progress::default();
+        let mut calls = 0;
+        for i in 1..=split.len() {
+            if p.ready(&split[..i]) {
+                calls += 1;
+                assert_ne!(parse(&split[..i]), Hello::Partial, "at {i}");
+                break;
+            }
+            assert_eq!(parse(&split[..i]), Hello::Partial, "at {i}");
+        }
+        assert_eq!(calls, 1);
+        let mut p = Progress::default();
+        assert!(p.ready(b"GET / HTTP/1.1\r\n"), "not TLS: ready at once");
+    }
 
     /// Build a ClientHello record from parts.
     fn hello(ciphers: &[u16], exts: &[(u16, Vec<u8>)]) -> Vec<u8> {

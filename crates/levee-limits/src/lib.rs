@@ -95,11 +95,17 @@ pub struct ConnTracker {
 pub struct ConnPermit {
     tracker: Arc<ConnTracker>,
     ip: IpAddr,
+    /// Counted against the global cap only.
+    global_only: bool,
 }
 
 impl Drop for ConnPermit {
     fn drop(&mut self) {
-        self.tracker.release(self.ip);
+        if self.global_only {
+            self.tracker.global.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            self.tracker.release(self.ip);
+        }
     }
 }
 
@@ -173,6 +179,23 @@ impl ConnTracker {
         Ok(ConnPermit {
             tracker: Arc::clone(self),
             ip,
+            global_only: false,
+        })
+    }
+
+    /// Count a connection against the global cap only (a trusted proxy,
+    /// which carries many clients behind one address).
+    pub fn try_acquire_global(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, CapExceeded> {
+        let cap = self.cap_global.load(Ordering::Relaxed);
+        self.global
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |g| {
+                (g < cap).then_some(g + 1)
+            })
+            .map_err(|_| CapExceeded::Global)?;
+        Ok(ConnPermit {
+            tracker: Arc::clone(self),
+            ip,
+            global_only: true,
         })
     }
 
@@ -256,6 +279,24 @@ mod tests {
         }
         assert_eq!(t.open(), 5);
         assert_eq!(others.iter().filter(|p| p.is_some()).count(), 2);
+    }
+
+    #[test]
+    fn a_trusted_proxy_meets_only_the_global_cap() {
+        // Review finding 12: everyone behind an L7 proxy shares its address.
+        let t = ConnTracker::new(caps(3, 1, 1));
+        let lb: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = t.try_acquire_global(lb).unwrap();
+        let _b = t.try_acquire_global(lb).unwrap();
+        let _c = t.try_acquire(lb).unwrap();
+        assert_eq!(t.try_acquire_global(lb).unwrap_err(), CapExceeded::Global);
+        drop(a);
+        assert!(t.try_acquire_global(lb).is_ok());
+        assert_eq!(
+            t.open_from(lb),
+            1,
+            "per-address counts hold only the untrusted one"
+        );
     }
 
     #[test]

@@ -1,0 +1,81 @@
+//! The one access-log record of a request, and its metrics: written in one
+//! place for both protocols, so the same event reads the same over HTTP/1.1
+//! and HTTP/2. A defense named in the record is counted here, once.
+
+use crate::accesslog::LogLine;
+use crate::answer::Why;
+use crate::clock::unix_ms;
+use crate::listener::Peer;
+use crate::{Shared, Verdict};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// How a request ended.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub status: u16,
+    pub verdict: Verdict,
+    pub why: Why,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub origin_us: Option<u64>,
+    pub request_id: String,
+}
+
+impl Record {
+    pub fn new(status: u16, verdict: Verdict, why: Why) -> Record {
+        Record {
+            status,
+            verdict,
+            why,
+            bytes_in: 0,
+            bytes_out: 0,
+            origin_us: None,
+            request_id: String::new(),
+        }
+    }
+}
+
+/// Who asked what: the parts of the log line known before the outcome.
+pub struct Asked<'a> {
+    pub client: IpAddr,
+    pub site: &'a str,
+    pub method: &'a str,
+    /// The target as sent.
+    pub path: &'a str,
+    pub proto: &'static str,
+    pub started: Instant,
+}
+
+/// Count and log a finished request.
+pub fn finish(shared: &Shared, peer: &Peer, asked: &Asked<'_>, rec: &Record) {
+    let m = &shared.metrics;
+    if let Why::Defense(r) = rec.why {
+        m.defend(r);
+    }
+    m.status(rec.status);
+    m.bytes_in.fetch_add(rec.bytes_in, Ordering::Relaxed);
+    m.bytes_out.fetch_add(rec.bytes_out, Ordering::Relaxed);
+    if !shared.log.enabled() {
+        return;
+    }
+    shared.log.log(&LogLine {
+        ts_ms: unix_ms(),
+        client: asked.client,
+        site: asked.site,
+        method: asked.method,
+        path: asked.path,
+        status: rec.status,
+        bytes_in: rec.bytes_in,
+        bytes_out: rec.bytes_out,
+        duration_us: asked.started.elapsed().as_micros() as u64,
+        origin_us: rec.origin_us,
+        verdict: rec.verdict,
+        reason: rec.why.label(),
+        tls: peer.tls.as_ref().map(|t| t.version),
+        ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
+        proto: asked.proto,
+        request_id: &rec.request_id,
+    });
+}
