@@ -6,7 +6,10 @@
 # share core 1. Each proxy has its rate/connection limiting configured so that
 # the benchmark's own traffic is not limited (nginx limit_req/limit_conn,
 # HAProxy stick table), and levee runs with all of its defaults (every defense on).
-# All three write an access log to a file.
+# All three write an access log to a file. Levee is started afresh for each
+# measurement (its adaptive defense learns from traffic: a run must not be
+# judged by what the previous run taught it), and every run counts its
+# non-2xx answers: a figure with refusals in it is not a proxy's speed.
 #
 # Usage: scripts/bench-proxy.sh [duration_seconds] [connections] [rounds]
 set -euo pipefail
@@ -92,8 +95,15 @@ EOF
 taskset -c 1 nginx -c "$WORK/origin.conf" -p "$WORK/origin" &
 taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" &
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy-access.log" 2>"$WORK/haproxy.err" &
-taskset -c 0 "$LEVEE" serve --config "$WORK/levee.toml" --workers 1 2>"$WORK/levee.err" &
+start_levee() {
+  taskset -c 0 "$LEVEE" serve --config "$WORK/levee.toml" --workers 1 2>>"$WORK/levee.err" &
+  LEVEE_PID=$!
+  for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$LEV/" && return 0; sleep 0.1; done
+  echo "levee not answering" >&2; cat "$WORK/levee.err" >&2; exit 1
+}
+stop_levee() { kill "$LEVEE_PID" 2>/dev/null || true; wait "$LEVEE_PID" 2>/dev/null || true; }
 sleep 1.5
+start_levee
 for p in $ORIGIN $NGINX $HAP $LEV; do
   curl -sf -o /dev/null "http://127.0.0.1:$p/" || { echo "port $p not answering" >&2; cat "$WORK"/*.err >&2; exit 1; }
 done
@@ -111,9 +121,10 @@ run_wrk() { # name port -> "rps p50ms p99ms cpu%"
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   local p50; p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   local p99; p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  local errs; errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
+  local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  local errs; errs=$(echo "$out" | awk '/Socket errors/ {print}' | tr '\n' ' ')
   local cpu; cpu=$(echo "($t1 - $t0) / $DUR" | bc -l)
-  printf '%s %s %s %s %.0f %s\n' "$1" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" "$cpu" "$errs"
+  printf '%s %s %s %s %.0f %s %s\n' "$1" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" "$cpu" "${non2xx:-0}" "$errs"
 }
 run_h2() { # name port
   local pid; pid=$(worker_of "$2")
@@ -123,27 +134,35 @@ run_h2() { # name port
   local t1; t1=$(cpu_ticks "$pid")
   local rps; rps=$(echo "$out" | awk '/^finished in/ {print $4}')
   local mean; mean=$(echo "$out" | awk '/^time for request:/ {print $6}')
-  local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8, "ok", $10, "failed"}')
+  local failed; failed=$(echo "$out" | awk '/^requests:/ {print $10}')
+  # status codes: A 2xx, B 3xx, C 4xx, D 5xx
+  local non2xx; non2xx=$(echo "$out" | awk '/^status codes:/ {print $5 + $7 + $9}')
   local cpu; cpu=$(echo "($t1 - $t0) / $DUR" | bc -l)
-  printf '%s %s mean=%s %.0f %s\n' "$1" "$rps" "$mean" "$cpu" "$ok"
+  printf '%s %s mean=%s %.0f %s %s\n' "$1" "$rps" "$mean" "$cpu" "$(( ${non2xx:-0} + ${failed:-0} ))" "failed=${failed:-0}"
 }
 to_ms() { local v=$1; case $v in *us) echo "$(echo "${v%us} / 1000" | bc -l | xargs printf '%.3f')";; *ms) echo "${v%ms}";; *s) echo "$(echo "${v%s} * 1000" | bc -l)";; *) echo "$v";; esac; }
 
 echo "# HTTP/1.1 keep-alive: wrk -t1 -c$CONNS -d${DUR}s (core 1) -> proxy (core 0) -> nginx origin (core 1); $ROUNDS rounds"
-echo "# name rps p50_ms p99_ms proxy_cpu_%"
+echo "# name rps p50_ms p99_ms proxy_cpu_% non_2xx"
+stop_levee
 : > "$WORK/h1.txt"
 for r in $(seq 1 "$ROUNDS"); do
   for pair in "levee $LEV" "nginx $NGINX" "haproxy $HAP"; do
     set -- $pair
+    if [ "$1" = levee ]; then start_levee; fi
     run_wrk "$1" "$2" | tee -a "$WORK/h1.txt"
+    if [ "$1" = levee ]; then stop_levee; fi
   done
 done
 echo "# HTTP/2 (h2c prior knowledge): h2load -c16 -m10 -D ${DUR}s"
+echo "# name rps mean proxy_cpu_% non_2xx"
 : > "$WORK/h2.txt"
 for r in $(seq 1 "$ROUNDS"); do
   for pair in "levee $LEV" "nginx $NGINX_H2" "haproxy $HAP_H2"; do
     set -- $pair
+    if [ "$1" = levee ]; then start_levee; fi
     run_h2 "$1" "$2" | tee -a "$WORK/h2.txt"
+    if [ "$1" = levee ]; then stop_levee; fi
   done
 done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -155,10 +174,14 @@ for name in levee nginx haproxy; do
   p99=$(awk -v n=$name '$1==n {print $4}' "$WORK/h1.txt" | median)
   cpu=$(awk -v n=$name '$1==n {print $5}' "$WORK/h1.txt" | median)
   h2=$(awk -v n=$name '$1==n {print $2}' "$WORK/h2.txt" | median)
-  printf 'h1 %-8s rps=%-10s p50=%-7sms p99=%-7sms cpu=%s%%   h2 rps=%s\n' $name "$rps" "$p50" "$p99" "$cpu" "$h2"
+  bad1=$(awk -v n=$name '$1==n {s+=$6} END {print s+0}' "$WORK/h1.txt")
+  bad2=$(awk -v n=$name '$1==n {s+=$5} END {print s+0}' "$WORK/h2.txt")
+  printf 'h1 %-8s rps=%-10s p50=%-7sms p99=%-7sms cpu=%s%% non2xx=%s   h2 rps=%s non2xx=%s\n' $name "$rps" "$p50" "$p99" "$cpu" "$bad1" "$h2" "$bad2"
   eval "RPS_$name=$rps; P99_$name=$p99; H2_$name=$h2"
 done
-printf '\nratios: levee/nginx rps=%.2f p99=%.2f h2=%.2f | levee/haproxy rps=%.2f p99=%.2f h2=%.2f\n' \
+BEST_H2=$(echo "if ($H2_nginx > $H2_haproxy) $H2_nginx else $H2_haproxy" | bc -l)
+printf '\nlevee h2 / best of nginx and HAProxy = %.2f\n' "$(echo "$H2_levee / $BEST_H2" | bc -l)"
+printf 'ratios: levee/nginx rps=%.2f p99=%.2f h2=%.2f | levee/haproxy rps=%.2f p99=%.2f h2=%.2f\n' \
   "$(echo "$RPS_levee / $RPS_nginx" | bc -l)" "$(echo "$P99_levee / $P99_nginx" | bc -l)" "$(echo "$H2_levee / $H2_nginx" | bc -l)" \
   "$(echo "$RPS_levee / $RPS_haproxy" | bc -l)" "$(echo "$P99_levee / $P99_haproxy" | bc -l)" "$(echo "$H2_levee / $H2_haproxy" | bc -l)"
 echo "(p99 ratio: lower is better for levee)"

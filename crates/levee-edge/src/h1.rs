@@ -268,9 +268,10 @@ async fn refuse_head<S: AsyncWrite + Unpin>(
 ) {
     let body = crate::proxy::error_text(status, reason.label());
     let resp = crate::proxy::own_response(status, &body, true, None);
+    let mut rec = Record::new(status, Verdict::Block, crate::answer::Why::Defense(reason));
+    rec.count(shared);
     let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&resp)).await;
     close(io).await;
-    let mut rec = Record::new(status, Verdict::Block, crate::answer::Why::Defense(reason));
     rec.bytes_out = body.len() as u64;
     let asked = Asked {
         client: peer.ip,

@@ -190,10 +190,11 @@ async fn answer<D: Downstream>(
         fields.push((n.as_bytes(), v.as_bytes()));
     }
     let body = Bytes::from(a.body);
+    let mut rec = Record::new(a.status, a.verdict, a.why);
+    rec.count(cx.shared);
     let sent = down
         .whole(a.status, &fields, &body, head.method == b"HEAD", close)
         .await;
-    let mut rec = Record::new(a.status, a.verdict, a.why);
     rec.bytes_out = down.sent();
     let flow = finish_send(cx, sent, down, &mut rec, close);
     record::finish(cx.shared, cx.peer, asked, &rec);

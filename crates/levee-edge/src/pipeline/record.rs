@@ -21,6 +21,8 @@ pub struct Record {
     pub bytes_out: u64,
     pub origin_us: Option<u64>,
     pub request_id: String,
+    /// The defense was counted already (before the answer went out).
+    counted: bool,
 }
 
 impl Record {
@@ -33,6 +35,16 @@ impl Record {
             bytes_out: 0,
             origin_us: None,
             request_id: String::new(),
+            counted: false,
+        }
+    }
+
+    /// Count the record's defense now, before the client can see the answer
+    /// (a client that reads a refusal then asks `/metrics` finds it counted).
+    pub fn count(&mut self, shared: &Shared) {
+        if let (Why::Defense(r), false) = (self.why, self.counted) {
+            shared.metrics.defend(r);
+            self.counted = true;
         }
     }
 }
@@ -51,7 +63,7 @@ pub struct Asked<'a> {
 /// Count and log a finished request.
 pub fn finish(shared: &Shared, peer: &Peer, asked: &Asked<'_>, rec: &Record) {
     let m = &shared.metrics;
-    if let Why::Defense(r) = rec.why {
+    if let (Why::Defense(r), false) = (rec.why, rec.counted) {
         m.defend(r);
     }
     m.status(rec.status);
