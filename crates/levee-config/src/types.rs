@@ -55,7 +55,7 @@ impl<'de> Deserialize<'de> for Dur {
         struct V;
         impl Visitor<'_> for V {
             type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a duration string such as \"10s\" or \"250ms\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
@@ -107,7 +107,7 @@ impl<'de> Deserialize<'de> for ByteSize {
         struct V;
         impl Visitor<'_> for V {
             type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a size: an integer number of bytes or a string such as \"16KiB\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
@@ -164,7 +164,7 @@ impl Cidr {
 }
 
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as plain IPv4; everything else unchanged.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -223,7 +223,7 @@ impl FromStr for Cidr {
 }
 
 impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)
     }
 }

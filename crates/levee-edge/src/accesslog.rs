@@ -6,7 +6,6 @@
 //! formats and writes the lines, and flushes.
 
 use crate::metrics::Metrics;
-use crate::Verdict;
 use serde::Serialize;
 use std::io::Write;
 use std::net::IpAddr;
@@ -14,9 +13,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+/// What the edge decided about a request. A refusal is a verdict, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Block,
+    Challenge,
+    Shed,
+}
+
 /// One request, as logged.
 #[derive(Debug, Clone, Serialize)]
-pub struct LogLine<'a> {
+pub(crate) struct LogLine<'a> {
     /// Unix time in milliseconds when the request head was complete.
     pub ts_ms: u64,
     pub client: IpAddr,
@@ -44,7 +53,7 @@ pub struct LogLine<'a> {
 impl LogLine<'_> {
     /// Append this line as one JSON object (no newline). Hand-written: it is
     /// on the request path, and equal to what `serde_json` writes (tested).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"ts_ms\":");
         num(out, self.ts_ms);
         out.extend_from_slice(b",\"client\":\"");
@@ -146,7 +155,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
 
 /// The sending side; cheap to share.
 #[derive(Debug, Clone)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     inner: Option<Arc<Buffer>>,
     metrics: Arc<Metrics>,
 }
@@ -196,7 +205,7 @@ fn truncate(s: &str, max: usize) -> &str {
 
 impl AccessLog {
     /// Start the writer for `path` (`-` stdout, `off` nothing, else a file, appended).
-    pub fn start(path: &str, buffer: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub(crate) fn start(path: &str, buffer: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         if path == "off" {
             return Ok(AccessLog {
                 inner: None,
@@ -268,7 +277,7 @@ impl AccessLog {
 
     /// Format and queue a line; never blocks on I/O. A full buffer drops the
     /// line and counts it.
-    pub fn log(&self, line: &LogLine<'_>) {
+    pub(crate) fn log(&self, line: &LogLine<'_>) {
         let Some(b) = &self.inner else { return };
         let mut line = line.clone();
         line.path = truncate(line.path, MAX_PATH);
@@ -297,13 +306,13 @@ impl AccessLog {
     }
 
     /// Reopen the log file at the next write (after it was rotated).
-    pub fn reopen(&self) {
+    pub(crate) fn reopen(&self) {
         if let Some(b) = &self.inner {
             b.reopen.store(true, Ordering::Relaxed);
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.inner.is_some()
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -174,7 +174,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             match (site, pin) {
                 (Some(site), Some(pin)) => {
                     for c in site.defense.pin(pin) {
-                        crate::defense::publish(&shared, &site.name, &c);
+                        shared.publish(&site.name, &c);
                     }
                     json_response(
                         200,
@@ -201,7 +201,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                 .collect();
             // What the packet filter is fed (when `[xdp] iface` is set): the
             // first 1,000 entries and the count.
-            let view = crate::lists::filter_view(&shared);
+            let view = shared.filter_view();
             let mut fed: Vec<serde_json::Value> = view
                 .blocks
                 .iter()
@@ -387,7 +387,7 @@ fn status(shared: &Shared) -> serde_json::Value {
 }
 
 /// CPU seconds and resident bytes of this process, from /proc (0 where unavailable).
-pub fn process_usage() -> (f64, f64) {
+pub(crate) fn process_usage() -> (f64, f64) {
     let ticks = 100.0; // USER_HZ on Linux
     let cpu = std::fs::read_to_string("/proc/self/stat")
         .ok()

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 /// A request's priority class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Class {
+pub(crate) enum Class {
     Suspicious = 0,
     Unknown = 1,
     Returning = 2,
@@ -30,7 +30,7 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 5] = [
+    pub(crate) const ALL: [Class; 5] = [
         Class::Suspicious,
         Class::Unknown,
         Class::Returning,
@@ -38,7 +38,7 @@ impl Class {
         Class::Staff,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Class::Suspicious => "suspicious",
             Class::Unknown => "unknown",
@@ -51,14 +51,14 @@ impl Class {
 
 /// Why admission failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// The queue was full of higher classes, or the wait timed out.
     Shed,
 }
 
 /// A slot at the origin; released when dropped.
 #[derive(Debug)]
-pub struct Grant {
+pub(crate) struct Grant {
     adm: Arc<Admission>,
     armed: bool,
 }
@@ -87,7 +87,7 @@ struct Inner {
 
 /// One origin's admission.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     inner: Mutex<Inner>,
     max: u32,
     queue: u32,
@@ -107,7 +107,7 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(max: u32, min: u32, queue: u32, queue_timeout: Duration) -> Arc<Admission> {
+    pub(crate) fn new(max: u32, min: u32, queue: u32, queue_timeout: Duration) -> Arc<Admission> {
         let max = max.max(1);
         Arc::new(Admission {
             inner: Mutex::default(),
@@ -127,28 +127,24 @@ impl Admission {
     }
 
     /// The current concurrency limit.
-    pub fn limit(&self) -> u32 {
+    pub(crate) fn limit(&self) -> u32 {
         self.limit.load(Ordering::Relaxed)
     }
 
-    pub fn max(&self) -> u32 {
-        self.max
-    }
-
     /// Requests in flight and waiting.
-    pub fn load(&self) -> (u32, u32) {
+    pub(crate) fn load(&self) -> (u32, u32) {
         let i = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         (i.inflight, i.waiting)
     }
 
     /// Record an origin response time (head received).
-    pub fn record_latency(&self, us: u64) {
+    pub(crate) fn record_latency(&self, us: u64) {
         self.lat_sum_us.fetch_add(us, Ordering::Relaxed);
         self.lat_n.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Once per tick: adapt the limit to the tick's latency.
-    pub fn tick(self: &Arc<Self>, adaptive: bool) {
+    pub(crate) fn tick(self: &Arc<Self>, adaptive: bool) {
         let n = self.lat_n.swap(0, Ordering::Relaxed);
         let sum = self.lat_sum_us.swap(0, Ordering::Relaxed);
         let inflight = self.load().0;
@@ -201,7 +197,11 @@ impl Admission {
     }
 
     /// Take a slot for a request of `class`. `attack`: the site is under attack.
-    pub async fn acquire(self: &Arc<Self>, class: Class, attack: bool) -> Result<Grant, Refused> {
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        class: Class,
+        attack: bool,
+    ) -> Result<Grant, Refused> {
         let rx = {
             let mut i = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             self.pump(&mut i);

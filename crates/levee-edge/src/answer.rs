@@ -7,7 +7,7 @@ use crate::Verdict;
 
 /// Why a request ended as it did, for `levee_defense_total` and the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
+pub(crate) enum Why {
     /// An ordinary request.
     Plain,
     /// A defense acted: counted in `levee_defense_total{reason}` and logged.
@@ -18,7 +18,7 @@ pub enum Why {
 
 impl Why {
     /// The access log's `reason`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Why::Plain => "",
             Why::Defense(r) => r.label(),
@@ -29,7 +29,7 @@ impl Why {
 
 /// A response the edge writes itself.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub content_type: &'static str,
@@ -44,7 +44,12 @@ pub struct Answer {
 
 impl Answer {
     /// A short plain-text refusal naming its reason: 503 sheds, the rest block.
-    pub fn refusal(status: u16, reason: Reason, retry_after: Option<u64>, close: bool) -> Answer {
+    pub(crate) fn refusal(
+        status: u16,
+        reason: Reason,
+        retry_after: Option<u64>,
+        close: bool,
+    ) -> Answer {
         Answer {
             status,
             headers: retry_after
@@ -64,7 +69,7 @@ impl Answer {
     }
 
     /// A plain-text answer that is not a defense (the drill opt-in).
-    pub fn text(status: u16, body: String) -> Answer {
+    pub(crate) fn text(status: u16, body: String) -> Answer {
         Answer {
             status,
             headers: Vec::new(),

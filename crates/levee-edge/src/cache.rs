@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// What the cache key is made of: the normalised request.
-pub struct CacheRequest<'a> {
+pub(crate) struct CacheRequest<'a> {
     pub method: &'a [u8],
     /// The routed host name.
     pub host: &'a str,
@@ -38,7 +38,7 @@ pub struct CacheRequest<'a> {
 
 /// A stored response.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     key: Box<[u8]>,
     pub status: u16,
     pub headers: Vec<(Bytes, Bytes)>,
@@ -61,13 +61,13 @@ impl Entry {
     }
 
     /// Seconds since it was stored.
-    pub fn age_s(&self, now_ms: u64) -> u64 {
+    pub(crate) fn age_s(&self, now_ms: u64) -> u64 {
         now_ms.saturating_sub(self.stored_ms) / 1000
     }
 }
 
 /// What a lookup found.
-pub enum Lookup {
+pub(crate) enum Lookup {
     Fresh(Arc<Entry>),
     Stale(Arc<Entry>),
     Miss,
@@ -75,14 +75,14 @@ pub enum Lookup {
 
 /// A request's cache key.
 #[derive(Debug, Clone)]
-pub struct Key {
+pub(crate) struct Key {
     bytes: Vec<u8>,
     hash: u64,
 }
 
 /// Counters for `/status` and `/metrics`.
 #[derive(Debug, Default)]
-pub struct CacheStats {
+pub(crate) struct CacheStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub stale: AtomicU64,
@@ -93,7 +93,7 @@ pub struct CacheStats {
 
 /// One site's cache.
 #[derive(Debug)]
-pub struct SiteCache {
+pub(crate) struct SiteCache {
     cfg: levee_config::Cache,
     map: Mutex<Store>,
     inflight: Mutex<HashMap<u64, Arc<Notify>>>,
@@ -108,7 +108,7 @@ struct Store {
 }
 
 /// Held by the request that fetches a key; the others wait for it.
-pub struct Leader {
+pub(crate) struct Leader {
     cache: Arc<SiteCache>,
     hash: u64,
 }
@@ -128,7 +128,7 @@ impl Drop for Leader {
 }
 
 /// Outcome of joining the fetch of a key.
-pub enum Join {
+pub(crate) enum Join {
     /// Fetch it (and store it if cacheable).
     Leader(Leader),
     /// Another request fetched it; look again.
@@ -143,7 +143,7 @@ fn header<'a>(headers: &'a [(&[u8], &[u8])], name: &str) -> Option<&'a [u8]> {
 }
 
 /// Freshness in ms allowed by the response's fields, if it may be cached at all.
-pub fn response_ttl_ms(
+pub(crate) fn response_ttl_ms(
     cfg: &levee_config::Cache,
     status: u16,
     headers: &[(&[u8], &[u8])],
@@ -188,7 +188,7 @@ pub fn response_ttl_ms(
 }
 
 impl SiteCache {
-    pub fn new(cfg: &levee_config::Cache) -> Arc<SiteCache> {
+    pub(crate) fn new(cfg: &levee_config::Cache) -> Arc<SiteCache> {
         Arc::new(SiteCache {
             cfg: cfg.clone(),
             map: Mutex::default(),
@@ -198,12 +198,13 @@ impl SiteCache {
         })
     }
 
-    pub fn config(&self) -> &levee_config::Cache {
+    pub(crate) fn config(&self) -> &levee_config::Cache {
         &self.cfg
     }
 
     /// (entries, bytes)
-    pub fn size(&self) -> (usize, u64) {
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> (usize, u64) {
         let m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         (m.entries.len(), m.bytes)
     }
@@ -215,7 +216,11 @@ impl SiteCache {
     /// (`ignore_query`), they are dropped from the request too: the second
     /// value is the target to forward, so that the origin never answers a
     /// query the key does not hold.
-    pub fn key(&self, r: &CacheRequest<'_>, under_attack: bool) -> Option<(Key, Option<String>)> {
+    pub(crate) fn key(
+        &self,
+        r: &CacheRequest<'_>,
+        under_attack: bool,
+    ) -> Option<(Key, Option<String>)> {
         if r.method != b"GET" && r.method != b"HEAD" {
             return None;
         }
@@ -291,7 +296,7 @@ impl SiteCache {
         ))
     }
 
-    pub fn lookup(&self, key: &Key, now_ms: u64) -> Lookup {
+    pub(crate) fn lookup(&self, key: &Key, now_ms: u64) -> Lookup {
         let m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         match m.entries.get(&key.hash) {
             Some(e) if *e.key == *key.bytes => {
@@ -308,7 +313,7 @@ impl SiteCache {
     }
 
     /// Become the one request fetching `key`, or wait (at most `wait`) for the one that is.
-    pub async fn join(self: &Arc<Self>, key: &Key, wait: Duration) -> Join {
+    pub(crate) async fn join(self: &Arc<Self>, key: &Key, wait: Duration) -> Join {
         let notify = {
             let mut f = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
             match f.get(&key.hash) {
@@ -340,7 +345,7 @@ impl SiteCache {
     }
 
     /// Store a response (unless it alone exceeds `max_bytes`); returns the entry.
-    pub fn store<'a>(
+    pub(crate) fn store<'a>(
         &self,
         key: &Key,
         status: u16,
@@ -406,121 +411,8 @@ impl SiteCache {
     }
 }
 
-/// What the cache said about a request before the origin is asked.
-#[derive(Default)]
-pub struct Probe {
-    pub key: Option<(Arc<SiteCache>, Key)>,
-    /// A stale copy, for when the origin fails or is slow.
-    pub stale: Option<Arc<Entry>>,
-    /// This request fetches the key for the others.
-    pub leader: Option<Leader>,
-    /// Answer with this (and the `x-levee-cache` label) without asking the origin.
-    pub answer: Option<(Arc<Entry>, &'static str)>,
-}
-
-/// Every origin of the site is at its limit with a queue.
-pub fn saturated(site: &crate::state::Site) -> bool {
-    !site.origins.is_empty()
-        && site.origins.iter().all(|o| {
-            let (inflight, waiting) = o.admission.load();
-            waiting > 0 || inflight >= o.admission.limit()
-        })
-}
-
-impl Probe {
-    /// Look `key` up: fresh copies answer; stale ones answer at once when the
-    /// origin is saturated; otherwise join (or lead) the fetch of the key.
-    pub async fn run(site: &crate::state::Site, cache: &Arc<SiteCache>, key: Key) -> Probe {
-        let mut p = Probe::default();
-        match cache.lookup(&key, crate::clock::now_ms()) {
-            Lookup::Fresh(e) => {
-                cache.stats.hits.fetch_add(1, Ordering::Relaxed);
-                p.answer = Some((e, "HIT"));
-                return p;
-            }
-            Lookup::Stale(e) => p.stale = Some(e),
-            Lookup::Miss => {}
-        }
-        if p.stale.is_some() && saturated(site) {
-            cache.stats.stale.fetch_add(1, Ordering::Relaxed);
-            p.answer = p.stale.take().map(|e| (e, "STALE"));
-            return p;
-        }
-        match cache.join(&key, cache.cfg.stale_after.as_duration()).await {
-            Join::Leader(l) => p.leader = Some(l),
-            Join::Filled => match cache.lookup(&key, crate::clock::now_ms()) {
-                Lookup::Fresh(e) => {
-                    cache.stats.hits.fetch_add(1, Ordering::Relaxed);
-                    p.answer = Some((e, "HIT"));
-                    return p;
-                }
-                Lookup::Stale(e) => p.stale = Some(e),
-                Lookup::Miss => {}
-            },
-        }
-        cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-        p.key = Some((Arc::clone(cache), key));
-        p
-    }
-
-    /// Run the origin exchange; with a stale copy in hand, a slow origin is
-    /// not waited for beyond `stale_after` (it then counts as a timeout).
-    pub async fn bounded<T>(
-        &self,
-        fwd: impl std::future::Future<Output = Result<T, crate::upstream::ProxyError>>,
-    ) -> Result<T, crate::upstream::ProxyError> {
-        match (&self.stale, &self.key) {
-            (Some(_), Some((c, _))) => tokio::time::timeout(c.cfg.stale_after.as_duration(), fwd)
-                .await
-                .unwrap_or(Err(crate::upstream::ProxyError::Timeout)),
-            _ => fwd.await,
-        }
-    }
-
-    /// After the origin's response head: if this request leads the fetch of a
-    /// key and the response may be cached, read its body whole and store it.
-    /// `None`: not cacheable (relay as usual); `Some(None)`: the body could
-    /// not be read (the exchange is spent); `Some(Some(entry))`: answer with it.
-    pub async fn fill(
-        &self,
-        ex: &mut crate::upstream::Exchange,
-        head_request: bool,
-    ) -> Option<Option<Arc<Entry>>> {
-        let (c, k) = self.key.as_ref().filter(|_| !head_request)?;
-        let status = ex.head.status;
-        let len = match ex.head.framing {
-            levee_http::h1::Framing::Length(n) => Some(n),
-            _ => None,
-        };
-        let fields: Vec<(&[u8], &[u8])> = ex.headers().collect();
-        let ttl = response_ttl_ms(&c.cfg, status, &fields, len)?;
-        drop(fields);
-        let deadline = ex.origin.response_timeout;
-        let Some(data) = read_body(ex, len.unwrap_or(0), deadline).await else {
-            return Some(None);
-        };
-        Some(Some(c.store(
-            k,
-            status,
-            ex.headers(),
-            data,
-            ttl,
-            crate::clock::now_ms(),
-        )))
-    }
-
-    /// The origin failed or was too slow: the stale copy, if any.
-    pub fn fallback(&mut self) -> Option<(Arc<Entry>, &'static str)> {
-        let e = self.stale.take()?;
-        if let Some((c, _)) = &self.key {
-            c.stats.stale.fetch_add(1, Ordering::Relaxed);
-        }
-        Some((e, "STALE"))
-    }
-}
-
 /// The extra fields of a cached answer.
-pub fn extra_headers(e: &Entry, label: &'static str) -> [(&'static [u8], Vec<u8>); 2] {
+pub(crate) fn extra_headers(e: &Entry, label: &'static str) -> [(&'static [u8], Vec<u8>); 2] {
     [
         (b"x-levee-cache", label.as_bytes().to_vec()),
         (
@@ -528,34 +420,6 @@ pub fn extra_headers(e: &Entry, label: &'static str) -> [(&'static [u8], Vec<u8>
             e.age_s(crate::clock::now_ms()).to_string().into_bytes(),
         ),
     ]
-}
-
-/// Read a whole response body of `len` bytes from an origin exchange, before `deadline`.
-pub async fn read_body(
-    ex: &mut crate::upstream::Exchange,
-    len: u64,
-    deadline: Duration,
-) -> Option<Bytes> {
-    let mut body = bytes::BytesMut::with_capacity(len as usize);
-    let read = async {
-        while !ex.body.is_done() {
-            match ex.body.next(&mut ex.conn).await {
-                Ok(Some(d)) => {
-                    if (body.len() + d.len()) as u64 > len {
-                        return false;
-                    }
-                    body.extend_from_slice(&d);
-                }
-                Ok(None) => break,
-                Err(_) => return false,
-            }
-        }
-        true
-    };
-    match tokio::time::timeout(deadline, read).await {
-        Ok(true) if body.len() as u64 == len => Some(body.freeze()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

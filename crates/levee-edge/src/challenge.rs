@@ -8,7 +8,7 @@
 //! with `Retry-After`; any other method gets 503 with `Retry-After`, never a
 //! redirect that would drop its body.
 
-pub use crate::answer::Answer;
+pub(crate) use crate::answer::Answer;
 use crate::answer::Why;
 use crate::metrics::{Metrics, Reason};
 use crate::state::{Site, State};
@@ -19,14 +19,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Where the page sends a solution.
-pub const VERIFY_PATH: &str = "/.levee/challenge/verify";
+pub(crate) const VERIFY_PATH: &str = "/.levee/challenge/verify";
 /// Where the no-JavaScript fallback's refresh goes.
-pub const WAIT_PATH: &str = "/.levee/challenge/wait";
+pub(crate) const WAIT_PATH: &str = "/.levee/challenge/wait";
 /// The clearance cookie.
-pub const COOKIE: &str = "levee_clearance";
+pub(crate) const COOKIE: &str = "levee_clearance";
 
 /// The parts of a request the policy looks at.
-pub struct Req<'a> {
+pub(crate) struct Req<'a> {
     pub method: &'a [u8],
     /// `Authorization` field, if any.
     pub authorization: Option<&'a [u8]>,
@@ -58,7 +58,7 @@ fn now_s() -> u64 {
 
 /// Why a request would be challenged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
+pub(crate) enum Want {
     /// Not asked: only the challenge's own endpoints are answered.
     No,
     /// The site's policy asks (mode `always`, or `auto` under attack): exempt
@@ -70,7 +70,11 @@ pub enum Want {
 }
 
 /// Staff (allow-listed network or staff token) or verified (valid clearance), if either.
-pub fn trusted(state: &State, site: &Site, req: &Req<'_>) -> Option<crate::admission::Class> {
+pub(crate) fn trusted(
+    state: &State,
+    site: &Site,
+    req: &Req<'_>,
+) -> Option<crate::admission::Class> {
     use crate::admission::Class;
     let policy = &site.challenge;
     if policy.allow.iter().any(|c| c.contains(req.client)) {
@@ -106,7 +110,7 @@ pub fn trusted(state: &State, site: &Site, req: &Req<'_>) -> Option<crate::admis
 
 /// Decide whether `req` must be challenged; `None` lets it through.
 /// `trusted` is what [`trusted`] found for it.
-pub fn decide(
+pub(crate) fn decide(
     state: &State,
     site: &Site,
     spent: &Mutex<lc::SpentSet>,

@@ -7,12 +7,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 static START: OnceLock<Instant> = OnceLock::new();
 
 /// Milliseconds since the process first asked (monotonic).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// Milliseconds since the Unix epoch (wall clock).
-pub fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -4,7 +4,7 @@
 //!
 //! Per request (`assess`): count it, classify the client for priority
 //! admission, match the site's rules (one comparison each), and sample the
-//! unmatched ones for the detector. Per tick (`tick_all`): hand the counters
+//! unmatched ones for the detector. Per tick (`SiteDefense::tick`, driven by `Shared::tick`): hand the counters
 //! to the detectors, publish new rules and modes, write events, adapt origin
 //! limits, and tighten connection-level knobs while any site is under attack.
 //!
@@ -13,8 +13,7 @@
 
 use crate::admission::Class;
 use crate::ratelimit::ip_key;
-use crate::state::Site;
-use crate::Shared;
+use crate::upstream::Origin;
 use arc_swap::ArcSwap;
 use levee_config::{Defense, RuleAction};
 use levee_detect::{Action, Change, Detector, Keys, Mode, Params, Request, Rule, Tick};
@@ -26,14 +25,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The rules in force, with their match counters for the current tick.
 #[derive(Debug, Default)]
-pub struct RuleSet {
+pub(crate) struct RuleSet {
     pub rules: Vec<Rule>,
     pub hits: Vec<AtomicU64>,
 }
 
 /// A site's detection state; survives reloads (carried over by site name).
 #[derive(Debug)]
-pub struct SiteDefense {
+pub(crate) struct SiteDefense {
     detector: Mutex<Detector>,
     rules: ArcSwap<RuleSet>,
     mode: AtomicU8,
@@ -61,7 +60,7 @@ fn action(a: RuleAction) -> Action {
 }
 
 /// Detector tuning from the site's configuration.
-pub fn params(d: &Defense) -> Params {
+pub(crate) fn params(d: &Defense) -> Params {
     let tick_ms = (d.tick.as_duration().as_millis() as u64).max(50);
     let ticks = |x: &levee_config::Dur| (x.as_duration().as_millis() as u64).div_ceil(tick_ms);
     Params {
@@ -103,7 +102,7 @@ fn u8_mode(v: u8) -> Mode {
 }
 
 /// What the edge knows of a request when it assesses it.
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     pub req: Request<'a>,
     /// Header names in order, readable (called only for sampled requests).
     pub header_names: &'a (dyn Fn() -> String + Sync),
@@ -115,7 +114,7 @@ pub struct Inputs<'a> {
 
 /// What to do with a request.
 #[derive(Debug, Clone, Copy)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub class: Class,
     pub mode: Mode,
     /// The matching rule's action, if any.
@@ -129,7 +128,7 @@ fn is_prefix_block(r: &levee_detect::Rule) -> bool {
 }
 
 impl SiteDefense {
-    pub fn new(cfg: &Defense, seeds: [u64; 4]) -> SiteDefense {
+    pub(crate) fn new(cfg: &Defense, seeds: [u64; 4]) -> SiteDefense {
         let mut d = Detector::new(params(cfg));
         if let Some(m) = cfg.pin {
             d.pin(Some(mode_from(m)));
@@ -154,17 +153,17 @@ impl SiteDefense {
     }
 
     /// Take new tuning on reload, keeping what was learned.
-    pub fn reconfigure(&self, cfg: &Defense) {
+    pub(crate) fn reconfigure(&self, cfg: &Defense) {
         let mut d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         d.set_params(params(cfg));
     }
 
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         u8_mode(self.mode.load(Ordering::Relaxed))
     }
 
     /// Pin a mode or return to automatic; the changes become events.
-    pub fn pin(&self, mode: Option<Mode>) -> Vec<Change> {
+    pub(crate) fn pin(&self, mode: Option<Mode>) -> Vec<Change> {
         let mut d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         let c = d.pin(mode);
         self.mode.store(mode_u8(d.mode()), Ordering::Relaxed);
@@ -172,12 +171,12 @@ impl SiteDefense {
     }
 
     /// Count an origin or gateway error (5xx) for the baseline.
-    pub fn error(&self) {
+    pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Count, classify, match and sample a request.
-    pub fn assess(&self, cfg: &Defense, inp: &Inputs<'_>, now_ms: u64) -> Outcome {
+    pub(crate) fn assess(&self, cfg: &Defense, inp: &Inputs<'_>, now_ms: u64) -> Outcome {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mode = self.mode();
         let client = ip_key(inp.req.client);
@@ -240,7 +239,7 @@ impl SiteDefense {
     }
 
     /// A client matched a block rule: true once, when it crosses `auto_block_after`.
-    pub fn should_auto_block(&self, cfg: &Defense, ip: IpAddr, now_ms: u64) -> bool {
+    pub(crate) fn should_auto_block(&self, cfg: &Defense, ip: IpAddr, now_ms: u64) -> bool {
         if cfg.auto_block_after == 0 {
             return false;
         }
@@ -250,7 +249,7 @@ impl SiteDefense {
     }
 
     /// Client prefixes that live `block` rules name (for the packet filter).
-    pub fn block_prefixes(&self) -> Vec<levee_config::Cidr> {
+    pub(crate) fn block_prefixes(&self) -> Vec<levee_config::Cidr> {
         let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         d.rules()
             .iter()
@@ -260,13 +259,13 @@ impl SiteDefense {
     }
 
     /// Whether any live rule blocks a client prefix (cheap: no allocation).
-    pub fn has_prefix_block_rules(&self) -> bool {
+    pub(crate) fn has_prefix_block_rules(&self) -> bool {
         let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         d.rules().iter().any(is_prefix_block)
     }
 
     /// Status for the admin API.
-    pub fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         serde_json::json!({
             "mode": d.mode().label(),
@@ -279,12 +278,17 @@ impl SiteDefense {
         })
     }
 
-    /// One tick for this site, if due. Returns the mode after it.
-    fn tick(&self, site: &Site, cfg: &Defense, shared: &Shared, now_ms: u64) -> Mode {
+    /// One tick for this site, if due: what changed, for the caller to publish.
+    pub(crate) fn tick(
+        &self,
+        origins: &[Arc<Origin>],
+        cfg: &Defense,
+        now_ms: u64,
+    ) -> Option<TickReport> {
         let p_tick = params(cfg).tick_ms;
         let last = self.last_tick_ms.load(Ordering::Relaxed);
         if last != 0 && now_ms < last + p_tick {
-            return self.mode();
+            return None;
         }
         self.last_tick_ms.store(now_ms, Ordering::Relaxed);
         let mut saturated = false;
@@ -292,7 +296,7 @@ impl SiteDefense {
         let mut lat_n = 0u64;
         let mut shed_now = [0u64; 5];
         let mut limits = Vec::new();
-        for o in &site.origins {
+        for o in origins {
             o.admission.tick(cfg.enabled);
             let (inflight, waiting) = o.admission.load();
             saturated |= waiting > 0 && inflight >= o.admission.limit();
@@ -351,25 +355,19 @@ impl SiteDefense {
         let per_sec = requests * 1000 / p_tick.max(1);
         let every = (per_sec / u64::from(cfg.samples_per_second.max(1))).max(1);
         self.sample_every.store(every, Ordering::Relaxed);
-        for c in changes {
-            publish(shared, &site.name, &c);
-        }
+        let mut shed = None;
         if shed_tick.iter().any(|&n| n > 0) {
             let by: serde_json::Map<String, serde_json::Value> = Class::ALL
                 .iter()
                 .filter(|c| shed_tick[**c as usize] > 0)
                 .map(|c| (c.label().to_string(), shed_tick[*c as usize].into()))
                 .collect();
-            shared.events.push(
-                "shed",
-                &site.name,
-                serde_json::json!({
-                    "requests": by,
-                    "tick_ms": p_tick,
-                    "origin_limits": limits,
-                    "mode": mode.label(),
-                }),
-            );
+            shed = Some(serde_json::json!({
+                "requests": by,
+                "tick_ms": p_tick,
+                "origin_limits": limits,
+                "mode": mode.label(),
+            }));
         }
         // Forget clients first seen longer ago than `returning_ttl` (every 10 minutes).
         let rot = self.last_rotate_ms.load(Ordering::Relaxed);
@@ -380,59 +378,20 @@ impl SiteDefense {
             }
             self.last_rotate_ms.store(now_ms, Ordering::Relaxed);
         }
-        mode
+        Some(TickReport {
+            mode,
+            changes,
+            shed,
+        })
     }
 }
 
-/// Write a detector change as an event.
-pub fn publish(shared: &Shared, site: &str, c: &Change) {
-    match c {
-        Change::Mode { from, to, why } => shared.events.push(
-            "mode",
-            site,
-            serde_json::json!({"from": from.label(), "to": to.label(), "why": why}),
-        ),
-        Change::RuleAdded { rule } => {
-            shared
-                .events
-                .push("rule_added", site, serde_json::json!({ "rule": rule }))
-        }
-        Change::RuleExpired { rule } => {
-            shared
-                .events
-                .push("rule_expired", site, serde_json::json!({ "rule": rule }))
-        }
-    };
-}
-
-/// Tick every site whose tick is due; tighten connection caps while any site is under attack.
-pub fn tick_all(shared: &Shared, tightened: &mut bool) {
-    let state = shared.state.load();
-    let now = crate::clock::now_ms();
-    let mut attack = false;
-    for site in &state.sites {
-        let m = site.defense.tick(site, &site.defense_cfg, shared, now);
-        attack |= m == Mode::UnderAttack;
-    }
-    if attack != *tightened {
-        *tightened = attack;
-        shared.tightened.store(attack, Ordering::Relaxed);
-        let mut caps = crate::caps(&state.cfg);
-        if attack {
-            caps.per_ip = (caps.per_ip / 2).max(1);
-            caps.per_prefix = (caps.per_prefix / 2).max(1);
-        }
-        shared.tracker.set_caps(caps);
-        shared.events.push(
-            "knobs",
-            "",
-            serde_json::json!({
-                "tightened": attack,
-                "max_connections_per_ip": caps.per_ip,
-                "max_connections_per_prefix": caps.per_prefix,
-                "header_timeout_factor": if attack { 0.5 } else { 1.0 },
-                "h2_max_concurrent_streams_cap": if attack { Some(32) } else { None },
-            }),
-        );
-    }
+/// What a site's tick changed.
+pub(crate) struct TickReport {
+    /// The mode after the tick.
+    pub mode: Mode,
+    /// Mode changes and rules added or expired, to publish as events.
+    pub changes: Vec<Change>,
+    /// Requests shed in the tick, by class (a `shed` event), if any.
+    pub shed: Option<serde_json::Value>,
 }

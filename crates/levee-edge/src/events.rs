@@ -7,10 +7,10 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
 /// At most this many events are kept for the admin API.
-pub const CAPACITY: usize = 4096;
+pub(crate) const CAPACITY: usize = 4096;
 
 #[derive(Debug, Default)]
-pub struct Events {
+pub(crate) struct Events {
     inner: Mutex<Ring>,
     /// Write events to standard error too.
     pub echo: bool,
@@ -23,7 +23,7 @@ struct Ring {
 }
 
 impl Events {
-    pub fn new(echo: bool) -> Self {
+    pub(crate) fn new(echo: bool) -> Self {
         Events {
             inner: Mutex::default(),
             echo,
@@ -31,7 +31,7 @@ impl Events {
     }
 
     /// Record an event: `kind`, the site it concerns, and its fields (a JSON object).
-    pub fn push(&self, kind: &str, site: &str, mut fields: serde_json::Value) -> u64 {
+    pub(crate) fn push(&self, kind: &str, site: &str, mut fields: serde_json::Value) -> u64 {
         let mut r = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         r.next += 1;
         let seq = r.next;
@@ -55,7 +55,7 @@ impl Events {
     }
 
     /// Events after `since` (at most `limit`), and the last sequence number.
-    pub fn since(&self, since: u64, limit: usize) -> (Vec<String>, u64) {
+    pub(crate) fn since(&self, since: u64, limit: usize) -> (Vec<String>, u64) {
         let r = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let out = r
             .items

@@ -16,7 +16,7 @@ use levee_detect::{Action, Mode, Request};
 use std::sync::PoisonError;
 
 /// What the gate needs beyond the challenge's view of a request.
-pub struct View<'a> {
+pub(crate) struct View<'a> {
     pub req: Req<'a>,
     pub header_order: u64,
     pub header_names: &'a (dyn Fn() -> String + Sync),
@@ -26,13 +26,13 @@ pub struct View<'a> {
 
 /// A request that may go on to the origin.
 #[derive(Debug, Clone, Copy)]
-pub struct Pass {
+pub(crate) struct Pass {
     pub class: Class,
     pub mode: Mode,
 }
 
 impl Pass {
-    pub fn attack(&self) -> bool {
+    pub(crate) fn attack(&self) -> bool {
         self.mode == Mode::UnderAttack
     }
 }
@@ -42,14 +42,14 @@ fn refusal(status: u16, reason: Reason, retry: Option<u64>, close: bool) -> Answ
 }
 
 /// What the gate decided: go on to the origin, or answer here.
-pub enum Decision {
+pub(crate) enum Decision {
     Pass(Pass),
     Answer(Answer),
 }
 
 /// Run the phases. Defenses are not counted here: the pipeline's record
 /// counts and logs the answer's reason, once.
-pub fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Decision {
+pub(crate) fn check(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Decision {
     match run(shared, state, site, v) {
         Ok(p) => Decision::Pass(p),
         Err(a) => Decision::Answer(a),

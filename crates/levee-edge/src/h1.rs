@@ -5,7 +5,7 @@
 //! [`Downstream`] that writes HTTP/1 (framing, keep-alive, 100-continue,
 //! reset on slow read, the WebSocket splice), and loops for keep-alive.
 
-use crate::listener::{Abortable, Peer};
+use crate::conn::{Abortable, Peer};
 use crate::metrics::Reason;
 use crate::pace::{write_paced, RateDeadline, SendFail};
 use crate::pipeline::record::{self, Asked, Record};
@@ -28,7 +28,7 @@ use tokio::time::{timeout_at, Instant as TInstant};
 const KEEP_CAPACITY: usize = 4096;
 
 /// Serve an HTTP/1 connection. `buf` holds bytes already read from it.
-pub async fn serve<S>(mut io: S, mut buf: BytesMut, peer: Peer, shared: Arc<Shared>)
+pub(crate) async fn serve<S>(mut io: S, mut buf: BytesMut, peer: Peer, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Abortable,
 {

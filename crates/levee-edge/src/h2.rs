@@ -9,7 +9,7 @@
 //! end the connection with GOAWAY(ENHANCE_YOUR_CALM) and mark the client.
 
 use crate::clock::now_ms;
-use crate::listener::Peer;
+use crate::conn::Peer;
 use crate::metrics::Reason;
 use crate::pace::{RateDeadline, SendFail};
 use crate::pipeline::{self, Cx, Downstream, Head, RespBody};
@@ -117,7 +117,7 @@ fn flood_from(v: u8) -> Option<Flood> {
 }
 
 /// Serve an HTTP/2 connection; `prefix` holds bytes already read (the h2c preface).
-pub async fn serve<S>(io: S, prefix: Bytes, peer: Peer, shared: Arc<Shared>)
+pub(crate) async fn serve<S>(io: S, prefix: Bytes, peer: Peer, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

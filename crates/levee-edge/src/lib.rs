@@ -2,51 +2,56 @@
 //! and protocol floods.
 //!
 //! What it does, in the order a connection meets it (see ARCHITECTURE.md):
-//! accept with connection caps ([`listener`]), PROXY header from trusted
-//! peers, TLS with a handshake deadline ([`tls`]), protocol choice (ALPN or
-//! the h2c preface), then per request: strict head parsing and deadlines
-//! ([`h1`]) or metered HTTP/2 with explicit limits ([`h2`]), routing by host,
-//! origin admission and the exchange with the origin ([`upstream`]), the
-//! response with a send-rate deadline, and an access-log line ([`accesslog`]).
-//! The admin listener ([`admin`]) serves metrics, status and reload.
+//! accept with connection caps (`listener`), PROXY header from trusted
+//! peers, TLS with a handshake deadline (`tls`), protocol choice (ALPN or
+//! the h2c preface); then the drivers (`h1`, `h2`) read each request and hand
+//! it to the one request pipeline (`pipeline`): normalise, the edge's own
+//! paths, route, gate (`ratelimit`, `defense`, `challenge`), micro-cache
+//! (`cache`), forward with priority admission (`upstream`, `admission`),
+//! respond at the send rate, one access-log record (`accesslog`). The admin
+//! listener (`admin`) serves metrics, status, events and reload.
 //!
-//! Between routing and the origin sit the per-site phases: request-rate
-//! limits ([`ratelimit`]), the adaptive defense ([`defense`]: detection,
-//! rules, modes), the browser challenge ([`challenge`]), the micro-cache
-//! ([`cache`]) and priority admission ([`admission`]). Events of the
-//! adaptive defense go to [`events`].
+//! The public surface is small: [`Edge`] (start, shut down), [`check`] (is a
+//! configuration usable), [`Shared`] (what the binary's packet-filter feeder
+//! reads and publishes), and their types. Everything else is the crate's own.
 //!
 //! What it does not do: parse attacker bytes itself (`levee-http` does),
 //! decide what an attack is (`levee-detect` does), or filter packets.
 
-pub mod accesslog;
-pub mod admin;
-pub mod admission;
-pub mod answer;
-pub mod cache;
-pub mod challenge;
-pub mod clock;
-pub mod defense;
-pub mod events;
-pub mod gate;
-pub mod h1;
-pub mod h2;
-pub mod listener;
-pub mod lists;
-pub mod metrics;
-pub mod pace;
-pub mod pipeline;
-pub mod proxy;
-pub mod ratelimit;
-pub mod state;
-pub mod tls;
-pub mod upstream;
+mod accesslog;
+mod admin;
+mod admission;
+mod answer;
+mod cache;
+mod challenge;
+mod clock;
+mod conn;
+mod defense;
+mod error;
+mod events;
+mod gate;
+mod h1;
+mod h2;
+mod layering;
+mod listener;
+mod lists;
+mod metrics;
+mod pace;
+mod pipeline;
+mod proxy;
+mod ratelimit;
+mod shared;
+mod state;
+mod tls;
+mod upstream;
+
+pub use error::BuildError;
+pub use lists::{FilterView, ViewKey};
 
 use arc_swap::ArcSwap;
 use levee_config::Config;
-use levee_limits::{ConnCaps, ConnTracker, Marks};
+use levee_limits::{ConnTracker, Marks};
 use metrics::Metrics;
-use serde::Serialize;
 use state::State;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,21 +60,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// What the edge decided about a request. A refusal is a verdict, not an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Allow,
-    Block,
-    Challenge,
-    Shed,
+/// Whether a configuration can be turned into a running edge: files it
+/// names are readable, certificates and keys parse, origins resolve.
+pub fn check(cfg: Config) -> Result<(), BuildError> {
+    State::build(cfg, None, 0).map(|_| ())
 }
 
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     #[error("{0}")]
-    Build(#[from] state::BuildError),
+    Build(#[from] error::BuildError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -82,141 +83,8 @@ pub enum EdgeError {
     },
 }
 
-/// Re-reads the configuration for a reload (SIGHUP or the admin API).
-pub type Loader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
-
-/// State shared by every task of the edge.
-pub struct Shared {
-    pub state: ArcSwap<State>,
-    pub metrics: Arc<Metrics>,
-    pub log: accesslog::AccessLog,
-    pub tracker: Arc<ConnTracker>,
-    pub marks: Mutex<Marks>,
-    /// Block and allow lists, consulted at accept.
-    pub lists: std::sync::RwLock<lists::Lists>,
-    /// Used challenge solutions (replay protection), bounded.
-    pub spent: Mutex<levee_challenge::SpentSet>,
-    pub shutdown: watch::Receiver<bool>,
-    /// Set with `shutdown`; cheap to read on every request.
-    stopping: std::sync::atomic::AtomicBool,
-    pub started: Instant,
-    /// Mode changes, rules, automatic blocks, shedding (`/events`).
-    pub events: events::Events,
-    /// Some site is under attack: connection-level knobs are tightened.
-    pub tightened: std::sync::atomic::AtomicBool,
-    pub listen: Vec<SocketAddr>,
-    /// Prometheus text other parts of the process publish for `/metrics`
-    /// (the packet filter's counters, written by the binary's feeder).
-    pub extra_metrics: Mutex<String>,
-    generation: AtomicU64,
-    loader: Option<Loader>,
-    reload_lock: Mutex<()>,
-}
-
-impl Shared {
-    /// Re-read and apply the configuration. In-flight requests and open
-    /// connections keep going; new requests see the new state. Listener
-    /// addresses and the admin address need a restart to change.
-    pub fn reload(&self) -> Result<u64, String> {
-        let _g = self
-            .reload_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let result = (|| {
-            let loader = self
-                .loader
-                .as_ref()
-                .ok_or("this edge has no configuration file to reload")?;
-            let cfg = loader()?;
-            let gen = self.generation.load(Ordering::Relaxed) + 1;
-            let old = self.state.load();
-            let st = State::build(cfg, Some(&old), gen).map_err(|e| e.to_string())?;
-            self.tracker.set_caps(caps(&st.cfg));
-            self.lists
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .reconfigure(&st.cfg.lists);
-            self.state.store(Arc::new(st));
-            self.generation.store(gen, Ordering::Relaxed);
-            Ok(gen)
-        })();
-        // Reopen the access log either way: a reload is how rotation is signalled.
-        self.log.reopen();
-        match &result {
-            Ok(_) => self.metrics.reloads.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed),
-        };
-        result
-    }
-
-    /// Remember that `ip` misbehaved (a protocol flood).
-    pub fn mark(&self, ip: std::net::IpAddr, reason: &'static str) {
-        self.metrics.clients_marked.fetch_add(1, Ordering::Relaxed);
-        self.marks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .mark(ip, reason, clock::now_ms());
-    }
-
-    /// Count a refusal that happened before any request (a connection cap, a
-    /// handshake deadline, a protocol flood) and write its access-log line.
-    pub fn refuse_connection(
-        &self,
-        ip: std::net::IpAddr,
-        reason: metrics::Reason,
-        tls: Option<&'static str>,
-        proto: &'static str,
-    ) {
-        self.metrics.defend(reason);
-        self.log.log(&accesslog::LogLine {
-            ts_ms: clock::unix_ms(),
-            client: ip,
-            site: "",
-            method: "",
-            path: "",
-            status: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            duration_us: 0,
-            origin_us: None,
-            verdict: Verdict::Block,
-            reason: reason.label(),
-            tls,
-            ja4: None,
-            proto,
-            request_id: "",
-        });
-    }
-
-    /// Whether `ip` is on a block list (and not allow-listed).
-    pub fn is_blocked(&self, ip: std::net::IpAddr) -> bool {
-        self.lists
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .blocked(ip, clock::now_ms())
-    }
-
-    /// Whether a protocol defense marked `ip` abusive.
-    pub fn is_marked(&self, ip: std::net::IpAddr) -> bool {
-        self.marks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(ip)
-            .is_some()
-    }
-
-    pub fn shutting_down(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
-    }
-}
-
-pub(crate) fn caps(cfg: &Config) -> ConnCaps {
-    ConnCaps {
-        global: cfg.limits.max_connections,
-        per_ip: cfg.limits.max_connections_per_ip,
-        per_prefix: cfg.limits.max_connections_per_prefix,
-    }
-}
+pub use accesslog::Verdict;
+pub use shared::{Loader, Shared};
 
 /// A worker thread: a single-threaded runtime running the accept loops of
 /// its sockets and every connection they accept.
@@ -278,7 +146,7 @@ impl Edge {
             path: cfg.access_log.path.clone(),
             source: e,
         })?;
-        let tracker = ConnTracker::new(caps(&cfg));
+        let tracker = ConnTracker::new(shared::caps(&cfg));
         // listeners[w] = the sockets of worker w.
         let mut listeners: Vec<Vec<(std::net::TcpListener, levee_config::Listener)>> =
             (0..workers).map(|_| Vec::new()).collect();
@@ -366,7 +234,7 @@ impl Edge {
             let mut tightened = false;
             loop {
                 tick.tick().await;
-                defense::tick_all(&sh, &mut tightened);
+                sh.tick(&mut tightened);
             }
         }));
         Ok(Edge {

@@ -2,6 +2,8 @@
 //! file-descriptor exhaustion, the PROXY header from trusted peers, the TLS
 //! handshake deadline and the choice between HTTP/1 and HTTP/2.
 
+use crate::conn::Rewind;
+pub(crate) use crate::conn::{Peer, TlsInfo};
 use crate::metrics::Reason;
 use crate::Shared;
 use bytes::{Buf, Bytes, BytesMut};
@@ -10,23 +12,21 @@ use levee_http::proxy_proto;
 use levee_limits::{CapExceeded, ConnPermit};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Bind a listening socket with a deep backlog and address reuse.
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(bind_std(addr, false)?)
 }
 
 /// Bind a non-blocking listening socket; with `reuse_port`, several sockets
 /// (one per worker thread) share the address and the kernel spreads
 /// connections over them.
-pub fn bind_std(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+pub(crate) fn bind_std(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     s.set_reuse_address(true)?;
@@ -42,36 +42,8 @@ pub fn bind_std(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpL
     Ok(s.into())
 }
 
-/// Who is on the other end of a connection.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The socket peer.
-    pub socket: SocketAddr,
-    /// The client: the socket peer, or the PROXY header's source from a trusted peer.
-    pub ip: IpAddr,
-    /// The socket (or PROXY) peer is a trusted proxy: its X-Forwarded-For is believed.
-    pub trusted: bool,
-    /// TLS version and SNI, for TLS connections.
-    pub tls: Option<TlsInfo>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsInfo {
-    pub version: &'static str,
-    pub sni: Option<String>,
-    /// JA4 fingerprint of the ClientHello.
-    pub ja4: Option<String>,
-}
-
 fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(23) | Some(24)) // ENFILE, EMFILE
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+    matches!(e.raw_os_error(), Some(libc::ENFILE) | Some(libc::EMFILE))
 }
 
 /// Close a refused connection at once, with a reset rather than a FIN, so
@@ -90,7 +62,7 @@ fn cap_reason(c: CapExceeded) -> Reason {
 }
 
 /// Accept until shutdown.
-pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Shared>) {
+pub(crate) async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -111,7 +83,7 @@ pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Share
                 continue;
             }
         };
-        let ip = canonical(addr.ip());
+        let ip = IpAddr::to_canonical(&addr.ip());
         if shared.is_blocked(ip) {
             refuse(sock);
             shared.refuse_connection(ip, Reason::Blocked, None, "tcp");
@@ -144,7 +116,6 @@ pub async fn accept_loop(listener: TcpListener, cfg: Listener, shared: Arc<Share
             .connections_accepted
             .fetch_add(1, Ordering::Relaxed);
         let peer = Peer {
-            socket: addr,
             ip,
             trusted,
             tls: None,
@@ -198,7 +169,7 @@ async fn connection(
             };
             buf.advance(hdr.len);
             if let Some(src) = hdr.source {
-                peer.ip = canonical(src.ip());
+                peer.ip = IpAddr::to_canonical(&src.ip());
                 peer.trusted = state.cfg.trust.trusts(peer.ip);
             }
             if shared.is_blocked(peer.ip) {
@@ -328,78 +299,5 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
         Box::pin(crate::h2::serve(stream, Bytes::new(), peer, shared)).await;
     } else {
         Box::pin(crate::h1::serve(stream, BytesMut::new(), peer, shared)).await;
-    }
-}
-
-/// Connections the edge can close abortively: a reset instead of a FIN, so
-/// that the kernel drops what is still queued for a client that does not
-/// read (slow read) instead of holding it until the client drains it.
-pub trait Abortable {
-    fn reset_on_close(&self);
-}
-
-impl Abortable for Rewind<TcpStream> {
-    fn reset_on_close(&self) {
-        let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
-    }
-}
-
-impl Abortable for tokio_rustls::server::TlsStream<Rewind<TcpStream>> {
-    fn reset_on_close(&self) {
-        self.get_ref().0.reset_on_close();
-    }
-}
-
-/// A stream that first replays bytes already read from it.
-pub struct Rewind<S> {
-    prefix: Bytes,
-    inner: S,
-}
-
-impl<S> Rewind<S> {
-    pub fn new(prefix: Bytes, inner: S) -> Self {
-        Rewind { prefix, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        if !me.prefix.is_empty() {
-            let n = me.prefix.len().min(buf.remaining());
-            buf.put_slice(&me.prefix.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut me.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 /// One change to the dynamic block list.
 #[derive(Debug, Clone, Serialize)]
-pub struct Change {
+pub(crate) struct Change {
     pub seq: u64,
     /// `add`, `remove` or `expire`.
     pub op: &'static str,
@@ -27,7 +27,7 @@ const CHANGES: usize = 10_000;
 
 /// The lists an edge consults at accept.
 #[derive(Debug)]
-pub struct Lists {
+pub(crate) struct Lists {
     static_block: NetSet,
     allow: NetSet,
     dynamic: NetSet,
@@ -65,56 +65,8 @@ pub struct ViewKey {
     pub prefix_rules: bool,
 }
 
-pub fn view_key(shared: &crate::Shared) -> ViewKey {
-    let st = shared.state.load();
-    ViewKey {
-        seq: shared
-            .lists
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .seq(),
-        generation: st.generation,
-        prefix_rules: st.sites.iter().any(|s| s.defense.has_prefix_block_rules()),
-    }
-}
-
-/// Gather the edge's block decisions for the packet filter: static lists
-/// (with list files), admin-API and automatic blocks with their expiry, and
-/// the adaptive defense's `block` rules on client prefixes (held for
-/// `rule_idle`, renewed while the rule lives).
-pub fn filter_view(shared: &crate::Shared) -> FilterView {
-    use std::time::Duration;
-    let st = shared.state.load();
-    let now = crate::clock::now_ms();
-    let mut v = FilterView::default();
-    for c in &st.cfg.lists.block {
-        v.blocks.push((c.addr(), c.prefix_len(), None));
-    }
-    for c in &st.cfg.lists.allow {
-        v.allow.push((c.addr(), c.prefix_len()));
-    }
-    let dynamic = shared
-        .lists
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .dynamic_nets();
-    for (ip, len, exp) in dynamic {
-        if exp > now {
-            let left = (exp != u64::MAX).then(|| Duration::from_millis(exp - now));
-            v.blocks.push((ip, len, left));
-        }
-    }
-    for site in &st.sites {
-        let hold = site.defense_cfg.rule_idle.as_duration();
-        for c in site.defense.block_prefixes() {
-            v.blocks.push((c.addr(), c.prefix_len(), Some(hold)));
-        }
-    }
-    v
-}
-
 impl Lists {
-    pub fn new(cfg: &levee_config::Lists) -> Lists {
+    pub(crate) fn new(cfg: &levee_config::Lists) -> Lists {
         let mut l = Lists {
             static_block: NetSet::new(usize::MAX),
             allow: NetSet::new(usize::MAX),
@@ -127,7 +79,7 @@ impl Lists {
     }
 
     /// Replace the static lists (reload); dynamic blocks stay.
-    pub fn reconfigure(&mut self, cfg: &levee_config::Lists) {
+    pub(crate) fn reconfigure(&mut self, cfg: &levee_config::Lists) {
         self.static_block = NetSet::new(usize::MAX);
         self.allow = NetSet::new(usize::MAX);
         for c in &cfg.block {
@@ -139,7 +91,7 @@ impl Lists {
     }
 
     /// Refuse `ip` at `now_ms`?
-    pub fn blocked(&self, ip: IpAddr, now_ms: u64) -> bool {
+    pub(crate) fn blocked(&self, ip: IpAddr, now_ms: u64) -> bool {
         if self.static_block.is_empty() && self.dynamic.is_empty() {
             return false;
         }
@@ -161,7 +113,7 @@ impl Lists {
     }
 
     /// Block `c` until `expires_ms` (monotonic ms); `false` if the list is full.
-    pub fn block(&mut self, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
+    pub(crate) fn block(&mut self, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
         let ok = self.dynamic.insert(c.addr(), c.prefix_len(), expires_ms);
         if ok {
             self.log("add", c.to_string(), Some(expires_unix_ms));
@@ -169,7 +121,7 @@ impl Lists {
         ok
     }
 
-    pub fn unblock(&mut self, c: Cidr) -> bool {
+    pub(crate) fn unblock(&mut self, c: Cidr) -> bool {
         let ok = self.dynamic.remove(c.addr(), c.prefix_len());
         if ok {
             self.log("remove", c.to_string(), None);
@@ -178,14 +130,14 @@ impl Lists {
     }
 
     /// Drop expired dynamic blocks (and log them).
-    pub fn expire(&mut self, now_ms: u64) {
+    pub(crate) fn expire(&mut self, now_ms: u64) {
         for (bits, v6, len) in self.dynamic.expire(now_ms) {
             self.log("expire", cidr_text(bits, v6, len), None);
         }
     }
 
     /// Dynamic blocks as `(cidr, monotonic expiry ms)`.
-    pub fn dynamic(&self) -> Vec<(String, u64)> {
+    pub(crate) fn dynamic(&self) -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = self
             .dynamic_nets()
             .into_iter()
@@ -196,12 +148,12 @@ impl Lists {
     }
 
     /// Changes so far (grows with every add, remove and expiry).
-    pub fn seq(&self) -> u64 {
+    pub(crate) fn seq(&self) -> u64 {
         self.next_seq
     }
 
     /// Dynamic blocks as `(address, prefix length, monotonic expiry ms)`.
-    pub fn dynamic_nets(&self) -> Vec<(IpAddr, u8, u64)> {
+    pub(crate) fn dynamic_nets(&self) -> Vec<(IpAddr, u8, u64)> {
         self.dynamic
             .entries()
             .into_iter()
@@ -210,7 +162,7 @@ impl Lists {
     }
 
     /// Changes with `seq > since`, and the next sequence number.
-    pub fn changes_since(&self, since: u64) -> (Vec<Change>, u64) {
+    pub(crate) fn changes_since(&self, since: u64) -> (Vec<Change>, u64) {
         (
             self.changes
                 .iter()

@@ -154,7 +154,7 @@ impl Reason {
 
 /// Process-wide counters.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     defenses: Vec<AtomicU64>,
     pub connections_accepted: AtomicU64,
     pub tls_handshakes: AtomicU64,
@@ -215,21 +215,21 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Count one use of a defense.
-    pub fn defend(&self, r: Reason) {
+    pub(crate) fn defend(&self, r: Reason) {
         if let Some(c) = self.defenses.get(r.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// How often a defense fired.
-    pub fn defense_count(&self, r: Reason) -> u64 {
+    pub(crate) fn defense_count(&self, r: Reason) -> u64 {
         self.defenses
             .get(r.index())
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// A challenge solved `secs` after it was issued.
-    pub fn challenge_solved(&self, secs: u64) {
+    pub(crate) fn challenge_solved(&self, secs: u64) {
         self.challenges_solved.fetch_add(1, Ordering::Relaxed);
         self.solve_sum_s.fetch_add(secs, Ordering::Relaxed);
         for (i, b) in SOLVE_BUCKETS.iter().enumerate() {
@@ -239,19 +239,19 @@ impl Metrics {
         }
     }
 
-    pub fn challenge_failed(&self, e: levee_challenge::ChallengeError) {
+    pub(crate) fn challenge_failed(&self, e: levee_challenge::ChallengeError) {
         if let Some(c) = self.challenges_failed.get(e as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn status(&self, status: u16) {
+    pub(crate) fn status(&self, status: u16) {
         let i = usize::from(status / 100).clamp(1, 5) - 1;
         self.status_class[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition. `extra` lines (gauges) are appended.
-    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+    pub(crate) fn render(&self, extra: &[(&str, &str, f64)]) -> String {
         let mut s = String::with_capacity(8192);
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         s.push_str("# HELP levee_defense_total Connections or requests refused, cut or shed, by reason.\n# TYPE levee_defense_total counter\n");

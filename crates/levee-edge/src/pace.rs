@@ -11,14 +11,14 @@ use tokio::time::{timeout_at, Instant as TInstant};
 /// piece may stall longer than `grace` plus its own length at `rate`: credit
 /// earned by a fast start cannot be spent on a long stall.
 #[derive(Debug, Clone, Copy)]
-pub struct RateDeadline {
+pub(crate) struct RateDeadline {
     start: TInstant,
     grace: Duration,
     rate: u64,
 }
 
 impl RateDeadline {
-    pub fn new(grace: Duration, rate: u64) -> Self {
+    pub(crate) fn new(grace: Duration, rate: u64) -> Self {
         RateDeadline {
             start: TInstant::now(),
             grace,
@@ -26,7 +26,7 @@ impl RateDeadline {
         }
     }
     /// When a piece of `piece` bytes, after `done` bytes already moved, must be done by.
-    pub fn at(&self, done: u64, piece: u64) -> TInstant {
+    pub(crate) fn at(&self, done: u64, piece: u64) -> TInstant {
         let per = |n: u64| Duration::from_millis(n.saturating_mul(1000) / self.rate);
         let average = self.start + self.grace + per(done.saturating_add(piece));
         let stall = TInstant::now() + self.grace + per(piece);
@@ -36,7 +36,7 @@ impl RateDeadline {
 
 /// How sending to a client ended early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendFail {
+pub(crate) enum SendFail {
     /// The client read slower than the minimum send rate (slow read).
     TooSlow,
     /// The client went away (or reset the stream).
@@ -44,7 +44,7 @@ pub enum SendFail {
 }
 
 /// Write all of `data` before the rate deadline, counting into `sent`.
-pub async fn write_paced<S: AsyncWrite + Unpin>(
+pub(crate) async fn write_paced<S: AsyncWrite + Unpin>(
     io: &mut S,
     data: &[u8],
     sent: &mut u64,

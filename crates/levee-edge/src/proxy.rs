@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// A unique, unguessable-enough request id: a per-process random prefix and a counter.
-pub fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let p = *PREFIX.get_or_init(|| {
@@ -35,7 +35,7 @@ pub fn request_id() -> String {
 }
 
 /// Append an address as text; IPv4 without the formatting machinery (hot path).
-pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub(crate) fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             for (i, o) in v4.octets().iter().enumerate() {
@@ -67,7 +67,12 @@ impl std::fmt::Write for Bytes<'_> {
 }
 
 /// The edge's own short response (errors, 421, drill opt-in).
-pub fn own_response(status: u16, body: &str, close: bool, retry_after: Option<u32>) -> Vec<u8> {
+pub(crate) fn own_response(
+    status: u16,
+    body: &str,
+    close: bool,
+    retry_after: Option<u32>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + body.len());
     let _ = write!(
         Bytes(&mut out),
@@ -87,7 +92,7 @@ pub fn own_response(status: u16, body: &str, close: bool, retry_after: Option<u3
 }
 
 /// The body text of an edge error: short, and names the reason.
-pub fn error_text(status: u16, reason: &str) -> String {
+pub(crate) fn error_text(status: u16, reason: &str) -> String {
     format!("{status} {}: {reason} (levee)\n", reason_phrase(status))
 }
 

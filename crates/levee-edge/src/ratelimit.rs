@@ -8,13 +8,13 @@ use std::net::IpAddr;
 
 /// One set of limits (a site's or a route's).
 #[derive(Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     ip: Option<RateLimiter>,
     prefix: Option<RateLimiter>,
     total: Option<RateLimiter>,
 }
 
-pub fn ip_key(ip: IpAddr) -> u128 {
+pub(crate) fn ip_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
@@ -24,7 +24,7 @@ pub fn ip_key(ip: IpAddr) -> u128 {
 }
 
 impl Limits {
-    pub fn new(l: &levee_config::RateLimit, seeds: [u64; 4]) -> Limits {
+    pub(crate) fn new(l: &levee_config::RateLimit, seeds: [u64; 4]) -> Limits {
         let window = l
             .window
             .map_or(1000, |w| w.as_duration().as_millis().max(1) as u64);
@@ -72,13 +72,13 @@ fn under(path: &str, prefix: &str) -> bool {
 
 /// A site's limits and its route classes' (first matching route wins).
 #[derive(Debug)]
-pub struct SiteLimits {
+pub(crate) struct SiteLimits {
     site: Limits,
     routes: Vec<(Vec<String>, Limits)>,
 }
 
 impl SiteLimits {
-    pub fn new(s: &levee_config::Site, seeds: [u64; 4]) -> SiteLimits {
+    pub(crate) fn new(s: &levee_config::Site, seeds: [u64; 4]) -> SiteLimits {
         SiteLimits {
             site: Limits::new(&s.rate_limit, seeds),
             routes: s
@@ -90,14 +90,20 @@ impl SiteLimits {
     }
 
     /// Whether any limit is configured (so that the request path skips all of this otherwise).
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         !self.site.is_empty() || self.routes.iter().any(|(_, l)| !l.is_empty())
     }
 
     /// Count a request for `path` from `ip`; `Some` if it is over a limit.
     /// Per-client limits are multiplied by `factor` (1.0 in normal mode).
     /// `path` is the normalised path; a route's prefix `/api/` also matches `/api`.
-    pub fn check(&self, path: &str, ip: IpAddr, now_ms: u64, factor: f64) -> Option<(Reason, u64)> {
+    pub(crate) fn check(
+        &self,
+        path: &str,
+        ip: IpAddr,
+        now_ms: u64,
+        factor: f64,
+    ) -> Option<(Reason, u64)> {
         let route = self
             .routes
             .iter()

@@ -4,30 +4,19 @@
 //! requests in flight keep the state they started with. Origins whose settings
 //! did not change are carried over with their pools and health.
 
-use crate::upstream::Origin;
-use levee_config::{Balance, Config};
+use crate::upstream::{Origin, OriginSet};
+use levee_config::Config;
 use levee_http::h1::HeadLimits;
 use levee_http::h2meter::FloodLimits;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-/// Why a configuration could not be turned into a running state.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("{path}: cannot read {file}: {source}")]
-    Read {
-        path: String,
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
-}
+pub(crate) use crate::error::BuildError;
 
 /// A protected site.
 #[derive(Debug)]
-pub struct Site {
+pub(crate) struct Site {
     pub name: String,
     pub challenge: levee_config::SiteChallenge,
     pub limits: crate::ratelimit::SiteLimits,
@@ -36,39 +25,15 @@ pub struct Site {
     pub defense_cfg: levee_config::Defense,
     /// Micro-cache, when `[site.cache] enabled`.
     pub cache: Option<Arc<crate::cache::SiteCache>>,
-    pub origins: Vec<Arc<Origin>>,
-    balance: Balance,
-    rr: AtomicUsize,
+    pub origins: OriginSet,
     pub requests: AtomicU64,
     /// Edge-owned forwarding fields this site's origin may receive from untrusted clients.
     pub allow_client_headers: Vec<String>,
 }
 
-impl Site {
-    /// Choose an origin: among those believed up (all of them if none is, so
-    /// a site is never dark because of its health checks alone).
-    pub fn pick(&self, now_ms: u64) -> Option<Arc<Origin>> {
-        let n = self.origins.len();
-        if n == 0 {
-            return None;
-        }
-        let any_up = self.origins.iter().any(|o| o.available(now_ms));
-        let eligible = |o: &Arc<Origin>| !any_up || o.available(now_ms);
-        let start = self.rr.fetch_add(1, Ordering::Relaxed);
-        let candidates = (0..n)
-            .map(|i| &self.origins[(start + i) % n])
-            .filter(|o| eligible(o));
-        let chosen = match self.balance {
-            Balance::RoundRobin => candidates.into_iter().next(),
-            Balance::LeastOutstanding => candidates.min_by_key(|o| o.outstanding()),
-        };
-        chosen.map(Arc::clone)
-    }
-}
-
 /// Everything a connection needs to serve requests.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     pub cfg: Config,
     pub generation: u64,
     pub sites: Vec<Arc<Site>>,
@@ -93,7 +58,7 @@ fn process_secret() -> &'static [u8; 32] {
 
 impl State {
     /// Build from a validated configuration. `prev` lends unchanged origins.
-    pub fn build(
+    pub(crate) fn build(
         mut cfg: Config,
         prev: Option<&State>,
         generation: u64,
@@ -137,7 +102,7 @@ impl State {
                     old_cache.insert(s.name.clone(), Arc::clone(c));
                 }
                 old_def.insert(s.name.clone(), Arc::clone(&s.defense));
-                for o in &s.origins {
+                for o in s.origins.iter() {
                     old.insert(o.key().to_string(), Arc::clone(o));
                 }
             }
@@ -179,9 +144,7 @@ impl State {
                     }
                     _ => crate::cache::SiteCache::new(&s.cache),
                 }),
-                origins,
-                balance: s.balance,
-                rr: AtomicUsize::new(0),
+                origins: OriginSet::new(origins, s.balance),
                 requests: AtomicU64::new(0),
                 allow_client_headers: s.allow_client_headers.clone(),
             }));
@@ -224,14 +187,14 @@ impl State {
     }
 
     /// The site serving `host` (case-insensitive, port and trailing dot ignored).
-    pub fn site_for_host(&self, host: &[u8]) -> Option<&Arc<Site>> {
+    pub(crate) fn site_for_host(&self, host: &[u8]) -> Option<&Arc<Site>> {
         let h = normalize_host(host);
         self.hosts.get(&h).and_then(|&i| self.sites.get(i))
     }
 }
 
 /// Lower-case, strip a port and a trailing dot.
-pub fn normalize_host(host: &[u8]) -> String {
+pub(crate) fn normalize_host(host: &[u8]) -> String {
     let s = String::from_utf8_lossy(host).to_ascii_lowercase();
     let s = if s.starts_with('[') {
         match s.find(']') {
@@ -267,7 +230,7 @@ mod tests {
             let st = state("round-robin");
             let site = &st.sites[0];
             let picks: Vec<String> = (0..6)
-                .map(|_| site.pick(0).unwrap().address.clone())
+                .map(|_| site.origins.pick(0).unwrap().address.clone())
                 .collect();
             assert_eq!(picks[0..3], picks[3..6]);
             let mut first: Vec<&String> = picks[0..3].iter().collect();
@@ -291,7 +254,7 @@ mod tests {
                 .await
                 .unwrap();
             for _ in 0..5 {
-                assert_eq!(site.pick(0).unwrap().address, "127.0.0.1:3");
+                assert_eq!(site.origins.pick(0).unwrap().address, "127.0.0.1:3");
             }
             drop((p1, p2, p2b));
             // An origin failing its active checks is skipped while others are up.
@@ -299,7 +262,7 @@ mod tests {
                 .healthy
                 .store(false, std::sync::atomic::Ordering::Relaxed);
             for _ in 0..5 {
-                assert_ne!(site.pick(0).unwrap().address, "127.0.0.1:3");
+                assert_ne!(site.origins.pick(0).unwrap().address, "127.0.0.1:3");
             }
         });
     }

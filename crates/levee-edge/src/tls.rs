@@ -1,7 +1,7 @@
 //! TLS configuration: server certificates chosen by SNI, and client
 //! configuration for origins that speak TLS.
 
-use crate::state::BuildError;
+use crate::error::BuildError;
 use levee_config::Tls;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -26,7 +26,10 @@ fn invalid(path: &str, message: impl Into<String>) -> BuildError {
 }
 
 /// Load a PEM certificate chain.
-pub fn load_certs(path: &Path, key_path: &str) -> Result<Vec<CertificateDer<'static>>, BuildError> {
+pub(crate) fn load_certs(
+    path: &Path,
+    key_path: &str,
+) -> Result<Vec<CertificateDer<'static>>, BuildError> {
     let pem = read(path, key_path)?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
     let certs = certs.map_err(|e| invalid(key_path, format!("{}: {e}", path.display())))?;
@@ -68,7 +71,7 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// The server configuration for TLS listeners: ALPN `h2` then `http/1.1`.
-pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, BuildError> {
+pub(crate) fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, BuildError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut by_name = HashMap::new();
     let mut default = None;
@@ -99,7 +102,7 @@ pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, BuildError>
 }
 
 /// A client configuration for an origin: its CA file, or the public web roots.
-pub fn client_config(
+pub(crate) fn client_config(
     ca_file: Option<&Path>,
     key_path: &str,
 ) -> Result<Arc<rustls::ClientConfig>, BuildError> {

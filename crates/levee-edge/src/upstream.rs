@@ -4,8 +4,8 @@
 
 use crate::admission::{Admission, Class, Grant};
 use crate::clock::now_ms;
+use crate::error::BuildError;
 use crate::metrics::{Metrics, Reason};
-use crate::state::{BuildError, Site};
 use bytes::{Bytes, BytesMut};
 use levee_http::chunked;
 use levee_http::h1::{self, Framing, Parsed, ResponseHead};
@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// A connection to an origin, plain or TLS.
-pub enum UpIo {
+pub(crate) enum UpIo {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
@@ -76,7 +76,7 @@ impl AsyncWrite for UpIo {
 }
 
 /// An origin connection and the bytes read from it but not yet used.
-pub struct UpConn {
+pub(crate) struct UpConn {
     pub io: UpIo,
     pub buf: BytesMut,
     reused: bool,
@@ -94,7 +94,7 @@ impl UpConn {
 }
 
 /// Holds an origin concurrency slot until dropped.
-pub struct OriginPermit {
+pub(crate) struct OriginPermit {
     _grant: Grant,
     origin: Arc<Origin>,
 }
@@ -105,8 +105,62 @@ impl Drop for OriginPermit {
     }
 }
 
+/// A site's origins and how one is chosen.
+#[derive(Debug)]
+pub(crate) struct OriginSet {
+    origins: Vec<Arc<Origin>>,
+    balance: levee_config::Balance,
+    rr: std::sync::atomic::AtomicUsize,
+}
+
+impl std::ops::Deref for OriginSet {
+    type Target = [Arc<Origin>];
+    fn deref(&self) -> &[Arc<Origin>] {
+        &self.origins
+    }
+}
+
+impl OriginSet {
+    pub(crate) fn new(origins: Vec<Arc<Origin>>, balance: levee_config::Balance) -> OriginSet {
+        OriginSet {
+            origins,
+            balance,
+            rr: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Choose an origin: among those believed up (all of them if none is, so
+    /// a site is never dark because of its health checks alone).
+    pub(crate) fn pick(&self, now_ms: u64) -> Option<Arc<Origin>> {
+        let n = self.origins.len();
+        if n == 0 {
+            return None;
+        }
+        let any_up = self.origins.iter().any(|o| o.available(now_ms));
+        let eligible = |o: &Arc<Origin>| !any_up || o.available(now_ms);
+        let start = self.rr.fetch_add(1, Ordering::Relaxed);
+        let candidates = (0..n)
+            .map(|i| &self.origins[(start + i) % n])
+            .filter(|o| eligible(o));
+        let chosen = match self.balance {
+            levee_config::Balance::RoundRobin => candidates.into_iter().next(),
+            levee_config::Balance::LeastOutstanding => candidates.min_by_key(|o| o.outstanding()),
+        };
+        chosen.map(Arc::clone)
+    }
+
+    /// Every origin is at its limit with a queue.
+    pub(crate) fn saturated(&self) -> bool {
+        !self.origins.is_empty()
+            && self.origins.iter().all(|o| {
+                let (inflight, waiting) = o.admission.load();
+                waiting > 0 || inflight >= o.admission.limit()
+            })
+    }
+}
+
 /// One upstream server of a site.
-pub struct Origin {
+pub(crate) struct Origin {
     pub address: String,
     key: String,
     addrs: Vec<SocketAddr>,
@@ -141,7 +195,7 @@ impl std::fmt::Debug for Origin {
 
 impl Origin {
     /// The identity of an origin's settings: equal keys may share pools across reloads.
-    pub fn key_for(s: &levee_config::Site, o: &levee_config::Origin) -> String {
+    pub(crate) fn key_for(s: &levee_config::Site, o: &levee_config::Origin) -> String {
         format!(
             "{}|{}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}",
             o.address,
@@ -162,12 +216,12 @@ impl Origin {
         )
     }
 
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.key
     }
 
     /// Resolve, set up TLS and start health checks.
-    pub fn new(
+    pub(crate) fn new(
         s: &levee_config::Site,
         o: &levee_config::Origin,
         key: String,
@@ -239,15 +293,15 @@ impl Origin {
     }
 
     /// Up by active checks and not in a passive cool-down.
-    pub fn available(&self, now: u64) -> bool {
+    pub(crate) fn available(&self, now: u64) -> bool {
         self.healthy.load(Ordering::Relaxed) && now >= self.down_until_ms.load(Ordering::Relaxed)
     }
 
-    pub fn outstanding(&self) -> u32 {
+    pub(crate) fn outstanding(&self) -> u32 {
         self.outstanding.load(Ordering::Relaxed)
     }
 
-    pub fn idle_connections(&self) -> usize {
+    pub(crate) fn idle_connections(&self) -> usize {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -270,7 +324,7 @@ impl Origin {
     }
 
     /// Take a concurrency slot for a request of `class` (see [`crate::admission`]).
-    pub async fn admit(
+    pub(crate) async fn admit(
         self: &Arc<Self>,
         class: Class,
         attack: bool,
@@ -301,7 +355,7 @@ impl Origin {
     }
 
     /// Return a connection whose last response was read completely.
-    pub fn put_idle(&self, mut c: UpConn) {
+    pub(crate) fn put_idle(&self, mut c: UpConn) {
         if !c.buf.is_empty() {
             return;
         }
@@ -397,7 +451,7 @@ async fn health_loop(origin: Weak<Origin>, hc: levee_config::Health, host: Strin
 
 /// Why the client's request body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     TooSlow,
     TooLarge,
     Malformed,
@@ -406,7 +460,7 @@ pub enum BodyError {
 
 /// Why a request could not be proxied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// The origin's concurrency cap and queue are full (503).
     Busy,
     /// No origin could be reached (502).
@@ -420,7 +474,7 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             ProxyError::Busy => 503,
             ProxyError::Unavailable | ProxyError::BadResponse => 502,
@@ -430,7 +484,7 @@ impl ProxyError {
             ProxyError::Client(_) => 400,
         }
     }
-    pub fn reason(self) -> Reason {
+    pub(crate) fn reason(self) -> Reason {
         match self {
             ProxyError::Busy => Reason::OriginBusy,
             ProxyError::Unavailable => Reason::OriginUnavailable,
@@ -444,23 +498,13 @@ impl ProxyError {
 }
 
 /// Where a request body comes from (an HTTP/1 connection or an HTTP/2 stream).
-pub trait BodySource {
+pub(crate) trait BodySource {
     /// The next piece of the body, `None` at its end.
     fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BodyError>> + Send;
 }
 
-/// A request without a body.
-pub struct NoBody;
-
-impl BodySource for NoBody {
-    #[allow(clippy::manual_async_fn)]
-    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BodyError>> + Send {
-        async { Ok(None) }
-    }
-}
-
 /// A body whose first part (or all of it) was read before the origin was asked.
-pub struct Buffered<'b, B> {
+pub(crate) struct Buffered<'b, B> {
     chunks: std::collections::VecDeque<Bytes>,
     rest: Option<&'b mut B>,
 }
@@ -483,7 +527,7 @@ impl<B: BodySource + Send> BodySource for Buffered<'_, B> {
 /// Read up to `limit` bytes of the body before contacting the origin. A body
 /// that ends within the limit is sent with its exact length; a longer one
 /// keeps its framing and streams on.
-pub async fn prebuffer<'b, B: BodySource>(
+pub(crate) async fn prebuffer<'b, B: BodySource>(
     src: &'b mut B,
     framing: SendFraming,
     limit: usize,
@@ -522,14 +566,14 @@ pub async fn prebuffer<'b, B: BodySource>(
 
 /// How the edge frames the body it sends to the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendFraming {
+pub(crate) enum SendFraming {
     None,
     Length(u64),
     Chunked,
 }
 
 /// A response head received from an origin, with the connection to read its body from.
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub origin: Arc<Origin>,
     pub conn: UpConn,
     pub head: ResponseHead,
@@ -544,7 +588,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// Response fields as `(name, value)` byte slices.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
         self.head
             .headers
             .iter()
@@ -554,7 +598,7 @@ impl Exchange {
     /// The origin has sent the whole response: give its admission slot back
     /// now, so that a client reading slowly does not hold the origin's
     /// capacity (slow read). The connection itself goes back with `finish`.
-    pub fn response_complete(&mut self) {
+    pub(crate) fn response_complete(&mut self) {
         if self.body.is_done() {
             self.permit = None;
         }
@@ -562,12 +606,12 @@ impl Exchange {
 
     /// Give the origin admission slot back now (a WebSocket tunnel is not
     /// a request in flight).
-    pub fn release_slot(&mut self) {
+    pub(crate) fn release_slot(&mut self) {
         self.permit = None;
     }
 
     /// After the body was read to its end: return the connection to the pool if it can be reused.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if self.head.keep_alive && self.body.is_done() && self.conn.buf.is_empty() {
             self.origin.record_success();
             self.origin.put_idle(self.conn);
@@ -579,8 +623,8 @@ impl Exchange {
 /// Idempotent requests without a body (GET, HEAD, OPTIONS) are retried on a
 /// fresh connection when a pooled connection turns out to be dead, and on
 /// another origin when one cannot be reached; others never run twice.
-pub async fn forward<B: BodySource>(
-    site: &Site,
+pub(crate) async fn forward<B: BodySource>(
+    origins: &OriginSet,
     head: &[u8],
     framing: SendFraming,
     body: &mut B,
@@ -592,16 +636,16 @@ pub async fn forward<B: BodySource>(
     let retryable = framing == SendFraming::None && matches!(method, b"GET" | b"HEAD" | b"OPTIONS");
     // A request without a body that failed before the origin sent a byte is
     // tried on another origin (at most three in all).
-    let attempts = site.origins.len().clamp(1, 3);
+    let attempts = origins.len().clamp(1, 3);
     let mut tried: Vec<usize> = Vec::new();
     let mut last = ProxyError::Unavailable;
     for attempt in 0..attempts {
-        let mut origin = site.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
-        for _ in 0..site.origins.len() {
+        let mut origin = origins.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
+        for _ in 0..origins.len() {
             if !tried.contains(&(Arc::as_ptr(&origin) as usize)) {
                 break;
             }
-            origin = site.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
+            origin = origins.pick(now_ms()).ok_or(ProxyError::Unavailable)?;
         }
         tried.push(Arc::as_ptr(&origin) as usize);
         match forward_to(
@@ -797,7 +841,7 @@ async fn exchange<B: BodySource>(
 }
 
 /// Reads a response body from an origin connection, yielding decoded data.
-pub enum BodyReader {
+pub(crate) enum BodyReader {
     Done,
     Length(u64),
     Chunked(chunked::Decoder),
@@ -814,12 +858,12 @@ impl BodyReader {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         matches!(self, BodyReader::Done)
     }
 
     /// The next piece of the body, or `None` at its end.
-    pub async fn next(&mut self, conn: &mut UpConn) -> io::Result<Option<Bytes>> {
+    pub(crate) async fn next(&mut self, conn: &mut UpConn) -> io::Result<Option<Bytes>> {
         loop {
             match self {
                 BodyReader::Done => return Ok(None),

@@ -294,6 +294,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // the test measures the process itself, through /proc
     fn memory_is_fixed_whatever_the_number_of_sources() {
         let l = RateLimiter::new(100, 1000, 16, SEEDS);
         let before = l.memory_bytes();

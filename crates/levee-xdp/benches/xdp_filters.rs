@@ -194,7 +194,7 @@ fn bench() -> Result<(), String> {
     );
     let rules = std::env::temp_dir().join(format!("levee-bench-{}.nft", std::process::id()));
     type Case<'a> = (&'a str, &'a Xdp, &'a [u8], Option<&'a str>);
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "levee /32 hit",
             lists.program().map_err(e)?,

@@ -1,6 +1,6 @@
 //! `levee serve` with `[xdp] iface`: attach (or reuse) the packet filter and
 //! copy the edge's block decisions into it every `sync_every`, on a thread of
-//! its own. Wiring only: the edge decides (`levee_edge::lists::filter_view`),
+//! its own. Wiring only: the edge decides (`Shared::filter_view`),
 //! `levee_xdp::Mirror` copies.
 
 use levee_config::{Xdp, XdpMode};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Start the filter and its feeder; on any failure say so once and return
 /// (the edge carries on without it).
-pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
+pub(crate) fn start(cfg: &Xdp, shared: &Arc<Shared>) {
     let Some(iface) = cfg.iface.clone() else {
         return;
     };
@@ -37,7 +37,7 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("levee: packet filter off ({e}); the edge carries on without it");
-            shared.events.push(
+            shared.event(
                 "packet_filter",
                 "",
                 serde_json::json!({"iface": iface, "attached": false, "error": e.to_string()}),
@@ -78,7 +78,7 @@ pub fn start(cfg: &Xdp, shared: &Arc<Shared>) {
         Ok(_) => {}
         Err(e) => eprintln!("levee: warning: {e}"),
     }
-    shared.events.push(
+    shared.event(
         "packet_filter",
         "",
         serde_json::json!({"iface": iface, "attached": true, "reused": reused}),
@@ -117,10 +117,7 @@ fn publish_metrics(shared: &Shared, filter: &levee_xdp::Filter, mirror: &levee_x
         "# HELP levee_xdp_mirrored_blocks Edge blocks held in the XDP filter.\n# TYPE levee_xdp_mirrored_blocks gauge\nlevee_xdp_mirrored_blocks {}",
         mirror.len()
     );
-    *shared
-        .extra_metrics
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = t;
+    shared.set_extra_metrics(t);
 }
 
 fn feed(
@@ -136,9 +133,9 @@ fn feed(
     while !shared.shutting_down() {
         // Rebuild the wanted set only when something it depends on moved
         // (list files can hold many thousands of prefixes).
-        let key = levee_edge::lists::view_key(shared);
+        let key = shared.view_key();
         if key.prefix_rules || last_key != Some(key) {
-            let view = levee_edge::lists::filter_view(shared);
+            let view = shared.filter_view();
             let wanted = levee_xdp::Wanted {
                 blocks: view
                     .blocks

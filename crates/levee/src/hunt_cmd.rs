@@ -31,7 +31,7 @@ fn parse_json_field(s: &str) -> std::result::Result<(String, String), String> {
 }
 
 #[derive(clap::Args)]
-pub struct HuntArgs {
+pub(crate) struct HuntArgs {
     /// Log files or directories (rotated logs, .gz included); `-` for standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -92,7 +92,7 @@ fn write(path: &PathBuf, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn run(a: HuntArgs) -> Result<()> {
+pub(crate) fn run(a: HuntArgs) -> Result<()> {
     if a.sigma.is_empty() && a.ioc.is_empty() {
         eprintln!("levee hunt: error: give --sigma DIR and/or --ioc FEED (what to look for)");
         std::process::exit(2);

@@ -119,7 +119,7 @@ fn check(path: &Path) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async { levee_edge::state::State::build(cfg, None, 0) })
+    rt.block_on(async { levee_edge::check(cfg) })
         .with_context(|| format!("{} is valid TOML but cannot be used", path.display()))?;
     println!("{}: ok", path.display());
     Ok(())

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
-pub struct XdpArgs {
+pub(crate) struct XdpArgs {
     #[command(subcommand)]
     cmd: XdpCmd,
     /// bpffs directory holding the pinned link and maps.
@@ -110,7 +110,7 @@ fn open(dir: &Path) -> Result<Filter> {
         .with_context(|| format!("opening the filter pinned at {}", dir.display()))
 }
 
-pub fn run(a: XdpArgs) -> Result<()> {
+pub(crate) fn run(a: XdpArgs) -> Result<()> {
     let dir = a.pin_dir.as_path();
     if !matches!(a.cmd, XdpCmd::SynproxyRules { .. }) {
         if let Err(e) = levee_xdp::host::check_privileges() {

@@ -13,7 +13,7 @@ use std::future::Future;
 
 /// How a response's body follows its head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RespBody {
+pub(crate) enum RespBody {
     /// No body (HEAD, 204, 304): the origin's own `Content-Length`, if any,
     /// is among the fields and passes through.
     None,
@@ -24,7 +24,7 @@ pub enum RespBody {
 }
 
 /// A client connection (HTTP/1) or stream (HTTP/2), as the pipeline sees it.
-pub trait Downstream: Send {
+pub(crate) trait Downstream: Send {
     type Body: BodySource + Send;
 
     /// The request body.

@@ -3,10 +3,11 @@
 //! rate, with the origin's slot and connection given back as soon as the
 //! whole response is in hand (before a slow reader gets it).
 
+use super::cache::Probe;
 use super::record::{self, Asked, Record};
 use super::{answer, finish_send, must_close, Cx, Downstream, Flow, RespBody};
 use crate::answer::{Answer, Why};
-use crate::cache::{CacheRequest, Entry, Probe};
+use crate::cache::{CacheRequest, Entry};
 use crate::gate::Pass;
 use crate::metrics::Reason;
 use crate::pace::SendFail;
@@ -46,7 +47,7 @@ pub(super) async fn run<D: Downstream>(
         };
         if let Some((k, stripped)) = c.key(&creq, pass.attack()) {
             forward_target = stripped;
-            probe = Probe::run(site, c, k).await;
+            probe = Probe::run(&site.origins, c, k).await;
         }
     }
     if let Some((e, label)) = probe.answer.take() {
@@ -78,7 +79,7 @@ pub(super) async fn run<D: Downstream>(
     );
     let result = probe
         .bounded(upstream::forward(
-            site,
+            &site.origins,
             &up,
             framing,
             &mut src,

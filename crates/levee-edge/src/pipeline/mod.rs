@@ -17,33 +17,34 @@
 //! What it does not do: read or write sockets (the [`Downstream`] does),
 //! parse bytes (`levee-http` does).
 
-pub mod downstream;
+mod cache;
+pub(crate) mod downstream;
 mod forward;
-pub mod record;
-pub mod request;
+pub(crate) mod record;
+pub(crate) mod request;
 
 use crate::answer::{Answer, Why};
+use crate::conn::Peer;
 use crate::gate::Decision;
-use crate::listener::Peer;
 use crate::metrics::Reason;
 use crate::pace::SendFail;
 use crate::state::State;
 use crate::Shared;
 use bytes::Bytes;
-pub use downstream::{Downstream, RespBody};
+pub(crate) use downstream::{Downstream, RespBody};
 use levee_http::h1::Reject;
 use record::{Asked, Record};
-pub use request::{Head, Request};
+pub(crate) use request::{Head, Request};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The drill opt-in path answered by the edge itself.
-pub const DRILL_PATH: &str = "/.well-known/levee-drill";
+pub(crate) const DRILL_PATH: &str = "/.well-known/levee-drill";
 
 /// What the connection does after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// Serve the next request (HTTP/1 keep-alive).
     Continue,
     Close,
@@ -52,7 +53,7 @@ pub enum Flow {
 }
 
 /// Everything a request runs against.
-pub struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     pub shared: &'a Arc<Shared>,
     pub state: &'a State,
     pub peer: &'a Peer,
@@ -65,7 +66,7 @@ fn text(b: &[u8]) -> &str {
 }
 
 /// Serve one request.
-pub async fn serve<D: Downstream>(cx: &Cx<'_>, head: Head<'_>, down: &mut D) -> Flow {
+pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, head: Head<'_>, down: &mut D) -> Flow {
     let limits = &cx.state.cfg.limits;
     let (client, https) = head.client(cx.peer, &cx.state.cfg.trust);
     let mut asked = Asked {

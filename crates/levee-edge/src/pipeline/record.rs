@@ -5,7 +5,7 @@
 use crate::accesslog::LogLine;
 use crate::answer::Why;
 use crate::clock::unix_ms;
-use crate::listener::Peer;
+use crate::conn::Peer;
 use crate::{Shared, Verdict};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// How a request ended.
 #[derive(Debug, Clone)]
-pub struct Record {
+pub(crate) struct Record {
     pub status: u16,
     pub verdict: Verdict,
     pub why: Why,
@@ -26,7 +26,7 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(status: u16, verdict: Verdict, why: Why) -> Record {
+    pub(crate) fn new(status: u16, verdict: Verdict, why: Why) -> Record {
         Record {
             status,
             verdict,
@@ -41,7 +41,7 @@ impl Record {
 
     /// Count the record's defense now, before the client can see the answer
     /// (a client that reads a refusal then asks `/metrics` finds it counted).
-    pub fn count(&mut self, shared: &Shared) {
+    pub(crate) fn count(&mut self, shared: &Shared) {
         if let (Why::Defense(r), false) = (self.why, self.counted) {
             shared.metrics.defend(r);
             self.counted = true;
@@ -50,7 +50,7 @@ impl Record {
 }
 
 /// Who asked what: the parts of the log line known before the outcome.
-pub struct Asked<'a> {
+pub(crate) struct Asked<'a> {
     pub client: IpAddr,
     pub site: &'a str,
     pub method: &'a str,
@@ -61,7 +61,7 @@ pub struct Asked<'a> {
 }
 
 /// Count and log a finished request.
-pub fn finish(shared: &Shared, peer: &Peer, asked: &Asked<'_>, rec: &Record) {
+pub(crate) fn finish(shared: &Shared, peer: &Peer, asked: &Asked<'_>, rec: &Record) {
     let m = &shared.metrics;
     if let (Why::Defense(r), false) = (rec.why, rec.counted) {
         m.defend(r);

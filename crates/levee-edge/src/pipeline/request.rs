@@ -3,7 +3,7 @@
 //! parsers, and the head the origin receives, written from those same
 //! values under the trust-boundary header policy.
 
-use crate::listener::Peer;
+use crate::conn::Peer;
 use crate::upstream::SendFraming;
 use levee_config::Trust;
 use levee_http::fields;
@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// What a driver hands the pipeline: the request's parts as read.
-pub struct Head<'a> {
+pub(crate) struct Head<'a> {
     pub method: &'a [u8],
     /// The target as sent (logged as is; normalised into [`Request::target`]).
     pub target: &'a [u8],
@@ -36,7 +36,7 @@ pub struct Head<'a> {
 }
 
 /// The normalised request: what every policy judges and what is forwarded.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub head: Head<'a>,
     pub target: Target,
     pub host: Host,
@@ -50,7 +50,7 @@ pub struct Request<'a> {
 
 impl<'a> Head<'a> {
     /// Every value of field `name`, in order.
-    pub fn lines(&self, name: &'static [u8]) -> impl Iterator<Item = &'a [u8]> + Clone + '_ {
+    pub(crate) fn lines(&self, name: &'static [u8]) -> impl Iterator<Item = &'a [u8]> + Clone + '_ {
         self.fields
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
@@ -58,12 +58,12 @@ impl<'a> Head<'a> {
     }
 
     /// The first value of field `name`.
-    pub fn field(&self, name: &'static [u8]) -> Option<&'a [u8]> {
+    pub(crate) fn field(&self, name: &'static [u8]) -> Option<&'a [u8]> {
         self.lines(name).next()
     }
 
     /// Who the client is, and whether it came over TLS.
-    pub fn client(&self, peer: &Peer, trust: &Trust) -> (IpAddr, bool) {
+    pub(crate) fn client(&self, peer: &Peer, trust: &Trust) -> (IpAddr, bool) {
         if !peer.trusted {
             return (peer.ip, peer.tls.is_some());
         }
@@ -112,7 +112,7 @@ fn listed(list: &[&[u8]], name: &[u8]) -> bool {
 }
 
 /// Whether a client's field `name` is forwarded to the origin.
-pub fn forwarded_field(name: &[u8], trusted_peer: bool, allowed: &[String]) -> bool {
+pub(crate) fn forwarded_field(name: &[u8], trusted_peer: bool, allowed: &[String]) -> bool {
     if name.first() == Some(&b':') || is_hop_by_hop(name) || listed(&EDGE_WRITTEN, name) {
         return false;
     }
@@ -136,7 +136,7 @@ pub fn forwarded_field(name: &[u8], trusted_peer: bool, allowed: &[String]) -> b
 /// normalised target (`target`, which the cache may have stripped of junk
 /// parameters), the routed host, the forwarded fields, and the edge's own
 /// `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Request-Id` and framing.
-pub fn write_upstream_head(
+pub(crate) fn write_upstream_head(
     out: &mut Vec<u8>,
     req: &Request<'_>,
     target: &str,

@@ -2,23 +2,23 @@
 
 use super::*;
 
-pub const HEADERS: u8 = 0x1;
-pub const RST_STREAM: u8 = 0x3;
-pub const SETTINGS: u8 = 0x4;
-pub const PING: u8 = 0x6;
-pub const GOAWAY: u8 = 0x7;
-pub const CONTINUATION: u8 = 0x9;
-pub const END_STREAM: u8 = 0x1;
-pub const END_HEADERS: u8 = 0x4;
-pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+pub(crate) const HEADERS: u8 = 0x1;
+pub(crate) const RST_STREAM: u8 = 0x3;
+pub(crate) const SETTINGS: u8 = 0x4;
+pub(crate) const PING: u8 = 0x6;
+pub(crate) const GOAWAY: u8 = 0x7;
+pub(crate) const CONTINUATION: u8 = 0x9;
+pub(crate) const END_STREAM: u8 = 0x1;
+pub(crate) const END_HEADERS: u8 = 0x4;
+pub(crate) const ENHANCE_YOUR_CALM: u32 = 0xb;
 
-pub struct H2 {
+pub(crate) struct H2 {
     pub s: TcpStream,
 }
 
 impl H2 {
     /// Connect with prior knowledge (h2c) and send the preface and SETTINGS.
-    pub fn connect(addr: SocketAddr) -> H2 {
+    pub(crate) fn connect(addr: SocketAddr) -> H2 {
         let s = TcpStream::connect(addr).unwrap();
         s.set_nodelay(true).unwrap();
         let mut h = H2 { s };
@@ -27,7 +27,7 @@ impl H2 {
         h
     }
 
-    pub fn frame_bytes(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn frame_bytes(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len() as u32;
         let mut v = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
         v.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
@@ -36,14 +36,14 @@ impl H2 {
     }
 
     /// Write a frame; errors (the server already closed) are ignored.
-    pub fn frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    pub(crate) fn frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
         let _ = self
             .s
             .write_all(&Self::frame_bytes(kind, flags, stream, payload));
     }
 
     /// An HPACK block of literal fields (no indexing, no Huffman).
-    pub fn block(path: &str) -> Vec<u8> {
+    pub(crate) fn block(path: &str) -> Vec<u8> {
         let mut b = Vec::new();
         for (n, v) in [
             (":method", "GET"),
@@ -61,7 +61,7 @@ impl H2 {
     }
 
     /// Read frames until a GOAWAY (its error code) or the connection ends (`None`).
-    pub fn goaway(&mut self, wait: Duration) -> Option<u32> {
+    pub(crate) fn goaway(&mut self, wait: Duration) -> Option<u32> {
         let deadline = Instant::now() + wait;
         let mut buf = Vec::new();
         let mut tmp = [0u8; 65536];

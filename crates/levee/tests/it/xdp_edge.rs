@@ -16,10 +16,10 @@
 use super::xdp_filter::stat;
 use super::*;
 
-pub const SRV: &str = "10.77.0.1";
-pub const LEGIT: &str = "10.77.0.2";
-pub const SRV6: &str = "fd77::1";
-pub const LEGIT6: &str = "fd77::2";
+pub(crate) const SRV: &str = "10.77.0.1";
+pub(crate) const LEGIT: &str = "10.77.0.2";
+pub(crate) const SRV6: &str = "fd77::1";
+pub(crate) const LEGIT6: &str = "fd77::2";
 const FLOODER: &str = "10.77.0.3";
 const L7: &str = "10.77.0.4";
 const SHORT: &str = "10.77.0.5";
@@ -29,7 +29,7 @@ fn sh(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Two namespaces joined by a veth pair, a bpffs of our own; removed on drop.
-pub struct Lab {
+pub(crate) struct Lab {
     pub srv: String,
     pub cli: String,
     pub iface: String,
@@ -58,7 +58,7 @@ impl Drop for Lab {
 }
 
 impl Lab {
-    pub fn new() -> Option<Lab> {
+    pub(crate) fn new() -> Option<Lab> {
         if sh(&["which", "hping3"]).0 != 0 {
             eprintln!("skipped: hping3 is missing (run scripts/install-test-deps.sh)");
             return None;
@@ -116,11 +116,11 @@ impl Lab {
         Some(lab)
     }
 
-    pub fn pins(&self) -> String {
+    pub(crate) fn pins(&self) -> String {
         self.bpf.join("levee").to_str().unwrap().to_string()
     }
 
-    pub fn spawn_in_srv(&mut self, args: &[&str], stderr: Stdio) -> usize {
+    pub(crate) fn spawn_in_srv(&mut self, args: &[&str], stderr: Stdio) -> usize {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.srv])
             .args(args)
@@ -133,12 +133,12 @@ impl Lab {
     }
 
     /// curl from `src` in the client namespace: (exit code, HTTP status).
-    pub fn get(&self, src: &str, timeout_s: &str) -> (i32, String) {
+    pub(crate) fn get(&self, src: &str, timeout_s: &str) -> (i32, String) {
         self.get_url(src, &format!("http://{SRV}:8080/"), timeout_s)
     }
 
     /// curl `url` from `src` (IPv4 or IPv6) with the site's Host header.
-    pub fn get_url(&self, src: &str, url: &str, timeout_s: &str) -> (i32, String) {
+    pub(crate) fn get_url(&self, src: &str, url: &str, timeout_s: &str) -> (i32, String) {
         let host = format!("Host: {SRV}");
         let (code, out, _) = sh(&[
             "ip",
@@ -166,7 +166,7 @@ impl Lab {
 
     /// `levee xdp stats`, run in the server's namespace (so the kernel's
     /// SYN-cookie counters are the server's).
-    pub fn stats(&self) -> String {
+    pub(crate) fn stats(&self) -> String {
         let pins = self.pins();
         sh(&[
             "ip",
@@ -186,7 +186,7 @@ impl Lab {
 
     /// A bounded SYN flood to the edge's port from random spoofed sources;
     /// the packets hping3 sent.
-    pub fn spoofed_syn_flood(&self, count: &str) -> u64 {
+    pub(crate) fn spoofed_syn_flood(&self, count: &str) -> u64 {
         self.hping(&[
             "-S",
             "-p",
@@ -200,7 +200,7 @@ impl Lab {
         ])
     }
 
-    pub fn listed(&self, addr: &str) -> bool {
+    pub(crate) fn listed(&self, addr: &str) -> bool {
         let pins = self.pins();
         let (_, list, _) = sh(&[
             env!("CARGO_BIN_EXE_levee"),
@@ -213,7 +213,7 @@ impl Lab {
     }
 
     /// hping3 in the client namespace; the packets it says it sent.
-    pub fn hping(&self, args: &[&str]) -> u64 {
+    pub(crate) fn hping(&self, args: &[&str]) -> u64 {
         let (_, out, err) = sh(&[
             &["ip", "netns", "exec", &self.cli, "timeout", "20", "hping3"],
             args,
@@ -232,7 +232,7 @@ impl Lab {
 
     /// Run `attack` while the legitimate client browses (curl from LEGIT,
     /// one request after another); its HTTP statuses and the attack's result.
-    pub fn browse_during<T>(&self, attack: impl FnOnce() -> T) -> (Vec<String>, T) {
+    pub(crate) fn browse_during<T>(&self, attack: impl FnOnce() -> T) -> (Vec<String>, T) {
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             let browse = s.spawn(|| {
@@ -252,7 +252,7 @@ impl Lab {
     }
 
     /// `admin` on the server side's loopback.
-    pub fn admin(&self, method: &str, path: &str) -> String {
+    pub(crate) fn admin(&self, method: &str, path: &str) -> String {
         let url = format!("http://127.0.0.1:19090{path}");
         let auth = format!("Authorization: Bearer {TOKEN}");
         sh(&[
@@ -262,7 +262,7 @@ impl Lab {
     }
 }
 
-pub fn edge_config(lab: &Lab, dir: &std::path::Path, xdp_extra: &str) -> PathBuf {
+pub(crate) fn edge_config(lab: &Lab, dir: &std::path::Path, xdp_extra: &str) -> PathBuf {
     let text = format!(
         r#"
 [[listener]]
@@ -300,7 +300,7 @@ address = "127.0.0.1:18080"
     p
 }
 
-pub fn start_edge(lab: &mut Lab, cfg: &std::path::Path, log: &std::path::Path) -> usize {
+pub(crate) fn start_edge(lab: &mut Lab, cfg: &std::path::Path, log: &std::path::Path) -> usize {
     let err = std::fs::File::create(log).unwrap();
     let i = lab.spawn_in_srv(
         &[
@@ -331,7 +331,7 @@ pub fn start_edge(lab: &mut Lab, cfg: &std::path::Path, log: &std::path::Path) -
 /// Start the edge with the packet filter (`[xdp]` plus `xdp_extra`); its
 /// index in `lab.children` and its start-up lines, or `None` (skip, said)
 /// where the kernel cannot run XDP. A verifier refusal is a failure.
-pub fn start_filtered_edge(
+pub(crate) fn start_filtered_edge(
     lab: &mut Lab,
     dir: &std::path::Path,
     xdp_extra: &str,
@@ -353,7 +353,7 @@ pub fn start_filtered_edge(
 
 impl Lab {
     /// Wait until `addr` is in the filter's block list; how long it took.
-    pub fn await_listed(&self, addr: &str, within: Duration, what: &str) -> Duration {
+    pub(crate) fn await_listed(&self, addr: &str, within: Duration, what: &str) -> Duration {
         let t = Instant::now();
         while !self.listed(addr) {
             assert!(t.elapsed() < within, "{what}");

@@ -12,7 +12,7 @@ fn sh(args: &[&str]) -> (i32, String, String) {
 }
 
 /// The packet count of one reason in `levee xdp stats` output.
-pub fn stat(stats: &str, reason: &str) -> u64 {
+pub(crate) fn stat(stats: &str, reason: &str) -> u64 {
     stats
         .lines()
         .find_map(|l| l.strip_prefix(reason))
