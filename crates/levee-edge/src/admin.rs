@@ -1,7 +1,11 @@
 //! The admin listener: `/healthz`, `/metrics` (Prometheus text), `/status`
-//! (JSON) and `POST /reload`. Anything that changes state needs the bearer
-//! token from `[admin] token`; without a configured token, such calls are
-//! refused. One request per connection, small heads only, short deadlines.
+//! and `/events` (JSON), `POST /reload`, `POST /mode`, `GET|POST|DELETE
+//! /blocks` and `/blocks/changes`. Anything that changes state needs the
+//! bearer token from `[admin] token`; without a configured token, such calls
+//! are refused. One request per connection, small heads only, short
+//! deadlines, at most `MAX_ADMIN_CONNECTIONS` at once, and only for a Host
+//! that is an IP address or `localhost` (a page on another name rebound to
+//! 127.0.0.1 cannot read it: DNS rebinding).
 
 use crate::clock::now_ms;
 use crate::proxy::own_response;
@@ -14,17 +18,33 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Admin connections served at once; beyond, new ones are closed.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
+
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let Ok((sock, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(sock);
+            continue;
+        };
         let sh = Arc::clone(&shared);
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), handle(sock, sh)).await;
+            drop(slot);
         });
     }
+}
+
+/// Whether the admin API answers a request with this Host: an IP address
+/// or `localhost`, never another name (DNS rebinding).
+fn admin_host(host: &levee_http::host::Host) -> bool {
+    let n = host.name();
+    n == "localhost" || n.starts_with('[') || n.parse::<std::net::IpAddr>().is_ok()
 }
 
 fn json_response(status: u16, v: &serde_json::Value) -> Vec<u8> {
@@ -63,20 +83,16 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             Ok(_) => {}
         }
     };
+    if !admin_host(&head.host) {
+        let body = "421 Misdirected Request: the admin API answers only to an IP address or localhost as Host (levee)\n";
+        let _ = sock.write_all(&own_response(421, body, true, None)).await;
+        return;
+    }
     let method = &buf[head.method.clone()];
     let target = &buf[head.path.clone()];
     let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
     let query = std::str::from_utf8(target.get(path.len() + 1..).unwrap_or(b"")).unwrap_or("");
-    let param = |k: &str| {
-        query.split('&').find_map(|kv| {
-            kv.split_once('=').filter(|(a, _)| *a == k).map(|(_, v)| {
-                v.replace("%2F", "/")
-                    .replace("%2f", "/")
-                    .replace("%3A", ":")
-                    .replace("%3a", ":")
-            })
-        })
-    };
+    let param = |k: &str| levee_http::target::query_param(query, k).map(|v| v.into_owned());
     let token = shared.state.load().cfg.admin.token.clone();
     let authorized = token
         .as_deref()
@@ -409,6 +425,16 @@ pub(crate) fn process_usage() -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_addresses_and_localhost_reach_the_admin_api() {
+        let h = |s: &str| levee_http::host::parse(s.as_bytes()).unwrap();
+        assert!(admin_host(&h("127.0.0.1:9090")));
+        assert!(admin_host(&h("[::1]:9090")));
+        assert!(admin_host(&h("LOCALHOST")));
+        assert!(!admin_host(&h("evil.example:9090")));
+        assert!(!admin_host(&h("localhost.evil.example")));
+    }
 
     #[test]
     fn bearer_tokens() {

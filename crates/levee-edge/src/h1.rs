@@ -5,12 +5,13 @@
 //! [`Downstream`] that writes HTTP/1 (framing, keep-alive, 100-continue,
 //! reset on slow read, the WebSocket splice), and loops for keep-alive.
 
+use crate::body::{BodyError, BodySource, SendFraming};
 use crate::conn::{Abortable, Peer};
 use crate::metrics::Reason;
 use crate::pace::{write_paced, RateDeadline, SendFail};
 use crate::pipeline::record::{self, Asked, Record};
 use crate::pipeline::{self, Cx, Downstream, Flow, Head, RespBody};
-use crate::upstream::{BodyError, BodySource, Exchange, SendFraming};
+use crate::upstream::Exchange;
 use crate::{Shared, Verdict};
 use bytes::{Bytes, BytesMut};
 use levee_http::chunked;

@@ -8,13 +8,14 @@
 //! streams beyond that are refused, and too many refusals, like any flood,
 //! end the connection with GOAWAY(ENHANCE_YOUR_CALM) and mark the client.
 
+use crate::body::{BodyError, BodySource, SendFraming};
 use crate::clock::now_ms;
 use crate::conn::Peer;
 use crate::metrics::Reason;
 use crate::pace::{RateDeadline, SendFail};
 use crate::pipeline::{self, Cx, Downstream, Head, RespBody};
 use crate::state::State;
-use crate::upstream::{BodyError, BodySource, Exchange, SendFraming};
+use crate::upstream::Exchange;
 use crate::Shared;
 use bytes::Bytes;
 use h2::server::SendResponse;

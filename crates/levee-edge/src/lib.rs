@@ -22,6 +22,7 @@ mod accesslog;
 mod admin;
 mod admission;
 mod answer;
+mod body;
 mod cache;
 mod challenge;
 mod clock;

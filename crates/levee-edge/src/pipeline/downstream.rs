@@ -6,8 +6,9 @@
 //! after `send_grace`), including the edge's own short answers: a client
 //! that does not read is cut, whoever wrote the response.
 
+use crate::body::BodySource;
 use crate::pace::SendFail;
-use crate::upstream::{BodySource, Exchange};
+use crate::upstream::Exchange;
 use bytes::Bytes;
 use std::future::Future;
 

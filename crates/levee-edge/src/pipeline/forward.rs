@@ -62,7 +62,7 @@ pub(super) async fn run<D: Downstream>(
     let request_id = crate::proxy::request_id();
     // Small bodies are read completely before any origin is asked.
     let prebuffered =
-        upstream::prebuffer(down.body(), head.body, limits.request_buffer.0 as usize).await;
+        crate::body::prebuffer(down.body(), head.body, limits.request_buffer.0 as usize).await;
     let (mut src, framing) = match prebuffered {
         Ok(x) => x,
         Err(e) => return client_body_failed(cx, asked, head, down, e).await,

@@ -135,7 +135,7 @@ fn operators_pin_a_mode_and_auto_challenges_only_unknown_clients() {
     let extra = r#"
 [site.challenge]
 mode = "auto"
-staff_tokens = ["staff-1"]
+staff_tokens = ["staff-token-1"]
 "#;
     let e = Edge::start("adaptive-pin", &config(o.addr, "", extra));
     let html = [("Accept", "text/html")];
@@ -155,7 +155,10 @@ staff_tokens = ["staff-1"]
     let (st, body) = http_get(e.addr, "/", &html);
     assert_eq!(st, 403, "{body}");
     assert!(body.contains("levee"), "{body}");
-    let staff = [("Accept", "text/html"), ("Authorization", "Bearer staff-1")];
+    let staff = [
+        ("Accept", "text/html"),
+        ("Authorization", "Bearer staff-token-1"),
+    ];
     assert_eq!(http_get(e.addr, "/", &staff).0, 200);
     // Back to automatic: the calm site is normal again and nobody is challenged.
     assert_eq!(

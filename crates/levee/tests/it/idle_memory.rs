@@ -73,3 +73,77 @@ fn ten_thousand_idle_connections_fit_in_64_mib() {
     );
     drop(held);
 }
+
+/// Read one HTTP/1.1 response with a `Content-Length` body; its body length.
+fn read_one(s: &mut TcpStream) -> usize {
+    let mut buf = Vec::with_capacity(70 * 1024);
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return len;
+            }
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed mid-response");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Review finding 11: the bound must hold after the first response too (an
+/// idle keep-alive connection once kept its largest response buffer).
+#[test]
+fn ten_thousand_keep_alive_connections_after_a_64_kib_response_fit_in_64_mib() {
+    const N: usize = 10_000;
+    if fd_limit() < (N + 1000) as u64 {
+        eprintln!(
+            "SKIPPED: needs `ulimit -n` of at least {} (scripts/test.sh raises it)",
+            N + 1000
+        );
+        return;
+    }
+    let o = Origin::start();
+    let e = Edge::start(
+        "idle-memory-after",
+        &config(o.addr, "idle_timeout = \"300s\"\nmax_connections_per_ip = 200\nmax_connections_per_prefix = 2000", "[site.defense]\nenabled = false\n")
+            .replace("path = \"ACCESS_LOG\"", "path = \"off\""),
+    );
+    for _ in 0..50 {
+        assert_eq!(http_get(e.addr, "/big?bytes=65536", &[]).0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let base = rss_bytes(e.child.id());
+    let mut held = Vec::with_capacity(N);
+    for i in 0..N {
+        let ip = Ipv4Addr::new(127, 4, (i / 1000) as u8, (i % 1000 / 10 + 1) as u8);
+        let mut s = connect_from(IpAddr::V4(ip), e.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /big?bytes=65536 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_one(&mut s), 65536, "connection {i}");
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(e.metric("levee_open_connections"), N as f64);
+    let loaded = rss_bytes(e.child.id());
+    let extra = loaded.saturating_sub(base);
+    eprintln!(
+        "keep-alive memory after one 64 KiB response each: baseline {} KiB, with {N} idle clients {} KiB, extra {} KiB ({} bytes per connection)",
+        base / 1024,
+        loaded / 1024,
+        extra / 1024,
+        extra / N as u64
+    );
+    assert!(
+        extra <= 64 * 1024 * 1024,
+        "10k idle keep-alive connections cost {} MiB",
+        extra >> 20
+    );
+    drop(held);
+}

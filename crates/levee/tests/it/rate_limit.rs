@@ -52,7 +52,8 @@ fn limits_per_address_prefix_and_route() {
     assert_eq!(ok, 30);
     assert!(e.await_defense("rate_limit_ip", 1.0) >= 7.0);
     assert_eq!(e.await_defense("rate_limit_prefix", 10.0), 10.0);
-    let log = e.access_log(60);
+    // Every request is logged (5 + 1 + 1 + 25 + 40 lines).
+    let log = e.access_log(72);
     assert!(log
         .iter()
         .any(|l| l["status"] == 429 && l["reason"] == "rate_limit_prefix"));

@@ -1,0 +1,218 @@
+//! The checks that span keys (after the schema accepted the text): each names its key path.
+
+use crate::*;
+
+/// The shortest admin token accepted.
+const MIN_TOKEN: usize = 16;
+/// The shortest challenge master secret accepted.
+const MIN_SECRET: usize = 32;
+/// The shortest staff token accepted.
+const MIN_STAFF_TOKEN: usize = 12;
+
+pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
+    xdp::validate(&cfg.xdp)?;
+    if cfg.listener.is_empty() {
+        return Err((
+            "listener".into(),
+            "no listener: add a [[listener]] table with address = \"0.0.0.0:80\"".into(),
+        ));
+    }
+    let any_tls = cfg.listener.iter().any(|l| l.tls);
+    if any_tls && cfg.tls.certificate.is_empty() {
+        let i = cfg.listener.iter().position(|l| l.tls).unwrap_or(0);
+        return Err((
+            format!("listener[{i}].tls"),
+            "a TLS listener needs at least one [[tls.certificate]] (server_names, cert, key)"
+                .into(),
+        ));
+    }
+    for (i, c) in cfg.tls.certificate.iter().enumerate() {
+        if c.server_names.is_empty() {
+            return Err((
+                format!("tls.certificate[{i}].server_names"),
+                "list at least one server name".into(),
+            ));
+        }
+    }
+    let l = &cfg.limits;
+    for (name, v) in [
+        ("max_connections", l.max_connections),
+        ("max_connections_per_ip", l.max_connections_per_ip),
+        ("max_connections_per_prefix", l.max_connections_per_prefix),
+        ("max_requests_per_connection", l.max_requests_per_connection),
+        ("max_headers", l.max_headers),
+    ] {
+        if v == 0 {
+            return Err((format!("limits.{name}"), "must be at least 1".into()));
+        }
+    }
+    if l.max_header_bytes.0 < 1024 {
+        return Err((
+            "limits.max_header_bytes".into(),
+            "must be at least 1KiB".into(),
+        ));
+    }
+    if l.max_uri_bytes.0 > l.max_header_bytes.0 {
+        return Err((
+            "limits.max_uri_bytes".into(),
+            "must not exceed limits.max_header_bytes".into(),
+        ));
+    }
+    let h = &cfg.http2;
+    if h.max_concurrent_streams == 0 {
+        return Err((
+            "http2.max_concurrent_streams".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    if !(16_384..=16_777_215).contains(&h.max_frame_size.0) {
+        return Err((
+            "http2.max_frame_size".into(),
+            "must be between 16KiB and 16MiB-1 (RFC 9113)".into(),
+        ));
+    }
+    if h.initial_stream_window.0 > 0x7fff_ffff || h.initial_connection_window.0 > 0x7fff_ffff {
+        return Err((
+            "http2.initial_stream_window".into(),
+            "windows must be below 2^31".into(),
+        ));
+    }
+    if h.flood_window.as_duration().is_zero() {
+        return Err(("http2.flood_window".into(), "must be positive".into()));
+    }
+    // Secrets an attacker could guess offline or online: long enough to resist.
+    if let Some(t) = cfg.admin.token.as_deref() {
+        if t.len() < MIN_TOKEN {
+            return Err((
+                "admin.token".into(),
+                format!("{} characters: use at least {MIN_TOKEN} random ones (e.g. `openssl rand -hex 24`), or remove the key", t.len()),
+            ));
+        }
+    }
+    if let Some(sec) = cfg.challenge.secret.as_deref() {
+        if sec.len() < MIN_SECRET {
+            return Err((
+                "challenge.secret".into(),
+                format!("{} characters: use at least {MIN_SECRET} random ones (one clearance lets an attacker test guesses offline)", sec.len()),
+            ));
+        }
+    }
+    for (i, s) in cfg.site.iter().enumerate() {
+        for (j, t) in s.challenge.staff_tokens.iter().enumerate() {
+            if t.len() < MIN_STAFF_TOKEN {
+                return Err((
+                    format!("site[{i}].challenge.staff_tokens[{j}]"),
+                    format!("{} characters: a staff token skips every challenge and queue; use at least {MIN_STAFF_TOKEN}", t.len()),
+                ));
+            }
+        }
+    }
+    if cfg.site.is_empty() {
+        return Err((
+            "site".into(),
+            "no site: add a [[site]] with name, hosts and at least one [[site.origin]]".into(),
+        ));
+    }
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for (si, s) in cfg.site.iter().enumerate() {
+        if s.name.is_empty()
+            || !s
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err((
+                format!("site[{si}].name"),
+                "use letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        if s.hosts.is_empty() {
+            return Err((format!("site[{si}].hosts"), "list at least one host".into()));
+        }
+        for h in &s.hosts {
+            let h = h.to_ascii_lowercase();
+            if h.is_empty() || h.contains(['/', ' ', '\t']) {
+                return Err((
+                    format!("site[{si}].hosts"),
+                    format!("{h:?} is not a host name"),
+                ));
+            }
+            if let Some((_, other)) = seen.iter().find(|(x, _)| *x == h) {
+                return Err((
+                    format!("site[{si}].hosts"),
+                    format!("host {h:?} is already served by site[{other}]"),
+                ));
+            }
+            seen.push((h, si));
+        }
+        if s.origin.is_empty() {
+            return Err((
+                format!("site[{si}].origin"),
+                "add at least one [[site.origin]] with address = \"host:port\"".into(),
+            ));
+        }
+        for (oi, o) in s.origin.iter().enumerate() {
+            if split_host_port(&o.address).is_none() {
+                return Err((
+                    format!("site[{si}].origin[{oi}].address"),
+                    format!("{:?} is not host:port", o.address),
+                ));
+            }
+        }
+        if s.max_concurrent_per_origin == 0 {
+            return Err((
+                format!("site[{si}].max_concurrent_per_origin"),
+                "must be at least 1".into(),
+            ));
+        }
+        for (ri, r) in s.route.iter().enumerate() {
+            if r.paths.is_empty() || r.paths.iter().any(|p| !p.starts_with('/')) {
+                return Err((
+                    format!("site[{si}].route[{ri}].paths"),
+                    "list path prefixes starting with '/'".into(),
+                ));
+            }
+        }
+        if s.challenge.bits > 28 {
+            return Err((
+                format!("site[{si}].challenge.bits"),
+                "at most 28 (each bit doubles the work; 16 is about half a second in a browser)"
+                    .into(),
+            ));
+        }
+        if let Some(hc) = &s.health {
+            if !hc.path.starts_with('/') {
+                return Err((
+                    format!("site[{si}].health.path"),
+                    "must start with '/'".into(),
+                ));
+            }
+            if hc.rise == 0 || hc.fall == 0 {
+                return Err((
+                    format!("site[{si}].health"),
+                    "rise and fall must be at least 1".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Split `host:port` (with `[v6]:port`), returning the host and the port.
+pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let port = rest[end + 1..].strip_prefix(':')?;
+        (&rest[..end], port)
+    } else {
+        let (h, p) = s.rsplit_once(':')?;
+        if h.contains(':') {
+            return None;
+        }
+        (h, p)
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some((host, port.parse().ok()?))
+}
