@@ -69,8 +69,9 @@ pub struct Defense {
     pub min_concurrency: u32,
     /// Requests sampled per second for signatures (the rest are counted only).
     pub samples_per_second: u32,
-    /// A client first seen at least this long before counts as returning
-    /// (clients are only recorded in normal mode, so: seen before the attack).
+    /// A client seen twice at least this long apart counts as returning
+    /// (clients are only recorded in normal mode, so: seen before the attack;
+    /// IPv6 clients by their /64).
     pub returning_after: Dur,
     /// …and is forgotten after this long.
     pub returning_ttl: Dur,
@@ -103,7 +104,7 @@ impl Default for Defense {
             attack_rate_factor: 0.25,
             min_concurrency: 4,
             samples_per_second: 4000,
-            returning_after: Dur::secs(10),
+            returning_after: Dur::secs(600),
             returning_ttl: Dur::secs(86_400),
             tarpit: Dur::millis(250),
         }

@@ -181,13 +181,18 @@ impl SiteDefense {
         let mode = self.mode();
         let client = ip_key(inp.req.client);
         let now_s = now_ms / 1000;
-        // Only normal traffic is remembered: "returning" means seen before the attack.
-        if mode == Mode::Normal && self.seen.insert(client, now_s) {
+        // History is per subscriber: IPv6 clients by their /64.
+        let history = match inp.req.client {
+            std::net::IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 64) - 1),
+            v4 => ip_key(v4),
+        };
+        let after = cfg.returning_after.as_duration().as_secs();
+        // Only normal traffic is remembered: "returning" means seen twice,
+        // `returning_after` apart, before the attack.
+        if mode == Mode::Normal && self.seen.insert(history, now_s, after) {
             self.new_clients.fetch_add(1, Ordering::Relaxed);
         }
-        let returning =
-            self.seen
-                .returning(client, now_s, cfg.returning_after.as_duration().as_secs());
+        let returning = self.seen.returning(history, now_s, after);
         let mut action = None;
         let mut over_rule_rate = false;
         if cfg.enabled && inp.trusted != Some(Class::Staff) {

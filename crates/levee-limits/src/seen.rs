@@ -1,14 +1,23 @@
-//! Clients seen before, with when: a fixed array of 16-bit "first seen"
-//! stamps (2-second units) indexed by two hashes of the address, so that
-//! "first seen at least `min_age` ago" costs two loads whatever the number
-//! of clients. Both slots must say so (as in a count-min sketch, a collision
-//! can only make a client look newer... or, when both slots collide with older
-//! clients, older: about 0.1% of new clients at 2^22 slots and 100,000 clients).
-//! Stamps older than `max_age` are cleared by `sweep`.
+//! Clients seen before, with when: a fixed array of 16-bit slots indexed by
+//! two hashes of the client's key, so that "a returning client" costs two
+//! loads whatever the number of clients. A slot holds a 15-bit "first seen"
+//! stamp (4-second units, 36 hours before it wraps) and a *confirmed* bit,
+//! set when the client is seen again at least `min_age` after its first
+//! visit: returning means real history (two visits, `min_age` apart), not
+//! one sighting some seconds ago. Both slots must say so (as in a count-min
+//! sketch, a collision can only make a client look newer... or, when both
+//! slots collide with older confirmed clients, older: about 0.1% of new
+//! clients at 2^22 slots and 100,000 clients). Callers key IPv6 clients by
+//! their /64 (one subscriber), so rotating addresses inside a /64 neither
+//! fills the table nor earns history. Stamps older than `max_age` are cleared
+//! by `sweep`.
 
 use std::sync::atomic::{AtomicU16, Ordering};
 
-const UNIT_S: u64 = 2;
+const UNIT_S: u64 = 4;
+/// The confirmed bit; the other 15 bits are the first-seen stamp.
+const CONFIRMED: u16 = 0x8000;
+const STAMPS: u64 = 0x7fff;
 
 #[derive(Debug)]
 pub struct SeenSet {
@@ -25,14 +34,14 @@ fn mix(mut z: u64) -> u64 {
 
 /// The stamp of `now_s` (never 0, which means empty).
 fn stamp(now_s: u64) -> u16 {
-    ((now_s / UNIT_S) % 65_535) as u16 + 1
+    ((now_s / UNIT_S) % STAMPS) as u16 + 1
 }
 
-/// Age in seconds of a stamp at `now_s` (modular).
-fn age(s: u16, now_s: u64) -> u64 {
+/// Age in seconds of a slot's first-seen stamp at `now_s` (modular).
+fn age(slot: u16, now_s: u64) -> u64 {
     let n = u64::from(stamp(now_s));
-    let s = u64::from(s);
-    ((n + 65_535 - s) % 65_535) * UNIT_S
+    let s = u64::from(slot & !CONFIRMED);
+    ((n + STAMPS - s) % STAMPS) * UNIT_S
 }
 
 impl SeenSet {
@@ -56,26 +65,31 @@ impl SeenSet {
         [(h & self.mask) as usize, (h2 & self.mask) as usize]
     }
 
-    /// Record `key` at `now_s`; true if it had no stamp (a new client).
-    pub fn insert(&self, key: u128, now_s: u64) -> bool {
+    /// Record a visit of `key` at `now_s`: a first visit stamps it, a visit
+    /// at least `min_age_s` after the first confirms it. True if it had no
+    /// stamp (a new client).
+    pub fn insert(&self, key: u128, now_s: u64, min_age_s: u64) -> bool {
         let st = stamp(now_s);
         let mut new = false;
         for i in self.idx(key) {
             let s = &self.slots[i];
-            if s.load(Ordering::Relaxed) == 0 {
+            let v = s.load(Ordering::Relaxed);
+            if v == 0 {
                 // Keep the older stamp if another client got there first.
                 let _ = s.compare_exchange(0, st, Ordering::Relaxed, Ordering::Relaxed);
                 new = true;
+            } else if v & CONFIRMED == 0 && age(v, now_s) >= min_age_s {
+                let _ = s.compare_exchange(v, v | CONFIRMED, Ordering::Relaxed, Ordering::Relaxed);
             }
         }
         new
     }
 
-    /// First seen at least `min_age_s` ago (and not swept since).
+    /// Seen twice, at least `min_age_s` apart (and not swept since).
     pub fn returning(&self, key: u128, now_s: u64, min_age_s: u64) -> bool {
         self.idx(key).iter().all(|&i| {
             let s = self.slots[i].load(Ordering::Relaxed);
-            s != 0 && age(s, now_s) >= min_age_s
+            s & CONFIRMED != 0 && age(s, now_s) >= min_age_s
         })
     }
 
@@ -95,15 +109,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn returning_only_after_min_age_and_until_swept() {
+    fn returning_needs_two_visits_apart_and_lasts_until_swept() {
         let s = SeenSet::new(16, 7);
-        assert!(s.insert(42, 1000));
-        assert!(!s.insert(42, 1001));
-        assert!(!s.returning(42, 1004, 10));
-        assert!(s.returning(42, 1010, 10));
-        // Seen again later: still first seen at 1000.
-        s.insert(42, 1500);
-        assert!(s.returning(42, 1500, 400));
+        assert!(s.insert(42, 1000, 60));
+        assert!(!s.insert(42, 1001, 60));
+        // One sighting long ago is not history (review finding 10).
+        assert!(!s.returning(42, 2000, 60));
+        // A visit too soon after the first does not confirm either.
+        s.insert(42, 1030, 60);
+        assert!(!s.returning(42, 2000, 60));
+        // A second visit at least `min_age` later does.
+        s.insert(42, 1100, 60);
+        assert!(s.returning(42, 1100, 60));
+        assert!(s.returning(42, 5000, 60));
         s.sweep(1000 + 7200, 3600);
         assert!(!s.returning(42, 1000 + 7200, 10));
         assert!(!s.returning(43, 5000, 0));
@@ -114,7 +132,8 @@ mod tests {
     fn few_new_clients_look_returning() {
         let s = SeenSet::new(22, 1);
         for k in 0..100_000u128 {
-            s.insert(k, 0);
+            s.insert(k, 0, 10);
+            s.insert(k, 20, 10);
         }
         let fp = (1_000_000..1_100_000u128)
             .filter(|k| s.returning(*k, 100, 10))
