@@ -163,11 +163,7 @@ impl Keyring {
 /// The client prefix a token is bound to: /24 for IPv4, /64 for IPv6.
 pub fn prefix_bytes(ip: IpAddr) -> ([u8; 9], usize) {
     let mut out = [0u8; 9];
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             out[0] = 4;
             out[1..4].copy_from_slice(&v4.octets()[..3]);

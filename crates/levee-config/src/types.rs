@@ -165,13 +165,7 @@ impl Cidr {
 
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as plain IPv4; everything else unchanged.
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        v4 => v4,
-    }
+    ip.to_canonical()
 }
 
 fn mask(ip: IpAddr, len: u8) -> IpAddr {

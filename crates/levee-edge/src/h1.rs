@@ -203,8 +203,19 @@ where
 {
     let limits = &cx.state.cfg.limits;
     let has_body = head.framing != Framing::None;
-    let fields: Vec<(&[u8], &[u8])> = head
-        .headers
+    let RequestHead {
+        method,
+        path,
+        minor_version,
+        headers,
+        host,
+        framing,
+        keep_alive: _,
+        expect_continue,
+        websocket,
+        len: _,
+    } = head;
+    let fields: Vec<(&[u8], &[u8])> = headers
         .iter()
         .map(|(n, v)| (&raw[n.clone()], &raw[v.clone()]))
         .collect();
@@ -212,7 +223,7 @@ where
         body: H1Body {
             io,
             buf,
-            kind: match head.framing {
+            kind: match framing {
                 Framing::Length(n) => BodyKind::Length(n),
                 Framing::Chunked => BodyKind::Chunked(chunked::Decoder::new()),
                 _ => BodyKind::Done,
@@ -220,10 +231,10 @@ where
             received: 0,
             max: limits.max_body_bytes.0,
             pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
-            continue_pending: head.expect_continue && has_body,
+            continue_pending: expect_continue && has_body,
         },
         out,
-        minor: head.minor_version,
+        minor: minor_version,
         send: (limits.send_grace.as_duration(), limits.min_send_rate.0),
         pace: None,
         total: 0,
@@ -233,26 +244,26 @@ where
         tunnel: None,
     };
     let p = Head {
-        method: &raw[head.method.clone()],
-        target: &raw[head.path.clone()],
-        host: Ok(head.host.clone()),
+        method: &raw[method],
+        target: &raw[path],
+        host: Ok(host),
         fields,
-        proto: if head.minor_version == 0 {
+        proto: if minor_version == 0 {
             "http/1.0"
         } else {
             "http/1.1"
         },
-        body: match head.framing {
+        body: match framing {
             Framing::None | Framing::Close => SendFraming::None,
             Framing::Length(n) => SendFraming::Length(n),
             Framing::Chunked => SendFraming::Chunked,
         },
-        declared_len: match head.framing {
+        declared_len: match framing {
             Framing::Length(n) => Some(n),
             _ => None,
         },
         keep_alive,
-        websocket: head.websocket,
+        websocket,
     };
     let flow = pipeline::serve(cx, p, &mut down).await;
     (flow, down.tunnel.take())
@@ -531,6 +542,15 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send + Abortable> Downstream for H1
             self.chunked = false;
         }
         self.flush().await
+    }
+
+    fn scratch(&mut self) -> Vec<u8> {
+        std::mem::take(self.out)
+    }
+
+    fn give_back(&mut self, buf: Vec<u8>) {
+        *self.out = buf;
+        self.out.clear();
     }
 
     fn sent(&self) -> u64 {

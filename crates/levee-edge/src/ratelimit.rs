@@ -15,10 +15,8 @@ pub(crate) struct Limits {
 }
 
 pub(crate) fn ip_key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(u128::from(v6), |v4| u128::from(u32::from(v4))),
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => u128::from(v6),
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
     }
 }

@@ -189,7 +189,12 @@ impl State {
     /// The site serving `host` (case-insensitive, port and trailing dot ignored).
     pub(crate) fn site_for_host(&self, host: &[u8]) -> Option<&Arc<Site>> {
         let h = normalize_host(host);
-        self.hosts.get(&h).and_then(|&i| self.sites.get(i))
+        self.site_for_name(&h)
+    }
+
+    /// The site serving `name`, already normalised (`levee_http::host::Host::name`).
+    pub(crate) fn site_for_name(&self, name: &str) -> Option<&Arc<Site>> {
+        self.hosts.get(name).and_then(|&i| self.sites.get(i))
     }
 }
 

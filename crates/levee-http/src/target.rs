@@ -91,7 +91,16 @@ pub fn normalize(raw: &[u8]) -> Result<Target, TargetError> {
         }
     }
     let mut text = String::with_capacity(raw.len() + 1);
-    if path == b"*" {
+    // The common case, already normal: visible ASCII without `%`, `\`,
+    // `//` or a dot-segment. Copied as is.
+    let plain = path.first() == Some(&b'/')
+        && path
+            .iter()
+            .all(|&b| (0x21..0x7f).contains(&b) && !matches!(b, b'%' | b'\\' | b'#'))
+        && !path.windows(2).any(|w| w == b"//" || w == b"/.");
+    if plain {
+        text.extend(path.iter().map(|&b| char::from(b)));
+    } else if path == b"*" {
         text.push('*');
     } else if path.is_empty() {
         text.push('/');

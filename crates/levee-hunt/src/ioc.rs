@@ -474,12 +474,9 @@ pub struct Index {
 }
 
 fn key(ip: IpAddr) -> (u128, bool) {
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v) => (u128::from(u32::from(v)), false),
-        IpAddr::V6(v) => match v.to_ipv4_mapped() {
-            Some(v4) => (u128::from(u32::from(v4)), false),
-            None => (u128::from(v), true),
-        },
+        IpAddr::V6(v) => (u128::from(v), true),
     }
 }
 

@@ -65,10 +65,7 @@ pub fn prefix_of(ip: IpAddr) -> (u128, bool) {
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+    ip.to_canonical()
 }
 
 fn ip_key(ip: IpAddr) -> Key {

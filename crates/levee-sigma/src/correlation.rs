@@ -4,7 +4,7 @@
 //! correlation (the least recently seen is forgotten) and, per group, only
 //! the events inside the timespan.
 
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Groups tracked per correlation at most.
@@ -283,7 +283,7 @@ mod tests {
     use super::*;
 
     fn corr(y: &str) -> Correlation {
-        let doc: Value = serde_yaml::from_str(y).unwrap();
+        let doc: Value = serde_norway::from_str(y).unwrap();
         from_doc(&doc, "t.yml", "t").unwrap()
     }
 
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn bad_correlations_say_why() {
         let bad = |y: &str| {
-            let doc: Value = serde_yaml::from_str(y).unwrap();
+            let doc: Value = serde_norway::from_str(y).unwrap();
             from_doc(&doc, "f", "t").unwrap_err()
         };
         assert!(

@@ -20,7 +20,7 @@ pub mod pattern;
 
 use condition::Cond;
 use pattern::Matcher;
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::borrow::Cow;
 
 /// What a rule is matched against.
@@ -290,7 +290,7 @@ fn field_cond(key: &str, v: &Value) -> Result<FieldCond, String> {
     })
 }
 
-fn and_group(m: &serde_yaml::Mapping) -> Result<Vec<FieldCond>, String> {
+fn and_group(m: &serde_norway::Mapping) -> Result<Vec<FieldCond>, String> {
     m.iter()
         .map(|(k, v)| {
             let k = k.as_str().ok_or("a field name must be a string")?;
@@ -463,7 +463,7 @@ pub enum Loaded {
 /// correlation rules included.
 pub fn load_all(text_in: &str, file: &str) -> Vec<Result<Loaded, LoadError>> {
     let mut out = Vec::new();
-    for (i, d) in serde_yaml::Deserializer::from_str(text_in).enumerate() {
+    for (i, d) in serde_norway::Deserializer::from_str(text_in).enumerate() {
         let doc = match <Value as serde::Deserialize>::deserialize(d) {
             Ok(v) => v,
             Err(e) => {

@@ -62,6 +62,15 @@ pub(crate) trait Downstream: Send {
         last: bool,
     ) -> impl Future<Output = Result<(), SendFail>> + Send;
 
+    /// A buffer to write the upstream head into (HTTP/1 lends its
+    /// connection's output buffer, so a request allocates none).
+    fn scratch(&mut self) -> Vec<u8> {
+        Vec::with_capacity(1024)
+    }
+
+    /// The buffer lent by [`Downstream::scratch`], back.
+    fn give_back(&mut self, _buf: Vec<u8>) {}
+
     /// Response bytes sent so far.
     fn sent(&self) -> u64;
 

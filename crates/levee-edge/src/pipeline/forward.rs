@@ -60,6 +60,8 @@ pub(super) async fn run<D: Downstream>(
         return answer(cx, asked, head, down, a).await;
     }
     let request_id = crate::proxy::request_id();
+    let mut up = down.scratch();
+    up.clear();
     // Small bodies are read completely before any origin is asked.
     let prebuffered =
         crate::body::prebuffer(down.body(), head.body, limits.request_buffer.0 as usize).await;
@@ -67,7 +69,6 @@ pub(super) async fn run<D: Downstream>(
         Ok(x) => x,
         Err(e) => return client_body_failed(cx, asked, head, down, e).await,
     };
-    let mut up = Vec::with_capacity(512 + head.fields.len() * 48);
     super::request::write_upstream_head(
         &mut up,
         req,
@@ -89,7 +90,7 @@ pub(super) async fn run<D: Downstream>(
         ))
         .await;
     drop(src);
-    drop(up);
+    down.give_back(up);
     let (bytes_in, body_done) = down.body_progress();
     let mut ex = match result {
         Ok(ex) => ex,

@@ -66,7 +66,7 @@ fn text(b: &[u8]) -> &str {
 }
 
 /// Serve one request.
-pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, head: Head<'_>, down: &mut D) -> Flow {
+pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: &mut D) -> Flow {
     let limits = &cx.state.cfg.limits;
     let (client, https) = head.client(cx.peer, &cx.state.cfg.trust);
     let mut asked = Asked {
@@ -90,8 +90,8 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, head: Head<'_>, down: &mut
         Ok(t) => t,
         Err(_) => return answer(cx, &asked, &head, down, refuse(Reject::BadTarget)).await,
     };
-    let host = match &head.host {
-        Ok(h) => h.clone(),
+    let host = match std::mem::replace(&mut head.host, Err(levee_http::host::HostError::Empty)) {
+        Ok(h) => h,
         Err(_) => return answer(cx, &asked, &head, down, refuse(Reject::BadHost)).await,
     };
     // 2. The edge's own paths.
@@ -103,7 +103,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, head: Head<'_>, down: &mut
         return answer(cx, &asked, &head, down, a).await;
     }
     // 3. Route by host; an unknown host never reaches an origin.
-    let Some(site) = cx.state.site_for_host(host.name().as_bytes()) else {
+    let Some(site) = cx.state.site_for_name(host.name()) else {
         let a = Answer::refusal(421, Reason::UnknownHost, None, true);
         return answer(cx, &asked, &head, down, a).await;
     };
