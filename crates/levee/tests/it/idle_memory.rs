@@ -25,8 +25,17 @@ fn fd_limit() -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn ten_thousand_idle_connections_fit_in_64_mib() {
+/// Open `N` connections from 1,000 addresses under `net` (127.net.x.y), run
+/// `each` on every one and keep them open; the edge's resident memory
+/// before and after, which must grow by at most 64 MiB.
+fn ten_thousand_held(
+    name: &str,
+    net: u8,
+    cfg: &str,
+    warm: &str,
+    what: &str,
+    each: impl Fn(&mut TcpStream, usize),
+) {
     const N: usize = 10_000;
     if fd_limit() < (N + 1000) as u64 {
         eprintln!(
@@ -37,22 +46,21 @@ fn ten_thousand_idle_connections_fit_in_64_mib() {
     }
     let o = Origin::start();
     let e = Edge::start(
-        "idle-memory",
-        &config(o.addr, "header_timeout = \"120s\"\nmax_connections_per_ip = 200\nmax_connections_per_prefix = 2000", "")
+        name,
+        &config(o.addr, cfg, "[site.defense]\nenabled = false\n")
             .replace("path = \"ACCESS_LOG\"", "path = \"off\""),
     );
     // Warm up: a few requests so that pools and buffers of the normal path exist.
     for _ in 0..50 {
-        assert_eq!(http_get(e.addr, "/healthz", &[]).0, 200);
+        assert_eq!(http_get(e.addr, warm, &[]).0, 200);
     }
     std::thread::sleep(Duration::from_millis(300));
     let base = rss_bytes(e.child.id());
     let mut held = Vec::with_capacity(N);
     for i in 0..N {
-        let ip = Ipv4Addr::new(127, 3, (i / 1000) as u8, (i % 1000 / 10 + 1) as u8);
+        let ip = Ipv4Addr::new(127, net, (i / 1000) as u8, (i % 1000 / 10 + 1) as u8);
         let mut s = connect_from(IpAddr::V4(ip), e.addr).unwrap();
-        s.write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
-            .unwrap();
+        each(&mut s, i);
         held.push(s);
     }
     std::thread::sleep(Duration::from_millis(1500));
@@ -60,7 +68,7 @@ fn ten_thousand_idle_connections_fit_in_64_mib() {
     let loaded = rss_bytes(e.child.id());
     let extra = loaded.saturating_sub(base);
     eprintln!(
-        "idle-connection memory: baseline {} KiB, with {N} slow clients {} KiB, extra {} KiB ({} bytes per connection)",
+        "{what}: baseline {} KiB, with {N} clients {} KiB, extra {} KiB ({} bytes per connection)",
         base / 1024,
         loaded / 1024,
         extra / 1024,
@@ -68,10 +76,22 @@ fn ten_thousand_idle_connections_fit_in_64_mib() {
     );
     assert!(
         extra <= 64 * 1024 * 1024,
-        "10k idle connections cost {} MiB",
+        "{what}: 10k connections cost {} MiB",
         extra >> 20
     );
     drop(held);
+}
+
+#[test]
+fn ten_thousand_idle_connections_fit_in_64_mib() {
+    ten_thousand_held(
+        "idle-memory",
+        3,
+        "header_timeout = \"120s\"\nmax_connections_per_ip = 200\nmax_connections_per_prefix = 2000",
+        "/healthz",
+        "slow clients (a partial head each)",
+        |s, _| s.write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").unwrap(),
+    );
 }
 
 /// Read one HTTP/1.1 response with a `Content-Length` body; its body length.
@@ -100,50 +120,17 @@ fn read_one(s: &mut TcpStream) -> usize {
 /// idle keep-alive connection once kept its largest response buffer).
 #[test]
 fn ten_thousand_keep_alive_connections_after_a_64_kib_response_fit_in_64_mib() {
-    const N: usize = 10_000;
-    if fd_limit() < (N + 1000) as u64 {
-        eprintln!(
-            "SKIPPED: needs `ulimit -n` of at least {} (scripts/test.sh raises it)",
-            N + 1000
-        );
-        return;
-    }
-    let o = Origin::start();
-    let e = Edge::start(
+    ten_thousand_held(
         "idle-memory-after",
-        &config(o.addr, "idle_timeout = \"300s\"\nmax_connections_per_ip = 200\nmax_connections_per_prefix = 2000", "[site.defense]\nenabled = false\n")
-            .replace("path = \"ACCESS_LOG\"", "path = \"off\""),
+        4,
+        "idle_timeout = \"300s\"\nmax_connections_per_ip = 200\nmax_connections_per_prefix = 2000",
+        "/big?bytes=65536",
+        "keep-alive clients after one 64 KiB response each",
+        |s, i| {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET /big?bytes=65536 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_one(s), 65536, "connection {i}");
+        },
     );
-    for _ in 0..50 {
-        assert_eq!(http_get(e.addr, "/big?bytes=65536", &[]).0, 200);
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let base = rss_bytes(e.child.id());
-    let mut held = Vec::with_capacity(N);
-    for i in 0..N {
-        let ip = Ipv4Addr::new(127, 4, (i / 1000) as u8, (i % 1000 / 10 + 1) as u8);
-        let mut s = connect_from(IpAddr::V4(ip), e.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(b"GET /big?bytes=65536 HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        assert_eq!(read_one(&mut s), 65536, "connection {i}");
-        held.push(s);
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(e.metric("levee_open_connections"), N as f64);
-    let loaded = rss_bytes(e.child.id());
-    let extra = loaded.saturating_sub(base);
-    eprintln!(
-        "keep-alive memory after one 64 KiB response each: baseline {} KiB, with {N} idle clients {} KiB, extra {} KiB ({} bytes per connection)",
-        base / 1024,
-        loaded / 1024,
-        extra / 1024,
-        extra / N as u64
-    );
-    assert!(
-        extra <= 64 * 1024 * 1024,
-        "10k idle keep-alive connections cost {} MiB",
-        extra >> 20
-    );
-    drop(held);
 }
