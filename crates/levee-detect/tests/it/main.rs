@@ -1,0 +1,4 @@
+//! The detector's integration tests: scenarios through the public API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod scenarios;
