@@ -351,12 +351,26 @@ mod tests {
 }
 
 /// Clients marked abusive by a protocol defense (an HTTP/2 flood, say), in a
-/// table of fixed capacity: when full, an arbitrary old entry is evicted.
-/// Later defenses read it to treat marked clients more strictly.
+/// table of fixed capacity: when full, the least recently marked entry is
+/// evicted, in amortised constant time (an order queue with lazy deletion,
+/// not a scan). IPv6 clients are marked by their /64, so an attacker
+/// rotating addresses cannot churn real marks out. Later defenses read it
+/// to treat marked clients more strictly.
 #[derive(Debug)]
 pub struct Marks {
     cap: usize,
     table: HashMap<IpAddr, Mark>,
+    /// Keys in the order they were last marked, with that time; an entry
+    /// whose time is no longer the key's `last_ms` is stale and skipped.
+    order: std::collections::VecDeque<(IpAddr, u64)>,
+}
+
+/// The key a client is marked under: IPv4 as is, IPv6 by its /64.
+fn mark_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
 }
 
 /// What is known about a marked client.
@@ -372,20 +386,19 @@ impl Marks {
         Marks {
             cap: cap.max(1),
             table: HashMap::new(),
+            order: std::collections::VecDeque::new(),
         }
     }
 
     /// Record that `ip` misbehaved at `now_ms`.
     pub fn mark(&mut self, ip: IpAddr, reason: &'static str, now_ms: u64) {
-        let ip = canonical(ip);
+        let ip = mark_key(ip);
         if !self.table.contains_key(&ip) && self.table.len() >= self.cap {
-            if let Some(victim) = self
-                .table
-                .iter()
-                .min_by_key(|(_, m)| m.last_ms)
-                .map(|(k, _)| *k)
-            {
-                self.table.remove(&victim);
+            while let Some((k, t)) = self.order.pop_front() {
+                if self.table.get(&k).is_some_and(|m| m.last_ms == t) {
+                    self.table.remove(&k);
+                    break;
+                }
             }
         }
         let m = self.table.entry(ip).or_insert(Mark {
@@ -396,10 +409,18 @@ impl Marks {
         m.count = m.count.saturating_add(1);
         m.last_ms = now_ms;
         m.reason = reason;
+        self.order.push_back((ip, now_ms));
+        // Stale entries (keys marked again since) are bounded: compact now and then.
+        if self.order.len() > 4 * self.cap {
+            let mut live: Vec<(IpAddr, u64)> =
+                self.table.iter().map(|(k, m)| (*k, m.last_ms)).collect();
+            live.sort_by_key(|(_, t)| *t);
+            self.order = live.into();
+        }
     }
 
     pub fn get(&self, ip: IpAddr) -> Option<Mark> {
-        self.table.get(&canonical(ip)).copied()
+        self.table.get(&mark_key(ip)).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -426,6 +447,33 @@ mod marks_tests {
         assert!(m.get(IpAddr::from([10, 0, 0, 0])).is_none());
         m.mark(IpAddr::from([10, 0, 0, 9]), "y", 20);
         assert_eq!(m.get(IpAddr::from([10, 0, 0, 9])).unwrap().count, 2);
+    }
+
+    #[test]
+    fn eviction_is_least_recent_and_the_order_stays_bounded() {
+        // Review finding 15: eviction was a scan of the whole table.
+        let mut m = Marks::new(100);
+        for round in 0..50u64 {
+            for i in 0..100u8 {
+                m.mark(
+                    IpAddr::from([10, 0, 1, i]),
+                    "x",
+                    round * 1000 + u64::from(i),
+                );
+            }
+        }
+        assert!(m.order.len() <= 400, "{}", m.order.len());
+        // 10.0.1.0 was marked least recently among the 100: a new client evicts it.
+        m.mark(IpAddr::from([10, 0, 2, 1]), "x", 1_000_000);
+        assert!(m.get(IpAddr::from([10, 0, 1, 0])).is_none());
+        assert!(m.get(IpAddr::from([10, 0, 1, 1])).is_some());
+        assert_eq!(m.len(), 100);
+        // An IPv6 client is one mark per /64, whatever address it uses.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        m.mark(a, "x", 1_000_001);
+        m.mark(b, "x", 1_000_002);
+        assert_eq!(m.get(a).unwrap().count, 2);
     }
 }
 
