@@ -37,8 +37,6 @@ use tokio::time::timeout_at;
 struct FloodFlag {
     flood: AtomicU8,
     notify: Notify,
-    /// The client closed its side (EOF): an ordinary end, not a GOAWAY.
-    eof: std::sync::atomic::AtomicBool,
 }
 
 const NO_FLOOD: u8 = u8::MAX;
@@ -74,9 +72,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
             }
         }
         let new = &buf.filled()[before..];
-        if new.is_empty() {
-            me.flag.eof.store(true, Ordering::Relaxed);
-        }
         if let Err(f) = me.meter.feed(new, now_ms()) {
             // Take the bytes back: the library never sees the flood, and the
             // connection task answers it with GOAWAY(ENHANCE_YOUR_CALM).
@@ -128,7 +123,6 @@ where
     let flag = Arc::new(FloodFlag {
         flood: AtomicU8::new(NO_FLOOD),
         notify: Notify::new(),
-        eof: std::sync::atomic::AtomicBool::new(false),
     });
     let metered = Metered {
         inner: io,
@@ -204,15 +198,11 @@ where
                 if flood.is_some() { break; }
             }
             acc = conn.accept() => match acc {
-                None => {
-                    // Neither we nor the client ended it: the library sent GOAWAY
-                    // (its own Rapid Reset / local-reset guards).
-                    if !draining && !flag.eof.load(Ordering::Relaxed) {
-                        shared.metrics.defend(Reason::H2Goaway);
-                        shared.mark(peer.ip, Reason::H2Goaway.label());
-                    }
-                    break;
-                }
+                // A graceful end, by either side (h2 returns `None` only when
+                // both GOAWAY reasons are NO_ERROR; its own guards' GOAWAY
+                // comes back as an error, below). Never a mark: a client that
+                // says goodbye politely is not abusive (review finding 21).
+                None => break,
                 Some(Err(e)) => {
                     if e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) || e.is_go_away() {
                         // The library's own reset guards fired.

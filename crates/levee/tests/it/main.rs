@@ -16,6 +16,7 @@ mod drill;
 mod fd_exhaustion;
 mod h2_continuation;
 mod h2_frames;
+mod h2_graceful_goaway;
 mod h2_made_you_reset;
 mod h2_ping_flood;
 mod h2_rapid_reset;
