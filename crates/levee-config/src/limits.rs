@@ -31,6 +31,11 @@ pub struct Limits {
     pub send_grace: Dur,
     /// Requests served on one connection before it is closed.
     pub max_requests_per_connection: u32,
+    /// Requests one client address may have in flight at once (being
+    /// forwarded or answered, across all its connections and streams); 0: no cap.
+    pub max_requests_in_flight_per_ip: u32,
+    /// The same for one /24 (IPv4) or /64 (IPv6); 0: no cap.
+    pub max_requests_in_flight_per_prefix: u32,
     /// Size of the whole request head.
     pub max_header_bytes: ByteSize,
     /// Number of request header fields.
@@ -62,6 +67,8 @@ impl Default for Limits {
             min_send_rate: ByteSize(1024),
             send_grace: Dur::secs(5),
             max_requests_per_connection: 10_000,
+            max_requests_in_flight_per_ip: 512,
+            max_requests_in_flight_per_prefix: 2048,
             max_header_bytes: ByteSize(16 * 1024),
             max_headers: 100,
             max_uri_bytes: ByteSize(8 * 1024),

@@ -148,6 +148,7 @@ impl Edge {
             source: e,
         })?;
         let tracker = ConnTracker::new(shared::caps(&cfg));
+        let in_flight = ConnTracker::new(shared::flight_caps(&cfg));
         // listeners[w] = the sockets of worker w.
         let mut listeners: Vec<Vec<(std::net::TcpListener, levee_config::Listener)>> =
             (0..workers).map(|_| Vec::new()).collect();
@@ -188,6 +189,7 @@ impl Edge {
             metrics,
             log,
             tracker,
+            in_flight,
             marks: Mutex::new(Marks::new(10_000)),
             spent: Mutex::new(levee_challenge::SpentSet::new(spent_capacity)),
             lists: std::sync::RwLock::new(lists),

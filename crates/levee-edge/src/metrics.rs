@@ -48,11 +48,15 @@ pub enum Reason {
     ChallengeNonHtml,
     /// A challenge solution was refused (details in `levee_challenges_failed_total`).
     ChallengeFailed,
+    /// A client over `max_requests_in_flight_per_ip`.
+    InFlightCapIp,
+    /// A prefix over `max_requests_in_flight_per_prefix`.
+    InFlightCapPrefix,
     Http(Reject),
     H2(Flood),
 }
 
-const EDGE_REASONS: [Reason; 35] = [
+const EDGE_REASONS: [Reason; 37] = [
     Reason::ConnCapGlobal,
     Reason::ConnCapIp,
     Reason::ConnCapPrefix,
@@ -88,6 +92,8 @@ const EDGE_REASONS: [Reason; 35] = [
     Reason::ChallengeNonGet,
     Reason::ChallengeNonHtml,
     Reason::ChallengeFailed,
+    Reason::InFlightCapIp,
+    Reason::InFlightCapPrefix,
 ];
 
 const N_REASONS: usize = EDGE_REASONS.len() + Reject::ALL.len() + Flood::ALL.len();
@@ -139,6 +145,8 @@ impl Reason {
             Reason::ChallengeNonGet => "challenge_non_get",
             Reason::ChallengeNonHtml => "challenge_non_html",
             Reason::ChallengeFailed => "challenge_failed",
+            Reason::InFlightCapIp => "in_flight_cap_ip",
+            Reason::InFlightCapPrefix => "in_flight_cap_prefix",
             Reason::Http(r) => r.label(),
             Reason::H2(f) => f.label(),
         }

@@ -28,6 +28,9 @@ pub struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) log: accesslog::AccessLog,
     pub(crate) tracker: Arc<ConnTracker>,
+    /// Requests in flight per client address and prefix (forwarded, or
+    /// still being answered to a slow reader), bounded by `flight_caps`.
+    pub(crate) in_flight: Arc<ConnTracker>,
     pub(crate) marks: Mutex<Marks>,
     /// Block and allow lists, consulted at accept.
     pub(crate) lists: std::sync::RwLock<lists::Lists>,
@@ -199,6 +202,7 @@ impl Shared {
             let old = self.state.load();
             let st = State::build(cfg, Some(&old), gen).map_err(|e| e.to_string())?;
             self.tracker.set_caps(caps(&st.cfg));
+            self.in_flight.set_caps(flight_caps(&st.cfg));
             self.lists
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -274,6 +278,16 @@ impl Shared {
 
     pub fn shutting_down(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
+    }
+}
+
+/// The caps on requests in flight per client (0 in the configuration: none).
+pub(crate) fn flight_caps(cfg: &Config) -> ConnCaps {
+    let or_max = |n: u32| if n == 0 { u32::MAX } else { n };
+    ConnCaps {
+        global: u32::MAX,
+        per_ip: or_max(cfg.limits.max_requests_in_flight_per_ip),
+        per_prefix: or_max(cfg.limits.max_requests_in_flight_per_prefix),
     }
 }
 

@@ -59,6 +59,20 @@ pub(super) async fn run<D: Downstream>(
         let a = Answer::refusal(413, Reason::BodyTooLarge, None, true);
         return answer(cx, asked, head, down, a).await;
     }
+    // A bounded number of requests in flight per client, until its answer
+    // is written: one address cannot hold thousands of streams (and their
+    // buffers) open by reading slowly.
+    let _in_flight = match cx.shared.in_flight.try_acquire(req.client) {
+        Ok(p) => p,
+        Err(c) => {
+            let reason = match c {
+                levee_limits::CapExceeded::PerPrefix => Reason::InFlightCapPrefix,
+                _ => Reason::InFlightCapIp,
+            };
+            let a = Answer::refusal(429, reason, Some(1), has_body);
+            return answer(cx, asked, head, down, a).await;
+        }
+    };
     let request_id = crate::proxy::request_id();
     let mut up = down.scratch();
     up.clear();

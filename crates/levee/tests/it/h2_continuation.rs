@@ -16,8 +16,21 @@ fn continuation_flood_gets_goaway() {
     for _ in 0..200 {
         h.frame(CONTINUATION, 0, 1, b"\x00");
     }
-    assert_eq!(h.goaway(Duration::from_secs(5)), Some(ENHANCE_YOUR_CALM));
+    // The edge's frame meter (8 frames) usually withholds the flood before
+    // the library sees it: GOAWAY(ENHANCE_YOUR_CALM), `h2_continuation_flood`.
+    // When the segments arrive split so that the library reads part of the
+    // block first, h2 ends it itself with GOAWAY(PROTOCOL_ERROR) (seen in
+    // about 1 run in 6, with the edge before issue 12 too). Either way the
+    // flood is stopped, counted once, and never forwarded.
+    let code = h.goaway(Duration::from_secs(5));
     assert!(closed_within(&mut h.s, Duration::from_secs(3)));
-    assert_eq!(e.await_defense("h2_continuation_flood", 1.0), 1.0);
+    const PROTOCOL_ERROR: u32 = 0x1;
+    match code {
+        Some(ENHANCE_YOUR_CALM) => {
+            assert_eq!(e.await_defense("h2_continuation_flood", 1.0), 1.0)
+        }
+        Some(PROTOCOL_ERROR) => assert_eq!(e.await_defense("h2_protocol_error", 1.0), 1.0),
+        other => panic!("no GOAWAY ending the flood: {other:?}"),
+    }
     assert!(!o.saw("/cont"));
 }

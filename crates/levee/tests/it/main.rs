@@ -24,6 +24,7 @@ mod header_trust;
 mod host_differential;
 mod hunt;
 mod idle_memory;
+mod in_flight_cap;
 mod log_parity;
 mod malformed;
 mod micro_cache;
