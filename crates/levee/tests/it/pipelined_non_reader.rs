@@ -44,3 +44,34 @@ fn a_pipelining_client_that_never_reads_is_cut() {
     assert!(closed, "connection still open");
     assert_eq!(http_get(e.addr, "/healthz", &[]).0, 200);
 }
+
+/// The HTTP/2 form: a client that grants no flow-control window
+/// (SETTINGS_INITIAL_WINDOW_SIZE = 0) and asks for answers the edge writes
+/// itself. The stream is reset once the send deadline passes, and counted.
+#[test]
+fn an_http2_client_with_a_zero_window_is_cut() {
+    use super::h2_frames::*;
+    let o = Origin::start();
+    let e = Edge::start("zero-window", &config(o.addr, "send_grace = \"1s\"", ""));
+    let s = TcpStream::connect(e.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut h = H2 { s };
+    h.s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    h.frame(SETTINGS, 0, 0, &[0x00, 0x04, 0, 0, 0, 0]);
+    for id in [1u32, 3, 5] {
+        h.frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &H2::block("/.well-known/levee-drill"),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut cut = 0.0;
+    while cut < 3.0 && Instant::now() < deadline {
+        cut = e.defense("send_too_slow");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(cut, 3.0, "every stream without a window is cut and counted");
+    assert_eq!(http_get(e.addr, "/healthz", &[]).0, 200);
+}
