@@ -20,6 +20,40 @@ pub(crate) trait BodySource {
     fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BodyError>> + Send;
 }
 
+/// A body held to `limits.max_body_bytes`, whatever its framing or protocol
+/// (a chunked HTTP/1 body or HTTP/2 DATA frames without a declared length).
+pub(crate) struct Capped<'b, B> {
+    inner: &'b mut B,
+    seen: u64,
+    max: u64,
+}
+
+impl<'b, B> Capped<'b, B> {
+    pub(crate) fn new(inner: &'b mut B, max: u64) -> Self {
+        Capped {
+            inner,
+            seen: 0,
+            max,
+        }
+    }
+}
+
+impl<B: BodySource + Send> BodySource for Capped<'_, B> {
+    #[allow(clippy::manual_async_fn)] // the trait needs the `Send` bound spelled out
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BodyError>> + Send {
+        async move {
+            let c = self.inner.next_chunk().await?;
+            if let Some(d) = &c {
+                self.seen += d.len() as u64;
+                if self.seen > self.max {
+                    return Err(BodyError::TooLarge);
+                }
+            }
+            Ok(c)
+        }
+    }
+}
+
 /// A body whose first part (or all of it) was read before the origin was asked.
 pub(crate) struct Buffered<'b, B> {
     chunks: std::collections::VecDeque<Bytes>,

@@ -229,7 +229,6 @@ where
                 _ => BodyKind::Done,
             },
             received: 0,
-            max: limits.max_body_bytes.0,
             pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
             continue_pending: expect_continue && has_body,
         },
@@ -306,7 +305,6 @@ struct H1Body<'a, S> {
     buf: &'a mut BytesMut,
     kind: BodyKind,
     received: u64,
-    max: u64,
     pace: RateDeadline,
     continue_pending: bool,
 }
@@ -374,9 +372,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> H1Body<'_, S> {
                         }
                         if let Some(d) = &data {
                             self.received += d.len() as u64;
-                            if self.received > self.max {
-                                return Err(BodyError::TooLarge);
-                            }
                         }
                         return Ok(data);
                     }

@@ -278,7 +278,6 @@ where
 struct H2Body {
     body: RecvStream,
     received: u64,
-    max: u64,
     pace: RateDeadline,
     done: bool,
 }
@@ -299,9 +298,6 @@ impl H2Body {
             Ok(Some(Ok(data))) => {
                 let _ = self.body.flow_control().release_capacity(data.len());
                 self.received += data.len() as u64;
-                if self.received > self.max {
-                    return Err(BodyError::TooLarge);
-                }
                 if self.body.is_end_stream() {
                     self.done = true;
                 }
@@ -371,7 +367,6 @@ async fn stream(
         body: H2Body {
             body,
             received: 0,
-            max: limits.max_body_bytes.0,
             pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
             done,
         },
@@ -471,10 +466,9 @@ impl Downstream for H2Down {
             return Ok(());
         };
         let r = send_paced(send, data, last, &mut self.sent, &self.pace).await;
-        if last || r.is_err() {
-            if r == Err(SendFail::TooSlow) {
-                send.send_reset(h2::Reason::CANCEL);
-            }
+        // A stream too slow to read is reset by `abort`, which the pipeline
+        // calls once for every defense of that kind.
+        if (last && r.is_ok()) || r == Err(SendFail::Gone) {
             self.send = None;
         }
         r

@@ -77,8 +77,9 @@ pub(super) async fn run<D: Downstream>(
     let mut up = down.scratch();
     up.clear();
     // Small bodies are read completely before any origin is asked.
+    let mut capped = crate::body::Capped::new(down.body(), max_body);
     let prebuffered =
-        crate::body::prebuffer(down.body(), head.body, limits.request_buffer.0 as usize).await;
+        crate::body::prebuffer(&mut capped, head.body, limits.request_buffer.0 as usize).await;
     let (mut src, framing) = match prebuffered {
         Ok(x) => x,
         Err(e) => return client_body_failed(cx, asked, head, down, e).await,
