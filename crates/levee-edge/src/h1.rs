@@ -229,7 +229,11 @@ where
                 _ => BodyKind::Done,
             },
             received: 0,
-            pace: RateDeadline::new(limits.body_grace.as_duration(), limits.min_body_rate.0),
+            pace: RateDeadline::since(
+                TInstant::from_std(cx.started),
+                limits.body_grace.as_duration(),
+                limits.min_body_rate.0,
+            ),
             continue_pending: expect_continue && has_body,
         },
         out,

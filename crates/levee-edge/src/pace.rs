@@ -2,9 +2,30 @@
 //! response write is held to (slow POST, slow read), whoever wrote the
 //! response (origin, cache or the edge itself).
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant as TInstant};
+
+/// Run `f` to its end, or give up (`None`) at the deadline `at()` names.
+/// `f` is polled once first, and the timer (and the clock read) is made only
+/// if it is not ready then: most socket writes and reads of bytes already in
+/// hand are, and a timer per operation is a measurable part of a request.
+pub(crate) async fn within<F: Future>(at: impl FnOnce() -> TInstant, f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let first = std::future::poll_fn(|cx| {
+        Poll::Ready(match f.as_mut().poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        })
+    })
+    .await;
+    match first {
+        Some(v) => Some(v),
+        None => timeout_at(at(), f).await.ok(),
+    }
+}
 
 /// A deadline for moving bytes at a minimum rate. A transfer must keep its
 /// average since the start at or above `rate` after `grace`, and no single
@@ -19,8 +40,12 @@ pub(crate) struct RateDeadline {
 
 impl RateDeadline {
     pub(crate) fn new(grace: Duration, rate: u64) -> Self {
+        Self::since(TInstant::now(), grace, rate)
+    }
+    /// A deadline whose transfer began at `start`.
+    pub(crate) fn since(start: TInstant, grace: Duration, rate: u64) -> Self {
         RateDeadline {
-            start: TInstant::now(),
+            start,
             grace,
             rate: rate.max(1),
         }
@@ -54,11 +79,12 @@ pub(crate) async fn write_paced<S: AsyncWrite + Unpin>(
     while off < data.len() {
         // Each piece must land by the deadline for the bytes sent so far plus this piece.
         let end = (off + 64 * 1024).min(data.len());
-        let deadline = pace.at(*sent, (end - off) as u64);
-        match timeout_at(deadline, io.write_all(&data[off..end])).await {
-            Err(_) => return Err(SendFail::TooSlow),
-            Ok(Err(_)) => return Err(SendFail::Gone),
-            Ok(Ok(())) => {}
+        let done = *sent;
+        let piece = (end - off) as u64;
+        match within(|| pace.at(done, piece), io.write_all(&data[off..end])).await {
+            None => return Err(SendFail::TooSlow),
+            Some(Err(_)) => return Err(SendFail::Gone),
+            Some(Ok(())) => {}
         }
         *sent += (end - off) as u64;
         off = end;

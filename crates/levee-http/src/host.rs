@@ -114,13 +114,9 @@ pub fn parse(raw: &[u8]) -> Result<Host, HostError> {
     if name.split(|&b| b == b'.').any(<[u8]>::is_empty) {
         return Err(HostError::EmptyLabel);
     }
-    Ok(Host {
-        name: name
-            .iter()
-            .map(|&b| char::from(b.to_ascii_lowercase()))
-            .collect(),
-        port,
-    })
+    // ASCII by the check above, so this never fails.
+    let name = String::from_utf8(name.to_ascii_lowercase()).map_err(|_| HostError::BadByte)?;
+    Ok(Host { name, port })
 }
 
 #[cfg(test)]

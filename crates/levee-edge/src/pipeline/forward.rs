@@ -224,9 +224,10 @@ async fn relay<D: Downstream>(
         let Some(ex) = slot.as_mut() else { break };
         // A stalled origin body does not hold the client for ever.
         let idle = ex.origin.response_timeout;
-        let next = match tokio::time::timeout(idle, ex.body.next(&mut ex.conn)).await {
-            Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(
+        let stalled = || tokio::time::Instant::now() + idle;
+        let next = match crate::pace::within(stalled, ex.body.next(&mut ex.conn)).await {
+            Some(r) => r,
+            None => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "origin body stalled",
             )),

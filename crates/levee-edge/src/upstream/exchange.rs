@@ -197,7 +197,8 @@ async fn exchange<B: BodySource>(
 ) -> Result<ResponseHead, Attempt> {
     // Writes to the origin have the response deadline too: an origin that
     // stops reading does not hold the client, the slot and the connection.
-    let deadline = tokio::time::Instant::now() + origin.response_timeout;
+    let started = tokio::time::Instant::now();
+    let deadline = started + origin.response_timeout;
     let write = |r: Result<io::Result<()>, tokio::time::error::Elapsed>| match r {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(
@@ -205,7 +206,9 @@ async fn exchange<B: BodySource>(
             "origin not reading",
         )),
     };
-    if write(tokio::time::timeout_at(deadline, conn.io.write_all(head)).await).is_err() {
+    // The head almost always fits the socket buffer at once: no timer then.
+    let head_written = crate::pace::within(|| deadline, conn.io.write_all(head)).await;
+    if !matches!(head_written, Some(Ok(()))) {
         return Err(Attempt::Retryable);
     }
     if framing != SendFraming::None {
@@ -253,7 +256,11 @@ async fn exchange<B: BodySource>(
             }
         }
     }
-    let deadline = tokio::time::Instant::now() + origin.response_timeout;
+    let deadline = if framing == SendFraming::None {
+        deadline
+    } else {
+        tokio::time::Instant::now() + origin.response_timeout
+    };
     let mut got_bytes = false;
     loop {
         match h1::parse_response(&conn.buf, head_request, MAX_RESPONSE_HEAD) {
