@@ -78,6 +78,20 @@ pub struct RateLimit {
     pub total: u32,
     /// The counting window (default 1 s).
     pub window: Option<Dur>,
+    /// What a browser over a limit gets (site-wide; `challenge` by default):
+    /// `challenge`, the interstitial for an HTML GET without a clearance
+    /// (a cleared browser has 4x the limits before a `429`), or `refuse`,
+    /// always `429`.
+    pub over: OverLimit,
+}
+
+/// What a browser over a request-rate limit gets.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OverLimit {
+    #[default]
+    Challenge,
+    Refuse,
 }
 
 /// A class of routes (login, search, API...) with its own limits.
@@ -105,6 +119,7 @@ impl Route {
             per_prefix: self.per_prefix,
             total: self.total,
             window: self.window,
+            over: OverLimit::default(),
         }
     }
 }

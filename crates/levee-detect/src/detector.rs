@@ -5,6 +5,7 @@
 //! `Tick` it passes once per tick), and a sample of the requests that no rule
 //! matched (`observe`). Time is a parameter; nothing here reads a clock.
 
+use crate::cold::{self, ColdParams, Sample, Split, Who};
 use crate::features::{Dim, Keys};
 use std::collections::HashMap;
 
@@ -96,6 +97,10 @@ pub struct Evidence {
     pub baseline_rate: f64,
     /// Expected share of the matched requests that are legitimate.
     pub collateral: f64,
+    /// What the value was judged against: `baseline` (the learned one) or
+    /// `population` (no baseline yet: the tick's own clean traffic, whose
+    /// share is then in `baseline_share`).
+    pub basis: &'static str,
 }
 
 /// Tuning; defaults suit a site with a few requests per second or more.
@@ -123,6 +128,8 @@ pub struct Params {
     pub max_rules: usize,
     /// What new rules do.
     pub action: Action,
+    /// Detection without a baseline (`cold`).
+    pub cold: ColdParams,
 }
 
 impl Default for Params {
@@ -141,6 +148,7 @@ impl Default for Params {
             alpha: 0.05,
             max_rules: 32,
             action: Action::Challenge,
+            cold: ColdParams::default(),
         }
     }
 }
@@ -257,6 +265,8 @@ pub struct Detector {
     next_id: u64,
     last_rate: f64,
     last_anomaly: bool,
+    /// The tick's sampled requests with who sent them (for `cold`).
+    samples: Vec<Sample>,
 }
 
 impl Detector {
@@ -276,6 +286,7 @@ impl Detector {
             next_id: 1,
             last_rate: 0.0,
             last_anomaly: false,
+            samples: Vec::new(),
         }
     }
 
@@ -334,6 +345,20 @@ impl Detector {
     /// Record one sampled request that no rule matched. `labels` is called
     /// only for values not yet in the window.
     pub fn observe(&mut self, keys: &Keys, labels: impl FnOnce() -> [String; Dim::COUNT]) {
+        self.observe_from(keys, Who::default(), labels);
+    }
+
+    /// Record one sampled request that no rule matched, with who sent it
+    /// (for detection without a baseline).
+    pub fn observe_from(
+        &mut self,
+        keys: &Keys,
+        who: Who,
+        labels: impl FnOnce() -> [String; Dim::COUNT],
+    ) {
+        if self.samples.len() < cold::SAMPLE_CAP {
+            self.samples.push(Sample { keys: *keys, who });
+        }
         self.sampled += 1;
         let missing = Dim::ALL.iter().any(|d| {
             let k = keys.get(*d);
@@ -384,20 +409,33 @@ impl Detector {
         let base_rate = self.baseline.rate.value;
         let learned = self.learned();
         let threshold = (self.p.rate_factor * base_rate).max(self.p.min_rate);
-        // Without a baseline the rate proves nothing; only saturation counts.
+        // Without a baseline the rate proves nothing on its own: saturation
+        // counts, and so does a sample that is mostly suspect (`cold`).
         let rate_anomaly = learned && rate > threshold;
         let saturated = (t.saturated || t.shed > 0) && rate > self.p.min_rate;
         let matched_rate = matches.iter().sum::<u64>() as f64 / secs;
+        let unmatched = (rate - matched_rate).max(0.0);
+        let samples = std::mem::take(&mut self.samples);
+        let split = (!learned).then(|| Split::of(&samples, unmatched, &self.p.cold));
+        let flood = split
+            .as_ref()
+            .is_some_and(|s| unmatched > self.p.min_rate && s.flood(&self.p.cold));
         // An attack that rules hold off still counts, so that the mode stays.
-        let anomaly = rate_anomaly || saturated || matched_rate > self.p.min_rate;
+        let anomaly = rate_anomaly || saturated || flood || matched_rate > self.p.min_rate;
         self.last_anomaly = anomaly;
 
         // What the rules did not match is what was sampled; derive more rules
         // only while that remainder is itself anomalous.
-        let unmatched = (rate - matched_rate).max(0.0);
         let rest_anomalous = unmatched > threshold;
-        if learned && rest_anomalous && self.rules.len() < self.p.max_rules {
-            for rule in self.derive(unmatched, base_rate, t.now_ms) {
+        if self.rules.len() < self.p.max_rules {
+            let new = match &split {
+                None if rest_anomalous => self.derive(unmatched, base_rate, t.now_ms),
+                Some(sp) if flood || (saturated && unmatched > self.p.min_rate) => {
+                    self.derive_cold(&samples, sp, unmatched, t.now_ms)
+                }
+                _ => Vec::new(),
+            };
+            for rule in new {
                 changes.push(Change::RuleAdded { rule: rule.clone() });
                 self.rules.push(rule);
             }
@@ -423,6 +461,15 @@ impl Detector {
                 self.learn(t, rate);
             }
         }
+        // Started under attack: learn from what was judged legitimate, so
+        // that the edge does not stay without a baseline for ever.
+        if let (Some(sp), true) = (&split, self.mode != Mode::Normal) {
+            let (n, counts) = sp.clean_counts(&samples);
+            if n >= 10 {
+                let clean_rate = unmatched * n as f64 / samples.len().max(1) as f64;
+                self.learn_from(t, clean_rate, n as f64, &counts);
+            }
+        }
         for c in &mut self.window {
             c.entries.clear();
         }
@@ -436,6 +483,22 @@ impl Detector {
                 );
                 if saturated {
                     w.push_str(", origin saturated");
+                }
+                if let (Some(sp), false) = (&split, learned) {
+                    w = format!(
+                        "{rate:.0} req/s with no baseline yet: {} of {} sampled requests suspect ({} claiming a browser they are not or naming a tool, {} heavy clients at {}+ x the median client's {:.0} samples) from {} of {} clients",
+                        sp.n_suspect,
+                        sp.suspect.len(),
+                        sp.impostors,
+                        sp.heavy_clients,
+                        self.p.cold.heavy_factor,
+                        sp.median,
+                        sp.suspect_clients,
+                        sp.clients
+                    );
+                    if saturated {
+                        w.push_str(", origin saturated");
+                    }
                 }
                 if after == Mode::UnderAttack {
                     w.push_str(&format!(", {} signature rule(s)", self.rules.len()));
@@ -484,12 +547,37 @@ impl Detector {
             return;
         }
         let n = self.sampled as f64;
+        let counts: Vec<HashMap<u64, u64>> = self
+            .window
+            .iter()
+            .map(|c| c.entries.iter().map(|(k, (n, _))| (*k, *n)).collect())
+            .collect();
+        self.learn_shares(a, n, &counts);
+    }
+
+    /// Learn a tick of traffic judged legitimate during an attack: its rate
+    /// and the shares of its values (`n` requests, `counts` per dimension).
+    fn learn_from(&mut self, t: &Tick, rate: f64, n: f64, counts: &[HashMap<u64, u64>]) {
+        let a = if self.baseline.ticks < self.p.learn_ticks {
+            1.0 / (self.baseline.ticks + 1) as f64
+        } else {
+            self.p.alpha
+        };
+        self.baseline.ticks += 1;
+        self.baseline.rate.add(rate, a);
+        if t.latency_ms > 0.0 {
+            self.baseline.latency_ms.add(t.latency_ms, a);
+        }
+        self.learn_shares(a, n, counts);
+    }
+
+    fn learn_shares(&mut self, a: f64, n: f64, counts: &[HashMap<u64, u64>]) {
         for d in Dim::ALL {
             let m = &mut self.baseline.shares[d.index()];
             for v in m.values_mut() {
                 *v *= 1.0 - a;
             }
-            for (k, (c, _)) in &self.window[d.index()].entries {
+            for (k, c) in counts.get(d.index()).into_iter().flatten() {
                 *m.entry(*k).or_insert(0.0) += a * (*c as f64 / n);
             }
             m.retain(|_, v| *v >= 1e-4);
@@ -556,6 +644,7 @@ impl Detector {
                         rate,
                         baseline_rate: base_rate,
                         collateral,
+                        basis: "baseline",
                     },
                     matches: 0,
                     idle_ticks: 0,
@@ -574,6 +663,60 @@ impl Detector {
             self.next_id += 1;
         }
         rules
+    }
+}
+
+impl Detector {
+    /// Rules from the tick's own population, for an edge with no baseline.
+    fn derive_cold(
+        &mut self,
+        samples: &[Sample],
+        split: &Split,
+        rate: f64,
+        now_ms: u64,
+    ) -> Vec<Rule> {
+        let rules = &self.rules;
+        let picks = cold::picks(samples, split, self.p.min_share, &self.p.cold, |d, k| {
+            rules.iter().any(|r| r.dim == d && r.key == k)
+        });
+        let n = samples.len().max(1) as f64;
+        let clean_rate = rate * (1.0 - split.n_suspect as f64 / n);
+        let suspect_rate = rate * split.n_suspect as f64 / n;
+        let mut out = Vec::new();
+        for p in picks
+            .into_iter()
+            .take(self.p.max_rules.saturating_sub(self.rules.len()))
+        {
+            let value = self.window[p.dim.index()]
+                .entries
+                .get(&p.key)
+                .map(|(_, l)| l.clone())
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| format!("{:016x}", p.key));
+            let legit = p.clean_share * clean_rate;
+            let matched = (p.share * suspect_rate).max(1e-9);
+            out.push(Rule {
+                id: self.next_id,
+                dim: p.dim,
+                key: p.key,
+                value,
+                action: self.p.action,
+                created_ms: now_ms,
+                evidence: Evidence {
+                    sampled: p.count,
+                    attack_share: p.share,
+                    baseline_share: p.clean_share,
+                    rate,
+                    baseline_rate: clean_rate,
+                    collateral: (legit / matched).min(1.0),
+                    basis: "population",
+                },
+                matches: 0,
+                idle_ticks: 0,
+            });
+            self.next_id += 1;
+        }
+        out
     }
 }
 

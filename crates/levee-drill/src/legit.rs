@@ -77,7 +77,7 @@ pub async fn client(
             if Instant::now() >= ctx.end {
                 break;
             }
-            let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {BROWSER_UA}\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\nAccept-Language: en-GB,en;q=0.9\r\n", ctx.host);
+            let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {BROWSER_UA}\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-GB,en;q=0.9\r\n", ctx.host);
             if let Some(t) = &staff_token {
                 req.push_str(&format!("Authorization: Bearer {t}\r\n"));
             }

@@ -16,7 +16,7 @@ use crate::ratelimit::ip_key;
 use crate::upstream::Origin;
 use arc_swap::ArcSwap;
 use levee_config::{Defense, RuleAction};
-use levee_detect::{Action, Change, Detector, Keys, Mode, Params, Request, Rule, Tick};
+use levee_detect::{Action, Change, Detector, Keys, Mode, Params, Request, Rule, Tick, Who};
 use levee_limits::rate::{RateDecision, RateLimiter};
 use levee_limits::seen::SeenSet;
 use std::net::IpAddr;
@@ -78,6 +78,7 @@ pub(crate) fn params(d: &Defense) -> Params {
             .clamp(1e-6, 1.0),
         max_rules: d.max_rules as usize,
         action: action(d.rule_action),
+        cold: levee_detect::ColdParams::default(),
     }
 }
 
@@ -106,6 +107,8 @@ pub(crate) struct Inputs<'a> {
     pub req: Request<'a>,
     /// Header names in order, readable (called only for sampled requests).
     pub header_names: &'a (dyn Fn() -> String + Sync),
+    /// The User-Agent's claim against the request's traits (called only for sampled requests).
+    pub judge: &'a (dyn Fn() -> levee_detect::browser::Judgement + Sync),
     /// Staff or verified, as the challenge policy found.
     pub trusted: Option<Class>,
     /// Marked by a protocol defense.
@@ -220,10 +223,18 @@ impl SiteDefense {
                     }
                     None if sampled => {
                         let names = inp.header_names;
+                        let who = Who {
+                            // The client's history key, folded (a /64 for IPv6).
+                            client: (history as u64 ^ (history >> 64) as u64) | 1,
+                            suspect: (inp.judge)().suspect(),
+                            trusted: inp.trusted == Some(Class::Verified),
+                        };
                         self.detector
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .observe(&keys, || levee_detect::features::labels(&inp.req, &names()));
+                            .observe_from(&keys, who, || {
+                                levee_detect::features::labels(&inp.req, &names())
+                            });
                     }
                     None => {}
                 }

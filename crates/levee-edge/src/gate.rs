@@ -11,7 +11,10 @@ use crate::defense::Inputs;
 use crate::metrics::Reason;
 use crate::state::{Site, State};
 use crate::Shared;
-use levee_config::ChallengeMode;
+use levee_config::{ChallengeMode, OverLimit};
+
+/// A client with a valid clearance may send this many times the rate limits.
+const VERIFIED_LIMIT_FACTOR: f64 = 4.0;
 use levee_detect::{Action, Mode, Request};
 use std::sync::PoisonError;
 
@@ -20,6 +23,8 @@ pub(crate) struct View<'a> {
     pub req: Req<'a>,
     pub header_order: u64,
     pub header_names: &'a (dyn Fn() -> String + Sync),
+    /// The User-Agent's claim judged against the request's traits (sampled requests).
+    pub judge: &'a (dyn Fn() -> levee_detect::browser::Judgement + Sync),
     pub ja4: Option<&'a str>,
     pub h2: Option<&'a str>,
 }
@@ -66,10 +71,37 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
         Mode::UnderAttack => cfg.attack_rate_factor,
     };
     let client = v.req.client;
+    let trusted = challenge::trusted(state, site, &v.req);
     if site.limits.active() {
-        if let Some((reason, retry_ms)) =
-            site.limits.check(v.req.target.path(), client, now, factor)
-        {
+        // A browser that proved itself (a clearance) has more room.
+        let verified = trusted == Some(Class::Verified);
+        let f = if verified {
+            factor * VERIFIED_LIMIT_FACTOR
+        } else {
+            factor
+        };
+        if let Some((reason, retry_ms)) = site.limits.check(v.req.target.path(), client, now, f) {
+            // A browser over a limit is asked to prove itself, not refused:
+            // an HTML GET gets the interstitial (and the challenge's own
+            // endpoints answer, so that it can clear).
+            let html_get = v.req.method == b"GET"
+                && (v.req.target.path().starts_with("/.levee/challenge/")
+                    || v.req.accept.is_some_and(|a| {
+                        a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html"))
+                    }));
+            if site.over_limit == OverLimit::Challenge && !verified && html_get {
+                if let Some(ans) = challenge::decide(
+                    state,
+                    site,
+                    &shared.spent,
+                    &shared.metrics,
+                    &v.req,
+                    Want::Rule,
+                    trusted,
+                ) {
+                    return Err(ans);
+                }
+            }
             return Err(refusal(
                 429,
                 reason,
@@ -78,7 +110,6 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
             ));
         }
     }
-    let trusted = challenge::trusted(state, site, &v.req);
     let (path, query) = (
         v.req.target.path().as_bytes(),
         v.req.target.query().unwrap_or("").as_bytes(),
@@ -97,6 +128,7 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
                 h2: v.h2,
             },
             header_names: v.header_names,
+            judge: v.judge,
             trusted,
             marked: v.req.marked,
         },

@@ -73,11 +73,25 @@ fn under(path: &str, prefix: &str) -> bool {
 pub(crate) struct SiteLimits {
     site: Limits,
     routes: Vec<(Vec<String>, Limits)>,
+    /// The configuration the counters were made for: a reload that keeps it
+    /// keeps the counters (a client over its limit stays over it).
+    made_for: String,
 }
 
 impl SiteLimits {
+    /// The configuration of a site's limits, for comparing across reloads.
+    pub(crate) fn key_of(s: &levee_config::Site) -> String {
+        format!("{:?} {:?}", s.rate_limit, s.route)
+    }
+
+    /// Whether these counters were made for `s`'s limits.
+    pub(crate) fn made_for(&self, s: &levee_config::Site) -> bool {
+        self.made_for == Self::key_of(s)
+    }
+
     pub(crate) fn new(s: &levee_config::Site, seeds: [u64; 4]) -> SiteLimits {
         SiteLimits {
+            made_for: Self::key_of(s),
             site: Limits::new(&s.rate_limit, seeds),
             routes: s
                 .route

@@ -19,7 +19,9 @@ pub(crate) use crate::error::BuildError;
 pub(crate) struct Site {
     pub name: String,
     pub challenge: levee_config::SiteChallenge,
-    pub limits: crate::ratelimit::SiteLimits,
+    pub limits: Arc<crate::ratelimit::SiteLimits>,
+    /// What a browser over a rate limit gets.
+    pub over_limit: levee_config::OverLimit,
     /// Detection state (kept across reloads) and its configuration.
     pub defense: Arc<crate::defense::SiteDefense>,
     pub defense_cfg: levee_config::Defense,
@@ -96,8 +98,10 @@ impl State {
         let mut old: HashMap<String, Arc<Origin>> = HashMap::new();
         let mut old_def: HashMap<String, Arc<crate::defense::SiteDefense>> = HashMap::new();
         let mut old_cache: HashMap<String, Arc<crate::cache::SiteCache>> = HashMap::new();
+        let mut old_limits: HashMap<String, Arc<crate::ratelimit::SiteLimits>> = HashMap::new();
         if let Some(p) = prev {
             for s in &p.sites {
+                old_limits.insert(s.name.clone(), Arc::clone(&s.limits));
                 if let Some(c) = &s.cache {
                     old_cache.insert(s.name.clone(), Arc::clone(c));
                 }
@@ -129,7 +133,12 @@ impl State {
             sites.push(Arc::new(Site {
                 name: s.name.clone(),
                 challenge: s.challenge.clone(),
-                limits: crate::ratelimit::SiteLimits::new(s, seeds),
+                // Counters survive a reload that keeps the site's limits.
+                limits: match old_limits.get(&s.name) {
+                    Some(l) if l.made_for(s) => Arc::clone(l),
+                    _ => Arc::new(crate::ratelimit::SiteLimits::new(s, seeds)),
+                },
+                over_limit: s.rate_limit.over,
                 defense: match old_def.get(&s.name) {
                     Some(d) => {
                         d.reconfigure(&s.defense);

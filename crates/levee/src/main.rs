@@ -1,6 +1,7 @@
 //! `levee`: the command line. It parses arguments and wires the engines
 //! together; the work happens in the `levee-*` crates.
 
+mod duration;
 mod feed;
 mod hunt_cmd;
 mod xdp_cmd;
@@ -233,12 +234,12 @@ struct DrillArgs {
     /// h2-continuation, h2-ping-flood, tls-handshake-flood, mixed) or a TOML file.
     #[arg(long)]
     scenario: String,
-    /// How long the attack lasts, in seconds.
-    #[arg(long, default_value_t = 30)]
-    duration: u64,
-    /// Seconds of legitimate traffic alone before the attack.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
+    /// How long the attack lasts: 30s, 2m, 1h (a bare number is seconds).
+    #[arg(long, default_value = "30s", value_parser = duration::seconds)]
+    duration: Duration,
+    /// Legitimate traffic alone before the attack: 2s, 0 (a bare number is seconds).
+    #[arg(long, default_value = "2s", value_parser = duration::seconds)]
+    warmup: Duration,
     /// Attack requests per second in all (default: as fast as possible).
     #[arg(long)]
     rate: Option<u32>,
@@ -367,8 +368,8 @@ fn drill(a: DrillArgs) -> Result<()> {
     let opts = levee_drill::Options {
         target: a.target,
         scenario,
-        duration: Duration::from_secs(a.duration),
-        warmup: Duration::from_secs(a.warmup),
+        duration: a.duration,
+        warmup: a.warmup,
         rate: a.rate,
         token: a.token,
         max_requests: a.max_requests,
@@ -381,8 +382,8 @@ fn drill(a: DrillArgs) -> Result<()> {
         v6_sources: a.v6_sources,
     };
     eprintln!(
-        "levee drill: {} against {} for {} s (+{} s warm-up)",
-        opts.scenario.name, opts.target, a.duration, a.warmup
+        "levee drill: {} against {} for {:?} (+{:?} warm-up)",
+        opts.scenario.name, opts.target, opts.duration, opts.warmup
     );
     let mut report = rt.block_on(levee_drill::run(opts))?;
     let mut failed = Vec::new();

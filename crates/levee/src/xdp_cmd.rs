@@ -29,8 +29,9 @@ enum XdpCmd {
         /// Packets per source per window (0: off).
         #[arg(long, default_value_t = 0)]
         pkt_budget: u32,
-        #[arg(long, default_value_t = 1000)]
-        window_ms: u64,
+        /// The budgets' window: 1000 (ms), 1s, 500ms.
+        #[arg(long, default_value = "1000", value_parser = crate::duration::millis)]
+        window_ms: std::time::Duration,
         /// Let non-first fragments through.
         #[arg(long)]
         keep_fragments: bool,
@@ -59,11 +60,11 @@ enum XdpCmd {
     },
     /// Remove the filter from its interface and its pins.
     Detach,
-    /// Drop packets from an address or prefix, for --ttl seconds (0: until unblocked).
+    /// Drop packets from an address or prefix, for --ttl (10m, 1h, a bare number of seconds; 0: until unblocked).
     Block {
         cidr: String,
-        #[arg(long, default_value_t = 0)]
-        ttl: u64,
+        #[arg(long, default_value = "0", value_parser = crate::duration::seconds)]
+        ttl: std::time::Duration,
     },
     /// Remove a block.
     Unblock { cidr: String },
@@ -72,8 +73,8 @@ enum XdpCmd {
     /// Packets per reason since the filter was attached, and their rate now.
     Stats {
         /// How long to watch for the rates.
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
+        #[arg(long, default_value = "1000", value_parser = crate::duration::millis)]
+        interval_ms: std::time::Duration,
     },
     /// Blocked addresses and their expiry.
     List,
@@ -149,7 +150,7 @@ pub(crate) fn run(a: XdpArgs) -> Result<()> {
                 drop_fragments: !keep_fragments,
                 syn_budget,
                 pkt_budget,
-                window_ms: window_ms.max(1),
+                window_ms: (window_ms.as_millis() as u64).max(1),
                 synproxy: !synproxy_port.is_empty() && problems.is_empty(),
                 synproxy_mss,
                 synproxy_wscale,
@@ -192,16 +193,16 @@ pub(crate) fn run(a: XdpArgs) -> Result<()> {
         }
         XdpCmd::Block { cidr: c, ttl } => {
             let (ip, len) = cidr(&c)?;
-            let exp = if ttl == 0 {
+            let exp = if ttl.is_zero() {
                 0
             } else {
-                levee_xdp::monotonic_ns() + ttl * 1_000_000_000
+                levee_xdp::monotonic_ns().saturating_add(ttl.as_nanos() as u64)
             };
             open(dir)?.block(ip, len, exp)?;
             println!(
                 "levee xdp: blocked {ip}/{len}{}",
-                if ttl > 0 {
-                    format!(" for {ttl} s")
+                if !ttl.is_zero() {
+                    format!(" for {ttl:?}")
                 } else {
                     String::new()
                 }
@@ -222,8 +223,9 @@ pub(crate) fn run(a: XdpArgs) -> Result<()> {
         XdpCmd::Stats { interval_ms } => {
             let f = open(dir)?;
             let first = f.stats()?;
-            let secs = interval_ms.max(1) as f64 / 1000.0;
-            std::thread::sleep(std::time::Duration::from_millis(interval_ms.max(1)));
+            let interval = interval_ms.max(std::time::Duration::from_millis(1));
+            let secs = interval.as_secs_f64();
+            std::thread::sleep(interval);
             let second = f.stats()?;
             println!("{:<20} {:>14} {:>14}", "reason", "packets", "packets/s");
             for ((r, a), (_, b)) in first.iter().zip(&second) {

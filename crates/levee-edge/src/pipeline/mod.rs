@@ -131,6 +131,28 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
     let pass = {
         let h = &req.head;
         let names = || levee_detect::features::header_order_label(h.fields.iter().map(|(n, _)| *n));
+        let trusted_peer = req.trusted_peer;
+        // What the User-Agent claims against the rest of the request (for
+        // sampled requests only). Behind a trusted proxy the order of fields
+        // is the proxy's, so it is not judged.
+        let judge = || {
+            if trusted_peer {
+                return levee_detect::browser::Judgement::Other;
+            }
+            let names: Vec<String> = h
+                .fields
+                .iter()
+                .take(64)
+                .map(|(n, _)| String::from_utf8_lossy(n).to_ascii_lowercase())
+                .collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let seen = levee_detect::browser::Seen {
+                names: &refs,
+                h2: h.proto.starts_with("h2"),
+                h2_settings: None,
+            };
+            levee_detect::browser::judge(h.field(b"user-agent").unwrap_or(b""), &seen)
+        };
         let guarded = site.challenge.mode != levee_config::ChallengeMode::Off
             || site.defense.mode() != levee_detect::Mode::Normal;
         let view = crate::gate::View {
@@ -149,6 +171,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
                 h.fields.iter().map(|(n, _)| *n),
             ),
             header_names: &names,
+            judge: &judge,
             ja4: cx.peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
             h2: None,
         };

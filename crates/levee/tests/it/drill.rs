@@ -60,7 +60,13 @@ fn drill(
 fn drill_edge(name: &str, o: &Origin, limits: &str) -> Edge {
     Edge::start(
         name,
-        &config(o.addr, limits, "\n[drill]\ntoken = \"t0k3n\"\n"),
+        // These tests measure the drill's traffic, not the adaptive defense
+        // (which, since it detects without a baseline, would stop it).
+        &config(
+            o.addr,
+            limits,
+            "\n[site.defense]\nenabled = false\n\n[drill]\ntoken = \"t0k3n\"\n",
+        ),
     )
 }
 
@@ -261,7 +267,7 @@ fn drills_over_tls_http_flood_and_handshake_flood() {
     let o = Origin::start();
     let dir = scratch("drill-tls-certs");
     let (c, k) = super::tls::cert(&dir, "localhost");
-    let text = config(o.addr, "", &format!("\n[drill]\ntoken = \"t0k3n\"\n\n[[tls.certificate]]\nserver_names = [\"localhost\"]\ncert = \"{}\"\nkey = \"{}\"\n", c.display(), k.display()))
+    let text = config(o.addr, "", &format!("\n[site.defense]\nenabled = false\n\n[drill]\ntoken = \"t0k3n\"\n\n[[tls.certificate]]\nserver_names = [\"localhost\"]\ncert = \"{}\"\nkey = \"{}\"\n", c.display(), k.display()))
         .replace("address = \"127.0.0.1:0\"\n\n[admin]", "address = \"127.0.0.1:0\"\ntls = true\n\n[admin]");
     let e = Edge::start("drill-tls", &text);
     let target = format!("https://localhost:{}/", e.addr.port());
@@ -296,10 +302,11 @@ fn drills_over_tls_http_flood_and_handshake_flood() {
             &target,
             "--scenario",
             "http-flood",
+            // Durations as users type them (bare seconds work too).
             "--duration",
-            "2",
+            "2s",
             "--warmup",
-            "0",
+            "0s",
             "--rate",
             "1000",
             "--legit",
@@ -324,6 +331,20 @@ fn drills_over_tls_http_flood_and_handshake_flood() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("needs an http:// target"), "{err}");
+    // A duration that is none says how to write one.
+    let (code, _, err) = drill_raw(
+        &e,
+        &[
+            "--target",
+            &target,
+            "--scenario",
+            "http-flood",
+            "--duration",
+            "3 parsecs",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("write e.g. 30s, 2m, 1h"), "{err}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod admin_api;
 mod block_list;
 mod cache_poisoning;
 mod challenge;
+mod cold_start;
 mod config_check;
 mod conn_flood;
 mod demo;

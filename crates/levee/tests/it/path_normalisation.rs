@@ -79,7 +79,7 @@ fn the_origin_receives_the_path_the_policies_judged() {
 fn route_limits_hold_whatever_the_spelling() {
     let o = Origin::start();
     let route =
-        "[[site.route]]\nname = \"login\"\npaths = [\"/login\"]\nper_ip = 3\nwindow = \"10s\"\n";
+        "[site.rate_limit]\nover = \"refuse\"\n\n[[site.route]]\nname = \"login\"\npaths = [\"/login\"]\nper_ip = 3\nwindow = \"10s\"\n";
     let e = Edge::start("path-route", &config(o.addr, "", route));
     let spellings = [
         "/login",

@@ -80,3 +80,61 @@ fn reload_under_load_fails_no_request() {
         e.stderr()
     );
 }
+
+/// What the edge learned is kept across `SIGHUP`: a client over its rate
+/// limit stays over it, and the detector keeps its baseline and its mode.
+#[test]
+fn rate_limit_counters_and_detector_state_survive_sighup() {
+    let o = Origin::start();
+    let extra = "\n[site.rate_limit]\nper_ip = 3\nwindow = \"30s\"\nover = \"refuse\"\n\n[site.defense]\ntick = \"100ms\"\nlearn = \"1s\"\n";
+    let e = Edge::start("reload-state", &config(o.addr, "", extra));
+    let get = || {
+        raw(
+            e.addr,
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .0
+    };
+    for _ in 0..3 {
+        assert!(get().starts_with("HTTP/1.1 200"));
+    }
+    assert!(get().starts_with("HTTP/1.1 429"));
+    // Let the detector learn a baseline from this calm traffic.
+    std::thread::sleep(Duration::from_millis(1500));
+    let learned = |e: &Edge| {
+        let (_, body) = http_get(e.admin, "/status", &[]);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["sites"][0]["defense"]["baseline"]["ticks"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = learned(&e);
+    assert!(before >= 10, "no baseline learned: {before} ticks");
+    // Reload with a change elsewhere in the file.
+    let text = std::fs::read_to_string(&e.config).unwrap();
+    let new = text.replace("idle_timeout = \"5s\"", "idle_timeout = \"6s\"");
+    assert_ne!(new, text);
+    std::fs::write(&e.config, &new).unwrap();
+    e.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while e.metric("levee_reloads_total") < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(e.metric("levee_reloads_total"), 1.0);
+    // Still over the limit: the counters were kept.
+    let r = get();
+    assert!(
+        r.starts_with("HTTP/1.1 429"),
+        "limit forgotten by the reload: {r}"
+    );
+    assert!(learned(&e) >= before, "baseline forgotten by the reload");
+    // A reload that changes the limits starts them afresh.
+    std::fs::write(&e.config, new.replace("per_ip = 3", "per_ip = 5")).unwrap();
+    e.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while e.metric("levee_reloads_total") < 2.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(get().starts_with("HTTP/1.1 200"));
+}
