@@ -45,6 +45,8 @@ pub(crate) struct LogLine<'a> {
     pub tls: Option<&'static str>,
     /// JA4 fingerprint of the TLS ClientHello.
     pub ja4: Option<&'a str>,
+    /// The client's passive HTTP/2 fingerprint (Akamai form), for HTTP/2.
+    pub h2fp: Option<&'a str>,
     /// `http/1.1`, `http/1.0`, `h2` or `h2c`.
     pub proto: &'static str,
     pub request_id: &'a str,
@@ -90,6 +92,8 @@ impl LogLine<'_> {
         opt_string(out, self.tls);
         out.extend_from_slice(b",\"ja4\":");
         opt_string(out, self.ja4);
+        out.extend_from_slice(b",\"h2fp\":");
+        opt_string(out, self.h2fp);
         out.extend_from_slice(b",\"proto\":");
         string(out, self.proto);
         out.extend_from_slice(b",\"request_id\":");
@@ -359,6 +363,7 @@ mod tests {
                 } else {
                     Some("t13d1516h2_8daaf6152771_e5627efa2ab1")
                 },
+                h2fp: (i % 2 == 1).then_some("1:65536;2:0|15663105|0|m,a,s,p"),
                 proto: "h2",
                 request_id: "abc",
             };

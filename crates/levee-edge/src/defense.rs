@@ -51,6 +51,9 @@ pub(crate) struct SiteDefense {
     last_shed: Mutex<[u64; 5]>,
 }
 
+/// New clients stamped in the seen set per tick, at most.
+const NEW_CLIENTS_PER_TICK: u64 = 1000;
+
 fn action(a: RuleAction) -> Action {
     match a {
         RuleAction::Block => Action::Block,
@@ -192,7 +195,10 @@ impl SiteDefense {
         let after = cfg.returning_after.as_duration().as_secs();
         // Only normal traffic is remembered: "returning" means seen twice,
         // `returning_after` apart, before the attack.
-        if mode == Mode::Normal && self.seen.insert(history, now_s, after) {
+        // At most NEW_CLIENTS_PER_TICK new clients are stamped per tick
+        // (review finding 10): fresh addresses cannot fill the table fast.
+        let may_add = self.new_clients.load(Ordering::Relaxed) < NEW_CLIENTS_PER_TICK;
+        if mode == Mode::Normal && self.seen.insert_capped(history, now_s, after, may_add) {
             self.new_clients.fetch_add(1, Ordering::Relaxed);
         }
         let returning = self.seen.returning(history, now_s, after);

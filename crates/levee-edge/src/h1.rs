@@ -267,6 +267,7 @@ where
         },
         keep_alive,
         websocket,
+        h2_fingerprint: None,
     };
     let flow = pipeline::serve(cx, p, &mut down).await;
     (flow, down.tunnel.take())
@@ -294,6 +295,7 @@ async fn refuse_head<S: AsyncWrite + Unpin>(
         method: "",
         path: "",
         proto: "http/1.1",
+        h2fp: None,
         started,
     };
     record::finish(shared, peer, &asked, &rec);

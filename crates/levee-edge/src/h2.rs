@@ -37,6 +37,8 @@ use tokio::time::timeout_at;
 struct FloodFlag {
     flood: AtomicU8,
     notify: Notify,
+    /// The client's HTTP/2 fingerprint, published by the meter once whole.
+    fingerprint: std::sync::OnceLock<Arc<str>>,
 }
 
 const NO_FLOOD: u8 = u8::MAX;
@@ -79,6 +81,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
             me.flag.flood.store(f as u8, Ordering::Release);
             me.flag.notify.notify_one();
             return Poll::Pending;
+        }
+        if me.meter.fingerprint().done() && me.flag.fingerprint.get().is_none() {
+            if let Some(t) = me.meter.fingerprint().text() {
+                let _ = me.flag.fingerprint.set(Arc::from(t));
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -123,6 +130,7 @@ where
     let flag = Arc::new(FloodFlag {
         flood: AtomicU8::new(NO_FLOOD),
         notify: Notify::new(),
+        fingerprint: std::sync::OnceLock::new(),
     });
     let metered = Metered {
         inner: io,
@@ -230,7 +238,8 @@ where
                     }
                     in_flight.fetch_add(1, Ordering::AcqRel);
                     let guard = InFlight(Arc::clone(&in_flight));
-                    tokio::spawn(stream(req, respond, peer.clone(), Arc::clone(&shared), Arc::clone(&state), guard));
+                    let fp = flag.fingerprint.get().cloned();
+                    tokio::spawn(stream(req, respond, peer.clone(), Arc::clone(&shared), Arc::clone(&state), guard, fp));
                 }
             },
             _ = shutdown.changed(), if !draining => {
@@ -320,6 +329,7 @@ async fn stream(
     shared: Arc<Shared>,
     state: Arc<State>,
     _in_flight: InFlight,
+    fingerprint: Option<Arc<str>>,
 ) {
     let started = Instant::now();
     shared.metrics.requests_h2.fetch_add(1, Ordering::Relaxed);
@@ -359,6 +369,7 @@ async fn stream(
         declared_len: declared,
         keep_alive: true,
         websocket: false,
+        h2_fingerprint: fingerprint.as_deref(),
     };
     let done = body.is_end_stream();
     let mut down = H2Down {

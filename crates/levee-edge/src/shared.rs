@@ -254,6 +254,7 @@ impl Shared {
             reason: reason.label(),
             tls,
             ja4: None,
+            h2fp: None,
             proto,
             request_id: "",
         });

@@ -503,6 +503,7 @@ fn parse_response_with<'b>(
     let mut headers = Vec::with_capacity(res.headers.len());
     let mut cl: Option<u64> = None;
     let mut chunked = false;
+    let mut coded = false;
     let mut keep_alive = minor == 1;
     for h in res.headers.iter() {
         if !valid_value(h.value) {
@@ -527,6 +528,7 @@ fn parse_response_with<'b>(
             // The final coding decides; anything but chunked last means close-delimited.
             let last = v.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
             chunked = last.eq_ignore_ascii_case(b"chunked");
+            coded = true;
             if !chunked {
                 keep_alive = false;
             }
@@ -544,6 +546,11 @@ fn parse_response_with<'b>(
         Framing::None
     } else if chunked {
         Framing::Chunked
+    } else if coded {
+        // A transfer coding other than chunked last: the body runs to the
+        // close, whatever Content-Length says (RFC 9112 §6.3).
+        keep_alive = false;
+        Framing::Close
     } else if let Some(n) = cl {
         if n == 0 {
             Framing::None
@@ -786,6 +793,13 @@ mod tests {
         assert!(r.keep_alive);
         assert_eq!(r.len, s.len() - 3);
         let s = "HTTP/1.1 200 OK\r\n\r\n";
+        let Ok(Parsed::Complete(r)) = parse_response(s.as_bytes(), false, 8192) else {
+            panic!()
+        };
+        assert_eq!(r.framing, Framing::Close);
+        assert!(!r.keep_alive);
+        // Review finding 23: gzip with a length is close-delimited.
+        let s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc";
         let Ok(Parsed::Complete(r)) = parse_response(s.as_bytes(), false, 8192) else {
             panic!()
         };

@@ -85,6 +85,8 @@ pub struct FrameMeter {
     counts: [u32; 5],
     tripped: Option<Flood>,
     frames: u64,
+    /// The client's passive fingerprint, read from its first frames.
+    fp: crate::h2fp::H2Fingerprint,
 }
 
 impl FrameMeter {
@@ -102,6 +104,7 @@ impl FrameMeter {
             counts: [0; 5],
             tripped: None,
             frames: 0,
+            fp: crate::h2fp::H2Fingerprint::default(),
         }
     }
 
@@ -113,6 +116,11 @@ impl FrameMeter {
     /// Frames seen so far.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// The client's HTTP/2 fingerprint (whole once its first HEADERS frame passed).
+    pub fn fingerprint(&self) -> &crate::h2fp::H2Fingerprint {
+        &self.fp
     }
 
     /// Account for `bytes` received at `now_ms`.
@@ -129,6 +137,9 @@ impl FrameMeter {
             if self.payload_left > 0 {
                 let n = (self.payload_left.min(bytes.len() as u64)) as usize;
                 self.payload_left -= n as u64;
+                if !self.fp.done() {
+                    self.fp.payload(&bytes[..n], self.payload_left == 0);
+                }
                 bytes = &bytes[n..];
                 continue;
             }
@@ -142,6 +153,10 @@ impl FrameMeter {
                 let h = self.header;
                 let len = u64::from(u32::from_be_bytes([0, h[0], h[1], h[2]]));
                 self.payload_left = len;
+                if !self.fp.done() {
+                    let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                    self.fp.start(h[3], h[4], stream, len);
+                }
                 if let Err(f) = self.on_frame(h[3], h[4], len, now_ms) {
                     self.tripped = Some(f);
                     return Err(f);
@@ -294,6 +309,25 @@ mod tests {
         assert_eq!(
             m.feed(&with_preface(&[s.clone(), s.clone(), s]), 0),
             Err(Flood::Settings)
+        );
+    }
+
+    #[test]
+    fn the_clients_fingerprint_is_read_as_bytes_pass() {
+        let mut m = FrameMeter::new(L, 0);
+        let mut settings = frame(SETTINGS, 0, &[0, 4, 0, 0x60, 0, 0]);
+        settings[8] = 0;
+        let mut wu = frame(WINDOW_UPDATE, 0, &15_663_105u32.to_be_bytes());
+        wu[8] = 0;
+        let headers = frame(HEADERS, END_HEADERS, &[0x82, 0x87, 0x84, 0x81]);
+        let ping = frame(PING, 0, &[0; 8]);
+        let bytes = with_preface(&[settings, ping, wu, headers]);
+        for b in bytes.chunks(3) {
+            m.feed(b, 0).unwrap();
+        }
+        assert_eq!(
+            m.fingerprint().text().unwrap(),
+            "4:6291456|15663105|0|m,s,p,a"
         );
     }
 }

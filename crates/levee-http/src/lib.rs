@@ -10,6 +10,8 @@
 //! - [`proxy_proto`]: PROXY protocol v1 and v2 headers.
 //! - [`h2meter`]: a byte-level HTTP/2 frame counter that spots PING, SETTINGS,
 //!   RST_STREAM, empty-DATA, WINDOW_UPDATE and CONTINUATION floods.
+//! - [`h2fp`]: the client's passive HTTP/2 fingerprint (Akamai: SETTINGS,
+//!   WINDOW_UPDATE, PRIORITY, pseudo-field order), read by the meter.
 //! - [`tls_hello`]: the TLS ClientHello from the first records, and its JA4
 //!   fingerprint.
 //! - [`target`]: the request target normalised once (dot-segments, slashes,
@@ -23,6 +25,7 @@
 pub mod chunked;
 pub mod fields;
 pub mod h1;
+pub mod h2fp;
 pub mod h2meter;
 pub mod host;
 pub mod proxy_proto;

@@ -69,12 +69,22 @@ impl SeenSet {
     /// at least `min_age_s` after the first confirms it. True if it had no
     /// stamp (a new client).
     pub fn insert(&self, key: u128, now_s: u64, min_age_s: u64) -> bool {
+        self.insert_capped(key, now_s, min_age_s, true)
+    }
+
+    /// As `insert`, but a client with no stamp is stamped only if `may_add`
+    /// (the caller's cap on new clients per interval: a flood of fresh
+    /// addresses cannot fill the table fast); known clients are still
+    /// confirmed. True if it had no stamp.
+    pub fn insert_capped(&self, key: u128, now_s: u64, min_age_s: u64, may_add: bool) -> bool {
         let st = stamp(now_s);
         let mut new = false;
         for i in self.idx(key) {
             let s = &self.slots[i];
             let v = s.load(Ordering::Relaxed);
-            if v == 0 {
+            if v == 0 && !may_add {
+                new = true;
+            } else if v == 0 {
                 // Keep the older stamp if another client got there first.
                 let _ = s.compare_exchange(0, st, Ordering::Relaxed, Ordering::Relaxed);
                 new = true;
@@ -126,6 +136,18 @@ mod tests {
         assert!(!s.returning(42, 1000 + 7200, 10));
         assert!(!s.returning(43, 5000, 0));
         assert_eq!(s.memory_bytes(), 2 << 16);
+    }
+
+    #[test]
+    fn a_capped_insert_stamps_no_new_client_but_confirms_known_ones() {
+        let s = SeenSet::new(16, 3);
+        assert!(s.insert_capped(7, 1000, 60, false));
+        s.insert_capped(7, 1100, 60, true);
+        // The first capped visit left no stamp: this is a first visit.
+        assert!(!s.returning(7, 1100, 60));
+        s.insert(8, 1000, 60);
+        s.insert_capped(8, 1100, 60, false);
+        assert!(s.returning(8, 1100, 60));
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
         method: text(head.method),
         path: text(head.target),
         proto: head.proto,
+        h2fp: head.h2_fingerprint,
         started: cx.started,
     };
     // 1. The request's shape, normalised once. (HTTP/1 heads were already
@@ -149,7 +150,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
             let seen = levee_detect::browser::Seen {
                 names: &refs,
                 h2: h.proto.starts_with("h2"),
-                h2_settings: None,
+                h2_settings: h.h2_fingerprint,
             };
             levee_detect::browser::judge(h.field(b"user-agent").unwrap_or(b""), &seen)
         };
@@ -173,7 +174,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
             header_names: &names,
             judge: &judge,
             ja4: cx.peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
-            h2: None,
+            h2: h.h2_fingerprint,
         };
         match crate::gate::check(cx.shared, cx.state, site, &view) {
             Decision::Pass(p) => p,

@@ -57,6 +57,8 @@ pub(crate) struct Asked<'a> {
     /// The target as sent.
     pub path: &'a str,
     pub proto: &'static str,
+    /// The client's HTTP/2 fingerprint, if HTTP/2.
+    pub h2fp: Option<&'a str>,
     pub started: Instant,
 }
 
@@ -87,6 +89,7 @@ pub(crate) fn finish(shared: &Shared, peer: &Peer, asked: &Asked<'_>, rec: &Reco
         reason: rec.why.label(),
         tls: peer.tls.as_ref().map(|t| t.version),
         ja4: peer.tls.as_ref().and_then(|t| t.ja4.as_deref()),
+        h2fp: asked.h2fp,
         proto: asked.proto,
         request_id: &rec.request_id,
     });

@@ -33,6 +33,8 @@ pub(crate) struct Head<'a> {
     pub keep_alive: bool,
     /// A valid WebSocket upgrade (HTTP/1 GET).
     pub websocket: bool,
+    /// The client's passive HTTP/2 fingerprint (`levee_http::h2fp`), if HTTP/2.
+    pub h2_fingerprint: Option<&'a str>,
 }
 
 /// The normalised request: what every policy judges and what is forwarded.
@@ -219,6 +221,7 @@ mod tests {
                 declared_len: None,
                 keep_alive: true,
                 websocket: false,
+                h2_fingerprint: None,
             },
             target: levee_http::target::normalize(b"/x/../y").unwrap(),
             host: levee_http::host::parse(b"A.test:8080").unwrap(),

@@ -11,4 +11,5 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
+    let _ = m.fingerprint().text();
 });

@@ -41,6 +41,8 @@ fn records(e: &Edge, tag: &str, n: usize) -> Vec<serde_json::Value> {
                     "request_id",
                     "origin_us",
                     "proto",
+                    // A trait of HTTP/2 connections, like `tls` of TLS ones.
+                    "h2fp",
                     "client",
                 ] {
                     o.remove(k);

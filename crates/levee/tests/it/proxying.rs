@@ -43,6 +43,17 @@ fn http1_and_h2c_reach_the_origin_with_forwarding_headers() {
     assert_eq!(l["status"], 200);
     assert_eq!(l["verdict"], "allow");
     assert!(l["origin_us"].as_u64().is_some());
+    // curl's passive HTTP/2 fingerprint: its SETTINGS, its connection
+    // window, no PRIORITY frames, its pseudo-field order (m,p,s,a).
+    let fp = l["h2fp"].as_str().expect("no HTTP/2 fingerprint");
+    let parts: Vec<&str> = fp.split('|').collect();
+    assert_eq!(parts.len(), 4, "{fp}");
+    assert!(parts[0].contains("3:") || parts[0].contains("4:"), "{fp}");
+    assert!(parts[1].parse::<u32>().is_ok(), "{fp}");
+    assert_eq!(parts[3], "m,p,s,a", "{fp}");
+    // HTTP/1 requests have none.
+    let h1 = log.iter().find(|l| l["path"] == "/api/members/7").unwrap();
+    assert!(h1["h2fp"].is_null(), "{h1}");
 }
 
 #[test]
