@@ -54,6 +54,21 @@ pub struct AccessLog {
     /// Write adaptive-defense events (mode changes, rules, blocks, shedding)
     /// as JSON lines to standard error as well as to `/events`.
     pub events_to_stderr: bool,
+    /// Write client addresses as keyed pseudonyms (HMAC-SHA-256), never raw.
+    pub pseudonymize: bool,
+    /// Keep the /24 (IPv4) or /48 (IPv6) in front of the pseudonym.
+    pub keep_prefix: bool,
+    /// Where the pseudonym keys live: a directory of its own, apart from the
+    /// logs (required with `pseudonymize`).
+    pub key_dir: Option<String>,
+    /// How long one key is used (and a client keeps one pseudonym).
+    pub key_rotation: Dur,
+    /// How long a key is kept after its period ends, then destroyed: after
+    /// that its pseudonyms cannot be linked to addresses by anything Levee keeps.
+    pub key_linkable: Dur,
+    /// The retention ledger (hash-chained JSON lines); default
+    /// `retention-ledger.jsonl` beside the access log.
+    pub ledger: Option<String>,
 }
 
 impl Default for AccessLog {
@@ -62,6 +77,12 @@ impl Default for AccessLog {
             path: "-".to_string(),
             buffer: 65_536,
             events_to_stderr: true,
+            pseudonymize: false,
+            keep_prefix: false,
+            key_dir: None,
+            key_rotation: Dur::secs(86_400),
+            key_linkable: Dur::secs(86_400),
+            ledger: None,
         }
     }
 }

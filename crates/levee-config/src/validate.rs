@@ -11,6 +11,7 @@ const MIN_STAFF_TOKEN: usize = 12;
 
 pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
     xdp::validate(&cfg.xdp)?;
+    access_log(&cfg.access_log)?;
     if cfg.listener.is_empty() {
         return Err((
             "listener".into(),
@@ -215,4 +216,36 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
         return None;
     }
     Some((host, port.parse().ok()?))
+}
+
+/// A pseudonymised log needs its keys apart from the logs, and sane periods.
+fn access_log(a: &crate::AccessLog) -> Result<(), (String, String)> {
+    if !a.pseudonymize {
+        return Ok(());
+    }
+    let Some(dir) = a.key_dir.as_deref().filter(|d| !d.trim().is_empty()) else {
+        return Err((
+            "access_log.key_dir".into(),
+            "pseudonymize = true needs key_dir: a directory for the keys, apart from the logs (e.g. \"/var/lib/levee/keys\", mode 700)".into(),
+        ));
+    };
+    if a.path != "-" && a.path != "off" {
+        let log_dir = std::path::Path::new(&a.path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let key_dir = std::path::Path::new(dir);
+        if key_dir == log_dir
+            || key_dir.starts_with(log_dir) && log_dir != std::path::Path::new("/")
+        {
+            return Err((
+                "access_log.key_dir".into(),
+                format!("{dir:?} is in the access log's directory: keep the keys apart from the logs, or whoever holds the logs holds the keys"),
+            ));
+        }
+    }
+    if a.key_rotation.as_duration() < std::time::Duration::from_secs(1) {
+        return Err(("access_log.key_rotation".into(), "at least 1s".into()));
+    }
+    Ok(())
 }

@@ -6,6 +6,8 @@
 //! formats and writes the lines, and flushes.
 
 use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
+use levee_privacy::Pseudonymizer;
 use serde::Serialize;
 use std::io::Write;
 use std::net::IpAddr;
@@ -55,11 +57,21 @@ pub(crate) struct LogLine<'a> {
 impl LogLine<'_> {
     /// Append this line as one JSON object (no newline). Hand-written: it is
     /// on the request path, and equal to what `serde_json` writes (tested).
+    #[cfg(test)]
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_as(out, None);
+    }
+
+    /// As `write_json`, with the client written as `pseudonym` when given.
+    pub(crate) fn write_json_as(&self, out: &mut Vec<u8>, pseudonym: Option<&str>) {
         out.extend_from_slice(b"{\"ts_ms\":");
         num(out, self.ts_ms);
         out.extend_from_slice(b",\"client\":\"");
-        crate::proxy::push_ip(out, self.client);
+        match pseudonym {
+            // Pseudonyms are hex, dots, colons, '/' and '~': nothing to escape.
+            Some(p) => out.extend_from_slice(p.as_bytes()),
+            None => crate::proxy::push_ip(out, self.client),
+        }
         out.extend_from_slice(b"\",\"site\":");
         string(out, self.site);
         out.extend_from_slice(b",\"method\":");
@@ -162,6 +174,26 @@ fn string(out: &mut Vec<u8>, s: &str) {
 pub(crate) struct AccessLog {
     inner: Option<Arc<Buffer>>,
     metrics: Arc<Metrics>,
+    /// With `pseudonymize`: the current period's key (swapped by the writer).
+    pseudo: Option<Arc<ArcSwap<Keyed>>>,
+}
+
+/// A period's pseudonymizer and its generation (for the per-thread cache).
+#[derive(Debug)]
+struct Keyed {
+    generation: u64,
+    p: Pseudonymizer,
+}
+
+/// Pseudonyms remembered per worker thread (most requests come from a
+/// client seen a moment ago); cleared when the key changes or it is full.
+const PSEUDONYM_CACHE: usize = 4096;
+
+/// Why the access log cannot start.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    Io(std::io::Error),
+    Keys(crate::keys::KeyError),
 }
 
 /// Formatted lines waiting for the writer. Lines are formatted on the
@@ -209,13 +241,30 @@ fn truncate(s: &str, max: usize) -> &str {
 
 impl AccessLog {
     /// Start the writer for `path` (`-` stdout, `off` nothing, else a file, appended).
-    pub(crate) fn start(path: &str, buffer: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub(crate) fn start(
+        cfg: &levee_config::AccessLog,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StartError> {
+        let (path, buffer) = (cfg.path.as_str(), cfg.buffer as usize);
         if path == "off" {
             return Ok(AccessLog {
                 inner: None,
                 metrics,
+                pseudo: None,
             });
         }
+        // Pseudonymised: the keys first; no key, no log (never raw instead).
+        let (mut keys, pseudo) = if cfg.pseudonymize {
+            let (ks, p) = crate::keys::KeyStore::open(cfg, crate::clock::unix_ms() / 1000)
+                .map_err(StartError::Keys)?;
+            (
+                Some(ks),
+                Some(Arc::new(ArcSwap::from_pointee(Keyed { generation: 1, p }))),
+            )
+        } else {
+            (None, None)
+        };
+        let pseudo_w = pseudo.clone();
         let path_owned = path.to_string();
         let mut out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
@@ -224,7 +273,8 @@ impl AccessLog {
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(path)?,
+                    .open(path)
+                    .map_err(StartError::Io)?,
             )
         };
         let buf = Arc::new(Buffer {
@@ -241,6 +291,12 @@ impl AccessLog {
                 let mut batch = Pending::default();
                 loop {
                     std::thread::sleep(TICK);
+                    if let (Some(ks), Some(p)) = (keys.as_mut(), pseudo_w.as_ref()) {
+                        if let Some(next) = ks.tick(crate::clock::unix_ms() / 1000) {
+                            let generation = p.load().generation + 1;
+                            p.store(Arc::new(Keyed { generation, p: next }));
+                        }
+                    }
                     let alive = match weak.upgrade() {
                         Some(b) => {
                             std::mem::swap(
@@ -272,10 +328,12 @@ impl AccessLog {
                         return;
                     }
                 }
-            })?;
+            })
+            .map_err(StartError::Io)?;
         Ok(AccessLog {
             inner: Some(buf),
             metrics,
+            pseudo,
         })
     }
 
@@ -290,11 +348,27 @@ impl AccessLog {
         // that workers only contend for a copy.
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            static PSEUDONYMS: std::cell::RefCell<(u64, std::collections::HashMap<IpAddr, String>)> =
+                std::cell::RefCell::new((0, std::collections::HashMap::new()));
         }
         SCRATCH.with(|cell| {
             let mut text = cell.borrow_mut();
             text.clear();
-            line.write_json(&mut text);
+            match &self.pseudo {
+                Some(p) => PSEUDONYMS.with(|c| {
+                    let mut c = c.borrow_mut();
+                    let k = p.load();
+                    if c.0 != k.generation || c.1.len() >= PSEUDONYM_CACHE {
+                        c.0 = k.generation;
+                        c.1.clear();
+                    }
+                    let name =
+                        c.1.entry(line.client)
+                            .or_insert_with(|| k.p.ip(line.client));
+                    line.write_json_as(&mut text, Some(name));
+                }),
+                None => line.write_json_as(&mut text, None),
+            }
             text.push(b'\n');
             let mut p = b.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if p.lines as usize >= b.cap_lines || p.bytes.len() + text.len() > b.cap_bytes {

@@ -33,6 +33,7 @@ mod events;
 mod gate;
 mod h1;
 mod h2;
+mod keys;
 mod layering;
 mod listener;
 mod lists;
@@ -82,6 +83,10 @@ pub enum EdgeError {
         path: String,
         source: std::io::Error,
     },
+    /// The pseudonymised log's keys (`[access_log] key_dir`): the edge does
+    /// not start rather than log raw addresses.
+    #[error("{0}")]
+    Keys(String),
 }
 
 pub use accesslog::Verdict;
@@ -138,15 +143,15 @@ impl Edge {
     ) -> Result<Edge, EdgeError> {
         let workers = workers.max(1);
         let metrics = Arc::new(Metrics::default());
-        let log = accesslog::AccessLog::start(
-            &cfg.access_log.path,
-            cfg.access_log.buffer as usize,
-            Arc::clone(&metrics),
-        )
-        .map_err(|e| EdgeError::AccessLog {
-            path: cfg.access_log.path.clone(),
-            source: e,
-        })?;
+        let log = accesslog::AccessLog::start(&cfg.access_log, Arc::clone(&metrics)).map_err(
+            |e| match e {
+                accesslog::StartError::Io(source) => EdgeError::AccessLog {
+                    path: cfg.access_log.path.clone(),
+                    source,
+                },
+                accesslog::StartError::Keys(k) => EdgeError::Keys(k.to_string()),
+            },
+        )?;
         let tracker = ConnTracker::new(shared::caps(&cfg));
         let in_flight = ConnTracker::new(shared::flight_caps(&cfg));
         // listeners[w] = the sockets of worker w.

@@ -34,6 +34,7 @@ mod origin_protection;
 mod path_normalisation;
 mod pipelined_non_reader;
 mod proxying;
+mod pseudonymised_log;
 mod rate_limit;
 mod reload;
 mod shutdown;

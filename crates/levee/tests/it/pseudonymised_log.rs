@@ -1,0 +1,174 @@
+//! The pseudonymised access log (`[access_log] pseudonymize`): no raw
+//! address anywhere in it, the same client under one key period keeps one
+//! pseudonym (so `levee hunt` still finds an enumeration, naming the right
+//! client's pseudonym), keys live apart from the logs and their creation is
+//! in the hash-chained ledger; without its key the edge refuses to start.
+
+use super::*;
+use std::path::Path;
+
+fn pseudonymised(o: &Origin, keys: &Path) -> String {
+    config(o.addr, "", "\n[drill]\ntoken = \"t0k3n\"\n").replace(
+        "[access_log]\npath = \"ACCESS_LOG\"",
+        &format!(
+            "[access_log]\npath = \"ACCESS_LOG\"\npseudonymize = true\nkey_dir = \"{}\"",
+            keys.display()
+        ),
+    )
+}
+
+#[test]
+fn no_raw_address_in_the_log_and_hunt_still_finds_the_enumeration() {
+    let o = Origin::start();
+    let keys = scratch("pseudo-keys");
+    let e = Edge::start("pseudo-log", &pseudonymised(&o, &keys));
+    // A drill's flood, and one request from each of 300 more addresses.
+    let target = e.url("/");
+    let (code, s, err) = drill_raw(
+        &e,
+        &[
+            "--target",
+            &target,
+            "--scenario",
+            "carpet-bomb",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--rate",
+            "500",
+            "--legit",
+            "2",
+            "--workers",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(s["attack_sent"].as_f64().unwrap() >= 200.0, "{s}");
+    for i in 0..300u32 {
+        let src = format!("127.0.{}.{}", 100 + i / 200, 1 + i % 200);
+        let mut c = connect_from(src.parse().unwrap(), e.addr).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let _ = read_until_close(&mut c, Duration::from_secs(3));
+    }
+    // One client walks the member records.
+    for i in 1..=60 {
+        let mut c = connect_from("127.0.77.7".parse().unwrap(), e.addr).unwrap();
+        c.write_all(
+            format!(
+                "GET /api/members/{i} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert!(read_until_close(&mut c, Duration::from_secs(3))
+            .0
+            .starts_with("HTTP/1.1 200"));
+    }
+    let lines = e.access_log(560);
+    let text = std::fs::read_to_string(e.dir.join("access.log")).unwrap();
+    assert!(
+        !text.contains("\"client\":\"127."),
+        "a raw address in the log"
+    );
+    assert!(!text.contains("127.0.77.7"));
+    let clients: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l["client"].as_str()).collect();
+    assert!(
+        clients.len() >= 300,
+        "{} distinct pseudonyms",
+        clients.len()
+    );
+    assert!(
+        clients.iter().all(|c| c.starts_with("anon-")),
+        "{clients:?}"
+    );
+    // The key is in its own directory; from it, the client's pseudonym.
+    let key_files: Vec<PathBuf> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(key_files.len(), 1, "{key_files:?}");
+    let key = std::fs::read(&key_files[0]).unwrap();
+    let walker = levee_privacy::Pseudonymizer::new(&key, false).ip("127.0.77.7".parse().unwrap());
+    assert!(clients.contains(walker.as_str()));
+    // The ledger recorded the key's creation, and verifies.
+    let ledger = std::fs::read_to_string(e.dir.join("retention-ledger.jsonl")).unwrap();
+    let (entries, _) = levee_privacy::ledger::verify(&ledger).unwrap();
+    assert_eq!(entries[0].action, "key_created");
+    // levee hunt on the pseudonymised log finds the walk, under that pseudonym.
+    let none = e.dir.join("none.txt");
+    std::fs::write(&none, "# no indicators\n").unwrap();
+    let json = e.dir.join("hunt.json");
+    let log = e.dir.join("access.log");
+    let (_, out, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &[
+            "hunt",
+            "--json",
+            json.to_str().unwrap(),
+            "--ioc",
+            none.to_str().unwrap(),
+            "--personal",
+            "/api/members",
+            log.to_str().unwrap(),
+        ],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+            .unwrap_or_else(|_| panic!("no hunt report: {out}{err}"));
+    let found = v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["detector"] == "id_enumeration")
+        .unwrap_or_else(|| panic!("no enumeration: {v}"));
+    assert_eq!(found["client"], walker.as_str());
+}
+
+#[test]
+fn without_its_key_directory_the_edge_does_not_start() {
+    let o = Origin::start();
+    let dir = scratch("pseudo-nokeys");
+    let missing = scratch("pseudo-nokeys-elsewhere").join("no-such-dir");
+    let cfg = pseudonymised(&o, &missing)
+        .replace("ACCESS_LOG", &dir.join("access.log").display().to_string());
+    let file = dir.join("levee.toml");
+    std::fs::write(&file, cfg).unwrap();
+    let (code, _, err) = run(
+        "timeout",
+        &[
+            "10",
+            env!("CARGO_BIN_EXE_levee"),
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, 124, "it started: {err}");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("key_dir") && err.contains("create it"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("access.log").exists()
+            || std::fs::read_to_string(dir.join("access.log"))
+                .unwrap()
+                .is_empty()
+    );
+    // Keys inside the log's own directory are refused by the configuration check.
+    let inside = pseudonymised(&o, &dir.join("keys"))
+        .replace("ACCESS_LOG", &dir.join("access.log").display().to_string());
+    std::fs::write(&file, inside).unwrap();
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &["check", "--config", file.to_str().unwrap()],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("access_log.key_dir") && err.contains("apart from the logs"),
+        "{err}"
+    );
+}
