@@ -149,3 +149,29 @@ impl Default for ChallengeKeys {
         }
     }
 }
+
+/// How long the access log's rotated files are kept (`[retention]`): the
+/// edge deletes expired ones at start and then every `every`, records each
+/// deletion in the ledger, and deletes nothing while a legal hold is active.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub enabled: bool,
+    /// Days a raw (not pseudonymised) log file is kept.
+    pub raw_days: u32,
+    /// Days a pseudonymised log file is kept.
+    pub pseudonymized_days: u32,
+    /// How often expired files are looked for.
+    pub every: Dur,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            enabled: true,
+            raw_days: 30,
+            pseudonymized_days: 365,
+            every: Dur::secs(3600),
+        }
+    }
+}

@@ -74,6 +74,9 @@ pub struct Config {
     /// The XDP packet filter the edge feeds (off unless `iface` is set).
     #[serde(default)]
     pub xdp: Xdp,
+    /// How long logs are kept (on by default), enforced by the edge.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
 /// Parse and validate a configuration. `file` is used in messages only.

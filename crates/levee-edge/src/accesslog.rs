@@ -243,6 +243,7 @@ impl AccessLog {
     /// Start the writer for `path` (`-` stdout, `off` nothing, else a file, appended).
     pub(crate) fn start(
         cfg: &levee_config::AccessLog,
+        retention: &levee_config::Retention,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartError> {
         let (path, buffer) = (cfg.path.as_str(), cfg.buffer as usize);
@@ -253,9 +254,18 @@ impl AccessLog {
                 pseudo: None,
             });
         }
-        // Pseudonymised: the keys first; no key, no log (never raw instead).
-        let (mut keys, pseudo) = if cfg.pseudonymize {
-            let (ks, p) = crate::keys::KeyStore::open(cfg, crate::clock::unix_ms() / 1000)
+        // The ledger (for a file log), then with `pseudonymize` the keys:
+        // no key, no log (never raw instead).
+        let mut ledger = if path == "-" {
+            None
+        } else {
+            Some(
+                crate::ledger::Ledger::open(crate::ledger::path_of(cfg))
+                    .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?,
+            )
+        };
+        let (mut keys, pseudo) = if let (true, Some(l)) = (cfg.pseudonymize, ledger.as_mut()) {
+            let (ks, p) = crate::keys::KeyStore::open(cfg, l, crate::clock::unix_ms() / 1000)
                 .map_err(StartError::Keys)?;
             (
                 Some(ks),
@@ -265,6 +275,20 @@ impl AccessLog {
             (None, None)
         };
         let pseudo_w = pseudo.clone();
+        // Retention: the rotated copies of this log, by its tier.
+        let sweep = (retention.enabled && path != "-").then(|| {
+            let days = if cfg.pseudonymize {
+                retention.pseudonymized_days
+            } else {
+                retention.raw_days
+            };
+            (
+                std::path::PathBuf::from(path),
+                days,
+                retention.every.as_duration(),
+            )
+        });
+        let mut next_sweep = std::time::Instant::now();
         let path_owned = path.to_string();
         let mut out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
@@ -291,8 +315,14 @@ impl AccessLog {
                 let mut batch = Pending::default();
                 loop {
                     std::thread::sleep(TICK);
-                    if let (Some(ks), Some(p)) = (keys.as_mut(), pseudo_w.as_ref()) {
-                        if let Some(next) = ks.tick(crate::clock::unix_ms() / 1000) {
+                    if let (Some(l), Some((log, days, every))) = (ledger.as_mut(), sweep.as_ref()) {
+                        if std::time::Instant::now() >= next_sweep {
+                            crate::retention::sweep(log, *days, l, crate::clock::unix_ms());
+                            next_sweep = std::time::Instant::now() + *every;
+                        }
+                    }
+                    if let (Some(ks), Some(p), Some(l)) = (keys.as_mut(), pseudo_w.as_ref(), ledger.as_mut()) {
+                        if let Some(next) = ks.tick(l, crate::clock::unix_ms() / 1000) {
                             let generation = p.load().generation + 1;
                             p.store(Arc::new(Keyed { generation, p: next }));
                         }

@@ -9,7 +9,7 @@
 //! Refusals are errors at start, never a silent fall-back to raw addresses:
 //! a missing key directory, a key file that is unreadable or not 32 bytes.
 
-use levee_privacy::ledger::{self, Entry};
+use crate::ledger::Ledger;
 use levee_privacy::{Pseudonymizer, KEY_LEN};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,65 +23,6 @@ pub(crate) enum KeyError {
     NoDir(PathBuf),
     #[error("pseudonym key {path:?}: {why}")]
     BadKey { path: PathBuf, why: String },
-    #[error("retention ledger {path:?}: {why}")]
-    Ledger { path: PathBuf, why: String },
-}
-
-/// The append-only ledger file.
-#[derive(Debug)]
-pub(crate) struct Ledger {
-    path: PathBuf,
-    last: String,
-}
-
-impl Ledger {
-    /// Open (or start) the ledger; a broken chain is reported, and new
-    /// entries follow its last line, so the break stays visible to `verify`.
-    pub(crate) fn open(path: PathBuf) -> Result<Ledger, KeyError> {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return Err(KeyError::Ledger {
-                    path,
-                    why: e.to_string(),
-                })
-            }
-        };
-        let last = match ledger::verify(&text) {
-            Ok((_, last)) => last,
-            Err(e) => {
-                eprintln!(
-                    "levee: retention ledger {}: {e}; appending after its last line",
-                    path.display()
-                );
-                text.lines()
-                    .rev()
-                    .find_map(|l| serde_json::from_str::<Entry>(l).ok())
-                    .map_or_else(|| ledger::GENESIS.to_string(), |e| e.hash)
-            }
-        };
-        Ok(Ledger { path, last })
-    }
-
-    /// Append an entry and sync it.
-    pub(crate) fn append(
-        &mut self,
-        ts_ms: u64,
-        action: &str,
-        subject: &str,
-        detail: serde_json::Value,
-    ) -> std::io::Result<()> {
-        let e = Entry::chained(&self.last, ts_ms, action, subject, detail);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        f.write_all(format!("{}\n", e.line()).as_bytes())?;
-        f.sync_all()?;
-        self.last = e.hash;
-        Ok(())
-    }
 }
 
 /// The keys of the pseudonymised log.
@@ -92,7 +33,6 @@ pub(crate) struct KeyStore {
     linkable_s: u64,
     keep_prefix: bool,
     period: u64,
-    ledger: Ledger,
 }
 
 fn key_name(period_start_s: u64) -> String {
@@ -111,35 +51,31 @@ impl KeyStore {
     /// Open the store at `now_s` and the pseudonymizer of the current period.
     pub(crate) fn open(
         cfg: &levee_config::AccessLog,
+        ledger: &mut Ledger,
         now_s: u64,
     ) -> Result<(KeyStore, Pseudonymizer), KeyError> {
         let dir = PathBuf::from(cfg.key_dir.as_deref().unwrap_or(""));
         if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
             return Err(KeyError::NoDir(dir));
         }
-        let ledger_path = match &cfg.ledger {
-            Some(p) => PathBuf::from(p),
-            None => Path::new(&cfg.path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join("retention-ledger.jsonl"),
-        };
         let mut s = KeyStore {
             dir,
             rotation_s: cfg.key_rotation.as_duration().as_secs().max(1),
             linkable_s: cfg.key_linkable.as_duration().as_secs(),
             keep_prefix: cfg.keep_prefix,
             period: 0,
-            ledger: Ledger::open(ledger_path)?,
         };
         s.period = now_s / s.rotation_s;
-        let p = s.load_or_create(now_s)?;
-        s.destroy_expired(now_s);
+        let p = s.load_or_create(ledger, now_s)?;
+        s.destroy_expired(ledger, now_s);
         Ok((s, p))
     }
 
-    fn load_or_create(&mut self, now_s: u64) -> Result<Pseudonymizer, KeyError> {
+    fn load_or_create(
+        &mut self,
+        ledger: &mut Ledger,
+        now_s: u64,
+    ) -> Result<Pseudonymizer, KeyError> {
         let start = self.period * self.rotation_s;
         let path = self.dir.join(key_name(start));
         let bad = |why: String| KeyError::BadKey {
@@ -163,7 +99,7 @@ impl KeyStore {
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
                     .map_err(|_| bad("no randomness for a new key".into()))?;
                 write_key(&path, &k).map_err(|e| bad(e.to_string()))?;
-                let _ = self.ledger.append(
+                let _ = ledger.append(
                     now_s * 1000,
                     "key_created",
                     &key_name(start),
@@ -181,13 +117,13 @@ impl KeyStore {
 
     /// Called by the log writer: a new pseudonymizer when the period turns
     /// (old keys past their linkable time are destroyed then).
-    pub(crate) fn tick(&mut self, now_s: u64) -> Option<Pseudonymizer> {
+    pub(crate) fn tick(&mut self, ledger: &mut Ledger, now_s: u64) -> Option<Pseudonymizer> {
         let p = now_s / self.rotation_s;
         if p == self.period {
             return None;
         }
         self.period = p;
-        let next = match self.load_or_create(now_s) {
+        let next = match self.load_or_create(ledger, now_s) {
             Ok(n) => Some(n),
             Err(e) => {
                 // Keep the current key (and pseudonyms) rather than write raw addresses.
@@ -195,13 +131,13 @@ impl KeyStore {
                 None
             }
         };
-        self.destroy_expired(now_s);
+        self.destroy_expired(ledger, now_s);
         next
     }
 
     /// Overwrite, sync and remove every key whose period ended more than
     /// `key_linkable` ago, and record it.
-    fn destroy_expired(&mut self, now_s: u64) {
+    fn destroy_expired(&mut self, ledger: &mut Ledger, now_s: u64) {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -230,7 +166,7 @@ impl KeyStore {
                 .and_then(|()| std::fs::remove_file(&path));
             match wiped {
                 Ok(()) => {
-                    let _ = self.ledger.append(
+                    let _ = ledger.append(
                         now_s * 1000,
                         "key_destroyed",
                         &key_name(start),
@@ -287,16 +223,17 @@ mod tests {
         let d = scratch("rotate");
         let c = cfg(&d, 100, 50);
         let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
-        let (mut ks, p0) = KeyStore::open(&c, 1000).unwrap();
+        let mut l = Ledger::open(d.join("ledger.jsonl")).unwrap();
+        let (mut ks, p0) = KeyStore::open(&c, &mut l, 1000).unwrap();
         let first = p0.ip(ip);
         // Same period: the same key, the same pseudonym after a restart.
-        let (_, again) = KeyStore::open(&c, 1050).unwrap();
+        let (_, again) = KeyStore::open(&c, &mut l, 1050).unwrap();
         assert_eq!(again.ip(ip), first);
-        assert!(ks.tick(1099).is_none());
-        let p1 = ks.tick(1100).expect("a new period");
+        assert!(ks.tick(&mut l, 1099).is_none());
+        let p1 = ks.tick(&mut l, 1100).expect("a new period");
         assert_ne!(p1.ip(ip), first);
         assert!(d.join("keys/key-1000.bin").exists(), "kept while linkable");
-        ks.tick(1200);
+        ks.tick(&mut l, 1200);
         assert!(!d.join("keys/key-1000.bin").exists(), "destroyed");
         // No key Levee keeps gives the old pseudonym any more.
         for e in std::fs::read_dir(d.join("keys")).unwrap() {
@@ -304,7 +241,7 @@ mod tests {
             assert_ne!(Pseudonymizer::new(&k, false).ip(ip), first);
         }
         let text = std::fs::read_to_string(d.join("ledger.jsonl")).unwrap();
-        let (entries, _) = ledger::verify(&text).unwrap();
+        let (entries, _) = levee_privacy::ledger::verify(&text).unwrap();
         let acts: Vec<(&str, &str)> = entries
             .iter()
             .map(|e| (e.action.as_str(), e.subject.as_str()))
@@ -321,10 +258,14 @@ mod tests {
         let d = scratch("refuse");
         let mut c = cfg(&d, 100, 50);
         c.key_dir = Some(d.join("nowhere").to_string_lossy().into_owned());
-        assert!(matches!(KeyStore::open(&c, 1000), Err(KeyError::NoDir(_))));
+        let mut l = Ledger::open(d.join("ledger.jsonl")).unwrap();
+        assert!(matches!(
+            KeyStore::open(&c, &mut l, 1000),
+            Err(KeyError::NoDir(_))
+        ));
         let c = cfg(&d, 100, 50);
         std::fs::write(d.join("keys/key-1000.bin"), b"short").unwrap();
-        let e = KeyStore::open(&c, 1000).unwrap_err().to_string();
+        let e = KeyStore::open(&c, &mut l, 1000).unwrap_err().to_string();
         assert!(e.contains("5 bytes, a key is 32"), "{e}");
     }
 }

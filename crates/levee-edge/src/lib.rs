@@ -35,6 +35,7 @@ mod h1;
 mod h2;
 mod keys;
 mod layering;
+mod ledger;
 mod listener;
 mod lists;
 mod metrics;
@@ -42,6 +43,7 @@ mod pace;
 mod pipeline;
 mod proxy;
 mod ratelimit;
+mod retention;
 mod shared;
 mod state;
 mod tls;
@@ -90,6 +92,7 @@ pub enum EdgeError {
 }
 
 pub use accesslog::Verdict;
+pub use retention::{hold as hold_retention, verify as verify_retention};
 pub use shared::{Loader, Shared};
 
 /// A worker thread: a single-threaded runtime running the accept loops of
@@ -143,15 +146,15 @@ impl Edge {
     ) -> Result<Edge, EdgeError> {
         let workers = workers.max(1);
         let metrics = Arc::new(Metrics::default());
-        let log = accesslog::AccessLog::start(&cfg.access_log, Arc::clone(&metrics)).map_err(
-            |e| match e {
-                accesslog::StartError::Io(source) => EdgeError::AccessLog {
-                    path: cfg.access_log.path.clone(),
-                    source,
-                },
-                accesslog::StartError::Keys(k) => EdgeError::Keys(k.to_string()),
-            },
-        )?;
+        let log =
+            accesslog::AccessLog::start(&cfg.access_log, &cfg.retention, Arc::clone(&metrics))
+                .map_err(|e| match e {
+                    accesslog::StartError::Io(source) => EdgeError::AccessLog {
+                        path: cfg.access_log.path.clone(),
+                        source,
+                    },
+                    accesslog::StartError::Keys(k) => EdgeError::Keys(k.to_string()),
+                })?;
         let tracker = ConnTracker::new(shared::caps(&cfg));
         let in_flight = ConnTracker::new(shared::flight_caps(&cfg));
         // listeners[w] = the sockets of worker w.

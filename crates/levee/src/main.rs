@@ -4,6 +4,7 @@
 mod duration;
 mod feed;
 mod hunt_cmd;
+mod retention_cmd;
 mod xdp_cmd;
 
 use anyhow::{bail, Context, Result};
@@ -62,6 +63,8 @@ enum Cmd {
     Hunt(Box<hunt_cmd::HuntArgs>),
     /// The XDP packet filter (root): attach, detach, block, unblock, allow, stats, list.
     Xdp(Box<xdp_cmd::XdpArgs>),
+    /// The retention ledger: verify it against the files, or put a legal hold.
+    Retention(retention_cmd::RetentionArgs),
     /// Run only the demo origin (for benchmarks that put other proxies in
     /// front of the same origin). Never expose it: it serves fake data.
     DemoOrigin {
@@ -85,6 +88,7 @@ fn main() {
         Cmd::DemoOrigin { listen } => demo_origin(listen),
         Cmd::Hunt(args) => hunt_cmd::run(*args),
         Cmd::Xdp(args) => xdp_cmd::run(*args),
+        Cmd::Retention(args) => retention_cmd::run(args),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
@@ -92,7 +96,7 @@ fn main() {
     }
 }
 
-fn load(path: &Path) -> Result<levee_config::Config> {
+pub(crate) fn load(path: &Path) -> Result<levee_config::Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
     Ok(levee_config::parse(&path.display().to_string(), &text)?)

@@ -37,6 +37,7 @@ mod proxying;
 mod pseudonymised_log;
 mod rate_limit;
 mod reload;
+mod retention;
 mod shutdown;
 mod slow_post;
 mod slow_read;
