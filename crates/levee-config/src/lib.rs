@@ -155,6 +155,25 @@ address = "127.0.0.1:3000"
     }
 
     #[test]
+    fn route_tags_and_special_categories() {
+        let text = format!("{MIN}[[site.route]]\nname = \"m\"\npaths = [\"/members\"]\nspecial = [\"political_opinions\"]\nexport = true\n");
+        let c = parse("t.toml", &text).unwrap();
+        assert!(c.site[0].route[0].is_personal() && c.site[0].route[0].private());
+        let bad = text.replace("political_opinions", "politics");
+        let e = parse("t.toml", &bad).unwrap_err();
+        assert_eq!(e.path, "site[0].route[0].special[0]", "{e}");
+        assert!(e.message.contains("political_opinions"), "{e}");
+        // Pseudonym keys beside the logs are refused.
+        let text = format!("[access_log]\npath = \"/var/log/levee/access.log\"\npseudonymize = true\nkey_dir = \"/var/log/levee/keys\"\n{MIN}");
+        assert_eq!(
+            parse("t.toml", &text).unwrap_err().path,
+            "access_log.key_dir"
+        );
+        let text = text.replace("/var/log/levee/keys", "/var/lib/levee/keys");
+        assert!(parse("t.toml", &text).is_ok());
+    }
+
+    #[test]
     fn unknown_key_names_path_and_line() {
         let text = MIN.replace(
             "address = \"127.0.0.1:3000\"",

@@ -109,9 +109,48 @@ pub struct Route {
     pub total: u32,
     #[serde(default)]
     pub window: Option<Dur>,
+    /// The routes serve personal data (never cached; `levee hunt --config`
+    /// watches them for bulk access).
+    #[serde(default)]
+    pub personal: bool,
+    /// Special categories of personal data (GDPR Art. 9) the routes reveal,
+    /// e.g. `["political_opinions"]`; implies `personal`.
+    #[serde(default)]
+    pub special: Vec<String>,
+    /// The routes export data in bulk (never cached; any 2xx without a login is a finding).
+    #[serde(default)]
+    pub export: bool,
+    /// The routes authenticate (a successful POST means the client logged in).
+    #[serde(default)]
+    pub login: bool,
+    /// The routes administer the site (never cached; watched out of hours).
+    #[serde(default)]
+    pub admin: bool,
 }
 
+/// The special categories of personal data (GDPR / UK GDPR Art. 9).
+pub const SPECIAL_CATEGORIES: [&str; 8] = [
+    "racial_or_ethnic_origin",
+    "political_opinions",
+    "religious_or_philosophical_beliefs",
+    "trade_union_membership",
+    "genetic",
+    "biometric",
+    "health",
+    "sex_life_or_orientation",
+];
+
 impl Route {
+    /// Whether the routes carry personal data (tagged, or a special category).
+    pub fn is_personal(&self) -> bool {
+        self.personal || !self.special.is_empty()
+    }
+
+    /// Whether the edge must never cache these routes' answers.
+    pub fn private(&self) -> bool {
+        self.is_personal() || self.export || self.admin || self.login
+    }
+
     /// The route's limits.
     pub fn limit(&self) -> RateLimit {
         RateLimit {

@@ -173,6 +173,17 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
                     "list path prefixes starting with '/'".into(),
                 ));
             }
+            for (ci, c) in r.special.iter().enumerate() {
+                if !crate::SPECIAL_CATEGORIES.contains(&c.as_str()) {
+                    return Err((
+                        format!("site[{si}].route[{ri}].special[{ci}]"),
+                        format!(
+                            "{c:?} is not a special category; one of: {}",
+                            crate::SPECIAL_CATEGORIES.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         if s.challenge.bits > 28 {
             return Err((

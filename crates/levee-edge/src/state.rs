@@ -22,6 +22,9 @@ pub(crate) struct Site {
     pub limits: Arc<crate::ratelimit::SiteLimits>,
     /// What a browser over a rate limit gets.
     pub over_limit: levee_config::OverLimit,
+    /// Path prefixes of routes tagged personal, export, login or admin:
+    /// never cached.
+    pub private_paths: Vec<String>,
     /// Detection state (kept across reloads) and its configuration.
     pub defense: Arc<crate::defense::SiteDefense>,
     pub defense_cfg: levee_config::Defense,
@@ -139,6 +142,12 @@ impl State {
                     _ => Arc::new(crate::ratelimit::SiteLimits::new(s, seeds)),
                 },
                 over_limit: s.rate_limit.over,
+                private_paths: s
+                    .route
+                    .iter()
+                    .filter(|r| r.private())
+                    .flat_map(|r| r.paths.iter().cloned())
+                    .collect(),
                 defense: match old_def.get(&s.name) {
                     Some(d) => {
                         d.reconfigure(&s.defense);

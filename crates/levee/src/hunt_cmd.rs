@@ -50,6 +50,11 @@ pub(crate) struct HuntArgs {
     /// Requests before this time are the pre-incident baseline (egress outliers).
     #[arg(long, value_parser = parse_time)]
     baseline_before: Option<i64>,
+    /// The edge's configuration: its route tags (`personal`, `special`,
+    /// `export`, `login`, `admin` on `[[site.route]]`) name the routes below,
+    /// in addition to any flags.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Path prefixes holding personal data (repeatable), e.g. /api/members.
     #[arg(long)]
     personal: Vec<String>,
@@ -92,7 +97,26 @@ fn write(path: &PathBuf, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub(crate) fn run(a: HuntArgs) -> Result<()> {
+pub(crate) fn run(mut a: HuntArgs) -> Result<()> {
+    // Route tags declared once, in the edge's configuration.
+    if let Some(c) = &a.config {
+        let cfg = crate::load(c)?;
+        for r in cfg.site.iter().flat_map(|s| s.route.iter()) {
+            let paths = r.paths.iter().cloned();
+            if r.is_personal() {
+                a.personal.extend(paths.clone());
+            }
+            if r.export {
+                a.export.extend(paths.clone());
+            }
+            if r.login {
+                a.login.extend(paths.clone());
+            }
+            if r.admin {
+                a.admin.extend(paths);
+            }
+        }
+    }
     if a.sigma.is_empty() && a.ioc.is_empty() {
         eprintln!("levee hunt: error: give --sigma DIR and/or --ioc FEED (what to look for)");
         std::process::exit(2);

@@ -36,7 +36,9 @@ pub(super) async fn run<D: Downstream>(
     // concurrent misses wait for one fetch.
     let mut probe = Probe::default();
     let mut forward_target = None;
-    if let (Some(c), false) = (&site.cache, has_body) {
+    // Routes tagged personal, export, login or admin are never cached.
+    let private = site.private_paths.iter().any(|p| req.target.path_under(p));
+    if let (Some(c), false, false) = (&site.cache, has_body, private) {
         let creq = CacheRequest {
             method: head.method,
             host: req.host.name(),

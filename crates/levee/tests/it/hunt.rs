@@ -503,3 +503,42 @@ fn exfiltration_detectors_report_timeline_and_pseudonyms() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("No indicator of exfiltration"), "{out}");
 }
+
+#[test]
+fn route_tags_in_the_edge_config_replace_the_flags() {
+    let dir = scratch("hunt-config-tags");
+    let mut log = String::new();
+    for i in 1..=250 {
+        log.push_str(&format!(
+            "203.0.113.8 - - [17/May/2026:10:{:02}:{:02} +0000] \"GET /members/{} HTTP/1.1\" 200 900 \"-\" \"python-requests/2.31\"\n",
+            i / 60,
+            i % 60,
+            (i * 7919) % 100_000
+        ));
+    }
+    let file = dir.join("access.log");
+    std::fs::write(&file, log).unwrap();
+    std::fs::write(dir.join("none.txt"), "# no indicators\n").unwrap();
+    let cfg = dir.join("levee.toml");
+    std::fs::write(
+        &cfg,
+        "[[listener]]\naddress = \"127.0.0.1:0\"\n[[site]]\nname = \"party\"\nhosts = [\"party.example\"]\n[[site.origin]]\naddress = \"127.0.0.1:9\"\n[[site.route]]\nname = \"members\"\npaths = [\"/members\"]\npersonal = true\nspecial = [\"political_opinions\"]\n",
+    )
+    .unwrap();
+    let ioc = dir.join("none.txt");
+    let kinds = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["--ioc", ioc.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        let (_, out, err, v) = hunt(&args, &dir.join("o.json"));
+        v["detections"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{out}{err}"))
+            .iter()
+            .map(|d| d["detector"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!kinds(&[]).contains(&"personal_data_bulk".to_string()));
+    let with = kinds(&["--config", cfg.to_str().unwrap()]);
+    assert!(with.contains(&"personal_data_bulk".to_string()), "{with:?}");
+}

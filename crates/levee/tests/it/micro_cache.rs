@@ -140,3 +140,26 @@ fn a_stale_copy_is_served_when_the_origin_is_gone() {
     // An uncached page has nothing to fall back on.
     assert_eq!(get(e.addr, "/other").0, 502);
 }
+
+#[test]
+fn routes_tagged_personal_are_never_cached() {
+    let o = Origin::start();
+    // The search page is cacheable at the origin; tagged, it is not cached.
+    let extra = format!(
+        "{CACHE}\n[[site.route]]\nname = \"search\"\npaths = [\"/search\"]\npersonal = true\nspecial = [\"political_opinions\"]\n"
+    );
+    let e = Edge::start("cache-personal", &config(o.addr, "", &extra));
+    let before = origin_requests(&o);
+    for _ in 0..3 {
+        let (st, label, _) = get(e.addr, "/search?q=party");
+        assert_eq!((st, label.as_str()), (200, ""));
+    }
+    assert_eq!(
+        origin_requests(&o) - before,
+        3,
+        "a personal route was cached"
+    );
+    // Untagged pages still are.
+    get(e.addr, "/static/app.css");
+    assert_eq!(get(e.addr, "/static/app.css").1, "HIT");
+}
