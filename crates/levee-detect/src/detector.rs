@@ -521,15 +521,24 @@ impl Detector {
         changes
     }
 
-    fn learn(&mut self, t: &Tick, rate: f64) {
+    /// Count one tick of learning and give its smoothing: fast at first,
+    /// then `alpha`; the rate and latency are learned here.
+    fn learn_step(&mut self, t: &Tick, rate: f64) -> f64 {
         let a = if self.baseline.ticks < self.p.learn_ticks {
-            // Learn fast at first, then smoothly.
             1.0 / (self.baseline.ticks + 1) as f64
         } else {
             self.p.alpha
         };
         self.baseline.ticks += 1;
         self.baseline.rate.add(rate, a);
+        if t.latency_ms > 0.0 {
+            self.baseline.latency_ms.add(t.latency_ms, a);
+        }
+        a
+    }
+
+    fn learn(&mut self, t: &Tick, rate: f64) {
+        let a = self.learn_step(t, rate);
         let secs = self.p.tick_ms.max(1) as f64 / 1000.0;
         let err = if t.requests > 0 {
             t.errors as f64 / t.requests as f64
@@ -537,9 +546,6 @@ impl Detector {
             0.0
         };
         self.baseline.error_rate.add(err, a);
-        if t.latency_ms > 0.0 {
-            self.baseline.latency_ms.add(t.latency_ms, a);
-        }
         self.baseline
             .new_clients
             .add(t.new_clients as f64 / secs, a);
@@ -558,16 +564,7 @@ impl Detector {
     /// Learn a tick of traffic judged legitimate during an attack: its rate
     /// and the shares of its values (`n` requests, `counts` per dimension).
     fn learn_from(&mut self, t: &Tick, rate: f64, n: f64, counts: &[HashMap<u64, u64>]) {
-        let a = if self.baseline.ticks < self.p.learn_ticks {
-            1.0 / (self.baseline.ticks + 1) as f64
-        } else {
-            self.p.alpha
-        };
-        self.baseline.ticks += 1;
-        self.baseline.rate.add(rate, a);
-        if t.latency_ms > 0.0 {
-            self.baseline.latency_ms.add(t.latency_ms, a);
-        }
+        let a = self.learn_step(t, rate);
         self.learn_shares(a, n, counts);
     }
 

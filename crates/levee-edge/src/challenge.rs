@@ -110,6 +110,16 @@ pub(crate) fn trusted(
 
 /// Decide whether `req` must be challenged; `None` lets it through.
 /// `trusted` is what [`trusted`] found for it.
+/// Whether an `Accept` value asks for a page (a browser's navigation).
+pub(crate) fn wants_html(accept: Option<&[u8]>) -> bool {
+    accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
+}
+
+/// Whether `path` is one of the challenge's own endpoints.
+pub(crate) fn own_path(path: &str) -> bool {
+    path == VERIFY_PATH || path == WAIT_PATH
+}
+
 pub(crate) fn decide(
     state: &State,
     site: &Site,
@@ -137,9 +147,7 @@ pub(crate) fn decide(
     }
     let now = now_s();
     let retry = vec![("retry-after", "5".to_string())];
-    let html = req
-        .accept
-        .is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
+    let html = wants_html(req.accept);
     if req.method != b"GET" && req.method != b"HEAD" {
         return Some(Answer {
             status: 503,

@@ -72,6 +72,17 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
     };
     let client = v.req.client;
     let trusted = challenge::trusted(state, site, &v.req);
+    let ask = |want| {
+        challenge::decide(
+            state,
+            site,
+            &shared.spent,
+            &shared.metrics,
+            &v.req,
+            want,
+            trusted,
+        )
+    };
     if site.limits.active() {
         // A browser that proved itself (a clearance) has more room.
         let verified = trusted == Some(Class::Verified);
@@ -85,20 +96,10 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
             // an HTML GET gets the interstitial (and the challenge's own
             // endpoints answer, so that it can clear).
             let html_get = v.req.method == b"GET"
-                && (v.req.target.path().starts_with("/.levee/challenge/")
-                    || v.req.accept.is_some_and(|a| {
-                        a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html"))
-                    }));
+                && (challenge::own_path(v.req.target.path())
+                    || challenge::wants_html(v.req.accept));
             if site.over_limit == OverLimit::Challenge && !verified && html_get {
-                if let Some(ans) = challenge::decide(
-                    state,
-                    site,
-                    &shared.spent,
-                    &shared.metrics,
-                    &v.req,
-                    Want::Rule,
-                    trusted,
-                ) {
+                if let Some(ans) = ask(Want::Rule) {
                     return Err(ans);
                 }
             }
@@ -165,15 +166,7 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
             _ => Want::No,
         }
     };
-    if let Some(ans) = challenge::decide(
-        state,
-        site,
-        &shared.spent,
-        &shared.metrics,
-        &v.req,
-        want,
-        trusted,
-    ) {
+    if let Some(ans) = ask(want) {
         let mut ans = ans;
         if want == Want::Rule {
             ans.delay = tarpit;

@@ -19,7 +19,7 @@ cooldown = "1s"
 rule_idle = "1s"
 "#;
 
-fn events(e: &Edge) -> Vec<serde_json::Value> {
+pub(crate) fn events(e: &Edge) -> Vec<serde_json::Value> {
     let (status, body) = http_get(e.admin, "/events", &[]);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -35,7 +35,13 @@ fn mode(e: &Edge) -> String {
         .to_string()
 }
 
-fn run_drill(e: &Edge, o: &Origin, scenario: &str, warmup: &str, secs: &str) -> serde_json::Value {
+pub(crate) fn run_drill(
+    e: &Edge,
+    o: &Origin,
+    scenario: &str,
+    warmup: &str,
+    secs: &str,
+) -> serde_json::Value {
     let target = e.url("/");
     let origin = o.addr.to_string();
     let (code, s, err) = drill_raw(

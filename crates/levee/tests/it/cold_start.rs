@@ -4,6 +4,7 @@
 //! of real browsers arriving at a freshly started edge gets no rule and no
 //! challenge.
 
+use super::adaptive_defense::{events, run_drill};
 use super::*;
 
 /// The defaults (10 s of learning, 100 ms ticks); only the drill's opt-in.
@@ -12,37 +13,9 @@ const FRESH: &str = r#"
 token = "t0k3n"
 "#;
 
+/// A drill with no warm-up: the attack meets an edge that never learned.
 fn drill(e: &Edge, o: &Origin, scenario: &str, secs: &str) -> serde_json::Value {
-    let target = e.url("/");
-    let origin = o.addr.to_string();
-    let (code, s, err) = drill_raw(
-        e,
-        &[
-            "--target",
-            &target,
-            "--scenario",
-            scenario,
-            "--warmup",
-            "0",
-            "--duration",
-            secs,
-            "--legit",
-            "10",
-            "--workers",
-            "1",
-            "--origin",
-            &origin,
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    s
-}
-
-fn events(e: &Edge) -> Vec<serde_json::Value> {
-    let (status, body) = http_get(e.admin, "/events", &[]);
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["events"].as_array().cloned().unwrap_or_default()
+    run_drill(e, o, scenario, "0", secs)
 }
 
 #[test]
