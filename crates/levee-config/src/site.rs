@@ -1,6 +1,6 @@
 //! `[[site]]`: a protected site, its origins, health checks, challenge policy, rate limits and route classes.
 
-use crate::{Cache, Cidr, Defense, Dur};
+use crate::{ByteSize, Cache, Cidr, Defense, Dur};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -230,6 +230,35 @@ pub struct Site {
     /// that this site's origin may still receive from untrusted clients.
     #[serde(default)]
     pub allow_client_headers: Vec<String>,
+    /// The live egress view of routes tagged `personal` or `export`
+    /// (`[site.egress]`).
+    #[serde(default)]
+    pub egress: Egress,
+}
+
+/// When one client's egress from the site's personal-data routes (tagged
+/// `personal`, `special` or `export`) is reported as an outlier: over
+/// `alert_bytes` or `alert_records` (2xx answers) within the sliding
+/// `window`, and holding at least `alert_share` of that window's total.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Egress {
+    pub window: Dur,
+    pub alert_bytes: ByteSize,
+    pub alert_records: u32,
+    /// 0–1.
+    pub alert_share: f64,
+}
+
+impl Default for Egress {
+    fn default() -> Self {
+        Egress {
+            window: Dur::secs(600),
+            alert_bytes: ByteSize(20 << 20),
+            alert_records: 500,
+            alert_share: 0.2,
+        }
+    }
 }
 
 fn default_origin_concurrency() -> u32 {

@@ -185,6 +185,16 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
                 }
             }
         }
+        let e = &s.egress;
+        if !(e.alert_share > 0.0 && e.alert_share <= 1.0) {
+            return Err((
+                format!("site[{si}].egress.alert_share"),
+                "a share between 0 and 1, e.g. 0.2".into(),
+            ));
+        }
+        if e.window.as_duration() < std::time::Duration::from_secs(1) {
+            return Err((format!("site[{si}].egress.window"), "at least 1s".into()));
+        }
         if s.challenge.bits > 28 {
             return Err((
                 format!("site[{si}].challenge.bits"),

@@ -420,6 +420,15 @@ impl AccessLog {
         }
     }
 
+    /// A client as this log writes it: its pseudonym under the current key
+    /// when the log is pseudonymised, else its address.
+    pub(crate) fn client_name(&self, ip: IpAddr) -> String {
+        match &self.pseudo {
+            Some(p) => p.load().p.ip(ip),
+            None => ip.to_canonical().to_string(),
+        }
+    }
+
     pub(crate) fn enabled(&self) -> bool {
         self.inner.is_some()
     }

@@ -147,6 +147,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             ]);
             // Lines other parts of the process publish (the packet filter's counters).
             let text = text
+                + &egress_metrics(&st)
                 + shared
                     .extra_metrics
                     .lock()
@@ -203,6 +204,11 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                 ),
             }
         }
+        (b"GET", b"/egress") if token.is_some() && !authorized => json_response(
+            401,
+            &serde_json::json!({"error": "the egress view names clients: give the [admin] token (Authorization: Bearer ...)"}),
+        ),
+        (b"GET", b"/egress") => json_response(200, &egress_view(&shared)),
         (b"GET", b"/blocks") => {
             let now = now_ms();
             let dynamic: Vec<serde_json::Value> = shared
@@ -357,6 +363,77 @@ fn bearer_ok(auth: Option<&[u8]>, token: &str) -> bool {
         .zip(t)
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// Per site and class: bytes and 2xx records served from personal-data
+/// routes, and outliers found (Prometheus text).
+fn egress_metrics(st: &crate::state::State) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "# HELP levee_egress_bytes_total Bytes served from routes tagged personal or export.\n# TYPE levee_egress_bytes_total counter\n",
+    );
+    let mut records = String::from(
+        "# HELP levee_egress_records_total 2xx answers from routes tagged personal or export.\n# TYPE levee_egress_records_total counter\n",
+    );
+    let mut outliers = String::from(
+        "# HELP levee_egress_outliers_total Clients found taking an outlier share of a site's personal-data egress.\n# TYPE levee_egress_outliers_total counter\n",
+    );
+    for s in &st.sites {
+        for c in crate::egress::Class::ALL {
+            let (b, r) = s.egress.totals(c);
+            let _ = writeln!(
+                out,
+                "levee_egress_bytes_total{{site=\"{}\",class=\"{}\"}} {b}",
+                s.name,
+                c.label()
+            );
+            let _ = writeln!(
+                records,
+                "levee_egress_records_total{{site=\"{}\",class=\"{}\"}} {r}",
+                s.name,
+                c.label()
+            );
+        }
+        let _ = writeln!(
+            outliers,
+            "levee_egress_outliers_total{{site=\"{}\"}} {}",
+            s.name,
+            s.egress.outliers.load(Ordering::Relaxed)
+        );
+    }
+    out + &records + &outliers
+}
+
+/// `GET /egress`: per site, the sliding window's totals and its 20
+/// heaviest clients on personal-data routes (named as the access log
+/// names them).
+fn egress_view(shared: &Shared) -> serde_json::Value {
+    let st = shared.state.load();
+    let now = crate::clock::unix_ms();
+    let sites: Vec<serde_json::Value> = st
+        .sites
+        .iter()
+        .filter(|s| !s.data_paths.is_empty())
+        .map(|s| {
+            let ((bytes, records), top) = s.egress.view(now, 20);
+            serde_json::json!({
+                "site": s.name,
+                "window_s": s.egress.window_s(),
+                "bytes": bytes,
+                "records": records,
+                "outliers_total": s.egress.outliers.load(Ordering::Relaxed),
+                "top": top.iter().map(|c| serde_json::json!({
+                    "client": shared.log.client_name(c.client),
+                    "bytes": c.bytes,
+                    "bytes_possible_overcount": c.bytes_error,
+                    "records": c.records,
+                    "share_bytes": c.share_bytes,
+                    "share_records": c.share_records,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({"sites": sites})
 }
 
 fn status(shared: &Shared) -> serde_json::Value {

@@ -297,6 +297,7 @@ async fn refuse_head<S: AsyncWrite + Unpin>(
         proto: "http/1.1",
         h2fp: None,
         started,
+        data: None,
     };
     record::finish(shared, peer, &asked, &rec);
 }

@@ -28,6 +28,7 @@ mod challenge;
 mod clock;
 mod conn;
 mod defense;
+mod egress;
 mod error;
 mod events;
 mod gate;

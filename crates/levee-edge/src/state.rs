@@ -22,9 +22,13 @@ pub(crate) struct Site {
     pub limits: Arc<crate::ratelimit::SiteLimits>,
     /// What a browser over a rate limit gets.
     pub over_limit: levee_config::OverLimit,
-    /// Path prefixes of routes tagged personal, export, login or admin:
-    /// never cached.
+    /// Path prefixes (lower-case) of routes tagged personal, export, login
+    /// or admin: never cached.
     pub private_paths: Vec<String>,
+    /// Path prefixes (lower-case) of routes that carry personal data, with
+    /// their class: their answers feed the egress view.
+    pub data_paths: Vec<(String, crate::egress::Class)>,
+    pub egress: Arc<crate::egress::SiteEgress>,
     /// Detection state (kept across reloads) and its configuration.
     pub defense: Arc<crate::defense::SiteDefense>,
     pub defense_cfg: levee_config::Defense,
@@ -59,6 +63,23 @@ fn process_secret() -> &'static [u8; 32] {
         let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut s);
         s
     })
+}
+
+impl Site {
+    /// Whether the normalised `path` is under a route never cached.
+    pub(crate) fn is_private(&self, path: &str) -> bool {
+        self.private_paths
+            .iter()
+            .any(|p| crate::egress::under(path, p))
+    }
+
+    /// The data class of the normalised `path`, if a tagged route holds it.
+    pub(crate) fn data_class(&self, path: &str) -> Option<crate::egress::Class> {
+        self.data_paths
+            .iter()
+            .find(|(p, _)| crate::egress::under(path, p))
+            .map(|(_, c)| *c)
+    }
 }
 
 impl State {
@@ -102,8 +123,10 @@ impl State {
         let mut old_def: HashMap<String, Arc<crate::defense::SiteDefense>> = HashMap::new();
         let mut old_cache: HashMap<String, Arc<crate::cache::SiteCache>> = HashMap::new();
         let mut old_limits: HashMap<String, Arc<crate::ratelimit::SiteLimits>> = HashMap::new();
+        let mut old_egress: HashMap<String, Arc<crate::egress::SiteEgress>> = HashMap::new();
         if let Some(p) = prev {
             for s in &p.sites {
+                old_egress.insert(s.name.clone(), Arc::clone(&s.egress));
                 old_limits.insert(s.name.clone(), Arc::clone(&s.limits));
                 if let Some(c) = &s.cache {
                     old_cache.insert(s.name.clone(), Arc::clone(c));
@@ -146,8 +169,13 @@ impl State {
                     .route
                     .iter()
                     .filter(|r| r.private())
-                    .flat_map(|r| r.paths.iter().cloned())
+                    .flat_map(|r| r.paths.iter().map(|p| p.to_ascii_lowercase()))
                     .collect(),
+                data_paths: crate::egress::data_paths(s),
+                egress: match old_egress.get(&s.name) {
+                    Some(e) if e.made_for(&s.egress) => Arc::clone(e),
+                    _ => Arc::new(crate::egress::SiteEgress::new(&s.egress)),
+                },
                 defense: match old_def.get(&s.name) {
                     Some(d) => {
                         d.reconfigure(&s.defense);

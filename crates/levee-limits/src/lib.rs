@@ -10,9 +10,13 @@
 //! [`rate`] adds request-rate accounting in fixed memory: a sliding-window
 //! count-min sketch and a bounded table of the heaviest keys.
 //!
+//! [`egress`] tracks the bytes and records each client is served from
+//! personal-data routes, and finds the one taking an outlier share.
+//!
 //! Pure logic: no sockets, no clock.
 
 pub mod adaptive;
+pub mod egress;
 pub mod rate;
 pub mod seen;
 

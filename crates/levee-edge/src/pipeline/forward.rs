@@ -37,7 +37,14 @@ pub(super) async fn run<D: Downstream>(
     let mut probe = Probe::default();
     let mut forward_target = None;
     // Routes tagged personal, export, login or admin are never cached.
-    let private = site.private_paths.iter().any(|p| req.target.path_under(p));
+    let private = site.is_private(req.target.path());
+    // Answers from personal-data routes feed the egress view.
+    let asked = &Asked {
+        data: site
+            .data_class(req.target.path())
+            .map(|c| (&*site.egress, c)),
+        ..asked.clone()
+    };
     if let (Some(c), false, false) = (&site.cache, has_body, private) {
         let creq = CacheRequest {
             method: head.method,

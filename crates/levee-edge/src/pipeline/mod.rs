@@ -77,6 +77,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
         proto: head.proto,
         h2fp: head.h2_fingerprint,
         started: cx.started,
+        data: None,
     };
     // 1. The request's shape, normalised once. (HTTP/1 heads were already
     //    held to these by the parser; HTTP/2 requests meet them here.)

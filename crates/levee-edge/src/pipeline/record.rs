@@ -50,6 +50,7 @@ impl Record {
 }
 
 /// Who asked what: the parts of the log line known before the outcome.
+#[derive(Clone)]
 pub(crate) struct Asked<'a> {
     pub client: IpAddr,
     pub site: &'a str,
@@ -60,6 +61,8 @@ pub(crate) struct Asked<'a> {
     /// The client's HTTP/2 fingerprint, if HTTP/2.
     pub h2fp: Option<&'a str>,
     pub started: Instant,
+    /// The route carries personal data: its egress table and class.
+    pub data: Option<(&'a crate::egress::SiteEgress, crate::egress::Class)>,
 }
 
 /// Count and log a finished request.
@@ -71,6 +74,25 @@ pub(crate) fn finish(shared: &Shared, peer: &Peer, asked: &Asked<'_>, rec: &Reco
     m.status(rec.status);
     m.bytes_in.fetch_add(rec.bytes_in, Ordering::Relaxed);
     m.bytes_out.fetch_add(rec.bytes_out, Ordering::Relaxed);
+    if let Some((e, class)) = asked.data {
+        if let Some(o) = e.account(unix_ms(), class, asked.client, rec.bytes_out, rec.status) {
+            shared.events.push(
+                "egress_outlier",
+                asked.site,
+                serde_json::json!({
+                    "client": shared.log.client_name(o.who.client),
+                    "class": class.label(),
+                    "bytes": o.who.bytes,
+                    "records": o.who.records,
+                    "share_bytes": o.who.share_bytes,
+                    "share_records": o.who.share_records,
+                    "window_bytes": o.total_bytes,
+                    "window_records": o.total_records,
+                    "window_s": e.window_s(),
+                }),
+            );
+        }
+    }
     if !shared.log.enabled() {
         return;
     }

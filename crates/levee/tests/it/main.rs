@@ -14,6 +14,7 @@ mod config_check;
 mod conn_flood;
 mod demo;
 mod drill;
+mod egress_view;
 mod fd_exhaustion;
 mod h2_continuation;
 mod h2_frames;
