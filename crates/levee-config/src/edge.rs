@@ -69,6 +69,10 @@ pub struct AccessLog {
     /// The retention ledger (hash-chained JSON lines); default
     /// `retention-ledger.jsonl` beside the access log.
     pub ledger: Option<String>,
+    /// With `pseudonymize`: also write the same lines with raw addresses to
+    /// this file (kept `[retention] raw_days`, the pseudonymised log
+    /// `pseudonymized_days`).
+    pub raw_path: Option<String>,
 }
 
 impl Default for AccessLog {
@@ -83,6 +87,7 @@ impl Default for AccessLog {
             key_rotation: Dur::secs(86_400),
             key_linkable: Dur::secs(86_400),
             ledger: None,
+            raw_path: None,
         }
     }
 }

@@ -241,6 +241,20 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
 
 /// A pseudonymised log needs its keys apart from the logs, and sane periods.
 fn access_log(a: &crate::AccessLog) -> Result<(), (String, String)> {
+    if let Some(raw) = a.raw_path.as_deref() {
+        let why = if !a.pseudonymize {
+            Some("a second, raw log is written beside a pseudonymised one: set pseudonymize = true (or use path alone for a raw log)".to_string())
+        } else if matches!(a.path.as_str(), "-" | "off") || matches!(raw, "-" | "off" | "") {
+            Some("both path and raw_path must be files".to_string())
+        } else if raw == a.path {
+            Some("must differ from path".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(("access_log.raw_path".into(), why));
+        }
+    }
     if !a.pseudonymize {
         return Ok(());
     }
@@ -250,8 +264,11 @@ fn access_log(a: &crate::AccessLog) -> Result<(), (String, String)> {
             "pseudonymize = true needs key_dir: a directory for the keys, apart from the logs (e.g. \"/var/lib/levee/keys\", mode 700)".into(),
         ));
     };
-    if a.path != "-" && a.path != "off" {
-        let log_dir = std::path::Path::new(&a.path)
+    for log in std::iter::once(a.path.as_str()).chain(a.raw_path.as_deref()) {
+        if log == "-" || log == "off" {
+            continue;
+        }
+        let log_dir = std::path::Path::new(log)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));

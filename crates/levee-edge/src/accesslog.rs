@@ -209,12 +209,70 @@ struct Buffer {
     cap_bytes: usize,
     /// Set by a reload: the writer reopens the file (after log rotation).
     reopen: std::sync::atomic::AtomicBool,
+    /// Lines are also written with raw addresses (`raw_path`).
+    raw: bool,
+    /// Erasures asked through the admin API, run by the writer.
+    jobs: Mutex<Vec<EraseJob>>,
+}
+
+/// An erasure asked of the writer: it alone may rewrite the live logs.
+#[derive(Debug)]
+struct EraseJob {
+    who: crate::Person,
+    reason: String,
+    reply: tokio::sync::oneshot::Sender<Result<crate::Erased, String>>,
 }
 
 #[derive(Debug, Default)]
 struct Pending {
     bytes: Vec<u8>,
+    /// The same lines with raw addresses, for `raw_path`.
+    raw: Vec<u8>,
     lines: u64,
+}
+
+/// One file the writer appends to.
+struct Out {
+    path: String,
+    w: Box<dyn Write + Send>,
+}
+
+impl Out {
+    fn open(path: &str) -> std::io::Result<Out> {
+        let w: Box<dyn Write + Send> = if path == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            // Held while the file is written: `levee retention erase` sees
+            // that a live log has a writer, and asks it.
+            if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock() {
+                eprintln!("levee: the access log {path} is locked by another process (another edge writing to it?)");
+            }
+            Box::new(f)
+        };
+        Ok(Out {
+            path: path.to_string(),
+            w,
+        })
+    }
+
+    /// Reopen after rotation; on failure keep writing to the old file.
+    fn reopen(&mut self) {
+        if self.path == "-" {
+            return;
+        }
+        let _ = self.w.flush();
+        match Out::open(&self.path) {
+            Ok(o) => *self = o,
+            Err(e) => eprintln!(
+                "levee: cannot reopen the access log {}: {e}; still writing to the old file",
+                self.path
+            ),
+        }
+    }
 }
 
 /// Longest path kept in a log line.
@@ -275,38 +333,29 @@ impl AccessLog {
             (None, None)
         };
         let pseudo_w = pseudo.clone();
-        // Retention: the rotated copies of this log, by its tier.
-        let sweep = (retention.enabled && path != "-").then(|| {
-            let days = if cfg.pseudonymize {
-                retention.pseudonymized_days
-            } else {
-                retention.raw_days
-            };
-            (
-                std::path::PathBuf::from(path),
-                days,
-                retention.every.as_duration(),
-            )
-        });
-        let mut next_sweep = std::time::Instant::now();
-        let path_owned = path.to_string();
-        let mut out: Box<dyn Write + Send> = if path == "-" {
-            Box::new(std::io::stdout())
+        // Retention: the rotated copies of each log, by its tier.
+        let raw_path = cfg.raw_path.as_deref().filter(|_| cfg.pseudonymize);
+        let tiers = if retention.enabled {
+            crate::retention::tiers_of(cfg, retention)
         } else {
-            Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(StartError::Io)?,
-            )
+            Vec::new()
         };
+        let every = retention.every.as_duration();
+        let mut next_sweep = std::time::Instant::now();
+        let mut out = Out::open(path).map_err(StartError::Io)?;
+        let mut raw_out = raw_path
+            .map(Out::open)
+            .transpose()
+            .map_err(StartError::Io)?;
         let buf = Arc::new(Buffer {
             pending: Mutex::new(Pending::default()),
             cap_lines: buffer.max(1),
             cap_bytes: buffer.max(1).saturating_mul(BYTES_PER_LINE).max(1 << 20),
             reopen: std::sync::atomic::AtomicBool::new(false),
+            raw: raw_out.is_some(),
+            jobs: Mutex::new(Vec::new()),
         });
+        let (a_cfg, r_cfg) = (cfg.clone(), retention.clone());
         let weak = Arc::downgrade(&buf);
         let m = Arc::clone(&metrics);
         std::thread::Builder::new()
@@ -315,16 +364,23 @@ impl AccessLog {
                 let mut batch = Pending::default();
                 loop {
                     std::thread::sleep(TICK);
-                    if let (Some(l), Some((log, days, every))) = (ledger.as_mut(), sweep.as_ref()) {
+                    if let (Some(l), false) = (ledger.as_mut(), tiers.is_empty()) {
                         if std::time::Instant::now() >= next_sweep {
-                            crate::retention::sweep(log, *days, l, crate::clock::unix_ms());
-                            next_sweep = std::time::Instant::now() + *every;
+                            for t in &tiers {
+                                crate::retention::sweep(t, l, crate::clock::unix_ms());
+                            }
+                            next_sweep = std::time::Instant::now() + every;
                         }
                     }
-                    if let (Some(ks), Some(p), Some(l)) = (keys.as_mut(), pseudo_w.as_ref(), ledger.as_mut()) {
+                    if let (Some(ks), Some(p), Some(l)) =
+                        (keys.as_mut(), pseudo_w.as_ref(), ledger.as_mut())
+                    {
                         if let Some(next) = ks.tick(l, crate::clock::unix_ms() / 1000) {
                             let generation = p.load().generation + 1;
-                            p.store(Arc::new(Keyed { generation, p: next }));
+                            p.store(Arc::new(Keyed {
+                                generation,
+                                p: next,
+                            }));
                         }
                     }
                     let alive = match weak.upgrade() {
@@ -333,25 +389,64 @@ impl AccessLog {
                                 &mut *b.pending.lock().unwrap_or_else(PoisonError::into_inner),
                                 &mut batch,
                             );
-                            if b.reopen.swap(false, Ordering::Relaxed) && path_owned != "-" {
-                                let _ = out.flush();
-                                match std::fs::OpenOptions::new().create(true).append(true).open(&path_owned) {
-                                    Ok(f) => out = Box::new(f),
-                                    Err(e) => eprintln!("levee: cannot reopen the access log {path_owned}: {e}; still writing to the old file"),
+                            if b.reopen.swap(false, Ordering::Relaxed) {
+                                out.reopen();
+                                if let Some(r) = raw_out.as_mut() {
+                                    r.reopen();
                                 }
                             }
                             true
                         }
                         None => false,
                     };
-                    if !batch.bytes.is_empty() && out.write_all(&batch.bytes).is_ok() {
+                    if !batch.bytes.is_empty() && out.w.write_all(&batch.bytes).is_ok() {
                         m.access_log_written
                             .fetch_add(batch.lines, Ordering::Relaxed);
                     }
-                    let _ = out.flush();
-                    batch.bytes.clear();
-                    if batch.bytes.capacity() > KEEP_BYTES {
-                        batch.bytes = Vec::new();
+                    let _ = out.w.flush();
+                    if let Some(r) = raw_out.as_mut() {
+                        if !batch.raw.is_empty() {
+                            if let Err(e) = r.w.write_all(&batch.raw) {
+                                eprintln!("levee: cannot write the raw access log {}: {e}", r.path);
+                            }
+                        }
+                        let _ = r.w.flush();
+                    }
+                    let jobs = weak.upgrade().map(|b| {
+                        std::mem::take(&mut *b.jobs.lock().unwrap_or_else(PoisonError::into_inner))
+                    });
+                    for job in jobs.into_iter().flatten() {
+                        // Between two writes: the files are whole. Reopened
+                        // before (a rotation since is picked up) and after
+                        // (the live log was replaced).
+                        out.reopen();
+                        if let Some(r) = raw_out.as_mut() {
+                            r.reopen();
+                        }
+                        let done = match ledger.as_mut() {
+                            Some(l) => crate::retention::erase::erase(
+                                &a_cfg,
+                                &r_cfg,
+                                &job.who,
+                                &job.reason,
+                                l,
+                                crate::clock::unix_ms(),
+                                true,
+                            )
+                            .map_err(|e| e.to_string()),
+                            None => Err("the access log is not a file".to_string()),
+                        };
+                        out.reopen();
+                        if let Some(r) = raw_out.as_mut() {
+                            r.reopen();
+                        }
+                        let _ = job.reply.send(done);
+                    }
+                    for v in [&mut batch.bytes, &mut batch.raw] {
+                        v.clear();
+                        if v.capacity() > KEEP_BYTES {
+                            *v = Vec::new();
+                        }
                     }
                     batch.lines = 0;
                     if !alive {
@@ -400,17 +495,42 @@ impl AccessLog {
                 None => line.write_json_as(&mut text, None),
             }
             text.push(b'\n');
+            // The same line with the raw address, for `raw_path`.
+            let split = text.len();
+            if b.raw {
+                line.write_json_as(&mut text, None);
+                text.push(b'\n');
+            }
             let mut p = b.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if p.lines as usize >= b.cap_lines || p.bytes.len() + text.len() > b.cap_bytes {
+            if p.lines as usize >= b.cap_lines
+                || p.bytes.len() + p.raw.len() + text.len() > b.cap_bytes
+            {
                 drop(p);
                 self.metrics
                     .access_log_dropped
                     .fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            p.bytes.extend_from_slice(&text);
+            p.bytes.extend_from_slice(&text[..split]);
+            p.raw.extend_from_slice(&text[split..]);
             p.lines += 1;
         });
+    }
+
+    /// Ask the writer to erase `who` from every log; the answer comes when
+    /// it is done. `None` when the log is off.
+    pub(crate) fn erase(
+        &self,
+        who: crate::Person,
+        reason: String,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<crate::Erased, String>>> {
+        let b = self.inner.as_ref()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        b.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(EraseJob { who, reason, reply });
+        Some(rx)
     }
 
     /// Reopen the log file at the next write (after it was rotated).

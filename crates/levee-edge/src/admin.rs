@@ -34,7 +34,9 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         let sh = Arc::clone(&shared);
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), handle(sock, sh)).await;
+            // Reading the request and writing the answer each have 10 s;
+            // an erasure may work longer in between.
+            handle(sock, sh).await;
             drop(slot);
         });
     }
@@ -67,6 +69,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
         max_headers: 32,
         max_uri_bytes: 1024,
     };
+    let read_by = tokio::time::Instant::now() + Duration::from_secs(10);
     let head = loop {
         match h1::parse_request(&buf, &limits) {
             Ok(Parsed::Complete(h)) => break h,
@@ -78,9 +81,9 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                 return;
             }
         }
-        match sock.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        match tokio::time::timeout_at(read_by, sock.read_buf(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
+            Ok(Ok(_)) => {}
         }
     };
     if !admin_host(&head.host) {
@@ -203,6 +206,9 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     &serde_json::json!({"error": "give ?site=NAME&mode=normal|elevated|under_attack|auto (site names: GET /status)"}),
                 ),
             }
+        }
+        (b"GET" | b"POST", p) if p.starts_with(b"/retention") => {
+            retention(&shared, method, p, &param, authorized).await
         }
         (b"GET", b"/egress") if token.is_some() && !authorized => json_response(
             401,
@@ -336,8 +342,11 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             None,
         ),
     };
-    let _ = sock.write_all(&resp).await;
-    let _ = sock.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = sock.write_all(&resp).await;
+        let _ = sock.shutdown().await;
+    })
+    .await;
 }
 
 fn auth_of<'a>(head: &h1::RequestHead, buf: &'a [u8]) -> Option<&'a [u8]> {
@@ -363,6 +372,85 @@ fn bearer_ok(auth: Option<&[u8]>, token: &str) -> bool {
         .zip(t)
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// The retention API, behind the admin token: `GET /retention` (status),
+/// `POST /retention/hold?incident=ID&for=SECONDS|until_ms=MS&reason=...`,
+/// `POST /retention/erase?address=IP|pseudonym=P&reason=...` (run by the
+/// access log's writer, which alone may rewrite the live logs).
+async fn retention(
+    shared: &Shared,
+    method: &[u8],
+    path: &[u8],
+    param: &(dyn Fn(&str) -> Option<String> + Sync),
+    authorized: bool,
+) -> Vec<u8> {
+    if !authorized {
+        return json_response(
+            401,
+            &serde_json::json!({"error": "the retention API needs the [admin] token (Authorization: Bearer ...)"}),
+        );
+    }
+    let cfg = shared.state.load().cfg.clone();
+    let now = crate::clock::unix_ms();
+    let bad = |m: &str| json_response(400, &serde_json::json!({ "error": m }));
+    match (method, path) {
+        (b"GET", b"/retention") => json_response(200, &crate::retention::status(&cfg, now)),
+        (b"POST", b"/retention/hold") => {
+            let (Some(incident), Some(reason)) = (param("incident"), param("reason")) else {
+                return bad("give ?incident=ID&reason=...&for=SECONDS (or until_ms=MS)");
+            };
+            let until = match (param("for"), param("until_ms")) {
+                (Some(f), _) => f
+                    .parse::<u64>()
+                    .ok()
+                    .map(|s| now.saturating_add(s.saturating_mul(1000))),
+                (None, Some(u)) => u.parse::<u64>().ok(),
+                _ => None,
+            };
+            let Some(until) = until.filter(|u| *u > now) else {
+                return bad("give for=SECONDS or until_ms=MS in the future");
+            };
+            match crate::retention::hold(&cfg, &incident, until, &reason, now) {
+                Ok(()) => json_response(
+                    200,
+                    &serde_json::json!({"held": incident, "until_ms": until, "reason": reason}),
+                ),
+                Err(e) => json_response(500, &serde_json::json!({ "error": e })),
+            }
+        }
+        (b"POST", b"/retention/erase") => {
+            let who = match (param("address"), param("pseudonym")) {
+                (Some(a), None) => match a.parse() {
+                    Ok(ip) => crate::Person::Address(ip),
+                    Err(_) => return bad("address: not an IP address"),
+                },
+                (None, Some(p)) if !p.is_empty() => crate::Person::Pseudonym(p),
+                _ => return bad("give ?address=IP or ?pseudonym=P (one), and reason=..."),
+            };
+            let Some(reason) = param("reason").filter(|r| !r.trim().is_empty()) else {
+                return bad("give reason=... (it is recorded in the ledger)");
+            };
+            let Some(rx) = shared.log.erase(who, reason) else {
+                return bad("the access log is off: nothing to erase");
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(3600), rx).await {
+                Ok(Ok(Ok(done))) => json_response(200, &serde_json::json!(done)),
+                Ok(Ok(Err(e))) if e.starts_with("refused") => {
+                    json_response(409, &serde_json::json!({ "error": e }))
+                }
+                Ok(Ok(Err(e))) => json_response(500, &serde_json::json!({ "error": e })),
+                Ok(Err(_)) | Err(_) => json_response(
+                    503,
+                    &serde_json::json!({"error": "the access log's writer did not answer (within an hour)"}),
+                ),
+            }
+        }
+        _ => json_response(
+            404,
+            &serde_json::json!({"error": "GET /retention, POST /retention/hold, POST /retention/erase"}),
+        ),
+    }
 }
 
 /// Per site and class: bytes and 2xx records served from personal-data

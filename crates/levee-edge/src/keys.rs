@@ -40,7 +40,7 @@ fn key_name(period_start_s: u64) -> String {
 }
 
 /// The period start of a key file's name, if it is one.
-fn key_start(name: &str) -> Option<u64> {
+pub(crate) fn key_start(name: &str) -> Option<u64> {
     name.strip_prefix("key-")?
         .strip_suffix(".bin")?
         .parse()
@@ -180,6 +180,30 @@ impl KeyStore {
             }
         }
     }
+}
+
+/// The pseudonymizers of every key still in `cfg`'s key directory (the
+/// periods whose pseudonyms can still be linked), oldest first.
+pub(crate) fn present(cfg: &levee_config::AccessLog) -> Vec<(String, Pseudonymizer)> {
+    let Some(dir) = cfg.key_dir.as_deref().filter(|_| cfg.pseudonymize) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, String, Pseudonymizer)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let start = key_start(&name)?;
+            let key = std::fs::read(e.path())
+                .ok()
+                .filter(|k| k.len() == KEY_LEN)?;
+            Some((start, name, Pseudonymizer::new(&key, cfg.keep_prefix)))
+        })
+        .collect();
+    out.sort_by_key(|k| k.0);
+    out.into_iter().map(|(_, n, p)| (n, p)).collect()
 }
 
 fn write_key(path: &Path, key: &[u8]) -> std::io::Result<()> {

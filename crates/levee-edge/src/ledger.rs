@@ -62,6 +62,15 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
+    /// The directory the ledger is in (file names in its entries are
+    /// relative to it).
+    pub(crate) fn dir(&self) -> &Path {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+
     /// The legal holds recorded in this ledger (re-read: another process may add one).
     pub(crate) fn holds(&self) -> Vec<u64> {
         holds(&self.path)
@@ -104,16 +113,18 @@ impl Ledger {
         subject: &str,
         detail: serde_json::Value,
     ) -> std::io::Result<()> {
-        // Another process (`levee retention hold`) may have appended since:
-        // chain after the file's last entry, not the one remembered.
-        if let Some(h) = last_hash(&self.path) {
-            self.last = h;
-        }
-        let e = Entry::chained(&self.last, ts_ms, action, subject, detail);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
+        // Another process (`levee retention hold`, `erase`) may append too:
+        // one at a time (an exclusive lock on the file), each chained after
+        // the file's last entry, not the one remembered.
+        f.lock()?;
+        if let Some(h) = last_hash(&self.path) {
+            self.last = h;
+        }
+        let e = Entry::chained(&self.last, ts_ms, action, subject, detail);
         f.write_all(format!("{}\n", e.line()).as_bytes())?;
         f.sync_all()?;
         self.last = e.hash;

@@ -93,7 +93,12 @@ pub enum EdgeError {
 }
 
 pub use accesslog::Verdict;
-pub use retention::{hold as hold_retention, verify as verify_retention};
+pub use retention::erase::{
+    erase_offline as erase_retention, EraseError, Erased, FileErased, Person,
+};
+pub use retention::{
+    hold as hold_retention, status as retention_status, verify as verify_retention,
+};
 pub use shared::{Loader, Shared};
 
 /// A worker thread: a single-threaded runtime running the accept loops of

@@ -73,7 +73,18 @@ fn no_raw_address_in_the_log_and_hunt_still_finds_the_enumeration() {
             .0
             .starts_with("HTTP/1.1 200"));
     }
-    let lines = e.access_log(560);
+    // Another pulls a bulk export.
+    for _ in 0..3 {
+        let mut c = connect_from("127.0.88.8".parse().unwrap(), e.addr).unwrap();
+        c.write_all(
+            b"GET /big?bytes=2000000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        assert!(read_until_close(&mut c, Duration::from_secs(5))
+            .0
+            .starts_with("HTTP/1.1 200"));
+    }
+    let lines = e.access_log(563);
     let text = std::fs::read_to_string(e.dir.join("access.log")).unwrap();
     assert!(
         !text.contains("\"client\":\"127."),
@@ -99,6 +110,7 @@ fn no_raw_address_in_the_log_and_hunt_still_finds_the_enumeration() {
     assert_eq!(key_files.len(), 1, "{key_files:?}");
     let key = std::fs::read(&key_files[0]).unwrap();
     let walker = levee_privacy::Pseudonymizer::new(&key, false).ip("127.0.77.7".parse().unwrap());
+    let exporter = levee_privacy::Pseudonymizer::new(&key, false).ip("127.0.88.8".parse().unwrap());
     assert!(clients.contains(walker.as_str()));
     // The ledger recorded the key's creation, and verifies.
     let ledger = std::fs::read_to_string(e.dir.join("retention-ledger.jsonl")).unwrap();
@@ -119,6 +131,8 @@ fn no_raw_address_in_the_log_and_hunt_still_finds_the_enumeration() {
             none.to_str().unwrap(),
             "--personal",
             "/api/members",
+            "--export",
+            "/big",
             log.to_str().unwrap(),
         ],
     );
@@ -132,6 +146,100 @@ fn no_raw_address_in_the_log_and_hunt_still_finds_the_enumeration() {
         .find(|d| d["detector"] == "id_enumeration")
         .unwrap_or_else(|| panic!("no enumeration: {v}"));
     assert_eq!(found["client"], walker.as_str());
+    let export = v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["detector"] == "export_without_login")
+        .unwrap_or_else(|| panic!("no bulk export: {v}"));
+    assert_eq!(export["client"], exporter.as_str());
+}
+
+/// Every key a file could hold: each 32-byte window of it, and each run of
+/// 64 hex digits decoded.
+fn candidate_keys(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = bytes.windows(32).map(<[u8]>::to_vec).collect();
+    let text = String::from_utf8_lossy(bytes);
+    let hex: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i + 64 <= hex.len() {
+        let run: String = hex[i..i + 64].iter().collect();
+        if run.chars().all(|c| c.is_ascii_hexdigit()) {
+            out.push(
+                (0..32)
+                    .map(|k| u8::from_str_radix(&run[2 * k..2 * k + 2], 16).unwrap())
+                    .collect(),
+            );
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn once_its_key_is_destroyed_no_file_levee_keeps_links_the_old_pseudonym() {
+    let o = Origin::start();
+    let keys = scratch("pseudo-destroy-keys");
+    let text = pseudonymised(&o, &keys).replace(
+        "pseudonymize = true",
+        "pseudonymize = true\nkey_rotation = \"1s\"\nkey_linkable = \"1s\"",
+    );
+    let e = Edge::start("pseudo-destroy", &text);
+    let who: IpAddr = "127.0.66.6".parse().unwrap();
+    let mut c = connect_from(who, e.addr).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let _ = read_until_close(&mut c, Duration::from_secs(3));
+    let old = e.access_log(1)[0]["client"].as_str().unwrap().to_string();
+    // While its key is kept, the pseudonym is recomputable from it.
+    let linkable = |name: &str| {
+        let mut files = Vec::new();
+        for d in [&keys, &e.dir] {
+            for f in std::fs::read_dir(d).unwrap().flatten() {
+                if f.file_type().unwrap().is_file() {
+                    files.push(f.path());
+                }
+            }
+        }
+        files.into_iter().any(|f| {
+            candidate_keys(&std::fs::read(&f).unwrap_or_default())
+                .iter()
+                .any(|k| levee_privacy::Pseudonymizer::new(k, false).ip(who) == name)
+        })
+    };
+    assert!(linkable(&old), "the live key does not give the pseudonym");
+    // Its period (1 s) and linkable time (1 s) pass: the key is destroyed,
+    // and recorded.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let ledger = e.dir.join("retention-ledger.jsonl");
+    loop {
+        let t = std::fs::read_to_string(&ledger).unwrap_or_default();
+        if t.contains("\"key_destroyed\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no key destroyed: {t}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (entries, _) =
+        levee_privacy::ledger::verify(&std::fs::read_to_string(&ledger).unwrap()).unwrap();
+    let first_key = entries
+        .iter()
+        .find(|x| x.action == "key_created")
+        .unwrap()
+        .subject
+        .clone();
+    assert!(entries
+        .iter()
+        .any(|x| x.action == "key_destroyed" && x.subject == first_key));
+    assert!(!keys.join(&first_key).exists());
+    // No file in the key directory or beside the logs gives it back.
+    assert!(
+        !linkable(&old),
+        "a file Levee keeps still links {old} to its address"
+    );
+    // The old line is still there, under its now-unlinkable pseudonym.
+    let text = std::fs::read_to_string(e.dir.join("access.log")).unwrap();
+    assert!(text.contains(&old) && !text.contains("127.0.66.6"));
 }
 
 #[test]

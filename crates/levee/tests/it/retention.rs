@@ -110,3 +110,191 @@ fn expired_logs_are_deleted_and_recorded_holds_and_verify_work() {
     assert_ne!(code, 0);
     assert!(out.contains("altered"), "{out}");
 }
+
+fn get_from(e: &Edge, src: &str, path: &str) {
+    let mut c = connect_from(src.parse().unwrap(), e.addr).unwrap();
+    c.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let (resp, _) = read_until_close(&mut c, Duration::from_secs(5));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+}
+
+fn lines_of(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Wait until `p` has `n` lines.
+fn wait_lines(p: &Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = lines_of(p);
+        if v.len() >= n || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn raw_and_pseudonymised_logs_side_by_side_and_erasure_through_the_running_edge() {
+    let o = Origin::start();
+    let keys = scratch("erase-keys");
+    let text = config(o.addr, "", "\n[site.defense]\nenabled = false\n").replace(
+        "[access_log]\npath = \"ACCESS_LOG\"",
+        &format!(
+            "[access_log]\npath = \"ACCESS_LOG\"\npseudonymize = true\nkey_dir = \"{}\"\nraw_path = \"RAW_LOG\"",
+            keys.display()
+        ),
+    );
+    let dir = scratch("erase-raw");
+    let text = text.replace("RAW_LOG", &dir.join("access-raw.log").display().to_string());
+    let e = Edge::start("erase", &text);
+    let raw = dir.join("access-raw.log");
+    let pseudo = e.dir.join("access.log");
+    // An old rotated copy of the raw log that holds the person too.
+    // (Records from yesterday: within the 30 days.)
+    let yesterday = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 86_400_000;
+    std::fs::write(
+        dir.join("access-raw.log.1"),
+        format!("{{\"ts_ms\":{yesterday},\"client\":\"127.0.40.4\",\"path\":\"/old\"}}\n{{\"ts_ms\":{yesterday},\"client\":\"127.0.40.5\",\"path\":\"/old\"}}\n"),
+    )
+    .unwrap();
+    for i in 0..10 {
+        get_from(&e, "127.0.40.4", &format!("/?n={i}"));
+        get_from(&e, "127.0.40.5", &format!("/?n={i}"));
+    }
+    // Both logs have every line; only the raw one has addresses.
+    let p = wait_lines(&pseudo, 20);
+    let r = wait_lines(&raw, 20);
+    assert_eq!((p.len(), r.len()), (20, 20));
+    assert!(p
+        .iter()
+        .all(|l| l["client"].as_str().unwrap().starts_with("anon-")));
+    assert_eq!(r.iter().filter(|l| l["client"] == "127.0.40.4").count(), 10);
+    let ids = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .map(|l| l["request_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&p), ids(&r), "the same requests in both");
+    // status: both tiers, their days.
+    let (code, out) = retention(&e, &["status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tiers: Vec<(&str, u64)> = s["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tier"].as_str().unwrap(), t["days"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(tiers, [("pseudonymized", 365), ("raw", 30)]);
+    // The edge writes the live logs: the CLI finds them locked and asks it.
+    let admin = e.admin.to_string();
+    let (code, out) = retention(
+        &e,
+        &[
+            "erase",
+            "--address",
+            "127.0.40.4",
+            "--reason",
+            "SAR 2026-17",
+            "--admin",
+            &admin,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("running edge"), "{out}");
+    assert!(out.contains("erased 21 lines"), "{out}");
+    let p = lines_of(&pseudo);
+    let r = lines_of(&raw);
+    assert_eq!(
+        (p.len(), r.len()),
+        (10, 10),
+        "exactly that client's lines went"
+    );
+    assert!(r.iter().all(|l| l["client"] == "127.0.40.5"));
+    let old = std::fs::read_to_string(dir.join("access-raw.log.1")).unwrap();
+    assert!(!old.contains("127.0.40.4") && old.contains("127.0.40.5"));
+    // The edge goes on writing to the new live logs.
+    get_from(&e, "127.0.40.6", "/?after");
+    assert_eq!(wait_lines(&pseudo, 11).len(), 11);
+    assert_eq!(wait_lines(&raw, 11).len(), 11);
+    // The ledger: the erasure, without the address; it verifies.
+    let ledger = std::fs::read_to_string(e.dir.join("retention-ledger.jsonl")).unwrap();
+    assert!(ledger.contains("\"erasure_done\"") && ledger.contains("SAR 2026-17"));
+    assert!(!ledger.contains("127.0.40.4"));
+    let (code, out) = retention(&e, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    // A pseudonym: resolved through the raw log, so both go.
+    let name = p[0]["client"].as_str().unwrap().to_string();
+    let (code, out) = retention(
+        &e,
+        &[
+            "erase",
+            "--pseudonym",
+            &name,
+            "--reason",
+            "SAR 2026-18",
+            "--admin",
+            &admin,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        lines_of(&raw).iter().all(|l| l["client"] != "127.0.40.5"),
+        "{out}"
+    );
+    assert!(lines_of(&pseudo)
+        .iter()
+        .all(|l| l["client"] != name.as_str()));
+    // Under a legal hold, an erasure is refused with its reason, and nothing changes.
+    let (code, out) = retention(
+        &e,
+        &[
+            "hold",
+            "--incident",
+            "inc-9",
+            "--until",
+            "2099-01-01",
+            "--reason",
+            "NCSC case",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("2099-01-02T00:00:00Z"),
+        "to the end of the day: {out}"
+    );
+    let before = std::fs::read_to_string(&raw).unwrap();
+    let (code, out) = retention(
+        &e,
+        &[
+            "erase",
+            "--address",
+            "127.0.40.6",
+            "--reason",
+            "SAR 2026-19",
+            "--admin",
+            &admin,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("inc-9") && out.contains("NCSC case"), "{out}");
+    assert_eq!(std::fs::read_to_string(&raw).unwrap(), before);
+    let (code, out) = retention(&e, &["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("HOLD inc-9 until 2099-01-02T00:00:00Z: NCSC case"),
+        "{out}"
+    );
+}
