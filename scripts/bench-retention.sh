@@ -15,10 +15,11 @@
 # Order alternates by round (ABBA). Medians are printed. Files are made
 # under target/ (on disk, not tmpfs) and removed at the end.
 #
-# Usage: scripts/bench-retention.sh [GB] [rounds]
+# Usage: scripts/bench-retention.sh [GB] [rounds] [sweep,erase]
 set -euo pipefail
 GB=${1:-10}
 ROUNDS=${2:-2}
+PARTS=${3:-sweep,erase}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 echo "building levee (release)..." >&2
 (cd "$ROOT" && cargo build --release -q -p levee)
@@ -150,25 +151,37 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else pr
 declare -a LS CS RS LE GE
 for r in $(seq 1 "$ROUNDS"); do
     echo "round $r/$ROUNDS..." >&2
-    if [ $((r % 2)) = 1 ]; then
-        LS+=("$(run_levee_sweep)"); CS+=("$(run_coreutils_sweep)"); RS+=("$(run_rm_only)")
-        LE+=("$(run_levee_erase)"); GE+=("$(run_grep_erase)")
-    else
-        RS+=("$(run_rm_only)"); CS+=("$(run_coreutils_sweep)"); LS+=("$(run_levee_sweep)")
-        GE+=("$(run_grep_erase)"); LE+=("$(run_levee_erase)")
+    if [[ $PARTS == *sweep* ]]; then
+        if [ $((r % 2)) = 1 ]; then
+            LS+=("$(run_levee_sweep)"); CS+=("$(run_coreutils_sweep)"); RS+=("$(run_rm_only)")
+        else
+            RS+=("$(run_rm_only)"); CS+=("$(run_coreutils_sweep)"); LS+=("$(run_levee_sweep)")
+        fi
+        echo "  levee sweep ${LS[-1]} s, sha256sum+rm ${CS[-1]} s, find -delete ${RS[-1]} s" >&2
     fi
-    echo "  levee sweep ${LS[-1]} s, sha256sum+rm ${CS[-1]} s, find -delete ${RS[-1]} s; levee erase ${LE[-1]} s, grep -v ${GE[-1]} s" >&2
+    if [[ $PARTS == *erase* ]]; then
+        if [ $((r % 2)) = 1 ]; then
+            LE+=("$(run_levee_erase)"); GE+=("$(run_grep_erase)")
+        else
+            GE+=("$(run_grep_erase)"); LE+=("$(run_levee_erase)")
+        fi
+        echo "  levee erase ${LE[-1]} s, grep -v ${GE[-1]} s" >&2
+    fi
 done
+total=$((GB * MASTER_BYTES))
+if [[ $PARTS == *sweep* ]]; then
 ls_m=$(printf '%s\n' "${LS[@]}" | median)
 cs_m=$(printf '%s\n' "${CS[@]}" | median)
 rs_m=$(printf '%s\n' "${RS[@]}" | median)
-le_m=$(printf '%s\n' "${LE[@]}" | median)
-ge_m=$(printf '%s\n' "${GE[@]}" | median)
-total=$((GB * MASTER_BYTES))
 printf '\nretention sweep of %d files, %d bytes (medians of %d rounds):\n' "$GB" "$total" "$ROUNDS"
 printf '  levee serve (hash, ledger, delete)   %8.2f s  %7.0f MB/s\n' "$ls_m" "$(echo "$total / $ls_m / 1000000" | bc -l)"
 printf '  sha256sum + rm                       %8.2f s  %7.0f MB/s   levee/peer time %.2fx\n' "$cs_m" "$(echo "$total / $cs_m / 1000000" | bc -l)" "$(echo "$ls_m / $cs_m" | bc -l)"
 printf '  find -mtime +30 -delete (no hash)    %8.2f s\n' "$rs_m"
+fi
+if [[ $PARTS == *erase* ]]; then
+le_m=$(printf '%s\n' "${LE[@]}" | median)
+ge_m=$(printf '%s\n' "${GE[@]}" | median)
 printf 'erasure of 1 client (1 line in 1,000) from %d bytes:\n' "$MASTER_BYTES"
 printf '  levee retention erase                %8.2f s  %7.0f MB/s\n' "$le_m" "$(echo "$MASTER_BYTES / $le_m / 1000000" | bc -l)"
 printf '  grep -v -F + mv                      %8.2f s  %7.0f MB/s   levee/peer time %.2fx\n' "$ge_m" "$(echo "$MASTER_BYTES / $ge_m / 1000000" | bc -l)" "$(echo "$le_m / $ge_m" | bc -l)"
+fi

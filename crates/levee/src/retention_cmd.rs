@@ -264,6 +264,13 @@ fn print_status(s: &serde_json::Value) {
             }
         );
     }
+    for u in s["erasures_unfinished"].as_array().into_iter().flatten() {
+        println!(
+            "UNFINISHED ERASURE started {} ({}): run it again",
+            opt_when(&u["started_ms"]),
+            u["reason"].as_str().unwrap_or("")
+        );
+    }
     if let Some(k) = s["keys"].as_object() {
         println!("pseudonym keys in {}:", k["dir"].as_str().unwrap_or(""));
         for key in k["present"].as_array().into_iter().flatten() {

@@ -68,12 +68,35 @@ pub struct Erased {
     pub resolved: Option<bool>,
 }
 
+const CLIENT_KEY: &[u8] = b"\"client\":\"";
+
 /// The client field of one of our log lines.
 fn client_of(line: &[u8]) -> Option<&[u8]> {
-    const KEY: &[u8] = b"\"client\":\"";
-    let at = memchr::memmem::find(line, KEY)? + KEY.len();
+    client_with(&memchr::memmem::Finder::new(CLIENT_KEY), line)
+}
+
+fn client_with<'l>(f: &memchr::memmem::Finder<'_>, line: &'l [u8]) -> Option<&'l [u8]> {
+    let at = f.find(line)? + CLIENT_KEY.len();
     let len = memchr::memchr(b'"', &line[at..])?;
     Some(&line[at..at + len])
+}
+
+/// A writer that hashes what it writes (the new file's SHA-256, without
+/// reading it again).
+struct Hashing<W: Write> {
+    w: W,
+    ctx: ring::digest::Context,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.ctx.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
 }
 
 /// The strings that name `who` in any log, and whether a pseudonym was
@@ -141,8 +164,8 @@ fn reader(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
 }
 
 /// Rewrite `path` without the lines naming a needle. Returns (removed,
-/// kept); an unchanged file is left as it was.
-fn rewrite(path: &Path, needles: &[Vec<u8>]) -> std::io::Result<(u64, u64)> {
+/// kept, the new file's SHA-256); an unchanged file is left as it was.
+fn rewrite(path: &Path, needles: &[Vec<u8>]) -> std::io::Result<(u64, u64, String)> {
     let meta = std::fs::metadata(path)?;
     let name = path
         .file_name()
@@ -151,24 +174,20 @@ fn rewrite(path: &Path, needles: &[Vec<u8>]) -> std::io::Result<(u64, u64)> {
     let tmp = path.with_file_name(format!(".{name}.erasing"));
     let gz = path.extension().is_some_and(|e| e == "gz");
     let (mut removed, mut kept) = (0u64, 0u64);
-    {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w: Box<dyn Write> = if gz {
-            Box::new(flate2::write::GzEncoder::new(
-                std::io::BufWriter::new(file),
-                flate2::Compression::default(),
-            ))
-        } else {
-            Box::new(std::io::BufWriter::with_capacity(256 * 1024, file))
-        };
-        let mut r = reader(path)?;
+    let finder = memchr::memmem::Finder::new(CLIENT_KEY);
+    let mut hashing = Hashing {
+        w: std::io::BufWriter::with_capacity(256 * 1024, std::fs::File::create(&tmp)?),
+        ctx: ring::digest::Context::new(&ring::digest::SHA256),
+    };
+    let mut r = reader(path)?;
+    let mut filter = |w: &mut dyn Write| -> std::io::Result<()> {
         let mut line = Vec::new();
         loop {
             line.clear();
             if r.read_until(b'\n', &mut line)? == 0 {
-                break;
+                return w.flush();
             }
-            let hit = client_of(&line).is_some_and(|c| needles.iter().any(|n| n == c));
+            let hit = client_with(&finder, &line).is_some_and(|c| needles.iter().any(|n| n == c));
             if hit {
                 removed += 1;
             } else {
@@ -176,12 +195,26 @@ fn rewrite(path: &Path, needles: &[Vec<u8>]) -> std::io::Result<(u64, u64)> {
                 w.write_all(&line)?;
             }
         }
-        w.flush()?;
-        drop(w);
+    };
+    if gz {
+        let mut e = flate2::write::GzEncoder::new(&mut hashing, flate2::Compression::default());
+        filter(&mut e)?;
+        e.finish()?;
+    } else {
+        filter(&mut hashing)?;
     }
+    hashing.flush()?;
+    let Hashing { w, ctx } = hashing;
+    drop(w);
+    let sha: String = ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if removed == 0 {
         std::fs::remove_file(&tmp)?;
-        return Ok((0, kept));
+        return Ok((0, kept, sha));
     }
     let f = std::fs::OpenOptions::new().write(true).open(&tmp)?;
     f.set_permissions(meta.permissions())?;
@@ -191,7 +224,7 @@ fn rewrite(path: &Path, needles: &[Vec<u8>]) -> std::io::Result<(u64, u64)> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
-    Ok((removed, kept))
+    Ok((removed, kept, sha))
 }
 
 /// Erase `who` from every log of `a` (and its rotated copies). With
@@ -266,11 +299,10 @@ pub(crate) fn erase(
         resolved,
     };
     for (f, tier) in &files {
-        let (removed, kept) = rewrite(&f.path, &needles).map_err(io(&f.path))?;
+        let (removed, kept, sha) = rewrite(&f.path, &needles).map_err(io(&f.path))?;
         if removed == 0 {
             continue;
         }
-        let sha = super::sha256_of(&f.path).unwrap_or_default();
         ledger
             .append(
                 now_ms,

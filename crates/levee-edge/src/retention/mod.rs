@@ -203,6 +203,33 @@ pub(crate) fn log_files(log: &Path) -> Vec<LogFile> {
     out
 }
 
+/// Whether a writer holds the file's lock (a Levee edge still writing to a
+/// copy that logrotate renamed before the edge reopened its log).
+fn open_for_writing(path: &Path) -> bool {
+    std::fs::File::open(path)
+        .map(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+        .unwrap_or(false)
+}
+
+/// Erasures whose start the ledger has and whose end it has not (a crash
+/// in the middle): (time, reason).
+pub(crate) fn unfinished_erasures(entries: &[levee_privacy::ledger::Entry]) -> Vec<(u64, String)> {
+    let mut open: Vec<(u64, String)> = Vec::new();
+    for e in entries {
+        match e.action.as_str() {
+            "erasure_started" => open.push((
+                e.ts_ms,
+                e.detail["reason"].as_str().unwrap_or("").to_string(),
+            )),
+            "erasure_done" => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open
+}
+
 /// How the ledger names a file: relative to the ledger's directory when in
 /// it, else by its full path.
 pub(crate) fn subject(ledger_dir: &Path, path: &Path) -> String {
@@ -260,7 +287,7 @@ pub(crate) fn sweep(tier: &Tier, ledger: &mut Ledger, now_ms: u64) -> Vec<String
         if f.live {
             continue;
         }
-        if held || now_ms.saturating_sub(f.newest_ms()) <= max_age_ms {
+        if held || now_ms.saturating_sub(f.newest_ms()) <= max_age_ms || open_for_writing(&f.path) {
             kept.push(
                 serde_json::json!({"file": f.name, "bytes": f.bytes, "mtime_ms": f.mtime_ms}),
             );
@@ -376,6 +403,11 @@ pub fn verify(cfg: &levee_config::Config) -> Vec<String> {
                 ));
             }
         }
+    }
+    for (ts, reason) in unfinished_erasures(&entries) {
+        problems.push(format!(
+            "an erasure started at {ts} ms ({reason}) never finished: run it again (lines may remain)"
+        ));
     }
     for e in &entries {
         match e.action.as_str() {
@@ -542,9 +574,22 @@ mod tests {
             days: 30,
             name: "raw",
         };
+        // Expired, but still written to (its writer holds the lock): kept.
+        std::fs::write(
+            d.join("access.log.4"),
+            lines(now - 41 * day, now - 40 * day),
+        )
+        .unwrap();
+        let writer = std::fs::File::options()
+            .append(true)
+            .open(d.join("access.log.4"))
+            .unwrap();
+        writer.lock().unwrap();
         let mut gone = sweep(&tier, &mut l, now);
         gone.sort();
         assert_eq!(gone, vec!["access.log.1", "access.log.3"]);
+        drop(writer);
+        assert_eq!(sweep(&tier, &mut l, now), vec!["access.log.4"]);
         let text = std::fs::read_to_string(d.join("retention-ledger.jsonl")).unwrap();
         let (entries, _) = levee_privacy::ledger::verify(&text).unwrap();
         let e = entries

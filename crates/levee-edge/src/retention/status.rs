@@ -91,6 +91,7 @@ pub fn status(cfg: &levee_config::Config, now_ms: u64) -> serde_json::Value {
         "tiers": tiers,
         "holds": holds.iter().map(|(s, u, r)| serde_json::json!({"subject": s, "until_ms": u, "reason": r})).collect::<Vec<_>>(),
         "next_deletions": next,
+        "erasures_unfinished": super::unfinished_erasures(&entries).iter().map(|(ts, r)| serde_json::json!({"started_ms": ts, "reason": r})).collect::<Vec<_>>(),
         "keys": keys,
     })
 }

@@ -39,7 +39,9 @@ fn ten_thousand_held(
     const N: usize = 10_000;
     // One at a time: both hold 10,000 sockets of this test process.
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = ONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if fd_limit() < (N + 1000) as u64 {
         eprintln!(
             "SKIPPED: needs `ulimit -n` of at least {} (scripts/test.sh raises it)",

@@ -257,6 +257,28 @@ fn raw_and_pseudonymised_logs_side_by_side_and_erasure_through_the_running_edge(
     assert!(lines_of(&pseudo)
         .iter()
         .all(|l| l["client"] != name.as_str()));
+    // The admin API: status and holds need the token.
+    assert_eq!(http_get(e.admin, "/retention", &[]).0, 401);
+    let auth = format!("Bearer {TOKEN}");
+    let (st, body) = http_get(e.admin, "/retention", &[("Authorization", &auth)]);
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        body.contains("\"erasure_done\"") || body.contains("\"tiers\""),
+        "{body}"
+    );
+    let (st, _) = admin_post(
+        e.admin,
+        "/retention/hold?incident=inc-8&for=1&reason=drill",
+        None,
+    );
+    assert_eq!(st, 401);
+    let (st, body) = admin_post(
+        e.admin,
+        "/retention/hold?incident=inc-8&for=1&reason=drill",
+        Some(TOKEN),
+    );
+    assert_eq!(st, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(1100));
     // Under a legal hold, an erasure is refused with its reason, and nothing changes.
     let (code, out) = retention(
         &e,
