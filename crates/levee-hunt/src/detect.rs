@@ -93,25 +93,32 @@ const SENSITIVE: [&str; 14] = [
     "/server-status",
     "/.htpasswd",
     "/config.php",
-    "/.DS_Store",
+    "/.ds_store",
     "/id_rsa",
 ];
 
 /// A route template: numeric (and UUID-like) segments become `{id}`.
 pub fn template(path: &str) -> (String, Option<u64>) {
     let mut id = None;
-    let t: Vec<String> = path
-        .split('/')
-        .map(|seg| {
-            if !seg.is_empty() && seg.len() <= 18 && seg.bytes().all(|b| b.is_ascii_digit()) {
-                id = seg.parse().ok();
-                "{id}".to_string()
-            } else {
-                seg.to_string()
-            }
-        })
-        .collect();
-    (t.join("/"), id)
+    let mut t = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            t.push('/');
+        }
+        if !seg.is_empty() && seg.len() <= 18 && seg.bytes().all(|b| b.is_ascii_digit()) {
+            id = seg.parse().ok();
+            t.push_str("{id}");
+        } else {
+            t.push_str(seg);
+        }
+    }
+    (t, id)
+}
+
+/// Whether the path has a digit-only segment (only those paths have a template worth keeping).
+fn has_id(path: &str) -> bool {
+    path.split('/')
+        .any(|seg| !seg.is_empty() && seg.len() <= 18 && seg.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[derive(Default)]
@@ -215,7 +222,12 @@ impl Detectors {
             text: text.chars().take(300).collect(),
         };
         let cfg = &self.cfg;
-        let c = self.clients.entry(r.client.clone()).or_default();
+        if !self.clients.contains_key(r.client.as_str()) {
+            self.clients.insert(r.client.clone(), Default::default());
+        }
+        let Some(c) = self.clients.get_mut(r.client.as_str()) else {
+            return;
+        };
         let path = r.path();
         let ok = (200..300).contains(&r.status);
         let win = r.ts_ms.div_euclid(cfg.window_ms);
@@ -226,7 +238,11 @@ impl Detectors {
         if !r.user.is_empty() {
             c.logged_in = true;
         }
-        let (t, id) = template(path);
+        let (t, id) = if has_id(path) {
+            template(path)
+        } else {
+            (String::new(), None)
+        };
         if let Some(id) = id {
             let route = c.routes.entry(t).or_default();
             if route.ids.len() < MAX_IDS {
@@ -255,11 +271,9 @@ impl Detectors {
         {
             c.probe.add(r.ts_ms, sample);
         }
+        // SENSITIVE is lower case.
         let lower = path.to_ascii_lowercase();
-        if SENSITIVE
-            .iter()
-            .any(|s| lower.contains(&s.to_ascii_lowercase()))
-        {
+        if SENSITIVE.iter().any(|s| lower.contains(s)) {
             c.sensitive.add(r.ts_ms, sample);
         }
         let hour = (r.ts_ms.div_euclid(3_600_000).rem_euclid(24)) as u32;
@@ -645,6 +659,11 @@ mod tests {
         assert!(kinds.contains(&("egress_outlier", "10.9.9.9")), "{kinds:?}");
         assert_eq!(kinds.iter().filter(|k| k.0 == "egress_outlier").count(), 1);
         assert_eq!(f[0].detector, "export_without_login", "critical first");
+    }
+
+    #[test]
+    fn sensitive_paths_are_lower_case() {
+        assert!(SENSITIVE.iter().all(|s| *s == s.to_ascii_lowercase()));
     }
 
     #[test]

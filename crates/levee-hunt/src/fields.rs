@@ -30,20 +30,58 @@ pub struct WebEvent<'a> {
 impl<'a> WebEvent<'a> {
     pub fn new(rec: &'a Record, raw: &'a str) -> WebEvent<'a> {
         let lower = Record {
+            ts_ms: rec.ts_ms,
             client: rec.client.to_lowercase(),
             user: rec.user.to_lowercase(),
             method: rec.method.to_lowercase(),
             target: rec.target.to_lowercase(),
+            protocol: String::new(),
+            status: rec.status,
+            bytes_out: rec.bytes_out,
+            bytes_in: rec.bytes_in,
             referer: rec.referer.to_lowercase(),
             user_agent: rec.user_agent.to_lowercase(),
             host: rec.host.to_lowercase(),
-            ..rec.clone()
         };
         WebEvent {
             rec,
             raw,
             lower,
             raw_lower: raw.to_lowercase(),
+        }
+    }
+}
+
+impl WebEvent<'_> {
+    /// Every value a rule can read, in lower case, separated by NUL bytes:
+    /// the text the rules' prefilter searches (`prefilter`, which
+    /// lower-cases its literals to match). A common-format line holds each
+    /// of its fields verbatim unless one was unescaped (a backslash), so its
+    /// lower case alone is searched; otherwise (escapes, JSON) the fields
+    /// are added.
+    pub fn haystack(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.raw_lower.as_bytes());
+        if !(self.raw.trim_start().starts_with('{') || self.raw.contains('\\')) {
+            return;
+        }
+        out.push(0);
+        let r = &self.lower;
+        for v in [
+            &r.client,
+            &r.user,
+            &r.method,
+            &r.target,
+            &r.referer,
+            &r.user_agent,
+            &r.host,
+        ] {
+            out.extend_from_slice(v.as_bytes());
+            out.push(0);
+        }
+        use std::io::Write as _;
+        let _ = write!(out, "{}\0{}\0", r.status, r.bytes_out);
+        if let Some(b) = r.bytes_in {
+            let _ = write!(out, "{b}\0");
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod detect;
 pub mod fields;
 pub mod ioc;
 pub mod logs;
+pub mod prefilter;
 pub mod report;
 pub mod time;
 
@@ -426,6 +427,8 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
     }
     let mut acc: BTreeMap<usize, Acc> = BTreeMap::new();
     let mut bytes_total = 0u64;
+    let prefilter = prefilter::Prefilter::new(&rules);
+    let (mut hay, mut cands) = (Vec::new(), Vec::new());
     for path in &inputs {
         let name = path.display().to_string();
         let mut stat = FileStat {
@@ -529,7 +532,9 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                 }
             }
             let ev = fields::WebEvent::new(&rec, text);
-            for (i, rule) in rules.iter().enumerate() {
+            prefilter.candidates(&ev, &mut hay, &mut cands);
+            for &i in &cands {
+                let rule = &rules[i];
                 if rule.matches(&ev) {
                     for &(ci, pos) in &uses[i] {
                         if corr_events.len() >= MAX_CORR_EVENTS {

@@ -192,6 +192,102 @@ impl Search {
     }
 }
 
+/// At least one of these literals is present (`None`: nothing known).
+type Need = Option<Vec<String>>;
+
+/// OR: every branch must have a set; their union.
+fn or_need(it: impl Iterator<Item = Need>) -> Need {
+    let mut all = Vec::new();
+    for n in it {
+        all.extend(n?);
+    }
+    all.sort_unstable();
+    all.dedup();
+    Some(all)
+}
+
+/// AND: any branch's set will do; the most selective (fewest literals,
+/// then the longest shortest one).
+fn and_need(it: impl Iterator<Item = Need>) -> Need {
+    it.flatten()
+        .min_by(|a, b| need_cost(a).total_cmp(&need_cost(b)))
+}
+
+/// How often a set of literals is expected in a web log record (lower is
+/// more selective): longer literals are rarer, and the words of every
+/// request (methods, protocol, common agents) are in all of them.
+fn need_cost(set: &[String]) -> f64 {
+    const UBIQUITOUS: [&str; 12] = [
+        "get",
+        "post",
+        "head",
+        "http",
+        "http/1.1",
+        "https",
+        "mozilla",
+        "mozilla/5.0",
+        "www",
+        "html",
+        "com",
+        "index",
+    ];
+    set.iter()
+        .map(|l| {
+            let l = l.to_ascii_lowercase();
+            if UBIQUITOUS.contains(
+                &l.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '/' && c != '.'),
+            ) {
+                1.0
+            } else {
+                0.25f64.powi(i32::try_from(l.len()).unwrap_or(i32::MAX).min(30))
+            }
+        })
+        .sum()
+}
+
+fn matcher_need(m: &Matcher) -> Need {
+    match m {
+        Matcher::Glob(g) => g.longest_literal().map(|l| vec![l.to_string()]),
+        _ => None,
+    }
+}
+
+fn matchers_need(matchers: &[Matcher], all: bool) -> Need {
+    if all {
+        and_need(matchers.iter().map(matcher_need))
+    } else {
+        or_need(matchers.iter().map(matcher_need))
+    }
+}
+
+fn cond_need(c: &Cond, search: &dyn Fn(&str) -> Need) -> Need {
+    match c {
+        Cond::Id(id) => search(id),
+        Cond::Not(_) => None,
+        Cond::And(cs) => and_need(cs.iter().map(|c| cond_need(c, search))),
+        Cond::Or(cs) => or_need(cs.iter().map(|c| cond_need(c, search))),
+        Cond::OneOf(ids) => or_need(ids.iter().map(|i| search(i))),
+        Cond::AllOf(ids) => and_need(ids.iter().map(|i| search(i))),
+    }
+}
+
+impl Search {
+    fn need(&self) -> Need {
+        match self {
+            Search::Fields(groups) => or_need(groups.iter().map(|g| {
+                and_need(g.iter().map(|c| {
+                    if c.negate {
+                        None
+                    } else {
+                        matchers_need(&c.matchers, c.all)
+                    }
+                }))
+            })),
+            Search::Keywords { matchers, all, .. } => matchers_need(matchers, *all),
+        }
+    }
+}
+
 /// A loaded rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -222,7 +318,15 @@ impl Rule {
 
     /// Whether `e` matches (any of the rule's conditions).
     pub fn matches(&self, e: &dyn Event) -> bool {
-        let mut cache: Vec<Option<bool>> = vec![None; self.searches.len()];
+        // Each search evaluated at most once (on the stack for most rules).
+        let mut small = [None; 16];
+        let mut big = Vec::new();
+        let cache: &mut [Option<bool>] = if self.searches.len() <= small.len() {
+            &mut small[..self.searches.len()]
+        } else {
+            big.resize(self.searches.len(), None);
+            &mut big
+        };
         let mut hit = |id: &str| -> bool {
             let Some(i) = self.searches.iter().position(|(n, _)| n == id) else {
                 return false;
@@ -230,6 +334,22 @@ impl Rule {
             *cache[i].get_or_insert_with(|| self.searches[i].1.matches(e))
         };
         self.conditions.iter().any(|c| c.eval(&mut hit))
+    }
+
+    /// Literals of which at least one is in every event the rule matches
+    /// (in a field's value, or its lower-case form, or the raw line's): a
+    /// prefilter may skip the rule for an event containing none of them.
+    /// `None` when no such set is known (a negation, a regular expression,
+    /// a number or CIDR test): the rule must always be tried. An empty set
+    /// means the rule can match nothing.
+    pub fn needed_literals(&self) -> Option<Vec<String>> {
+        let search = |id: &str| -> Need {
+            match self.searches.iter().find(|(n, _)| n == id) {
+                Some((_, s)) => s.need(),
+                None => Some(Vec::new()),
+            }
+        };
+        or_need(self.conditions.iter().map(|c| cond_need(c, &search)))
     }
 
     /// Field names the rule reads.

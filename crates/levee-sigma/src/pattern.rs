@@ -33,6 +33,19 @@ impl Glob {
         self.cased
     }
 
+    /// The longest literal piece, in the form the match compares (lower
+    /// case unless `cased`): every value this glob matches contains it (in
+    /// that form). `None` for a pattern of wildcards only.
+    pub fn longest_literal(&self) -> Option<&str> {
+        self.pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Lit(l) => Some(l.as_str()),
+                _ => None,
+            })
+            .max_by_key(|l| l.len())
+    }
+
     /// The literal of a `*literal*` pattern (a `contains`), with its casing.
     pub fn contains_literal(&self) -> Option<(&str, bool)> {
         match self.pieces.as_slice() {
