@@ -172,6 +172,9 @@ pub struct Options {
     pub iocs: Vec<PathBuf>,
     /// The exfiltration and abuse detectors' view of the site.
     pub detect: detect::Config,
+    /// Threads that match records (0: one per core). The findings are the
+    /// same whatever the number.
+    pub threads: usize,
 }
 
 /// One event of the timeline (a matched request or a detector's finding).
@@ -351,6 +354,174 @@ impl Acc {
     }
 }
 
+/// Lines matched per batch, at most (and bytes, below).
+const BATCH_LINES: usize = 8192;
+const BATCH_BYTES: usize = 32 << 20;
+
+/// A line as read: its place in the batch's buffer.
+struct RawLine {
+    line_no: u64,
+    start: usize,
+    end: usize,
+    too_long: bool,
+}
+
+/// Lines read, in one buffer.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    lines: Vec<RawLine>,
+}
+
+/// Skip to the end of the current line, in bounded memory.
+fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match memchr::memchr(b'\n', buf) {
+            Some(i) => {
+                r.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+    }
+}
+
+/// What a line gave, before it is taken into the hunt's state.
+enum Out {
+    Blank,
+    Malformed { line_no: u64, reason: &'static str },
+    Outside,
+    Rec(Box<Matched>),
+}
+
+/// A record and what matched it: indicators (index, field) and rules
+/// (index, with the correlation events they feed: correlation, position,
+/// group, value).
+struct Matched {
+    line_no: u64,
+    text: String,
+    rec: logs::Record,
+    iocs: Vec<(usize, &'static str)>,
+    hits: Vec<(usize, CorrEvents)>,
+}
+
+type CorrEvents = Vec<(usize, usize, Vec<String>, String)>;
+
+/// The read-only part of a hunt, shared by the threads that match.
+struct Work<'a> {
+    rules: &'a [Rule],
+    prefilter: &'a prefilter::Prefilter,
+    index: &'a ioc::Index,
+    uses: &'a [Vec<(usize, usize)>],
+    corrs: &'a [Correlation],
+    opts: &'a Options,
+}
+
+impl Work<'_> {
+    /// Match a batch on `threads` threads (contiguous slices), in order.
+    fn batch(&self, batch: &Batch, threads: usize) -> Vec<Out> {
+        let data = batch.data.as_slice();
+        if threads <= 1 || batch.lines.len() < 256 {
+            let (mut hay, mut cands) = (Vec::new(), Vec::new());
+            return batch
+                .lines
+                .iter()
+                .map(|l| self.line(data, l, &mut hay, &mut cands))
+                .collect();
+        }
+        let per = batch.lines.len().div_ceil(threads);
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = batch
+                .lines
+                .chunks(per)
+                .map(|chunk| {
+                    sc.spawn(move || {
+                        let (mut hay, mut cands) = (Vec::new(), Vec::new());
+                        chunk
+                            .iter()
+                            .map(|l| self.line(data, l, &mut hay, &mut cands))
+                            .collect::<Vec<Out>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
+    fn line(&self, data: &[u8], l: &RawLine, hay: &mut Vec<u8>, cands: &mut Vec<usize>) -> Out {
+        let text = String::from_utf8_lossy(&data[l.start..l.end]);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            return Out::Blank;
+        }
+        let rec = if l.too_long {
+            Err("line longer than 1 MiB")
+        } else {
+            logs::parse_line(text, &self.opts.json)
+        };
+        let rec = match rec {
+            Ok(r) => r,
+            Err(reason) => {
+                return Out::Malformed {
+                    line_no: l.line_no,
+                    reason,
+                }
+            }
+        };
+        if self.opts.from_ms.is_some_and(|f| rec.ts_ms < f)
+            || self.opts.to_ms.is_some_and(|t| rec.ts_ms >= t)
+        {
+            return Out::Outside;
+        }
+        let iocs = self.index.matches(&rec);
+        let mut hits = Vec::new();
+        {
+            let ev = fields::WebEvent::new(&rec, text);
+            self.prefilter.candidates(&ev, hay, cands);
+            for &i in cands.iter() {
+                if !self.rules[i].matches(&ev) {
+                    continue;
+                }
+                let corr = self.uses[i]
+                    .iter()
+                    .map(|&(ci, pos)| {
+                        let c = &self.corrs[ci];
+                        let group = c
+                            .group_by
+                            .iter()
+                            .map(|f| ev.field(f).map(|v| v.into_owned()).unwrap_or_default())
+                            .collect();
+                        let value = c
+                            .field
+                            .as_deref()
+                            .and_then(|f| ev.field(f).map(|v| v.into_owned()))
+                            .unwrap_or_default();
+                        (ci, pos, group, value)
+                    })
+                    .collect();
+                hits.push((i, corr));
+            }
+        }
+        Out::Rec(Box::new(Matched {
+            line_no: l.line_no,
+            text: text.to_string(),
+            rec,
+            iocs,
+            hits,
+        }))
+    }
+}
+
 /// Run a hunt. `progress(bytes_read_total)` is called now and then.
 pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, HuntError> {
     let (all_rules, corrs, failed) = load_rules(&opts.sigma)?;
@@ -428,79 +599,50 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
     let mut acc: BTreeMap<usize, Acc> = BTreeMap::new();
     let mut bytes_total = 0u64;
     let prefilter = prefilter::Prefilter::new(&rules);
-    let (mut hay, mut cands) = (Vec::new(), Vec::new());
-    for path in &inputs {
-        let name = path.display().to_string();
-        let mut stat = FileStat {
-            path: name.clone(),
-            ..FileStat::default()
-        };
-        let mut r = open(path)?;
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            // Bounded line length: a line longer than 1 MiB is malformed, not a memory bomb.
-            let n = r
-                .by_ref()
-                .take(1 << 20)
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| HuntError::Read {
-                    path: name.clone(),
-                    source: e,
-                })?;
-            if n == 0 {
-                break;
-            }
-            bytes_total += n as u64;
-            line_no += 1;
-            stat.lines += 1;
-            if line_no.is_multiple_of(65_536) {
-                progress(bytes_total);
-            }
-            let too_long = !buf.ends_with(b"\n") && n >= 1 << 20;
-            if too_long {
-                // Skip the rest of the overlong line.
-                let mut sink = Vec::new();
-                let _ = r.read_until(b'\n', &mut sink);
-            }
-            let text = String::from_utf8_lossy(&buf);
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
-                stat.lines -= 1;
-                continue;
-            }
-            let rec = if too_long {
-                Err("line longer than 1 MiB")
-            } else {
-                logs::parse_line(text, &opts.json)
-            };
-            let rec = match rec {
-                Ok(r) => r,
-                Err(reason) => {
+    let work = Work {
+        rules: &rules,
+        prefilter: &prefilter,
+        index: &index,
+        uses: &uses,
+        corrs: &corrs,
+        opts,
+    };
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    // Take a batch's results in order.
+    let mut take = |outs: Vec<Out>, name: &str, stat: &mut FileStat| {
+        for out in outs {
+            let (line_no, text, rec, iocs, hits) = match out {
+                Out::Blank => {
+                    stat.lines -= 1;
+                    continue;
+                }
+                Out::Malformed { line_no, reason } => {
                     stat.malformed += 1;
                     s.malformed += 1;
                     if s.malformed_lines.len() < 1000 {
                         s.malformed_lines.push(Malformed {
-                            file: name.clone(),
+                            file: name.to_string(),
                             line: line_no,
                             reason,
                         });
                     }
                     continue;
                 }
+                Out::Outside => {
+                    stat.outside_period += 1;
+                    continue;
+                }
+                Out::Rec(m) => (m.line_no, m.text, m.rec, m.iocs, m.hits),
             };
-            if opts.from_ms.is_some_and(|f| rec.ts_ms < f)
-                || opts.to_ms.is_some_and(|t| rec.ts_ms >= t)
-            {
-                stat.outside_period += 1;
-                continue;
-            }
+            let text = text.as_str();
             stat.records += 1;
             s.first_ms = Some(s.first_ms.map_or(rec.ts_ms, |f| f.min(rec.ts_ms)));
             s.last_ms = Some(s.last_ms.map_or(rec.ts_ms, |l| l.max(rec.ts_ms)));
-            det.push(&rec, &name, line_no, text);
-            for (i, field) in index.matches(&rec) {
+            det.push(&rec, name, line_no, text);
+            for (i, field) in iocs {
                 let x = &index.iocs[i];
                 tl(
                     &mut s,
@@ -526,60 +668,106 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         Vec::new(),
                     )
                 });
-                a.add(&rec, &name, line_no, text);
+                a.add(&rec, name, line_no, text);
                 if !fields.contains(&field) {
                     fields.push(field);
                 }
             }
-            let ev = fields::WebEvent::new(&rec, text);
-            prefilter.candidates(&ev, &mut hay, &mut cands);
-            for &i in &cands {
+            for (i, corr) in hits {
                 let rule = &rules[i];
-                if rule.matches(&ev) {
-                    for &(ci, pos) in &uses[i] {
-                        if corr_events.len() >= MAX_CORR_EVENTS {
-                            s.correlation_events_dropped += 1;
-                            continue;
-                        }
-                        let c = &corrs[ci];
-                        let group = c
-                            .group_by
-                            .iter()
-                            .map(|f| ev.field(f).map(|v| v.into_owned()).unwrap_or_default())
-                            .collect();
-                        let value = c
-                            .field
-                            .as_deref()
-                            .and_then(|f| ev.field(f).map(|v| v.into_owned()))
-                            .unwrap_or_default();
-                        corr_events.push((rec.ts_ms, ci, pos, group, value));
-                    }
-                    if !reports[i] {
+                for (ci, pos, group, value) in corr {
+                    if corr_events.len() >= MAX_CORR_EVENTS {
+                        s.correlation_events_dropped += 1;
                         continue;
                     }
-                    tl(
-                        &mut s,
-                        TimelineEvent {
-                            ts_ms: rec.ts_ms,
-                            source: "sigma".into(),
-                            level: rule.level.clone(),
-                            what: format!("{} ({})", rule.title, rule.author),
-                            client: rec.client.clone(),
-                            place: format!("{name}:{line_no}"),
-                            text: text.chars().take(500).collect(),
-                        },
-                    );
-                    let a = acc.entry(i).or_insert_with(|| Acc {
-                        count: 0,
-                        clients: HashSet::new(),
-                        first: rec.ts_ms,
-                        last: rec.ts_ms,
-                        samples: Vec::new(),
-                    });
-                    a.add(&rec, &name, line_no, text);
+                    corr_events.push((rec.ts_ms, ci, pos, group, value));
                 }
+                if !reports[i] {
+                    continue;
+                }
+                tl(
+                    &mut s,
+                    TimelineEvent {
+                        ts_ms: rec.ts_ms,
+                        source: "sigma".into(),
+                        level: rule.level.clone(),
+                        what: format!("{} ({})", rule.title, rule.author),
+                        client: rec.client.clone(),
+                        place: format!("{name}:{line_no}"),
+                        text: text.chars().take(500).collect(),
+                    },
+                );
+                let a = acc.entry(i).or_insert_with(|| Acc {
+                    count: 0,
+                    clients: HashSet::new(),
+                    first: rec.ts_ms,
+                    last: rec.ts_ms,
+                    samples: Vec::new(),
+                });
+                a.add(&rec, name, line_no, text);
             }
         }
+    };
+    let mut files = Vec::new();
+    {
+        for path in &inputs {
+            let name = path.display().to_string();
+            let mut stat = FileStat {
+                path: name.clone(),
+                ..FileStat::default()
+            };
+            let mut r = open(path)?;
+            let mut line_no = 0u64;
+            let mut eof = false;
+            let mut batch = Batch::default();
+            while !eof {
+                // A batch of lines, bounded in count and bytes, is matched in
+                // parallel; the results are then taken in order, so a run on
+                // several cores finds exactly what one core does.
+                batch.data.clear();
+                batch.lines.clear();
+                while batch.lines.len() < BATCH_LINES && batch.data.len() < BATCH_BYTES {
+                    let start = batch.data.len();
+                    // Bounded line length: a line longer than 1 MiB is malformed, not a memory bomb.
+                    let n = r
+                        .by_ref()
+                        .take(1 << 20)
+                        .read_until(b'\n', &mut batch.data)
+                        .map_err(|e| HuntError::Read {
+                            path: name.clone(),
+                            source: e,
+                        })?;
+                    if n == 0 {
+                        eof = true;
+                        break;
+                    }
+                    bytes_total += n as u64;
+                    line_no += 1;
+                    stat.lines += 1;
+                    if line_no.is_multiple_of(65_536) {
+                        progress(bytes_total);
+                    }
+                    let too_long = !batch.data.ends_with(b"\n") && n >= 1 << 20;
+                    if too_long {
+                        // Skip the rest of the overlong line (not kept).
+                        skip_line(&mut r).map_err(|e| HuntError::Read {
+                            path: name.clone(),
+                            source: e,
+                        })?;
+                    }
+                    batch.lines.push(RawLine {
+                        line_no,
+                        start,
+                        end: batch.data.len(),
+                        too_long,
+                    });
+                }
+                take(work.batch(&batch, threads), &name, &mut stat);
+            }
+            files.push(stat);
+        }
+    }
+    for stat in files {
         s.records += stat.records;
         s.files.push(stat);
     }

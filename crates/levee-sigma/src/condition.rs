@@ -207,6 +207,49 @@ impl Cond {
     }
 }
 
+/// A condition with its identifiers resolved to search positions once, at
+/// load (an unknown identifier is `None`, which is false), so that matching
+/// compares no names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    Id(Option<usize>),
+    Not(Box<Resolved>),
+    And(Vec<Resolved>),
+    Or(Vec<Resolved>),
+    OneOf(Vec<Option<usize>>),
+    AllOf(Vec<Option<usize>>),
+}
+
+impl Cond {
+    /// Resolve against the searches' names, in order.
+    pub fn resolve(&self, names: &[&str]) -> Resolved {
+        let at = |id: &str| names.iter().position(|n| *n == id);
+        match self {
+            Cond::Id(i) => Resolved::Id(at(i)),
+            Cond::Not(c) => Resolved::Not(Box::new(c.resolve(names))),
+            Cond::And(v) => Resolved::And(v.iter().map(|c| c.resolve(names)).collect()),
+            Cond::Or(v) => Resolved::Or(v.iter().map(|c| c.resolve(names)).collect()),
+            Cond::OneOf(v) => Resolved::OneOf(v.iter().map(|i| at(i)).collect()),
+            Cond::AllOf(v) => Resolved::AllOf(v.iter().map(|i| at(i)).collect()),
+        }
+    }
+}
+
+impl Resolved {
+    /// As `Cond::eval`, by position.
+    pub fn eval(&self, hit: &mut dyn FnMut(usize) -> bool) -> bool {
+        let one = |i: &Option<usize>, hit: &mut dyn FnMut(usize) -> bool| i.is_some_and(&mut *hit);
+        match self {
+            Resolved::Id(i) => one(i, hit),
+            Resolved::Not(c) => !c.eval(hit),
+            Resolved::And(v) => v.iter().all(|c| c.eval(hit)),
+            Resolved::Or(v) => v.iter().any(|c| c.eval(hit)),
+            Resolved::OneOf(v) => v.iter().any(|i| one(i, hit)),
+            Resolved::AllOf(v) => v.iter().all(|i| one(i, hit)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -305,6 +305,8 @@ pub struct Rule {
     pub logsource: LogSource,
     searches: Vec<(String, Search)>,
     conditions: Vec<Cond>,
+    /// The conditions, by search position.
+    resolved: Vec<condition::Resolved>,
 }
 
 impl Rule {
@@ -327,13 +329,9 @@ impl Rule {
             big.resize(self.searches.len(), None);
             &mut big
         };
-        let mut hit = |id: &str| -> bool {
-            let Some(i) = self.searches.iter().position(|(n, _)| n == id) else {
-                return false;
-            };
-            *cache[i].get_or_insert_with(|| self.searches[i].1.matches(e))
-        };
-        self.conditions.iter().any(|c| c.eval(&mut hit))
+        let mut hit =
+            |i: usize| -> bool { *cache[i].get_or_insert_with(|| self.searches[i].1.matches(e)) };
+        self.resolved.iter().any(|c| c.eval(&mut hit))
     }
 
     /// Literals of which at least one is in every event the rule matches
@@ -567,6 +565,10 @@ fn rule(doc: &Value, file: &str) -> Result<Rule, LoadError> {
             service: lsf("service"),
         },
         title,
+        resolved: {
+            let names: Vec<&str> = searches.iter().map(|(n, _)| n.as_str()).collect();
+            conditions.iter().map(|c| c.resolve(&names)).collect()
+        },
         searches,
         conditions,
     })

@@ -91,6 +91,10 @@ pub(crate) struct HuntArgs {
     /// Findings at or above this level make the exit status 1.
     #[arg(long, default_value = "low", value_parser = ["informational", "low", "medium", "high", "critical"])]
     fail_on: String,
+    /// Threads that match records (default: one per core; the findings are
+    /// the same whatever the number).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 fn write(path: &PathBuf, text: &str) -> Result<()> {
@@ -166,6 +170,7 @@ pub(crate) fn run(mut a: HuntArgs) -> Result<()> {
             baseline_before_ms: a.baseline_before,
             ..Default::default()
         },
+        threads: a.threads,
     };
     let started = std::time::Instant::now();
     let mut last = started;

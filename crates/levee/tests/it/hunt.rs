@@ -542,3 +542,68 @@ fn route_tags_in_the_edge_config_replace_the_flags() {
     let with = kinds(&["--config", cfg.to_str().unwrap()]);
     assert!(with.contains(&"personal_data_bulk".to_string()), "{with:?}");
 }
+
+/// Matching runs on several threads, batch by batch; the findings are the
+/// same as on one, byte for byte, on the real log with attacks, an
+/// overlong line and binary junk mixed in (each counted as malformed, in
+/// bounded memory).
+#[test]
+fn several_threads_find_exactly_what_one_finds() {
+    let Some(data) = shared() else { return };
+    let dir = scratch("hunt-threads");
+    let real = std::fs::read_to_string(data.join("logs/elastic-apache/apache_logs")).unwrap();
+    let mut log = String::new();
+    for copy in 0..3 {
+        for (i, l) in real.lines().enumerate() {
+            log.push_str(l);
+            log.push('\n');
+            if i % 97 == 0 {
+                log.push_str(&format!(
+                    "203.0.113.{} - - [17/May/2015:10:{:02}:03 +0000] \"GET /index.php?id=1'%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\" 200 512 \"-\" \"sqlmap/1.7.2#stable (https://sqlmap.org)\"\n",
+                    copy * 50 + i % 50,
+                    i % 60
+                ));
+            }
+        }
+    }
+    let mut bytes = log.into_bytes();
+    bytes.extend(std::iter::repeat_n(b'A', 2 << 20));
+    bytes.push(b'\n');
+    bytes.extend((0..4096u32).map(|i| (i * 7919 % 251) as u8));
+    bytes.push(b'\n');
+    let path = dir.join("access.log");
+    std::fs::write(&path, &bytes).unwrap();
+    let sigma = data.join("sigma");
+    let mut outs = Vec::new();
+    for t in ["1", "2", "3"] {
+        let json = dir.join(format!("t{t}.json"));
+        let (_, _, err, v) = hunt(
+            &[
+                "--threads",
+                t,
+                "--sigma",
+                sigma.to_str().unwrap(),
+                path.to_str().unwrap(),
+            ],
+            &json,
+        );
+        assert!(v.is_object(), "no report with --threads {t}: {err}");
+        outs.push((t, std::fs::read_to_string(&json).unwrap(), v));
+    }
+    let v = &outs[0].2;
+    assert!(v["records"].as_u64().unwrap() > 30_000, "{}", v["records"]);
+    let malformed = v["malformed_lines"].as_array().unwrap();
+    assert!(
+        malformed
+            .iter()
+            .any(|m| m["reason"] == "line longer than 1 MiB"),
+        "{malformed:?}"
+    );
+    assert!(
+        v["findings"].as_array().unwrap().len() >= 3,
+        "the injected attacks are found"
+    );
+    for (t, text, _) in &outs[1..] {
+        assert!(*text == outs[0].1, "--threads {t} differs from --threads 1");
+    }
+}
