@@ -173,6 +173,8 @@ pub struct Detectors {
     clients: HashMap<String, Client>,
     pub untracked: u64,
     baseline: Vec<f64>,
+    /// Routes inferred from the log (`infer`).
+    infer: crate::infer::Infer,
 }
 
 fn starts(path: &str, prefixes: &[String]) -> bool {
@@ -208,6 +210,7 @@ impl Detectors {
             clients: HashMap::new(),
             untracked: 0,
             baseline: Vec::new(),
+            infer: crate::infer::Infer::default(),
         }
     }
 
@@ -222,6 +225,8 @@ impl Detectors {
             text: text.chars().take(300).collect(),
         };
         let cfg = &self.cfg;
+        let named = starts(r.path(), &cfg.export) || starts(r.path(), &cfg.personal);
+        self.infer.push(r, named, sample);
         if !self.clients.contains_key(r.client.as_str()) {
             self.clients.insert(r.client.clone(), Default::default());
         }
@@ -291,7 +296,7 @@ impl Detectors {
     /// The findings, most severe first.
     pub fn report(mut self) -> Vec<Finding> {
         let cfg = self.cfg.clone();
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.infer).report();
         // Egress: per window, the population of clients' log-bytes.
         let mut by_window: HashMap<i64, Vec<(String, f64, u64)>> = HashMap::new();
         for (ip, c) in &self.clients {

@@ -15,6 +15,7 @@
 
 pub mod detect;
 pub mod fields;
+pub mod infer;
 pub mod ioc;
 pub mod logs;
 pub mod prefilter;

@@ -190,7 +190,7 @@ pub fn conclusion(s: &Summary) -> String {
         .filter(|d| {
             matches!(
                 d.detector,
-                "egress_outlier" | "personal_data_bulk" | "export_without_login"
+                "egress_outlier" | "personal_data_bulk" | "export_without_login" | "bulk_download"
             ) || (d.detector == "id_enumeration" && d.records_served > 0)
         })
         .collect();
@@ -206,8 +206,16 @@ pub fn conclusion(s: &Summary) -> String {
             s.findings.len() + s.correlations.len()
         )
     } else {
-        let records: u64 = exfil.iter().map(|d| d.records_served).sum();
-        let bytes: u64 = exfil.iter().map(|d| d.bytes_served).sum();
+        // Per client, the largest of its findings' counts (several findings
+        // about one download must not add up to more than was served).
+        let mut per: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+        for d in &exfil {
+            let e = per.entry(d.client.as_str()).or_default();
+            e.0 = e.0.max(d.records_served);
+            e.1 = e.1.max(d.bytes_served);
+        }
+        let records: u64 = per.values().map(|x| x.0).sum();
+        let bytes: u64 = per.values().map(|x| x.1).sum();
         format!(
             "Possible exfiltration or compromise in these logs for {period}: {} exfiltration finding(s) (about {records} records and {} MiB served) and {} indicator(s) of compromise seen; checked against {} IoCs and {} rules.",
             exfil.len(),

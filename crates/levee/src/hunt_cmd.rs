@@ -122,8 +122,8 @@ pub(crate) fn run(mut a: HuntArgs) -> Result<()> {
         }
     }
     if a.sigma.is_empty() && a.ioc.is_empty() {
-        eprintln!("levee hunt: error: give --sigma DIR and/or --ioc FEED (what to look for)");
-        std::process::exit(2);
+        // "Did data leave?" needs no rules: the detectors always run.
+        eprintln!("levee hunt: no --sigma rules or --ioc feeds given: running the exfiltration and abuse detectors (egress, bulk downloads, ID enumeration, personal-data bulk, exports without login, probing, off-hours) only");
     }
     let key = match &a.pseudonymize {
         Some(p) => match std::fs::read(p) {

@@ -607,3 +607,124 @@ fn several_threads_find_exactly_what_one_finds() {
         assert!(*text == outs[0].1, "--threads {t} differs from --threads 1");
     }
 }
+
+/// A log line in the Apache log's format.
+fn clf(ip: &str, time: &str, path: &str, bytes: u64) -> String {
+    format!("{ip} - - [{time} +0000] \"GET {path} HTTP/1.1\" 200 {bytes} \"-\" \"Mozilla/5.0 (X11; Linux x86_64) Firefox/115.0\"\n")
+}
+
+/// Exfiltration found by `levee hunt LOG` alone: the routes are
+/// inferred from the log, and clients are judged against the whole period
+/// (here, at night, with nobody else about).
+#[test]
+fn exfiltration_is_found_without_route_flags() {
+    let Some(data) = shared() else { return };
+    let dir = scratch("hunt-infer");
+    let real = std::fs::read_to_string(data.join("logs/elastic-apache/apache_logs")).unwrap();
+    let run_on = |name: &str, extra: &str| {
+        let path = dir.join(format!("{name}.log"));
+        std::fs::write(&path, format!("{real}{extra}")).unwrap();
+        let json = dir.join(format!("{name}.json"));
+        let report = dir.join(format!("{name}.md"));
+        // No rules, no feeds, no route: the log alone (and where to write).
+        let (_, out, err, v) = hunt(
+            &["--report", report.to_str().unwrap(), path.to_str().unwrap()],
+            &json,
+        );
+        assert!(v.is_object(), "no report: {out}{err}");
+        assert!(
+            err.contains("running the exfiltration and abuse detectors"),
+            "{err}"
+        );
+        (v, std::fs::read_to_string(&report).unwrap_or_default())
+    };
+    let high_exfil = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                matches!(d["level"].as_str(), Some("high" | "critical"))
+                    && matches!(
+                        d["detector"].as_str(),
+                        Some(
+                            "bulk_download"
+                                | "personal_data_bulk"
+                                | "egress_outlier"
+                                | "export_without_login"
+                        )
+                    )
+            })
+            .cloned()
+            .collect()
+    };
+    // The real log alone: no high-severity exfiltration finding.
+    let (v, _) = run_on("real", "");
+    assert_eq!(high_exfil(&v), Vec::<serde_json::Value>::new());
+    // ~300 MiB of .zip backups at 04:10, a dozen requests.
+    let mut zips = String::new();
+    for i in 0..12 {
+        zips.push_str(&clf(
+            "198.51.100.23",
+            &format!("18/May/2015:04:10:{:02}", i * 3),
+            &format!("/site/backups/db-2015-05-{:02}.zip", i + 1),
+            26_214_400,
+        ));
+    }
+    let (v, report) = run_on("zips", &zips);
+    let f = high_exfil(&v);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["detector"], "bulk_download");
+    assert_eq!(f[0]["client"], "198.51.100.23");
+    assert_eq!(f[0]["bytes_served"], 12 * 26_214_400u64);
+    let summary = f[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("inferred") && summary.contains("/site/backups/*.zip"),
+        "{summary}"
+    );
+    // The report's conclusion counts what the client took.
+    let conclusion = report
+        .lines()
+        .find(|l| l.contains("MiB served"))
+        .unwrap_or_else(|| panic!("no conclusion in the report: {report}"));
+    assert!(conclusion.contains("300 MiB served"), "{conclusion}");
+    // Thousands of small member records over several hours.
+    let mut members = String::new();
+    for i in 0..3000u32 {
+        members.push_str(&clf(
+            "198.51.100.24",
+            &format!(
+                "18/May/2015:{:02}:{:02}:{:02}",
+                1 + i / 1000,
+                (i / 17) % 60,
+                i % 60
+            ),
+            &format!("/api/members/{}", (i * 7919) % 100_000),
+            900,
+        ));
+    }
+    let (v, _) = run_on("members", &members);
+    let f = high_exfil(&v);
+    assert!(
+        f.iter().any(|d| d["detector"] == "personal_data_bulk"
+            && d["client"] == "198.51.100.24"
+            && d["summary"].as_str().unwrap().contains("/api/members/{id}")),
+        "{f:?}"
+    );
+    // One huge file.
+    let (v, _) = run_on(
+        "huge",
+        &clf(
+            "198.51.100.25",
+            "18/May/2015:04:12:00",
+            "/files/disk-image.iso",
+            2_147_483_648,
+        ),
+    );
+    let f = high_exfil(&v);
+    assert!(
+        f.iter()
+            .any(|d| d["detector"] == "bulk_download" && d["client"] == "198.51.100.25"),
+        "{f:?}"
+    );
+}
