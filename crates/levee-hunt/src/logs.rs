@@ -36,15 +36,25 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Unix ms of a civil time in UTC, validated (`31/Feb` is no date).
+pub fn utc_ms(y: i64, m: u32, d: u32, hh: i64, mm: i64, ss: i64) -> Option<i64> {
+    let dt = jiff::civil::DateTime::new(
+        i16::try_from(y).ok()?,
+        i8::try_from(m).ok()?,
+        i8::try_from(d).ok()?,
+        i8::try_from(hh).ok()?,
+        i8::try_from(mm).ok()?,
+        // A leap second is read as the second before.
+        i8::try_from(ss.min(59)).ok()?,
+        0,
+    )
+    .ok()?;
+    Some(
+        dt.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_millisecond(),
+    )
 }
 
 /// `17/May/2015:10:05:03 +0000` → Unix ms.
@@ -70,8 +80,7 @@ pub fn parse_clf_time(s: &str) -> Option<i64> {
     let tzh: i64 = tz.get(1..3)?.parse().ok()?;
     let tzm: i64 = tz.get(3..5)?.parse().ok()?;
     let offset = sign * (tzh * 3600 + tzm * 60);
-    let secs = days_from_civil(year, m, day) * 86_400 + hh * 3600 + mm * 60 + ss - offset;
-    Some(secs * 1000)
+    Some(utc_ms(year, m, day, hh, mm, ss)? - offset * 1000)
 }
 
 /// A quoted field starting at `s` (after the opening quote); returns (content, rest).
@@ -308,6 +317,11 @@ mod tests {
         assert_eq!(
             parse_clf("1.1.1.1 - - [bad] \"GET / HTTP/1.1\" 200 1"),
             Err("bad time")
+        );
+        assert_eq!(
+            parse_clf("1.1.1.1 - - [31/Feb/2015:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1"),
+            Err("bad time"),
+            "no 31 February"
         );
         assert_eq!(
             parse_clf("1.1.1.1 - - [01/Jan/2026:00:00:00 +0000] \"GET / HTTP/1.1"),
