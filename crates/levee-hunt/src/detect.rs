@@ -45,6 +45,8 @@ pub struct Config {
     pub personal_bulk: u64,
     pub min_ids: usize,
     pub probe_paths: usize,
+    /// The built-in tool and exploit-probe lists (`tools`).
+    pub builtin: bool,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             personal_bulk: 200,
             min_ids: 50,
             probe_paths: 30,
+            builtin: true,
         }
     }
 }
@@ -165,6 +168,11 @@ struct Client {
     probe: Span,
     sensitive: Span,
     off_hours: Span,
+    /// The tools its `User-Agent` named, and the exploits it probed (built-in lists).
+    tools: Span,
+    tool_names: Vec<&'static crate::tools::Tool>,
+    probes: Span,
+    probe_names: Vec<&'static crate::tools::Probe>,
 }
 
 /// Feeds records, then reports.
@@ -290,6 +298,20 @@ impl Detectors {
         };
         if outside && (starts(path, &cfg.admin) || starts(path, &cfg.personal)) {
             c.off_hours.add(r.ts_ms, sample);
+        }
+        if cfg.builtin {
+            if let Some(t) = crate::tools::tool_of(&r.user_agent) {
+                c.tools.add(r.ts_ms, sample);
+                if !c.tool_names.iter().any(|x| x.name == t.name) {
+                    c.tool_names.push(t);
+                }
+            }
+            if let Some(p) = crate::tools::probe_of(&r.target) {
+                c.probes.add(r.ts_ms, sample);
+                if !c.probe_names.iter().any(|x| x.what == p.what) {
+                    c.probe_names.push(p);
+                }
+            }
         }
     }
 
@@ -468,6 +490,58 @@ impl Detectors {
                     first_ms: span.first,
                     last_ms: span.last,
                     samples: span.samples,
+                });
+            }
+            if c.tools.n > 0 {
+                out.push(Finding {
+                    detector: "known_tool",
+                    level: "low",
+                    client: ip.clone(),
+                    summary: format!(
+                        "built-in list: the User-Agent names {} ({})",
+                        c.tool_names
+                            .iter()
+                            .map(|t| t.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        c.tool_names
+                            .iter()
+                            .map(|t| t.source)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    requests: c.tools.n,
+                    records_served: 0,
+                    bytes_served: 0,
+                    first_ms: c.tools.first,
+                    last_ms: c.tools.last,
+                    samples: c.tools.samples,
+                });
+            }
+            if c.probes.n > 0 {
+                out.push(Finding {
+                    detector: "exploit_probe",
+                    level: "medium",
+                    client: ip.clone(),
+                    summary: format!(
+                        "built-in list: {} ({})",
+                        c.probe_names
+                            .iter()
+                            .map(|p| p.what)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        c.probe_names
+                            .iter()
+                            .map(|p| p.source)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    requests: c.probes.n,
+                    records_served: 0,
+                    bytes_served: 0,
+                    first_ms: c.probes.first,
+                    last_ms: c.probes.last,
+                    samples: c.probes.samples,
                 });
             }
             if c.off_hours.n > 0 {

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod prefilter;
 pub mod report;
 pub mod time;
+pub mod tools;
 
 pub use report::table;
 pub use time::{fmt_ms, parse_time};

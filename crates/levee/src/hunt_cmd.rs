@@ -95,6 +95,10 @@ pub(crate) struct HuntArgs {
     /// the same whatever the number).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Leave out the built-in lists of attack tools' User-Agents and botnet
+    /// exploit probes (findings `known_tool`, `exploit_probe`).
+    #[arg(long)]
+    no_builtin: bool,
 }
 
 fn write(path: &PathBuf, text: &str) -> Result<()> {
@@ -168,6 +172,7 @@ pub(crate) fn run(mut a: HuntArgs) -> Result<()> {
             login: a.login,
             business_hours: a.business_hours,
             baseline_before_ms: a.baseline_before,
+            builtin: !a.no_builtin,
             ..Default::default()
         },
         threads: a.threads,

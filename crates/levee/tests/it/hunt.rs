@@ -606,6 +606,36 @@ fn several_threads_find_exactly_what_one_finds() {
     for (t, text, _) in &outs[1..] {
         assert!(*text == outs[0].1, "--threads {t} differs from --threads 1");
     }
+    // The built-in tool list names sqlmap (its own default User-Agent), and
+    // can be switched off.
+    let named = |v: &serde_json::Value| {
+        v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["detector"] == "known_tool")
+            .map(|d| d["summary"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let tools = named(v);
+    assert_eq!(tools.len(), 150, "each injecting client once");
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.contains("sqlmap") && t.contains("settings.py")),
+        "{tools:?}"
+    );
+    let json = dir.join("nobuiltin.json");
+    let (_, _, _, off) = hunt(
+        &[
+            "--no-builtin",
+            "--sigma",
+            sigma.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+        &json,
+    );
+    assert!(named(&off).is_empty());
 }
 
 /// A log line in the Apache log's format.
