@@ -311,22 +311,60 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, HuntError> {
     Ok((rules, corrs, failed))
 }
 
-fn open(p: &Path) -> Result<Box<dyn BufRead>, HuntError> {
+/// A gzip file may expand to this many times its size (and at least
+/// `BOMB_FLOOR` bytes) before it is taken for a decompression bomb: real
+/// access logs compress 5 to 20 times.
+const BOMB_RATIO: u64 = 200;
+const BOMB_FLOOR: u64 = 256 << 20;
+
+/// Set when a gzip stream was cut at the bomb limit.
+type BombFlag = std::rc::Rc<std::cell::Cell<bool>>;
+
+/// Ends a stream after `left` bytes, saying so.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    hit: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            self.hit.set(true);
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A file (or standard input) as lines; gzip is decoded, up to the bomb
+/// limit (the flag says it was reached).
+fn open(p: &Path) -> Result<(Box<dyn BufRead>, BombFlag), HuntError> {
+    let hit = std::rc::Rc::new(std::cell::Cell::new(false));
     if p == Path::new("-") {
-        return Ok(Box::new(BufReader::new(std::io::stdin())));
+        return Ok((Box::new(BufReader::new(std::io::stdin())), hit));
     }
     let f = std::fs::File::open(p).map_err(|e| HuntError::Read {
         path: p.display().to_string(),
         source: e,
     })?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut r = BufReader::new(f);
     let gz = r.fill_buf().is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
     if gz {
-        Ok(Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
-            r,
-        ))))
+        let capped = Capped {
+            inner: flate2::read::MultiGzDecoder::new(r),
+            left: size.saturating_mul(BOMB_RATIO).max(BOMB_FLOOR),
+            hit: std::rc::Rc::clone(&hit),
+        };
+        Ok((Box::new(BufReader::new(capped)), hit))
     } else {
-        Ok(Box::new(r))
+        Ok((Box::new(r), hit))
     }
 }
 
@@ -711,6 +749,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         }
     };
     let mut files = Vec::new();
+    let mut bombs = Vec::new();
     {
         for path in &inputs {
             let name = path.display().to_string();
@@ -718,7 +757,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                 path: name.clone(),
                 ..FileStat::default()
             };
-            let mut r = open(path)?;
+            let (mut r, bomb) = open(path)?;
             let mut line_no = 0u64;
             let mut eof = false;
             let mut batch = Batch::default();
@@ -766,6 +805,14 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                 }
                 take(work.batch(&batch, threads), &name, &mut stat);
             }
+            if bomb.get() {
+                stat.malformed += 1;
+                bombs.push(Malformed {
+                    file: name.clone(),
+                    line: line_no,
+                    reason: "gzip expands over 200 times its size: the rest is not read (a decompression bomb?)",
+                });
+            }
             files.push(stat);
         }
     }
@@ -773,6 +820,8 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         s.records += stat.records;
         s.files.push(stat);
     }
+    s.malformed += bombs.len() as u64;
+    s.malformed_lines.extend(bombs);
     progress(bytes_total);
     // Correlations, over the matches in time order (logs of several files may interleave).
     corr_events.sort_by_key(|e| e.0);

@@ -758,3 +758,45 @@ fn exfiltration_is_found_without_route_flags() {
         "{f:?}"
     );
 }
+
+/// A gzip bomb (a tiny file that expands without bound) is read up to 200
+/// times its size (at least 256 MiB), then named as malformed; the hunt
+/// goes on with the next file, in bounded memory.
+#[test]
+fn a_gzip_bomb_is_stopped_and_named() {
+    let Some(data) = shared() else { return };
+    let dir = scratch("hunt-bomb");
+    let bomb = dir.join("access.log.1.gz");
+    let (code, _, err) = run(
+        "sh",
+        // 100 gzip members of 10 MB of zeros each: 1 GB from about 1 MB.
+        &[
+            "-c",
+            &format!(
+                "head -c 10000000 /dev/zero | gzip -9 > {0}.m && for i in $(seq 100); do cat {0}.m; done > {0} && rm {0}.m",
+                bomb.display()
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let size = std::fs::metadata(&bomb).unwrap().len();
+    assert!(size < 2_000_000, "{size} bytes");
+    std::fs::copy(
+        data.join("logs/elastic-apache/apache_logs"),
+        dir.join("access.log"),
+    )
+    .unwrap();
+    let json = dir.join("bomb.json");
+    let (_, out, err, v) = hunt(&[dir.to_str().unwrap()], &json);
+    assert!(v.is_object(), "{out}{err}");
+    let m = v["malformed_lines"].as_array().unwrap();
+    assert!(
+        m.iter().any(
+            |x| x["reason"].as_str().unwrap().contains("decompression bomb")
+                && x["file"].as_str().unwrap().ends_with("access.log.1.gz")
+        ),
+        "{m:?}"
+    );
+    // The real log in the same directory is still read.
+    assert!(v["records"].as_u64().unwrap() >= 9_000, "{}", v["records"]);
+}
