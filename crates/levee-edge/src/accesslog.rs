@@ -235,38 +235,62 @@ struct Pending {
 struct Out {
     path: String,
     w: Box<dyn Write + Send>,
+    /// A handle on the same open file, for its lock.
+    lock: Option<std::fs::File>,
 }
 
 impl Out {
+    /// Open (append) and lock: the lock is held while the file is written,
+    /// so that `levee retention erase` sees the live log has a writer.
     fn open(path: &str) -> std::io::Result<Out> {
-        let w: Box<dyn Write + Send> = if path == "-" {
-            Box::new(std::io::stdout())
+        let o = Out::open_unlocked(path)?;
+        o.lock();
+        Ok(o)
+    }
+
+    fn open_unlocked(path: &str) -> std::io::Result<Out> {
+        let (w, lock): (Box<dyn Write + Send>, _) = if path == "-" {
+            (Box::new(std::io::stdout()), None)
         } else {
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)?;
-            // Held while the file is written: `levee retention erase` sees
-            // that a live log has a writer, and asks it.
-            if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock() {
-                eprintln!("levee: the access log {path} is locked by another process (another edge writing to it?)");
-            }
-            Box::new(f)
+            // The same open file (a lock on one is a lock on both).
+            let lock = f.try_clone().ok();
+            (Box::new(f), lock)
         };
         Ok(Out {
             path: path.to_string(),
             w,
+            lock,
         })
     }
 
-    /// Reopen after rotation; on failure keep writing to the old file.
+    fn lock(&self) {
+        if let Some(f) = &self.lock {
+            if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock() {
+                eprintln!(
+                    "levee: the access log {} is locked by another process (another edge writing to it?)",
+                    self.path
+                );
+            }
+        }
+    }
+
+    /// Reopen after rotation; on failure keep writing to the old file. The
+    /// old file is closed (and its lock released) before the new one is
+    /// locked: the same file reopened is locked again, not refused.
     fn reopen(&mut self) {
         if self.path == "-" {
             return;
         }
         let _ = self.w.flush();
-        match Out::open(&self.path) {
-            Ok(o) => *self = o,
+        match Out::open_unlocked(&self.path) {
+            Ok(o) => {
+                *self = o;
+                self.lock();
+            }
             Err(e) => eprintln!(
                 "levee: cannot reopen the access log {}: {e}; still writing to the old file",
                 self.path

@@ -235,6 +235,10 @@ fn raw_and_pseudonymised_logs_side_by_side_and_erasure_through_the_running_edge(
     assert!(!ledger.contains("127.0.40.4"));
     let (code, out) = retention(&e, &["verify"]);
     assert_eq!(code, 0, "{out}");
+    // A reload reopens the logs (the same files, not rotated): they stay
+    // locked, so the next erasure is still the edge's.
+    e.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
     // A pseudonym: resolved through the raw log, so both go.
     let name = p[0]["client"].as_str().unwrap().to_string();
     let (code, out) = retention(
@@ -250,6 +254,9 @@ fn raw_and_pseudonymised_logs_side_by_side_and_erasure_through_the_running_edge(
         ],
     );
     assert_eq!(code, 0, "{out}");
+    // The logs the edge reopened after the first erasure are still locked:
+    // the CLI asks the edge again rather than rewrite them under it.
+    assert!(out.contains("running edge"), "{out}");
     assert!(
         lines_of(&raw).iter().all(|l| l["client"] != "127.0.40.5"),
         "{out}"
