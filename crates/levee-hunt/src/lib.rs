@@ -1,18 +1,20 @@
 //! `levee hunt`: review web access logs after an attack, offline.
 //!
-//! What it does today: read logs (nginx/Apache combined and common formats,
-//! JSON lines such as Levee's own access log; plain or gzip-compressed
-//! files, directories of rotated logs, standard input), count and report
-//! every malformed line with its file and line (never fatal, never dropped
-//! silently), filter by time, and match every record against Sigma rules
-//! for web servers and proxies (`levee-sigma`) through a field-mapping
-//! profile for web logs ([`fields`]). Findings carry the rule's title, id,
-//! level, tags and author (the rules' licence requires the author), counts,
-//! first and last seen, and sample lines with file:line.
-//!
-//! Not yet (see the issue): IoC feeds, correlation rules, exfiltration
-//! detectors, timeline and report outputs, pseudonymisation.
+//! It reads logs (nginx/Apache combined and common formats, JSON lines such
+//! as Levee's own access log; plain or gzip-compressed files, directories
+//! of rotated logs, standard input) in batches matched on several threads
+//! (`batch`), counts and reports every malformed line with its file and
+//! line (never fatal, never dropped silently), filters by time, and matches
+//! every record against IoC feeds ([`ioc`]), Sigma rules for web servers
+//! and proxies (`levee-sigma`, behind one [`prefilter`]) through a
+//! field-mapping profile for web logs ([`fields`]), correlation rules, the
+//! exfiltration and abuse detectors ([`detect`], with routes inferred from
+//! the log in [`infer`] and the built-in lists of [`tools`]). Findings carry
+//! the rule's title, id, level, tags and author (the rules' licence
+//! requires the author), counts, first and last seen, and sample lines with
+//! file:line; [`report`] writes the table, JSON, timeline and reports.
 
+mod batch;
 pub mod detect;
 pub mod fields;
 pub mod infer;
@@ -26,10 +28,11 @@ pub mod tools;
 pub use report::table;
 pub use time::{fmt_ms, parse_time};
 
+use batch::{open, skip_line, Batch, Out, RawLine, BATCH_BYTES, BATCH_LINES};
 use levee_sigma::correlation::{Correlation, Engine};
-use levee_sigma::{Event as _, LoadError, Loaded, Rule};
+use levee_sigma::{LoadError, Loaded, Rule};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 /// Why a hunt could not run (bad input is never this: it is counted).
@@ -311,63 +314,6 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, HuntError> {
     Ok((rules, corrs, failed))
 }
 
-/// A gzip file may expand to this many times its size (and at least
-/// `BOMB_FLOOR` bytes) before it is taken for a decompression bomb: real
-/// access logs compress 5 to 20 times.
-const BOMB_RATIO: u64 = 200;
-const BOMB_FLOOR: u64 = 256 << 20;
-
-/// Set when a gzip stream was cut at the bomb limit.
-type BombFlag = std::rc::Rc<std::cell::Cell<bool>>;
-
-/// Ends a stream after `left` bytes, saying so.
-struct Capped<R> {
-    inner: R,
-    left: u64,
-    hit: std::rc::Rc<std::cell::Cell<bool>>,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 {
-            self.hit.set(true);
-            return Ok(0);
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// A file (or standard input) as lines; gzip is decoded, up to the bomb
-/// limit (the flag says it was reached).
-fn open(p: &Path) -> Result<(Box<dyn BufRead>, BombFlag), HuntError> {
-    let hit = std::rc::Rc::new(std::cell::Cell::new(false));
-    if p == Path::new("-") {
-        return Ok((Box::new(BufReader::new(std::io::stdin())), hit));
-    }
-    let f = std::fs::File::open(p).map_err(|e| HuntError::Read {
-        path: p.display().to_string(),
-        source: e,
-    })?;
-    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut r = BufReader::new(f);
-    let gz = r.fill_buf().is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
-    if gz {
-        let capped = Capped {
-            inner: flate2::read::MultiGzDecoder::new(r),
-            left: size.saturating_mul(BOMB_RATIO).max(BOMB_FLOOR),
-            hit: std::rc::Rc::clone(&hit),
-        };
-        Ok((Box::new(BufReader::new(capped)), hit))
-    } else {
-        Ok((Box::new(r), hit))
-    }
-}
-
 struct Acc {
     count: u64,
     clients: HashSet<String>,
@@ -391,174 +337,6 @@ impl Acc {
                 text: text.chars().take(500).collect(),
             });
         }
-    }
-}
-
-/// Lines matched per batch, at most (and bytes, below).
-const BATCH_LINES: usize = 8192;
-const BATCH_BYTES: usize = 32 << 20;
-
-/// A line as read: its place in the batch's buffer.
-struct RawLine {
-    line_no: u64,
-    start: usize,
-    end: usize,
-    too_long: bool,
-}
-
-/// Lines read, in one buffer.
-#[derive(Default)]
-struct Batch {
-    data: Vec<u8>,
-    lines: Vec<RawLine>,
-}
-
-/// Skip to the end of the current line, in bounded memory.
-fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(());
-        }
-        match memchr::memchr(b'\n', buf) {
-            Some(i) => {
-                r.consume(i + 1);
-                return Ok(());
-            }
-            None => {
-                let n = buf.len();
-                r.consume(n);
-            }
-        }
-    }
-}
-
-/// What a line gave, before it is taken into the hunt's state.
-enum Out {
-    Blank,
-    Malformed { line_no: u64, reason: &'static str },
-    Outside,
-    Rec(Box<Matched>),
-}
-
-/// A record and what matched it: indicators (index, field) and rules
-/// (index, with the correlation events they feed: correlation, position,
-/// group, value).
-struct Matched {
-    line_no: u64,
-    text: String,
-    rec: logs::Record,
-    iocs: Vec<(usize, &'static str)>,
-    hits: Vec<(usize, CorrEvents)>,
-}
-
-type CorrEvents = Vec<(usize, usize, Vec<String>, String)>;
-
-/// The read-only part of a hunt, shared by the threads that match.
-struct Work<'a> {
-    rules: &'a [Rule],
-    prefilter: &'a prefilter::Prefilter,
-    index: &'a ioc::Index,
-    uses: &'a [Vec<(usize, usize)>],
-    corrs: &'a [Correlation],
-    opts: &'a Options,
-}
-
-impl Work<'_> {
-    /// Match a batch on `threads` threads (contiguous slices), in order.
-    fn batch(&self, batch: &Batch, threads: usize) -> Vec<Out> {
-        let data = batch.data.as_slice();
-        if threads <= 1 || batch.lines.len() < 256 {
-            let (mut hay, mut cands) = (Vec::new(), Vec::new());
-            return batch
-                .lines
-                .iter()
-                .map(|l| self.line(data, l, &mut hay, &mut cands))
-                .collect();
-        }
-        let per = batch.lines.len().div_ceil(threads);
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = batch
-                .lines
-                .chunks(per)
-                .map(|chunk| {
-                    sc.spawn(move || {
-                        let (mut hay, mut cands) = (Vec::new(), Vec::new());
-                        chunk
-                            .iter()
-                            .map(|l| self.line(data, l, &mut hay, &mut cands))
-                            .collect::<Vec<Out>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    }
-
-    fn line(&self, data: &[u8], l: &RawLine, hay: &mut Vec<u8>, cands: &mut Vec<usize>) -> Out {
-        let text = String::from_utf8_lossy(&data[l.start..l.end]);
-        let text = text.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
-            return Out::Blank;
-        }
-        let rec = if l.too_long {
-            Err("line longer than 1 MiB")
-        } else {
-            logs::parse_line(text, &self.opts.json)
-        };
-        let rec = match rec {
-            Ok(r) => r,
-            Err(reason) => {
-                return Out::Malformed {
-                    line_no: l.line_no,
-                    reason,
-                }
-            }
-        };
-        if self.opts.from_ms.is_some_and(|f| rec.ts_ms < f)
-            || self.opts.to_ms.is_some_and(|t| rec.ts_ms >= t)
-        {
-            return Out::Outside;
-        }
-        let iocs = self.index.matches(&rec);
-        let mut hits = Vec::new();
-        {
-            let ev = fields::WebEvent::new(&rec, text);
-            self.prefilter.candidates(&ev, hay, cands);
-            for &i in cands.iter() {
-                if !self.rules[i].matches(&ev) {
-                    continue;
-                }
-                let corr = self.uses[i]
-                    .iter()
-                    .map(|&(ci, pos)| {
-                        let c = &self.corrs[ci];
-                        let group = c
-                            .group_by
-                            .iter()
-                            .map(|f| ev.field(f).map(|v| v.into_owned()).unwrap_or_default())
-                            .collect();
-                        let value = c
-                            .field
-                            .as_deref()
-                            .and_then(|f| ev.field(f).map(|v| v.into_owned()))
-                            .unwrap_or_default();
-                        (ci, pos, group, value)
-                    })
-                    .collect();
-                hits.push((i, corr));
-            }
-        }
-        Out::Rec(Box::new(Matched {
-            line_no: l.line_no,
-            text: text.to_string(),
-            rec,
-            iocs,
-            hits,
-        }))
     }
 }
 
@@ -639,7 +417,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
     let mut acc: BTreeMap<usize, Acc> = BTreeMap::new();
     let mut bytes_total = 0u64;
     let prefilter = prefilter::Prefilter::new(&rules);
-    let work = Work {
+    let work = batch::Work {
         rules: &rules,
         prefilter: &prefilter,
         index: &index,
