@@ -129,14 +129,7 @@ pub(crate) fn data_paths(site: &levee_config::Site) -> Vec<(String, Class)> {
         .collect()
 }
 
-/// Whether the normalised `path` lies under `prefix` (already lower-case),
-/// ignoring ASCII case: an origin that does not care about case must not
-/// let `/MEMBERS` walk around a tag on `/members`.
-pub(crate) fn under(path: &str, prefix: &str) -> bool {
-    let (p, x) = (path.as_bytes(), prefix.as_bytes());
-    (p.len() >= x.len() && p[..x.len()].eq_ignore_ascii_case(x))
-        || (x.len() > 1 && x.ends_with(b"/") && p.eq_ignore_ascii_case(&x[..x.len() - 1]))
-}
+pub(crate) use levee_http::target::under_any_case as under;
 
 #[cfg(test)]
 mod tests {

@@ -63,11 +63,6 @@ impl Limits {
     }
 }
 
-fn under(path: &str, prefix: &str) -> bool {
-    path.starts_with(prefix)
-        || (prefix.len() > 1 && prefix.ends_with('/') && path == &prefix[..prefix.len() - 1])
-}
-
 /// A site's limits and its route classes' (first matching route wins).
 #[derive(Debug)]
 pub(crate) struct SiteLimits {
@@ -119,7 +114,7 @@ impl SiteLimits {
         let route = self
             .routes
             .iter()
-            .find(|(prefixes, _)| prefixes.iter().any(|p| under(path, p)));
+            .find(|(prefixes, _)| prefixes.iter().any(|p| levee_http::target::under(path, p)));
         if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms, factor)) {
             return Some(hit);
         }

@@ -57,10 +57,23 @@ impl Target {
     /// Whether the path is `prefix` or lies under it. A prefix ending in `/`
     /// matches the directory itself without the slash too (`/api/` matches `/api`).
     pub fn path_under(&self, prefix: &str) -> bool {
-        let p = self.path();
-        p.starts_with(prefix)
-            || (prefix.len() > 1 && prefix.ends_with('/') && p == &prefix[..prefix.len() - 1])
+        under(self.path(), prefix)
     }
+}
+
+/// Whether `path` is `prefix` or lies under it (a prefix ending in `/`
+/// matches the directory without the slash too).
+pub fn under(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix)
+        || (prefix.len() > 1 && prefix.ends_with('/') && path == &prefix[..prefix.len() - 1])
+}
+
+/// As [`under`], ignoring ASCII case: for tags that an origin which does
+/// not care about case must not let `/MEMBERS` walk around.
+pub fn under_any_case(path: &str, prefix: &str) -> bool {
+    let (p, x) = (path.as_bytes(), prefix.as_bytes());
+    (p.len() >= x.len() && p[..x.len()].eq_ignore_ascii_case(x))
+        || (x.len() > 1 && x.ends_with(b"/") && p.eq_ignore_ascii_case(&x[..x.len() - 1]))
 }
 
 fn unreserved(b: u8) -> bool {

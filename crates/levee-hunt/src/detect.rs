@@ -492,57 +492,34 @@ impl Detectors {
                     samples: span.samples,
                 });
             }
+            // The built-in lists: what was named, and where each entry comes from.
+            let listed = |detector, level, what: String, span: Span| Finding {
+                detector,
+                level,
+                client: ip.clone(),
+                summary: format!("built-in list: {what}"),
+                requests: span.n,
+                records_served: 0,
+                bytes_served: 0,
+                first_ms: span.first,
+                last_ms: span.last,
+                samples: span.samples,
+            };
             if c.tools.n > 0 {
-                out.push(Finding {
-                    detector: "known_tool",
-                    level: "low",
-                    client: ip.clone(),
-                    summary: format!(
-                        "built-in list: the User-Agent names {} ({})",
-                        c.tool_names
-                            .iter()
-                            .map(|t| t.name)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        c.tool_names
-                            .iter()
-                            .map(|t| t.source)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                    requests: c.tools.n,
-                    records_served: 0,
-                    bytes_served: 0,
-                    first_ms: c.tools.first,
-                    last_ms: c.tools.last,
-                    samples: c.tools.samples,
-                });
+                let names: Vec<&str> = c.tool_names.iter().map(|t| t.name).collect();
+                let sources: Vec<&str> = c.tool_names.iter().map(|t| t.source).collect();
+                let what = format!(
+                    "the User-Agent names {} ({})",
+                    names.join(", "),
+                    sources.join("; ")
+                );
+                out.push(listed("known_tool", "low", what, c.tools));
             }
             if c.probes.n > 0 {
-                out.push(Finding {
-                    detector: "exploit_probe",
-                    level: "medium",
-                    client: ip.clone(),
-                    summary: format!(
-                        "built-in list: {} ({})",
-                        c.probe_names
-                            .iter()
-                            .map(|p| p.what)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        c.probe_names
-                            .iter()
-                            .map(|p| p.source)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                    requests: c.probes.n,
-                    records_served: 0,
-                    bytes_served: 0,
-                    first_ms: c.probes.first,
-                    last_ms: c.probes.last,
-                    samples: c.probes.samples,
-                });
+                let names: Vec<&str> = c.probe_names.iter().map(|p| p.what).collect();
+                let sources: Vec<&str> = c.probe_names.iter().map(|p| p.source).collect();
+                let what = format!("{} ({})", names.join(", "), sources.join("; "));
+                out.push(listed("exploit_probe", "medium", what, c.probes));
             }
             if c.off_hours.n > 0 {
                 out.push(Finding {

@@ -83,14 +83,6 @@ pub struct Egress {
     slots: HashMap<IpAddr, Slot>,
 }
 
-/// The key a client is counted under: IPv4 as is, IPv6 by its /64.
-fn key_of(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        v4 => v4,
-    }
-}
-
 impl Egress {
     pub fn new(p: EgressParams) -> Egress {
         Egress {
@@ -170,7 +162,7 @@ impl Egress {
         };
         self.cur.bytes = self.cur.bytes.saturating_add(n.bytes);
         self.cur.records = self.cur.records.saturating_add(n.records);
-        let key = key_of(client);
+        let key = crate::mark_key(client);
         if !self.slots.contains_key(&key) {
             let mut err = Counts::default();
             if self.slots.len() >= self.p.capacity {

@@ -370,7 +370,7 @@ pub struct Marks {
 }
 
 /// The key a client is marked under: IPv4 as is, IPv6 by its /64.
-fn mark_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn mark_key(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
         IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
         v4 => v4,

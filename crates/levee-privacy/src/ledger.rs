@@ -29,7 +29,8 @@ pub struct Entry {
     pub hash: String,
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lower-case hex of bytes (hashes in the ledger and its records).
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

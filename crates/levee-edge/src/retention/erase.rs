@@ -151,7 +151,7 @@ fn resolve(
     None
 }
 
-fn reader(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
+pub(super) fn reader(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
     let f = std::fs::File::open(path)?;
     Ok(if path.extension().is_some_and(|e| e == "gz") {
         Box::new(std::io::BufReader::with_capacity(
@@ -206,12 +206,7 @@ fn rewrite(path: &Path, needles: &[Vec<u8>]) -> std::io::Result<(u64, u64, Strin
     hashing.flush()?;
     let Hashing { w, ctx } = hashing;
     drop(w);
-    let sha: String = ctx
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = levee_privacy::ledger::hex(ctx.finish().as_ref());
     if removed == 0 {
         std::fs::remove_file(&tmp)?;
         return Ok((0, kept, sha));
@@ -256,13 +251,11 @@ pub(crate) fn erase(
         .flat_map(|t| log_files(&t.log).into_iter().map(move |f| (f, t.name)))
         .collect();
     if !writer {
-        for (f, _) in files.iter().filter(|(f, _)| f.live) {
-            let locked = std::fs::File::open(&f.path)
-                .map(|h| matches!(h.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
-                .unwrap_or(false);
-            if locked {
-                return Err(EraseError::Busy(f.path.clone()));
-            }
+        if let Some((f, _)) = files
+            .iter()
+            .find(|(f, _)| f.live && super::open_for_writing(&f.path))
+        {
+            return Err(EraseError::Busy(f.path.clone()));
         }
     }
     let keys = crate::keys::present(a);

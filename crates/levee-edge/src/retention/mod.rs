@@ -92,12 +92,7 @@ pub(crate) fn sha256_of(path: &Path) -> std::io::Result<String> {
         }
         ctx.update(&buf[..n]);
     }
-    Ok(ctx
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(levee_privacy::ledger::hex(ctx.finish().as_ref()))
 }
 
 /// A log file on disk.
@@ -134,19 +129,20 @@ pub(crate) fn ts_of(line: &[u8]) -> Option<u64> {
 fn record_times(path: &Path) -> (Option<u64>, Option<u64>) {
     use std::io::{BufRead, Read, Seek, SeekFrom};
     const SPAN: u64 = 64 * 1024;
-    let Ok(f) = std::fs::File::open(path) else {
-        return (None, None);
-    };
     let first_line = |r: &mut dyn BufRead| {
         let mut line = Vec::new();
         let _ = r.take(SPAN).read_until(b'\n', &mut line);
         ts_of(&line)
     };
     if path.extension().is_some_and(|e| e == "gz") {
-        let mut r = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f));
-        return (first_line(&mut r), None);
+        return match erase::reader(path) {
+            Ok(mut r) => (first_line(&mut r), None),
+            Err(_) => (None, None),
+        };
     }
-    let mut f = f;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (None, None);
+    };
     let first = first_line(&mut std::io::BufReader::new(&mut f));
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut tail = Vec::new();
@@ -205,7 +201,7 @@ pub(crate) fn log_files(log: &Path) -> Vec<LogFile> {
 
 /// Whether a writer holds the file's lock (a Levee edge still writing to a
 /// copy that logrotate renamed before the edge reopened its log).
-fn open_for_writing(path: &Path) -> bool {
+pub(super) fn open_for_writing(path: &Path) -> bool {
     std::fs::File::open(path)
         .map(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
         .unwrap_or(false)
