@@ -122,8 +122,10 @@ fn syn_and_ack_floods_are_answered_from_xdp_while_clients_connect() {
     );
     assert_eq!(half_open, 0, "the server holds half-open flood connections");
     assert!(codes.len() >= 10, "{codes:?}");
+    let failed: Vec<_> = codes.iter().filter(|c| *c != "200").collect();
     assert!(
-        codes.iter().all(|c| c == "200"),
-        "legitimate client failed during the floods: {codes:?}"
+        failed.is_empty(),
+        "legitimate client failed during the floods: {failed:?} of {}",
+        codes.len()
     );
 }

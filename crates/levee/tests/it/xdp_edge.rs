@@ -241,7 +241,15 @@ impl Lab {
                 while !done.load(std::sync::atomic::Ordering::Relaxed)
                     && t.elapsed() < Duration::from_secs(30)
                 {
-                    codes.push(self.get(LEGIT, "2").1);
+                    // 4 s: a SYN or SYN-ACK lost on the flooded veth costs
+                    // the client a 1 s retransmission, a second one 2 s more
+                    // (the kernel's schedule; a browser waits far longer).
+                    let (exit, code) = self.get(LEGIT, "4");
+                    codes.push(if code == "200" {
+                        code
+                    } else {
+                        format!("{code} (curl exit {exit})")
+                    });
                 }
                 codes
             });
@@ -410,9 +418,11 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         "dropped {dropped} of {sent} flood packets"
     );
     assert!(codes.len() >= 10, "{codes:?}");
+    let failed: Vec<_> = codes.iter().filter(|c| *c != "200").collect();
     assert!(
-        codes.iter().all(|c| c == "200"),
-        "legitimate client failed during the flood: {codes:?}"
+        failed.is_empty(),
+        "legitimate client failed during the flood: {failed:?} of {}",
+        codes.len()
     );
     // The edge's /metrics carries the filter's counters (published each second).
     let t = Instant::now();
@@ -451,7 +461,8 @@ fn floods_dropped_l7_blocks_mirrored_and_restart_keeps_protection() {
         codes.len()
     );
     assert!(cookie_syns > 0, "the kernel sent no SYN cookie");
-    assert!(codes.iter().all(|c| c == "200"), "{codes:?}");
+    let failed: Vec<_> = codes.iter().filter(|c| *c != "200").collect();
+    assert!(failed.is_empty(), "{failed:?} of {}", codes.len());
 
     // 2. Blocked at L7 (admin API), dropped at L3 within 1 s.
     assert_eq!(lab.get(L7, "2").1, "200");
