@@ -12,6 +12,7 @@ mod defense;
 mod demo;
 mod edge;
 mod error;
+mod fleet;
 mod limits;
 mod listener;
 mod site;
@@ -23,6 +24,7 @@ pub use defense::{parse_cidr_list, Cache, Defense, IgnoreQuery, ModeName, RuleAc
 pub use demo::demo;
 pub use edge::*;
 pub use error::ConfigError;
+pub use fleet::Fleet;
 use error::{line_of, locate};
 pub use limits::{Http2, Limits};
 pub use listener::{Certificate, Listener, Tls};
@@ -77,6 +79,8 @@ pub struct Config {
     /// How long logs are kept (on by default), enforced by the edge.
     #[serde(default)]
     pub retention: Retention,
+    /// Several edges acting as one through Redis (off unless present).
+    pub fleet: Option<Fleet>,
 }
 
 /// Parse and validate a configuration. `file` is used in messages only.

@@ -98,6 +98,9 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
             ));
         }
     }
+    if let Some(f) = &cfg.fleet {
+        fleet(f, cfg.challenge.secret.is_some())?;
+    }
     for (i, s) in cfg.site.iter().enumerate() {
         for (j, t) in s.challenge.staff_tokens.iter().enumerate() {
             if t.len() < MIN_STAFF_TOKEN {
@@ -284,6 +287,43 @@ fn access_log(a: &crate::AccessLog) -> Result<(), (String, String)> {
     }
     if a.key_rotation.as_duration() < std::time::Duration::from_secs(1) {
         return Err(("access_log.key_rotation".into(), "at least 1s".into()));
+    }
+    Ok(())
+}
+
+fn fleet(f: &crate::Fleet, secret: bool) -> Result<(), (String, String)> {
+    let scheme = f.redis.split("://").next().unwrap_or("");
+    if f.redis.is_empty() || !matches!(scheme, "redis" | "rediss") || !f.redis.contains("://") {
+        return Err((
+            "fleet.redis".into(),
+            "give the store as redis://HOST:PORT (or rediss://:PASSWORD@HOST:PORT for TLS)".into(),
+        ));
+    }
+    if !secret {
+        return Err((
+            "fleet".into(),
+            "a fleet needs [challenge] secret, the same on every edge, so that a visitor cleared by one edge is not challenged again by another".into(),
+        ));
+    }
+    let ms = |d: crate::Dur| d.as_duration().as_millis();
+    if !(10..=250).contains(&ms(f.sync_every)) {
+        return Err((
+            "fleet.sync_every".into(),
+            "must be between 10ms and 250ms (a fleet-wide limit holds to within one interval)".into(),
+        ));
+    }
+    for (key, d) in [("timeout", f.timeout), ("connect_timeout", f.connect_timeout), ("open_for", f.open_for), ("edge_ttl", f.edge_ttl)] {
+        if d.as_duration().is_zero() {
+            return Err((format!("fleet.{key}"), "must be positive".into()));
+        }
+    }
+    if f.failures_to_open == 0 {
+        return Err(("fleet.failures_to_open".into(), "must be at least 1".into()));
+    }
+    if let Some(n) = &f.name {
+        if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(("fleet.name".into(), "1 to 64 letters, digits, '-', '_' or '.'".into()));
+        }
     }
     Ok(())
 }

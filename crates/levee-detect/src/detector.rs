@@ -54,6 +54,14 @@ pub enum Action {
 }
 
 impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Block => "block",
+            Action::Challenge => "challenge",
+            Action::RateLimit => "rate_limit",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Action> {
         match s {
             "block" => Some(Action::Block),
@@ -82,6 +90,9 @@ pub struct Rule {
     /// Ticks in a row with (almost) no match.
     #[serde(skip)]
     idle_ticks: u32,
+    /// The fleet edge that derived it, for a rule learnt from another edge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// Why a rule was made.
@@ -340,6 +351,49 @@ impl Detector {
                 None => "returned to automatic by an operator".into(),
             },
         }]
+    }
+
+    /// Take on a rule another edge of the fleet derived: requests whose
+    /// feature `dim` hashes to `key` (hashes are stable across processes).
+    /// It then lives here like a rule of this edge's own (expiring when
+    /// idle). `None` if this edge has it already or is at `max_rules`.
+    pub fn import_rule(
+        &mut self,
+        dim: Dim,
+        key: u64,
+        value: &str,
+        action: Action,
+        from: &str,
+        now_ms: u64,
+    ) -> Option<Rule> {
+        if self.rules.iter().any(|r| r.dim == dim && r.key == key)
+            || self.rules.len() >= self.p.max_rules
+        {
+            return None;
+        }
+        let rule = Rule {
+            id: self.next_id,
+            dim,
+            key,
+            value: value.to_string(),
+            action,
+            created_ms: now_ms,
+            evidence: Evidence {
+                sampled: 0,
+                attack_share: 0.0,
+                baseline_share: 0.0,
+                rate: 0.0,
+                baseline_rate: 0.0,
+                collateral: 0.0,
+                basis: "fleet",
+            },
+            matches: 0,
+            idle_ticks: 0,
+            from: Some(from.to_string()),
+        };
+        self.next_id += 1;
+        self.rules.push(rule.clone());
+        Some(rule)
     }
 
     /// Record one sampled request that no rule matched. `labels` is called
@@ -634,6 +688,7 @@ impl Detector {
                     value: label.clone(),
                     action: self.p.action,
                     created_ms: now_ms,
+                    from: None,
                     evidence: Evidence {
                         sampled: *count,
                         attack_share: share,
@@ -699,6 +754,7 @@ impl Detector {
                 value,
                 action: self.p.action,
                 created_ms: now_ms,
+                from: None,
                 evidence: Evidence {
                     sampled: p.count,
                     attack_share: p.share,

@@ -40,6 +40,11 @@ impl Dim {
         self as usize
     }
 
+    /// The dimension a label names (`Dim::label`'s inverse).
+    pub fn parse(s: &str) -> Option<Dim> {
+        Dim::ALL.into_iter().find(|d| d.label() == s)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Dim::Combo => "combo",

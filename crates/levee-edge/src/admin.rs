@@ -155,7 +155,8 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     .extra_metrics
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .as_str();
+                    .as_str()
+                + &shared.fleet.metrics();
             let mut r = own_response(200, &text, true, None);
             if let Some(pos) = r
                 .windows(26)
@@ -196,6 +197,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     for c in site.defense.pin(pin) {
                         shared.publish(&site.name, &c);
                     }
+                    shared.fleet.note_pin(&site.name, pin);
                     json_response(
                         200,
                         &serde_json::json!({"site": site.name, "mode": site.defense.mode().label(), "pinned": pin.is_some()}),
@@ -274,6 +276,9 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                         .write()
                         .unwrap_or_else(PoisonError::into_inner)
                         .unblock(c);
+                    if removed {
+                        shared.fleet.note_unblock(c.to_string());
+                    }
                     json_response(
                         if removed { 200 } else { 404 },
                         &serde_json::json!({"removed": removed, "cidr": c.to_string()}),
@@ -294,6 +299,11 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                             crate::clock::unix_ms() + ttl_s * 1000,
                         );
                     if added {
+                        shared.fleet.note_block(
+                            c.to_string(),
+                            "blocked through the admin API".into(),
+                            ttl_s * 1000,
+                        );
                         json_response(
                             200,
                             &serde_json::json!({"blocked": c.to_string(), "ttl_s": ttl_s}),
@@ -563,6 +573,7 @@ fn status(shared: &Shared) -> serde_json::Value {
         },
         "marked_clients": shared.marks.lock().unwrap_or_else(PoisonError::into_inner).len(),
         "shutting_down": shared.shutting_down(),
+        "fleet": shared.fleet.status(),
         "sites": sites,
     })
 }

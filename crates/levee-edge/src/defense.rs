@@ -176,6 +176,38 @@ impl SiteDefense {
         c
     }
 
+    /// Take on a rule another fleet edge derived (see `Detector::import_rule`);
+    /// the rule set the request path reads is rebuilt with it.
+    pub(crate) fn import_rule(
+        &self,
+        dim: levee_detect::Dim,
+        key: u64,
+        value: &str,
+        action: Action,
+        from: &str,
+        now_ms: u64,
+    ) -> Option<Rule> {
+        let mut d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
+        let rule = d.import_rule(dim, key, value, action, from, now_ms)?;
+        let rules = d.rules().to_vec();
+        let old = self.rules.load();
+        let hits = (0..rules.len())
+            .map(|i| AtomicU64::new(old.hits.get(i).map_or(0, |h| h.load(Ordering::Relaxed))))
+            .collect();
+        self.rules.store(Arc::new(RuleSet { rules, hits }));
+        Some(rule)
+    }
+
+    /// The site's mode and rule count, for the fleet's heartbeat.
+    pub(crate) fn summary(&self) -> serde_json::Value {
+        let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
+        serde_json::json!({
+            "mode": d.mode().label(),
+            "pinned": d.pinned().map(Mode::label),
+            "rules": d.rules().len(),
+        })
+    }
+
     /// Count an origin or gateway error (5xx) for the baseline.
     pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);

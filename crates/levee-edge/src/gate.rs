@@ -91,7 +91,14 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
         } else {
             factor
         };
-        if let Some((reason, retry_ms)) = site.limits.check(v.req.target.path(), client, now, f) {
+        let limited = site.limits.check(
+            v.req.target.path(),
+            client,
+            crate::clock::unix_ms(),
+            f,
+            shared.fleet.share(),
+        );
+        if let Some((reason, retry_ms)) = limited {
             // A browser over a limit is asked to prove itself, not refused:
             // an HTML GET gets the interstitial (and the challenge's own
             // endpoints answer, so that it can clear).
@@ -194,6 +201,16 @@ fn auto_block(shared: &Shared, site: &Site, ip: std::net::IpAddr) {
             crate::clock::now_ms() + ttl_ms,
             crate::clock::unix_ms() + ttl_ms,
         );
+    if added {
+        shared.fleet.note_block(
+            c.to_string(),
+            format!(
+                "matched block rules {} times on site {}",
+                site.defense_cfg.auto_block_after, site.name
+            ),
+            ttl_ms,
+        );
+    }
     shared.events.push(
         "block",
         &site.name,

@@ -30,6 +30,7 @@ mod conn;
 mod defense;
 mod egress;
 mod error;
+mod fleet;
 mod events;
 mod gate;
 mod h1;
@@ -215,6 +216,7 @@ impl Edge {
             listen: listen.clone(),
             extra_metrics: Mutex::new(String::new()),
             generation: AtomicU64::new(0),
+            fleet: fleet::FleetLink::default(),
             loader,
             reload_lock: Mutex::new(()),
         });

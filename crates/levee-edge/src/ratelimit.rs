@@ -1,8 +1,14 @@
 //! Request-rate limits per client address, per /24 or /64 prefix and in
 //! total, for a site and for its route classes, counted in fixed memory
 //! (`levee_limits::rate`). Over a limit: 429 with `Retry-After`.
+//!
+//! In a fleet every limiter is shared (`RateLimiter::shared`): each is named
+//! by a scope (`site/ip`, `/login/prefix`, …) under which its counts travel
+//! and its totals come back; windows are aligned on the wall clock, so every
+//! edge counts the same windows.
 
 use crate::metrics::Reason;
+use levee_limits::fleet::{CounterDelta, CounterTotal};
 use levee_limits::rate::{RateDecision, RateLimiter};
 use std::net::IpAddr;
 
@@ -22,11 +28,20 @@ pub(crate) fn ip_key(ip: IpAddr) -> u128 {
 }
 
 impl Limits {
-    pub(crate) fn new(l: &levee_config::RateLimit, seeds: [u64; 4]) -> Limits {
+    pub(crate) fn new(l: &levee_config::RateLimit, seeds: [u64; 4], fleet: bool) -> Limits {
         let window = l
             .window
             .map_or(1000, |w| w.as_duration().as_millis().max(1) as u64);
-        let mk = |n: u32, width: u32| (n > 0).then(|| RateLimiter::new(n, window, width, seeds));
+        let mk = |n: u32, width: u32| {
+            (n > 0).then(|| {
+                let r = RateLimiter::new(n, window, width, seeds);
+                if fleet {
+                    r.shared()
+                } else {
+                    r
+                }
+            })
+        };
         Limits {
             ip: mk(l.per_ip, 16),
             prefix: mk(l.per_prefix, 16),
@@ -38,13 +53,23 @@ impl Limits {
         self.ip.is_none() && self.prefix.is_none() && self.total.is_none()
     }
 
-    /// Count the request; the first limit it is over, with the Retry-After in ms.
-    fn check(&self, ip: IpAddr, now_ms: u64, factor: f64) -> Option<(Reason, u64)> {
+    fn each(&self) -> [(&'static str, Option<&RateLimiter>); 3] {
+        [
+            ("ip", self.ip.as_ref()),
+            ("prefix", self.prefix.as_ref()),
+            ("total", self.total.as_ref()),
+        ]
+    }
+
+    /// Count the request; the first limit it is over, with the Retry-After
+    /// in ms. Per-client limits are multiplied by `factor`, all of them by
+    /// `share` (a fleet member on its own enforces its share).
+    fn check(&self, ip: IpAddr, now_ms: u64, factor: f64, share: f64) -> Option<(Reason, u64)> {
         let over = |l: &Option<RateLimiter>, key: u128, r: Reason| match l.as_ref().map(|l| {
             if r == Reason::RateLimitTotal {
-                l.check(key, now_ms)
+                l.check_scaled(key, now_ms, share)
             } else {
-                l.check_scaled(key, now_ms, factor)
+                l.check_scaled(key, now_ms, factor * share)
             }
         }) {
             Some(RateDecision::Limit { retry_after_ms }) => Some((r, retry_after_ms)),
@@ -84,14 +109,14 @@ impl SiteLimits {
         self.made_for == Self::key_of(s)
     }
 
-    pub(crate) fn new(s: &levee_config::Site, seeds: [u64; 4]) -> SiteLimits {
+    pub(crate) fn new(s: &levee_config::Site, seeds: [u64; 4], fleet: bool) -> SiteLimits {
         SiteLimits {
             made_for: Self::key_of(s),
-            site: Limits::new(&s.rate_limit, seeds),
+            site: Limits::new(&s.rate_limit, seeds, fleet),
             routes: s
                 .route
                 .iter()
-                .map(|r| (r.paths.clone(), Limits::new(&r.limit(), seeds)))
+                .map(|r| (r.paths.clone(), Limits::new(&r.limit(), seeds, fleet)))
                 .collect(),
         }
     }
@@ -102,22 +127,73 @@ impl SiteLimits {
     }
 
     /// Count a request for `path` from `ip`; `Some` if it is over a limit.
-    /// Per-client limits are multiplied by `factor` (1.0 in normal mode).
+    /// Per-client limits are multiplied by `factor` (1.0 in normal mode),
+    /// every limit by `share` (1.0 but for a fleet member on its own).
     /// `path` is the normalised path; a route's prefix `/api/` also matches `/api`.
+    /// `now_ms` is wall-clock time (windows shared by a fleet).
     pub(crate) fn check(
         &self,
         path: &str,
         ip: IpAddr,
         now_ms: u64,
         factor: f64,
+        share: f64,
     ) -> Option<(Reason, u64)> {
         let route = self
             .routes
             .iter()
             .find(|(prefixes, _)| prefixes.iter().any(|p| levee_http::target::under(path, p)));
-        if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms, factor)) {
+        if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms, factor, share)) {
             return Some(hit);
         }
-        self.site.check(ip, now_ms, factor)
+        self.site.check(ip, now_ms, factor, share)
+    }
+
+    /// Every limiter with its fleet scope (`site/ip`, `ROUTE/prefix`, …).
+    fn scoped(&self) -> impl Iterator<Item = (String, &RateLimiter)> + '_ {
+        let site = self
+            .site
+            .each()
+            .into_iter()
+            .filter_map(|(k, l)| Some((format!("site/{k}"), l?)));
+        let routes = self.routes.iter().flat_map(|(paths, l)| {
+            let name = paths.first().cloned().unwrap_or_default();
+            l.each()
+                .into_iter()
+                .filter_map(move |(k, r)| Some((format!("{name}/{k}"), r?)))
+        });
+        site.chain(routes)
+    }
+
+    /// The counts to send to the fleet since the last call.
+    pub(crate) fn take_counts(&self, site: &str, out: &mut Vec<CounterDelta>) {
+        for (scope, l) in self.scoped() {
+            for p in l.take_pending() {
+                out.push(CounterDelta {
+                    scope: scope.clone(),
+                    site: site.to_string(),
+                    window_ms: l.window_ms(),
+                    key: p.key,
+                    window: p.window,
+                    count: p.count,
+                });
+            }
+        }
+    }
+
+    /// What the rest of the fleet counted (totals of other scopes are ignored).
+    pub(crate) fn apply_totals(&self, totals: &[&CounterTotal]) {
+        for (scope, l) in self.scoped() {
+            for t in totals.iter().filter(|t| t.scope == scope) {
+                l.set_remote(t.key, t.window, t.others);
+            }
+        }
+    }
+
+    /// Live edges in the fleet (sets how early a key's counts are sent).
+    pub(crate) fn set_edges(&self, n: u32) {
+        for (_, l) in self.scoped() {
+            l.set_edges(n);
+        }
     }
 }

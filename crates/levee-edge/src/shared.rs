@@ -49,6 +49,8 @@ pub struct Shared {
     /// (the packet filter's counters, written by the binary's feeder).
     pub(crate) extra_metrics: Mutex<String>,
     pub(crate) generation: AtomicU64,
+    /// Fleet mode's state (inert outside a fleet).
+    pub(crate) fleet: crate::fleet::FleetLink,
     pub(crate) loader: Option<Loader>,
     pub(crate) reload_lock: Mutex<()>,
 }
@@ -129,11 +131,13 @@ impl Shared {
                 serde_json::json!({"from": from.label(), "to": to.label(), "why": why}),
             ),
             Change::RuleAdded { rule } => {
+                shared.fleet.note_rule(site, rule, true);
                 shared
                     .events
                     .push("rule_added", site, serde_json::json!({ "rule": rule }))
             }
             Change::RuleExpired { rule } => {
+                shared.fleet.note_rule(site, rule, false);
                 shared
                     .events
                     .push("rule_expired", site, serde_json::json!({ "rule": rule }))
@@ -198,6 +202,9 @@ impl Shared {
                 .as_ref()
                 .ok_or("this edge has no configuration file to reload")?;
             let cfg = loader()?;
+            if cfg.fleet != self.state.load().cfg.fleet {
+                return Err("[fleet] changed: fleet settings take effect at a restart".into());
+            }
             let gen = self.generation.load(Ordering::Relaxed) + 1;
             let old = self.state.load();
             let st = State::build(cfg, Some(&old), gen).map_err(|e| e.to_string())?;

@@ -162,7 +162,11 @@ impl State {
                 // Counters survive a reload that keeps the site's limits.
                 limits: match old_limits.get(&s.name) {
                     Some(l) if l.made_for(s) => Arc::clone(l),
-                    _ => Arc::new(crate::ratelimit::SiteLimits::new(s, seeds)),
+                    _ => Arc::new(crate::ratelimit::SiteLimits::new(
+                        s,
+                        seeds,
+                        cfg.fleet.is_some(),
+                    )),
                 },
                 over_limit: s.rate_limit.over,
                 private_paths: s

@@ -13,10 +13,14 @@
 //! [`egress`] tracks the bytes and records each client is served from
 //! personal-data routes, and finds the one taking an outlier share.
 //!
+//! [`fleet`] is what edges of a fleet share, as data (counts, totals,
+//! decisions).
+//!
 //! Pure logic: no sockets, no clock.
 
 pub mod adaptive;
 pub mod egress;
+pub mod fleet;
 pub mod rate;
 pub mod seen;
 

@@ -13,10 +13,19 @@
 //! (1 M requests per window and `width_log2 = 16`: about 15). [`TopK`] keeps an exact bounded table of the
 //! heaviest keys (space-saving) for reporting and signatures.
 //!
+//! In a fleet ([`RateLimiter::shared`]), a limiter also holds what the
+//! other edges counted for a key (a second sketch, raised from the fleet's
+//! totals) and the local counts still to be sent: a key is sent only once
+//! its count in the current window reaches `limit / (4 × edges)` (then its
+//! whole count so far, and each hit after), so a flood of a million
+//! one-request sources costs the store nothing, while a client over the
+//! fleet-wide limit is missed by at most that threshold per edge.
+//!
 //! Pure: time and hash seeds are parameters; the sketch is lock-free.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// A sliding-window count-min sketch.
 #[derive(Debug)]
@@ -121,6 +130,40 @@ impl RateSketch {
         self.estimate(key, now_ms)
     }
 
+    /// The window index of `now_ms` (windows are aligned on multiples of
+    /// the window since time 0, so edges on the same clock share them).
+    pub fn window_of(&self, now_ms: u64) -> u64 {
+        now_ms / self.window_ms
+    }
+
+    pub fn window_ms(&self) -> u64 {
+        self.window_ms
+    }
+
+    /// `key`'s count in window `w` alone (0 if the sketch no longer holds it).
+    pub fn count_in(&self, key: u128, w: u64) -> u32 {
+        let slot = (w % 2) as usize;
+        if self.slot_epoch[slot].load(Ordering::Acquire) == w {
+            self.read(slot, key)
+        } else {
+            0
+        }
+    }
+
+    /// Raise `key`'s count in window `w` to at least `value` (a total learnt
+    /// from elsewhere). A window older than the one its slot holds is ignored.
+    pub fn raise(&self, key: u128, w: u64, value: u32) {
+        let slot = (w % 2) as usize;
+        let held = self.slot_epoch[slot].load(Ordering::Acquire);
+        if held != u64::MAX && held > w {
+            return;
+        }
+        self.claim(slot, w);
+        for r in 0..self.rows {
+            self.counters[self.index(slot, r, key)].fetch_max(value, Ordering::Relaxed);
+        }
+    }
+
     /// How long until `key`'s estimate falls to `limit` if it stops now (an
     /// upper bound: the rest of this window and the next).
     pub fn retry_after_ms(&self, now_ms: u64) -> u64 {
@@ -143,6 +186,31 @@ pub enum RateDecision {
 pub struct RateLimiter {
     sketch: RateSketch,
     limit: u32,
+    fleet: Option<FleetPart>,
+}
+
+/// Local counts still to be sent to the fleet, at most this many keys per
+/// interval (beyond: counted in [`RateLimiter::dropped`]).
+pub const PENDING_CAP: usize = 16_384;
+
+/// A limiter's part in a fleet: the other edges' counts and what is still
+/// to be sent.
+#[derive(Debug)]
+struct FleetPart {
+    remote: RateSketch,
+    pending: Mutex<HashMap<(u128, u64), u32>>,
+    /// A key is sent once its window count reaches this.
+    threshold: AtomicU32,
+    dropped: AtomicU64,
+}
+
+/// A local count to add to the fleet's: `count` more events for `key` in
+/// window `window` (of `RateSketch::window_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub key: u128,
+    pub window: u64,
+    pub count: u32,
 }
 
 impl RateLimiter {
@@ -150,12 +218,77 @@ impl RateLimiter {
         RateLimiter {
             sketch: RateSketch::new(width_log2, 4, window_ms, seeds),
             limit,
+            fleet: None,
         }
+    }
+
+    /// The same limiter, taking part in a fleet: checks count what other
+    /// edges reported ([`RateLimiter::set_remote`]) and keep what is to be
+    /// sent ([`RateLimiter::take_pending`]).
+    pub fn shared(mut self) -> Self {
+        let (w, seeds) = (self.sketch.mask.trailing_ones(), self.sketch.seeds);
+        self.fleet = Some(FleetPart {
+            remote: RateSketch::new(w, 4, self.sketch.window_ms, seeds),
+            pending: Mutex::new(HashMap::new()),
+            threshold: AtomicU32::new(Self::threshold_for(self.limit, 1)),
+            dropped: AtomicU64::new(0),
+        });
+        self
+    }
+
+    fn threshold_for(limit: u32, edges: u32) -> u32 {
+        (limit / (4 * edges.max(1))).max(1)
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    pub fn window_ms(&self) -> u64 {
+        self.sketch.window_ms
+    }
+
+    /// Count one event: the local estimate plus the fleet's others.
+    fn hit(&self, key: u128, now_ms: u64) -> u32 {
+        let local = self.sketch.hit(key, now_ms);
+        let Some(f) = &self.fleet else {
+            return local;
+        };
+        let w = self.sketch.window_of(now_ms);
+        let t = f.threshold.load(Ordering::Relaxed);
+        let in_window = self.sketch.count_in(key, w);
+        if in_window >= t {
+            let add = if in_window == t { t } else { 1 };
+            let mut p = f.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = p.len() < PENDING_CAP;
+            match p.get_mut(&(key, w)) {
+                Some(n) => *n = n.saturating_add(add),
+                None if room => {
+                    // A key first sent after the threshold carries its whole count.
+                    p.insert((key, w), in_window.max(add));
+                }
+                None => {
+                    f.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        local.saturating_add(f.remote.estimate(key, now_ms))
     }
 
     /// Count the request and decide.
     pub fn check(&self, key: u128, now_ms: u64) -> RateDecision {
-        if self.sketch.hit(key, now_ms) > self.limit {
+        self.check_scaled(key, now_ms, 1.0)
+    }
+
+    /// Like `check`, with the limit multiplied by `factor` (a tightened mode,
+    /// a fleet member's share while the fleet's store is unreachable).
+    pub fn check_scaled(&self, key: u128, now_ms: u64, factor: f64) -> RateDecision {
+        let limit = if factor == 1.0 {
+            self.limit
+        } else {
+            ((f64::from(self.limit) * factor).round() as u32).max(1)
+        };
+        if self.hit(key, now_ms) > limit {
             RateDecision::Limit {
                 retry_after_ms: self.sketch.retry_after_ms(now_ms),
             }
@@ -164,20 +297,47 @@ impl RateLimiter {
         }
     }
 
-    /// Like `check`, with the limit multiplied by `factor` (a tightened mode).
-    pub fn check_scaled(&self, key: u128, now_ms: u64, factor: f64) -> RateDecision {
-        let limit = ((f64::from(self.limit) * factor).round() as u32).max(1);
-        if self.sketch.hit(key, now_ms) > limit {
-            RateDecision::Limit {
-                retry_after_ms: self.sketch.retry_after_ms(now_ms),
-            }
-        } else {
-            RateDecision::Allow
+    /// The local counts to send since the last call (empty outside a fleet).
+    pub fn take_pending(&self) -> Vec<Pending> {
+        let Some(f) = &self.fleet else {
+            return Vec::new();
+        };
+        let taken = std::mem::take(&mut *f.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        taken
+            .into_iter()
+            .map(|((key, window), count)| Pending { key, window, count })
+            .collect()
+    }
+
+    /// What the other edges counted for `key` in `window`, as learnt from
+    /// the fleet's total.
+    pub fn set_remote(&self, key: u128, window: u64, others: u32) {
+        if let Some(f) = &self.fleet {
+            f.remote.raise(key, window, others);
         }
+    }
+
+    /// Set the number of live edges (for the sending threshold).
+    pub fn set_edges(&self, edges: u32) {
+        if let Some(f) = &self.fleet {
+            f.threshold
+                .store(Self::threshold_for(self.limit, edges), Ordering::Relaxed);
+        }
+    }
+
+    /// Keys not sent because the interval's table was full.
+    pub fn dropped(&self) -> u64 {
+        self.fleet
+            .as_ref()
+            .map_or(0, |f| f.dropped.load(Ordering::Relaxed))
     }
 
     pub fn memory_bytes(&self) -> usize {
         self.sketch.memory_bytes()
+            + self
+                .fleet
+                .as_ref()
+                .map_or(0, |f| f.remote.memory_bytes() + PENDING_CAP * 40)
     }
 
     pub fn sketch(&self) -> &RateSketch {
@@ -317,6 +477,51 @@ mod tests {
             "resident memory grew by {} MiB",
             grown >> 20
         );
+    }
+
+    #[test]
+    fn a_fleet_limit_counts_the_other_edges() {
+        // Two edges, limit 20 per window: a client sends 15 to each.
+        let a = RateLimiter::new(20, 1000, 12, SEEDS).shared();
+        let b = RateLimiter::new(20, 1000, 12, SEEDS).shared();
+        a.set_edges(2);
+        b.set_edges(2);
+        for i in 0..15 {
+            assert_eq!(a.check(9, 1000 + i), RateDecision::Allow);
+            assert_eq!(b.check(9, 1000 + i), RateDecision::Allow);
+        }
+        // Threshold 20 / 8 = 2: sent whole from the second hit, nothing lost.
+        let pa = a.take_pending();
+        assert_eq!(pa, vec![Pending { key: 9, window: 1, count: 15 }]);
+        assert!(a.take_pending().is_empty());
+        let pb = b.take_pending();
+        // The store's total is 30; each learns the other's 15.
+        a.set_remote(9, 1, 30 - pa[0].count);
+        b.set_remote(9, 1, 30 - pb[0].count);
+        assert!(matches!(a.check(9, 1100), RateDecision::Limit { .. }));
+        assert!(matches!(b.check(9, 1100), RateDecision::Limit { .. }));
+        // Another client is untouched, and a light one is never sent.
+        assert_eq!(a.check(10, 1100), RateDecision::Allow);
+        assert!(a.take_pending().iter().all(|p| p.key == 9));
+        // Two windows on, the others' count is forgotten like the local one.
+        assert_eq!(a.check(9, 3100), RateDecision::Allow);
+        // An older window's total does not overwrite a newer one.
+        a.set_remote(9, 1, 500);
+        assert_eq!(a.check(9, 3200), RateDecision::Allow);
+    }
+
+    #[test]
+    fn the_pending_table_is_bounded() {
+        let l = RateLimiter::new(1, 1000, 16, SEEDS).shared();
+        for k in 0..(PENDING_CAP as u128 + 100) {
+            let _ = l.check(k, 5);
+        }
+        assert_eq!(l.take_pending().len(), PENDING_CAP);
+        assert_eq!(l.dropped(), 100);
+        // Outside a fleet nothing is kept.
+        let solo = RateLimiter::new(1, 1000, 16, SEEDS);
+        let _ = solo.check(1, 5);
+        assert!(solo.take_pending().is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod duration;
 mod feed;
+mod fleet_cmd;
 mod hunt_cmd;
 mod retention_cmd;
 mod xdp_cmd;
@@ -65,6 +66,8 @@ enum Cmd {
     Xdp(Box<xdp_cmd::XdpArgs>),
     /// The retention ledger: verify it against the files, or put a legal hold.
     Retention(retention_cmd::RetentionArgs),
+    /// Fleet mode (`[fleet]`): the edges sharing one Redis and their decisions.
+    Fleet(fleet_cmd::FleetArgs),
     /// Run only the demo origin (for benchmarks that put other proxies in
     /// front of the same origin). Never expose it: it serves fake data.
     DemoOrigin {
@@ -89,6 +92,7 @@ fn main() {
         Cmd::Hunt(args) => hunt_cmd::run(*args),
         Cmd::Xdp(args) => xdp_cmd::run(*args),
         Cmd::Retention(args) => retention_cmd::run(args),
+        Cmd::Fleet(args) => fleet_cmd::run(args),
     };
     if let Err(e) = result {
         eprintln!("levee: error: {e:#}");
@@ -177,9 +181,11 @@ fn serve(
         };
         let drain = cfg.limits.drain_timeout.as_duration();
         let xdp = cfg.xdp.clone();
+        let fleet = fleet_cmd::settings(&cfg);
         let edge = levee_edge::Edge::start(cfg, loader, workers)
             .await
             .context("cannot start the edge")?;
+        fleet_cmd::start(fleet, &edge.shared)?;
         feed::start(&xdp, &edge.shared);
         for a in &edge.listen {
             eprintln!("levee: edge listening on http://{a}");

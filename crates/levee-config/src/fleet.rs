@@ -1,0 +1,47 @@
+//! `[fleet]`: several edges acting as one through Redis (or Valkey).
+
+use crate::types::Dur;
+use serde::Deserialize;
+
+/// The `[fleet]` table. Without it the edge is alone, exactly as before.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fleet {
+    /// `redis://host:port/db`, or `rediss://:password@host:port` for TLS;
+    /// with `cluster = true`, any node of the cluster.
+    pub redis: String,
+    /// The store is a Redis Cluster.
+    pub cluster: bool,
+    /// This edge's name in the fleet; defaults to the host name.
+    pub name: Option<String>,
+    /// How often counts are sent and totals, decisions and edges read back
+    /// (at most 250 ms: a fleet-wide limit holds to within one interval).
+    pub sync_every: Dur,
+    /// Every call to the store gives up after this.
+    pub timeout: Dur,
+    /// Connecting gives up after this.
+    pub connect_timeout: Dur,
+    /// Failures in a row that open the circuit (the edge stops calling and
+    /// enforces its share of each limit) …
+    pub failures_to_open: u32,
+    /// … for this long before one call is tried again.
+    pub open_for: Dur,
+    /// An edge not heard from for this long is not counted as live.
+    pub edge_ttl: Dur,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet {
+            redis: String::new(),
+            cluster: false,
+            name: None,
+            sync_every: Dur::millis(250),
+            timeout: Dur::millis(100),
+            connect_timeout: Dur::millis(500),
+            failures_to_open: 3,
+            open_for: Dur::secs(1),
+            edge_ttl: Dur::secs(5),
+        }
+    }
+}

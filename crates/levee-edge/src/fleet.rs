@@ -1,0 +1,275 @@
+//! The edge's side of fleet mode: what it hands the fleet engine (the
+//! limiters' counts, its decisions, a heartbeat) and what it takes back
+//! (the others' counts, their decisions, the number of live edges). The
+//! engine (`levee-fleet`, wired by the binary) calls these from its own
+//! thread; nothing here waits on the store, and a request only ever reads
+//! local state (`FleetLink::share` on the rate-limit path).
+//!
+//! Decisions made here are noted where they are made (the admin API's
+//! blocks and pins, automatic blocks, the defense's rules) and sent once;
+//! decisions from other edges are applied without being noted again, so
+//! nothing echoes round the fleet.
+
+use crate::clock;
+use crate::Shared;
+use levee_detect::{Action, Dim, Mode};
+use levee_limits::fleet::{CounterDelta, CounterTotal, Decision, What};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+/// Decisions waiting for the engine, at most (oldest dropped first).
+const OUTBOX: usize = 10_000;
+/// How long a shared rule stays in the fleet's snapshot for edges that
+/// join later (each edge then expires it when idle, as its own).
+const RULE_TTL_MS: u64 = 600_000;
+/// How long an unblock stays in the snapshot (longer than any block).
+const UNBLOCK_TTL_MS: u64 = 31 * 86_400_000;
+/// How long a pin stays in the snapshot.
+const PIN_TTL_MS: u64 = 7 * 86_400_000;
+
+/// Fleet state inside the edge (inert unless `Shared::join_fleet` ran).
+#[derive(Debug, Default)]
+pub(crate) struct FleetLink {
+    on: AtomicBool,
+    name: OnceLock<String>,
+    outbox: Mutex<VecDeque<Decision>>,
+    /// While on its own: the edges last seen live (the limit is shared by
+    /// them); 0 while the fleet is reachable.
+    share_of: AtomicU32,
+    view: Mutex<(serde_json::Value, String)>,
+}
+
+impl FleetLink {
+    /// The factor every limit is multiplied by (1 but on its own).
+    pub(crate) fn share(&self) -> f64 {
+        match self.share_of.load(Ordering::Relaxed) {
+            0 | 1 => 1.0,
+            n => 1.0 / f64::from(n),
+        }
+    }
+
+    /// Note a decision made here, if in a fleet.
+    pub(crate) fn note(&self, what: What, ttl_ms: u64) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = clock::unix_ms();
+        let d = Decision {
+            origin: self.name.get().cloned().unwrap_or_default(),
+            made_unix_ms: now,
+            expires_unix_ms: now + ttl_ms,
+            what,
+        };
+        let mut o = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if o.len() >= OUTBOX {
+            o.pop_front();
+        }
+        o.push_back(d);
+    }
+
+    pub(crate) fn note_rule(&self, site: &str, r: &levee_detect::Rule, live: bool) {
+        if r.from.is_some() {
+            return;
+        }
+        self.note(
+            What::Rule {
+                site: site.to_string(),
+                dim: r.dim.label().to_string(),
+                key: r.key,
+                value: r.value.clone(),
+                action: r.action.label().to_string(),
+            },
+            if live { RULE_TTL_MS } else { 0 },
+        );
+    }
+
+    pub(crate) fn note_block(&self, cidr: String, why: String, ttl_ms: u64) {
+        self.note(What::Block { cidr, why }, ttl_ms);
+    }
+
+    pub(crate) fn note_unblock(&self, cidr: String) {
+        self.note(What::Unblock { cidr }, UNBLOCK_TTL_MS);
+    }
+
+    pub(crate) fn note_pin(&self, site: &str, mode: Option<Mode>) {
+        self.note(
+            What::Pin {
+                site: site.to_string(),
+                mode: mode.map(|m| m.label().to_string()),
+            },
+            PIN_TTL_MS,
+        );
+    }
+
+    /// `/status`'s `fleet` (null outside a fleet).
+    pub(crate) fn status(&self) -> serde_json::Value {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .clone()
+    }
+
+    /// The engine's Prometheus text.
+    pub(crate) fn metrics(&self) -> String {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
+    }
+}
+
+impl Shared {
+    /// Take part in a fleet under `name`: decisions are noted from now on,
+    /// and the fleet engine may call the `fleet_*` methods.
+    pub fn join_fleet(&self, name: &str) {
+        let _ = self.fleet.name.set(name.to_string());
+        self.fleet.on.store(true, Ordering::Relaxed);
+    }
+
+    /// Every limiter's counts since the last call.
+    pub fn fleet_take_counts(&self) -> Vec<CounterDelta> {
+        let st = self.state.load();
+        let mut out = Vec::new();
+        for s in &st.sites {
+            s.limits.take_counts(&s.name, &mut out);
+        }
+        out
+    }
+
+    /// What the rest of the fleet counted.
+    pub fn fleet_apply_totals(&self, totals: &[CounterTotal]) {
+        let st = self.state.load();
+        for s in &st.sites {
+            let mine: Vec<&CounterTotal> = totals.iter().filter(|t| t.site == s.name).collect();
+            if !mine.is_empty() {
+                s.limits.apply_totals(&mine);
+            }
+        }
+    }
+
+    /// Decisions made here since the last call.
+    pub fn fleet_take_decisions(&self) -> Vec<Decision> {
+        std::mem::take(
+            &mut *self
+                .fleet
+                .outbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into()
+    }
+
+    /// Apply another edge's decision; `Err` says why it does not apply here.
+    pub fn fleet_apply(&self, d: &Decision) -> Result<(), String> {
+        let now_unix = clock::unix_ms();
+        let left_ms = d.expires_unix_ms.saturating_sub(now_unix);
+        match &d.what {
+            What::Block { cidr, why } => {
+                let c: levee_config::Cidr = cidr.parse().map_err(|_| format!("{cidr:?} is not a CIDR"))?;
+                let added = self
+                    .lists
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .block(c, clock::now_ms() + left_ms, d.expires_unix_ms);
+                if !added {
+                    return Err("the dynamic block list is full ([lists] max_dynamic)".into());
+                }
+                self.events.push(
+                    "block",
+                    "",
+                    serde_json::json!({"cidr": c.to_string(), "ttl_s": left_ms / 1000, "why": why, "from": d.origin}),
+                );
+            }
+            What::Unblock { cidr } => {
+                let c: levee_config::Cidr = cidr.parse().map_err(|_| format!("{cidr:?} is not a CIDR"))?;
+                self.lists
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .unblock(c);
+            }
+            What::Rule {
+                site,
+                dim,
+                key,
+                value,
+                action,
+            } => {
+                let st = self.state.load();
+                let s = st
+                    .sites
+                    .iter()
+                    .find(|s| &s.name == site)
+                    .ok_or_else(|| format!("no site {site:?} here"))?;
+                let dim = Dim::parse(dim).ok_or_else(|| format!("unknown dimension {dim:?}"))?;
+                let action =
+                    Action::parse(action).ok_or_else(|| format!("unknown action {action:?}"))?;
+                if let Some(rule) =
+                    s.defense
+                        .import_rule(dim, *key, value, action, &d.origin, clock::now_ms())
+                {
+                    self.events.push(
+                        "rule_added",
+                        site,
+                        serde_json::json!({ "rule": rule, "from": d.origin }),
+                    );
+                }
+            }
+            What::Pin { site, mode } => {
+                let st = self.state.load();
+                let s = st
+                    .sites
+                    .iter()
+                    .find(|s| &s.name == site)
+                    .ok_or_else(|| format!("no site {site:?} here"))?;
+                let pin = match mode.as_deref() {
+                    None => None,
+                    Some(m) => Some(Mode::parse(m).ok_or_else(|| format!("unknown mode {m:?}"))?),
+                };
+                for c in s.defense.pin(pin) {
+                    self.publish(site, &c);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Live edges (this one included); `degraded`: on its own, enforcing
+    /// `1 / live` of each limit.
+    pub fn fleet_set_edges(&self, live: u32, degraded: bool) {
+        self.fleet
+            .share_of
+            .store(if degraded { live.max(1) } else { 0 }, Ordering::Relaxed);
+        let st = self.state.load();
+        for s in &st.sites {
+            s.limits.set_edges(live.max(1));
+        }
+    }
+
+    /// What this edge tells the fleet: its sites' modes and rules.
+    pub fn fleet_heartbeat(&self) -> serde_json::Value {
+        let st = self.state.load();
+        let sites: serde_json::Map<String, serde_json::Value> = st
+            .sites
+            .iter()
+            .map(|s| (s.name.clone(), s.defense.summary()))
+            .collect();
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "sites": sites,
+            "degraded": self.fleet.share_of.load(Ordering::Relaxed) > 0,
+        })
+    }
+
+    /// The engine's state for `/status` and its Prometheus text for `/metrics`.
+    pub fn fleet_show(&self, status: serde_json::Value, metrics: String) {
+        *self
+            .fleet
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (status, metrics);
+    }
+}
