@@ -166,7 +166,10 @@ impl Keyring {
 pub fn fingerprint(secret: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
     let tag = hmac::sign(&key, b"levee fleet secret fingerprint v1");
-    tag.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    tag.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The client prefix a token is bound to: /24 for IPv4, /64 for IPv6.

@@ -24,8 +24,8 @@ pub use defense::{parse_cidr_list, Cache, Defense, IgnoreQuery, ModeName, RuleAc
 pub use demo::demo;
 pub use edge::*;
 pub use error::ConfigError;
-pub use fleet::Fleet;
 use error::{line_of, locate};
+pub use fleet::Fleet;
 pub use limits::{Http2, Limits};
 pub use listener::{Certificate, Listener, Tls};
 pub use site::*;

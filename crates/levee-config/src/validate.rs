@@ -309,10 +309,16 @@ fn fleet(f: &crate::Fleet, secret: bool) -> Result<(), (String, String)> {
     if !(10..=250).contains(&ms(f.sync_every)) {
         return Err((
             "fleet.sync_every".into(),
-            "must be between 10ms and 250ms (a fleet-wide limit holds to within one interval)".into(),
+            "must be between 10ms and 250ms (a fleet-wide limit holds to within one interval)"
+                .into(),
         ));
     }
-    for (key, d) in [("timeout", f.timeout), ("connect_timeout", f.connect_timeout), ("open_for", f.open_for), ("edge_ttl", f.edge_ttl)] {
+    for (key, d) in [
+        ("timeout", f.timeout),
+        ("connect_timeout", f.connect_timeout),
+        ("open_for", f.open_for),
+        ("edge_ttl", f.edge_ttl),
+    ] {
         if d.as_duration().is_zero() {
             return Err((format!("fleet.{key}"), "must be positive".into()));
         }
@@ -321,8 +327,16 @@ fn fleet(f: &crate::Fleet, secret: bool) -> Result<(), (String, String)> {
         return Err(("fleet.failures_to_open".into(), "must be at least 1".into()));
     }
     if let Some(n) = &f.name {
-        if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return Err(("fleet.name".into(), "1 to 64 letters, digits, '-', '_' or '.'".into()));
+        if n.is_empty()
+            || n.len() > 64
+            || !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err((
+                "fleet.name".into(),
+                "1 to 64 letters, digits, '-', '_' or '.'".into(),
+            ));
         }
     }
     Ok(())

@@ -168,7 +168,9 @@ impl Shared {
         let left_ms = d.expires_unix_ms.saturating_sub(now_unix);
         match &d.what {
             What::Block { cidr, why } => {
-                let c: levee_config::Cidr = cidr.parse().map_err(|_| format!("{cidr:?} is not a CIDR"))?;
+                let c: levee_config::Cidr = cidr
+                    .parse()
+                    .map_err(|_| format!("{cidr:?} is not a CIDR"))?;
                 let added = self
                     .lists
                     .write()
@@ -184,7 +186,9 @@ impl Shared {
                 );
             }
             What::Unblock { cidr } => {
-                let c: levee_config::Cidr = cidr.parse().map_err(|_| format!("{cidr:?} is not a CIDR"))?;
+                let c: levee_config::Cidr = cidr
+                    .parse()
+                    .map_err(|_| format!("{cidr:?} is not a CIDR"))?;
                 self.lists
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)

@@ -102,7 +102,9 @@ impl Engine {
             self.outbox.push_back(d);
         }
         let result = if self.refused {
-            Err(FleetError::SecretMismatch { key: keys::secret() })
+            Err(FleetError::SecretMismatch {
+                key: keys::secret(),
+            })
         } else if !self.breaker.allow(self.mono_ms()) {
             Err(FleetError::Store(
                 "circuit open after repeated failures; the edge enforces its share of each limit"
@@ -141,7 +143,8 @@ impl Engine {
             self.view.degraded = true;
         }
         self.view.breaker = self.breaker.state(self.mono_ms()).label();
-        self.m.set_edges(self.view.share_of.max(1), self.view.degraded);
+        self.m
+            .set_edges(self.view.share_of.max(1), self.view.degraded);
         self.m.show(&self.view);
         result
     }
@@ -176,7 +179,11 @@ impl Engine {
     }
 
     async fn check_secret(&mut self) -> Result<(), FleetError> {
-        let (key, fp, t) = (keys::secret(), self.s.secret_fingerprint.clone(), self.s.timeout);
+        let (key, fp, t) = (
+            keys::secret(),
+            self.s.secret_fingerprint.clone(),
+            self.s.timeout,
+        );
         let mut p = redis::pipe();
         p.cmd("SET").arg(&key).arg(&fp).arg("NX").ignore();
         p.cmd("GET").arg(&key);
@@ -196,7 +203,12 @@ impl Engine {
     async fn load_snapshot(&mut self, now: u64) -> Result<(), FleetError> {
         let t = self.s.timeout;
         let mut p = redis::pipe();
-        p.cmd("XREVRANGE").arg(keys::log()).arg("+").arg("-").arg("COUNT").arg(1);
+        p.cmd("XREVRANGE")
+            .arg(keys::log())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
         p.cmd("HGETALL").arg(keys::decisions());
         let (last, snap): (Value, Value) = self.conn()?.run(&p, t, "the snapshot").await?;
         let last_id = stream_entries(&last)?
@@ -221,7 +233,9 @@ impl Engine {
         if !expired.is_empty() {
             let mut p = redis::pipe();
             p.cmd("HDEL").arg(keys::decisions()).arg(&expired).ignore();
-            self.conn()?.run::<()>(&p, t, "pruning the snapshot").await?;
+            self.conn()?
+                .run::<()>(&p, t, "pruning the snapshot")
+                .await?;
         }
         self.last_id = Some(last_id);
         self.view.snapshots_loaded += 1;
@@ -303,7 +317,11 @@ impl Engine {
         let mut p = redis::pipe();
         for d in self.outbox.iter().take(n) {
             let json = serde_json::to_string(d).unwrap_or_default();
-            p.cmd("HSET").arg(keys::decisions()).arg(d.id()).arg(&json).ignore();
+            p.cmd("HSET")
+                .arg(keys::decisions())
+                .arg(d.id())
+                .arg(&json)
+                .ignore();
             p.cmd("XADD")
                 .arg(keys::log())
                 .arg("MAXLEN")
@@ -318,7 +336,11 @@ impl Engine {
             p.cmd("HDEL").arg(keys::edges()).arg(&self.forget).ignore();
         }
         let hb = serde_json::json!({"ts": now, "said": self.m.heartbeat()});
-        p.cmd("HSET").arg(keys::edges()).arg(&self.s.name).arg(hb.to_string()).ignore();
+        p.cmd("HSET")
+            .arg(keys::edges())
+            .arg(&self.s.name)
+            .arg(hb.to_string())
+            .ignore();
         p.cmd("XRANGE")
             .arg(keys::log())
             .arg(format!("({last}"))
@@ -396,7 +418,10 @@ fn parse_edges(v: Value, now: u64, ttl_ms: u64) -> Result<Vec<EdgeSeen>, FleetEr
         .into_iter()
         .map(|(name, hb)| {
             let hb: serde_json::Value = serde_json::from_str(&hb).unwrap_or_default();
-            let ts = hb.get("ts").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let ts = hb
+                .get("ts")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
             EdgeSeen {
                 live: now.saturating_sub(ts) < ttl_ms,
                 name,
@@ -441,7 +466,11 @@ pub async fn fleet_status(s: &Settings) -> Result<FleetReport, FleetError> {
             Err(e) => unreadable.push(format!("{id}: {e}")),
         }
     }
-    decisions.sort_by(|a, b| a.made_unix_ms.cmp(&b.made_unix_ms).then(a.id().cmp(&b.id())));
+    decisions.sort_by(|a, b| {
+        a.made_unix_ms
+            .cmp(&b.made_unix_ms)
+            .then(a.id().cmp(&b.id()))
+    });
     unreadable.sort();
     Ok(FleetReport {
         edges,

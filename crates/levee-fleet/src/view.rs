@@ -87,13 +87,37 @@ impl View {
             self.round_ms.map_or(-1.0, |r| r as f64 / 1000.0),
         );
         for (name, help, v) in [
-            ("levee_fleet_store_errors_total", "failed or timed-out rounds", self.store_errors),
+            (
+                "levee_fleet_store_errors_total",
+                "failed or timed-out rounds",
+                self.store_errors,
+            ),
             ("levee_fleet_rounds_total", "successful rounds", self.rounds),
-            ("levee_fleet_counts_sent_total", "counter increments sent", self.counts_sent),
-            ("levee_fleet_decisions_sent_total", "decisions published", self.decisions_sent),
-            ("levee_fleet_decisions_applied_total", "decisions of other edges applied", self.decisions_applied),
-            ("levee_fleet_decisions_refused_total", "decisions read but not applied (unreadable, or not applicable here)", self.decisions_refused),
-            ("levee_fleet_decisions_dropped_total", "local decisions dropped while the store was down (outbox full)", self.decisions_dropped),
+            (
+                "levee_fleet_counts_sent_total",
+                "counter increments sent",
+                self.counts_sent,
+            ),
+            (
+                "levee_fleet_decisions_sent_total",
+                "decisions published",
+                self.decisions_sent,
+            ),
+            (
+                "levee_fleet_decisions_applied_total",
+                "decisions of other edges applied",
+                self.decisions_applied,
+            ),
+            (
+                "levee_fleet_decisions_refused_total",
+                "decisions read but not applied (unreadable, or not applicable here)",
+                self.decisions_refused,
+            ),
+            (
+                "levee_fleet_decisions_dropped_total",
+                "local decisions dropped while the store was down (outbox full)",
+                self.decisions_dropped,
+            ),
         ] {
             m.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"

@@ -105,6 +105,9 @@ mod tests {
         assert_eq!(u.id(), b.id());
         assert!(b.live(9) && !b.live(10));
         // A field the format does not know is refused, not ignored.
-        assert!(serde_json::from_str::<Decision>(&text.replace("\"origin\"", "\"x\":1,\"origin\"")).is_err());
+        assert!(serde_json::from_str::<Decision>(
+            &text.replace("\"origin\"", "\"x\":1,\"origin\"")
+        )
+        .is_err());
     }
 }

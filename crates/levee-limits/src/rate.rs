@@ -492,7 +492,14 @@ mod tests {
         }
         // Threshold 20 / 8 = 2: sent whole from the second hit, nothing lost.
         let pa = a.take_pending();
-        assert_eq!(pa, vec![Pending { key: 9, window: 1, count: 15 }]);
+        assert_eq!(
+            pa,
+            vec![Pending {
+                key: 9,
+                window: 1,
+                count: 15
+            }]
+        );
         assert!(a.take_pending().is_empty());
         let pb = b.take_pending();
         // The store's total is 30; each learns the other's 15.

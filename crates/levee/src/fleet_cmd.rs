@@ -135,7 +135,10 @@ pub(crate) fn run(args: FleetArgs) -> Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    println!("{:<20} {:>8} {:>6}  sites (mode, rules)", "edge", "seen", "live");
+    println!(
+        "{:<20} {:>8} {:>6}  sites (mode, rules)",
+        "edge", "seen", "live"
+    );
     for e in &r.edges {
         let sites = e
             .said
@@ -160,7 +163,11 @@ pub(crate) fn run(args: FleetArgs) -> Result<()> {
             e.name,
             now.saturating_sub(e.last_heartbeat_unix_ms) as f64 / 1000.0,
             if e.live { "yes" } else { "no" },
-            if degraded { "  (on its own: store unreachable)" } else { "" }
+            if degraded {
+                "  (on its own: store unreachable)"
+            } else {
+                ""
+            }
         );
     }
     println!("\n{} live decisions:", r.decisions.len());

@@ -16,6 +16,7 @@ mod demo;
 mod drill;
 mod egress_view;
 mod fd_exhaustion;
+mod fleet;
 mod h2_continuation;
 mod h2_frames;
 mod h2_graceful_goaway;
