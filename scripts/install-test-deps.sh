@@ -18,6 +18,8 @@ declare -A PKG=(
   [llvm-strip]=llvm
   [hping3]=hping3
   [nft]=nftables
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools
 )
 missing=()
 for cmd in "${!PKG[@]}"; do

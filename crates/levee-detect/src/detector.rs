@@ -511,7 +511,10 @@ impl Detector {
                 self.mode = self.mode.down();
                 self.calm = 0;
             }
-            if self.mode == Mode::Normal {
+            // Only traffic teaches: an edge idle for its learning period
+            // has no baseline (else the first real visitors would all look
+            // over-represented against an empty one).
+            if self.mode == Mode::Normal && t.requests > 0 {
                 self.learn(t, rate);
             }
         }
@@ -786,6 +789,32 @@ mod tests {
             rule_idle_ticks: 2,
             ..Params::default()
         }
+    }
+
+    #[test]
+    fn idle_ticks_teach_nothing() {
+        let mut d = Detector::new(params());
+        for i in 0..50 {
+            d.tick(
+                &Tick {
+                    now_ms: i * 1000,
+                    ..Tick::default()
+                },
+                &[],
+            );
+        }
+        assert!(!d.learned(), "an idle edge has no baseline");
+        for i in 50..55 {
+            d.tick(
+                &Tick {
+                    now_ms: i * 1000,
+                    requests: 10,
+                    ..Tick::default()
+                },
+                &[],
+            );
+        }
+        assert!(d.learned());
     }
 
     #[test]

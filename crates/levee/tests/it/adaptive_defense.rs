@@ -7,7 +7,7 @@
 use super::*;
 
 /// Fast detection for tests: 100 ms ticks, one second of learning.
-const FAST: &str = r#"
+pub(crate) const FAST: &str = r#"
 [drill]
 token = "t0k3n"
 [site.defense]

@@ -382,27 +382,71 @@ fn redis_dies_mid_flow_each_edge_takes_its_share_and_resyncs_when_it_returns() {
         return;
     };
     let o = Origin::start();
-    let a = Edge::start("fleet-down-a", &member(o.addr, &redis.url(), "a", LIMIT));
-    let b = Edge::start("fleet-down-b", &member(o.addr, &redis.url(), "b", LIMIT));
+    // The adaptive defense off: its modes would scale the limits too.
+    let site = format!("{LIMIT}\n[site.defense]\nenabled = false\n\n[drill]\ntoken = \"t0k3n\"\n");
+    let a = Edge::start("fleet-down-a", &member(o.addr, &redis.url(), "a", &site));
+    let b = Edge::start("fleet-down-b", &member(o.addr, &redis.url(), "b", &site));
     await_fleet(&a, 3, |f| f["share_of"] == 2);
-    // Legitimate clients, one request each per 100 ms to A, while Redis dies.
+    // A drill floods both edges (500 req/s each, 64 sources) throughout.
+    let floods: Vec<_> = [&a, &b]
+        .iter()
+        .map(|e| {
+            let (target, origin) = (e.url("/"), o.addr.to_string());
+            std::thread::spawn(move || {
+                let json = scratch("fleet-down-drill").join("d.json");
+                let (code, _, err) = run(
+                    env!("CARGO_BIN_EXE_levee"),
+                    &[
+                        "drill",
+                        "--target",
+                        &target,
+                        "--scenario",
+                        "http-flood",
+                        "--warmup",
+                        "0",
+                        "--duration",
+                        "6",
+                        "--rate",
+                        "500",
+                        "--legit",
+                        "10",
+                        "--workers",
+                        "1",
+                        "--origin",
+                        &origin,
+                        "--json",
+                        json.to_str().unwrap(),
+                    ],
+                );
+                let text = std::fs::read_to_string(&json).unwrap_or_default();
+                (
+                    code,
+                    err,
+                    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    // Legitimate clients (50 addresses in turn) to A, before and after
+    // Redis dies, once the floods are under way.
+    std::thread::sleep(Duration::from_millis(1000));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (s2, addr) = (Arc::clone(&stop), a.addr);
+    let begun = Instant::now();
     let legit = std::thread::spawn(move || {
-        let mut lat = Vec::new();
-        let mut codes = Vec::new();
+        let mut seen = Vec::new();
         let mut i = 0u32;
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) && i < 400 {
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) && i < 2000 {
             let src = format!("127.0.23.{}", 1 + i % 50);
             let t = Instant::now();
-            codes.push(get_from(addr, &src, "/"));
-            lat.push(t.elapsed());
+            let code = get_from(addr, &src, "/");
+            seen.push((t - begun, t.elapsed(), code));
             i += 1;
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        (codes, lat)
+        seen
     });
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1500));
     let killed = Instant::now();
     redis.kill();
     // Both edges notice, go on their own, and say so.
@@ -424,20 +468,44 @@ fn redis_dies_mid_flow_each_edge_takes_its_share_and_resyncs_when_it_returns() {
         (5..=20).contains(&limited),
         "on its own, 15 req/s against a share of 10: {limited} limited {codes:?}"
     );
+    std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (codes, lat) = legit.join().unwrap();
-    let ok = codes.iter().filter(|c| **c == 200).count();
+    let seen = legit.join().unwrap();
+    let ok = seen.iter().filter(|s| s.2 == 200).count();
     assert!(
-        ok * 1000 >= codes.len() * 999,
+        ok * 1000 >= seen.len() * 999,
         "legitimate clients failed: {ok} of {}",
-        codes.len()
+        seen.len()
     );
-    let mut lat = lat;
-    lat.sort();
-    eprintln!(
-        "legitimate: {ok} of {} served, p99 {:?}",
-        codes.len(),
-        lat[lat.len() * 99 / 100]
+    let at_kill = killed - begun;
+    let p99 = |after: bool| {
+        let mut l: Vec<Duration> = seen
+            .iter()
+            .filter(|s| (s.0 >= at_kill) == after)
+            .map(|s| s.1)
+            .collect();
+        l.sort();
+        (l[l.len() * 99 / 100], l.len())
+    };
+    let ((before, nb), (after, na)) = (p99(false), p99(true));
+    for f in floods {
+        let (code, err, r) = f.join().unwrap();
+        assert_eq!(code, 0, "{err}");
+        let s = &r["summary"];
+        eprintln!(
+            "drill: legitimate success {} with the flood",
+            s["legit_success"]
+        );
+        assert!(s["legit_success"].as_f64().unwrap() >= 0.999, "{s}");
+        assert!(
+            s["attack_sent"].as_u64().unwrap_or(0) > 1000 || r.to_string().contains("attack"),
+            "{s}"
+        );
+    }
+    eprintln!("legitimate: {ok} of {} served; p99 {before:?} over {nb} before the kill, {after:?} over {na} after", seen.len());
+    assert!(
+        after <= before + Duration::from_millis(1),
+        "legitimate p99 rose from {before:?} to {after:?} when Redis died"
     );
     // Back: both resync within 2 s, and A's block made while Redis was down reaches B.
     let (s, _) = admin_post(a.admin, "/blocks?cidr=127.0.23.250&ttl=60", Some(TOKEN));
@@ -590,4 +658,49 @@ fn the_shared_limit_holds_on_a_three_node_redis_cluster() {
         })
         .sum();
     assert!(keys >= 3, "{keys} levee keys in the cluster");
+}
+
+#[test]
+fn a_rule_derived_by_one_edge_is_applied_by_the_other_within_a_second() {
+    use super::adaptive_defense::{events, run_drill, FAST};
+    let Some(redis) = Redis::start("fleet-rule") else {
+        return;
+    };
+    let o = Origin::start();
+    // B keeps idle rules longer, so that the flood it gets later meets the rule.
+    let slow_expiry = FAST.replace("rule_idle = \"1s\"", "rule_idle = \"60s\"");
+    let a = Edge::start("fleet-rule-a", &member(o.addr, &redis.url(), "a", FAST));
+    let b = Edge::start(
+        "fleet-rule-b",
+        &member(o.addr, &redis.url(), "b", &slow_expiry),
+    );
+    let s = run_drill(&a, &o, "http-flood", "3", "3");
+    assert!(
+        s["time_to_mitigate_s"].as_u64().is_some(),
+        "A never mitigated: {s}"
+    );
+    let ev_a = events(&a);
+    let derived = ev_a
+        .iter()
+        .find(|v| v["event"] == "rule_added")
+        .unwrap_or_else(|| panic!("A derived no rule: {ev_a:?}"));
+    let ev_b = events(&b);
+    let learnt = ev_b
+        .iter()
+        .find(|v| v["event"] == "rule_added" && v["from"] == "a")
+        .unwrap_or_else(|| panic!("B did not take A's rule: {ev_b:?}"));
+    assert_eq!(learnt["rule"]["value"], derived["rule"]["value"]);
+    let lag = learnt["ts_ms"].as_u64().unwrap() - derived["ts_ms"].as_u64().unwrap();
+    eprintln!("rule derived by A reached B after {lag} ms");
+    assert!(lag <= 1000, "{lag} ms");
+    // The same flood against B: stopped by A's rule from its first second,
+    // without B deriving one of its own.
+    let s = run_drill(&b, &o, "http-flood", "1", "3");
+    assert!(s["legit_success"].as_f64().unwrap() >= 0.99, "{s}");
+    assert_eq!(s["time_to_mitigate_s"].as_u64(), Some(0), "{s}");
+    let own = events(&b)
+        .iter()
+        .filter(|v| v["event"] == "rule_added" && v["from"].is_null())
+        .count();
+    assert_eq!(own, 0, "B derived its own rule: {:?}", events(&b));
 }
