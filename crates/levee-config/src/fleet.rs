@@ -12,6 +12,9 @@ pub struct Fleet {
     pub redis: String,
     /// The store is a Redis Cluster.
     pub cluster: bool,
+    /// A PEM file of the certificate authority to trust for `rediss://`
+    /// (default: the system's roots).
+    pub ca: Option<String>,
     /// This edge's name in the fleet; defaults to the host name.
     pub name: Option<String>,
     /// How often counts are sent and totals, decisions and edges read back
@@ -35,6 +38,7 @@ impl Default for Fleet {
         Fleet {
             redis: String::new(),
             cluster: false,
+            ca: None,
             name: None,
             sync_every: Dur::millis(250),
             timeout: Dur::millis(100),

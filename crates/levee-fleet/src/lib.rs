@@ -77,6 +77,8 @@ pub trait Member: Send + Sync {
 pub struct Settings {
     pub url: String,
     pub cluster: bool,
+    /// PEM roots to trust for `rediss://` (`None`: the system's).
+    pub ca_pem: Option<Vec<u8>>,
     pub name: String,
     pub sync_every: Duration,
     pub timeout: Duration,

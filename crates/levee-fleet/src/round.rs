@@ -151,15 +151,7 @@ impl Engine {
 
     async fn exchange(&mut self, counts: Vec<CounterDelta>, now: u64) -> Result<(), FleetError> {
         if self.conn.is_none() {
-            self.conn = Some(
-                Conn::connect(
-                    &self.s.url,
-                    self.s.cluster,
-                    self.s.connect_timeout,
-                    self.s.timeout,
-                )
-                .await?,
-            );
+            self.conn = Some(Conn::connect(&self.s).await?);
         }
         if !self.secret_ok {
             self.check_secret().await?;
@@ -445,7 +437,7 @@ pub struct FleetReport {
 
 /// Read the fleet's state from the store (for `levee fleet status`).
 pub async fn fleet_status(s: &Settings) -> Result<FleetReport, FleetError> {
-    let mut c = Conn::connect(&s.url, s.cluster, s.connect_timeout, s.timeout).await?;
+    let mut c = Conn::connect(s).await?;
     let mut p = redis::pipe();
     p.cmd("HGETALL").arg(keys::edges());
     p.cmd("HGETALL").arg(keys::decisions());

@@ -14,21 +14,27 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    pub(crate) async fn connect(
-        url: &str,
-        cluster: bool,
-        connect_timeout: Duration,
-        timeout: Duration,
-    ) -> Result<Conn, FleetError> {
+    pub(crate) async fn connect(s: &crate::Settings) -> Result<Conn, FleetError> {
+        let (url, connect_timeout, timeout) = (s.url.as_str(), s.connect_timeout, s.timeout);
+        let certs = || redis::TlsCertificates {
+            client_tls: None,
+            root_cert: s.ca_pem.clone(),
+        };
         let fut = async {
-            if cluster {
-                let c = redis::cluster::ClusterClient::builder(vec![url.to_string()])
+            if s.cluster {
+                let mut b = redis::cluster::ClusterClient::builder(vec![url.to_string()])
                     .connection_timeout(connect_timeout)
-                    .response_timeout(timeout)
-                    .build()?;
+                    .response_timeout(timeout);
+                if s.ca_pem.is_some() {
+                    b = b.certs(certs());
+                }
+                let c = b.build()?;
                 Ok::<_, redis::RedisError>(Conn::Cluster(c.get_async_connection().await?))
             } else {
-                let c = redis::Client::open(url)?;
+                let c = match &s.ca_pem {
+                    Some(_) => redis::Client::build_with_tls(url, certs())?,
+                    None => redis::Client::open(url)?,
+                };
                 let cfg = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(connect_timeout))
                     .set_response_timeout(Some(timeout));

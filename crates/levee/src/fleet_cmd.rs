@@ -50,13 +50,20 @@ fn host_name() -> String {
         .unwrap_or_else(|| "levee".into())
 }
 
-/// `[fleet]` and the challenge secret, resolved.
-pub(crate) fn settings(cfg: &levee_config::Config) -> Option<levee_fleet::Settings> {
-    let f = cfg.fleet.as_ref()?;
+/// `[fleet]` and the challenge secret, resolved (`None`: no fleet).
+pub(crate) fn settings(cfg: &levee_config::Config) -> Result<Option<levee_fleet::Settings>> {
+    let Some(f) = cfg.fleet.as_ref() else {
+        return Ok(None);
+    };
     let secret = cfg.challenge.secret.as_deref().unwrap_or_default();
-    Some(levee_fleet::Settings {
+    let ca_pem = match &f.ca {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("fleet.ca: cannot read {p}"))?),
+        None => None,
+    };
+    Ok(Some(levee_fleet::Settings {
         url: f.redis.clone(),
         cluster: f.cluster,
+        ca_pem,
         name: f.name.clone().unwrap_or_else(host_name),
         sync_every: f.sync_every.as_duration(),
         timeout: f.timeout.as_duration(),
@@ -65,7 +72,7 @@ pub(crate) fn settings(cfg: &levee_config::Config) -> Option<levee_fleet::Settin
         open_for: f.open_for.as_duration(),
         edge_ttl: f.edge_ttl.as_duration(),
         secret_fingerprint: levee_challenge::fingerprint(secret.as_bytes()),
-    })
+    }))
 }
 
 /// Join the fleet, if configured. A secret that differs from the fleet's
@@ -119,7 +126,7 @@ enum FleetCmd {
 pub(crate) fn run(args: FleetArgs) -> Result<()> {
     let FleetCmd::Status { config, json } = args.cmd;
     let cfg = crate::load(&config)?;
-    let Some(s) = settings(&cfg) else {
+    let Some(s) = settings(&cfg)? else {
         bail!("{} has no [fleet] section", config.display());
     };
     let rt = tokio::runtime::Builder::new_current_thread()

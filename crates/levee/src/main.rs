@@ -181,7 +181,7 @@ fn serve(
         };
         let drain = cfg.limits.drain_timeout.as_duration();
         let xdp = cfg.xdp.clone();
-        let fleet = fleet_cmd::settings(&cfg);
+        let fleet = fleet_cmd::settings(&cfg)?;
         let edge = levee_edge::Edge::start(cfg, loader, workers)
             .await
             .context("cannot start the edge")?;

@@ -52,19 +52,39 @@ impl Redis {
         Some(r)
     }
 
+    /// Over TLS only, with a self-signed certificate for 127.0.0.1 (its PEM path).
+    pub(crate) fn start_tls(name: &str) -> Option<(Redis, PathBuf)> {
+        let dir = scratch(name);
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let (c, k) = (dir.join("redis.pem"), dir.join("redis.key"));
+        std::fs::write(&c, ck.cert.pem()).unwrap();
+        std::fs::write(&k, ck.key_pair.serialize_pem()).unwrap();
+        let (c2, k2) = (c.display().to_string(), k.display().to_string());
+        let r = Self::start_with(
+            name,
+            &[
+                "--tls-cert-file",
+                &c2,
+                "--tls-key-file",
+                &k2,
+                "--tls-auth-clients",
+                "no",
+            ],
+        )?;
+        Some((r, c))
+    }
+
     fn spawn(&mut self) {
         let port = self.port.to_string();
+        let tls = self.extra.iter().any(|a| a == "--tls-cert-file");
+        let ports: [&str; 4] = if tls {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--tls-port", "0"]
+        };
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(ports)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
@@ -88,11 +108,20 @@ impl Redis {
     }
 
     pub(crate) fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .unwrap();
+        let pass = self
+            .extra
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| self.extra.get(i + 1));
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-p", &self.port.to_string()]);
+        if let Some(i) = self.extra.iter().position(|a| a == "--tls-cert-file") {
+            cmd.args(["--tls", "--cacert", &self.extra[i + 1]]);
+        }
+        if let Some(p) = pass {
+            cmd.args(["--no-auth-warning", "-a", p]);
+        }
+        let out = cmd.args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
@@ -703,4 +732,86 @@ fn a_rule_derived_by_one_edge_is_applied_by_the_other_within_a_second() {
         .filter(|v| v["event"] == "rule_added" && v["from"].is_null())
         .count();
     assert_eq!(own, 0, "B derived its own rule: {:?}", events(&b));
+}
+
+#[test]
+fn a_pin_is_shared_a_password_is_used_and_fleet_settings_need_a_restart() {
+    let Some(redis) = Redis::start_with("fleet-pin", &["--requirepass", "s3cret-pass"]) else {
+        return;
+    };
+    let o = Origin::start();
+    let url = format!("redis://:s3cret-pass@127.0.0.1:{}", redis.port);
+    let a = Edge::start("fleet-pin-a", &member(o.addr, &url, "a", ""));
+    let b = Edge::start("fleet-pin-b", &member(o.addr, &url, "b", ""));
+    assert_eq!(fleet_status(&a)["store"], "connected");
+    // The start message names the store without its password.
+    let said = a.stderr().join("\n");
+    assert!(
+        said.contains("joined as a through redis://***@127.0.0.1:"),
+        "{said}"
+    );
+    assert!(!said.contains("s3cret-pass"), "{said}");
+    // An operator pins the site on A: B follows within a second.
+    let (s, _) = admin_post(a.admin, "/mode?site=test&mode=under_attack", Some(TOKEN));
+    assert_eq!(s, 200);
+    let t = Instant::now();
+    loop {
+        let st: serde_json::Value =
+            serde_json::from_str(&http_get(b.admin, "/status", &[]).1).unwrap();
+        if st["sites"][0]["defense"]["pinned"] == "under_attack" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "B not pinned: {st}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A wrong password: the edge serves on its own and says why.
+    let wrong = member(o.addr, &url.replace("s3cret-pass", "wrong"), "c", "");
+    let c = Edge::start("fleet-pin-c", &wrong);
+    assert_eq!(get_from(c.addr, "127.0.26.1", "/"), 200);
+    let st = fleet_status(&c);
+    assert_eq!(st["store"], "unreachable", "{st}");
+    let why = st["last_error"].as_str().unwrap_or("").to_ascii_uppercase();
+    assert!(why.contains("WRONGPASS") || why.contains("AUTH"), "{st}");
+    // Changing [fleet] and reloading: refused, the running settings stay.
+    let text = std::fs::read_to_string(&a.config)
+        .unwrap()
+        .replace("name = \"a\"", "name = \"renamed\"");
+    std::fs::write(&a.config, text).unwrap();
+    let (s, body) = admin_post(a.admin, "/reload", Some(TOKEN));
+    assert_ne!(s, 200, "{body}");
+    assert!(body.contains("[fleet] changed"), "{body}");
+    assert_eq!(fleet_status(&a)["name"], "a");
+}
+
+#[test]
+fn the_store_is_reached_over_tls_with_its_authority_and_refused_without() {
+    let Some((redis, ca)) = Redis::start_tls("fleet-tls") else {
+        return;
+    };
+    let o = Origin::start();
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let with_ca = |name: &str| {
+        member(o.addr, &url, name, "").replace(
+            "[fleet]\n",
+            &format!("[fleet]\nca = \"{}\"\n", ca.display()),
+        )
+    };
+    let a = Edge::start("fleet-tls-a", &with_ca("a"));
+    let b = Edge::start("fleet-tls-b", &with_ca("b"));
+    let st = await_fleet(&a, 3, |f| f["share_of"] == 2);
+    assert_eq!(st["store"], "connected", "{st}");
+    assert_eq!(fleet_status(&b)["store"], "connected");
+    // Without the authority, the system's roots do not know this certificate.
+    let c = Edge::start("fleet-tls-c", &member(o.addr, &url, "c", ""));
+    assert_eq!(get_from(c.addr, "127.0.27.1", "/"), 200);
+    let st = fleet_status(&c);
+    assert_eq!(st["store"], "unreachable", "{st}");
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("certificate"),
+        "{st}"
+    );
 }
