@@ -88,13 +88,16 @@ cmds() { redis-cli -p $REDIS info stats | awk -F: '/^total_commands_processed/ {
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 to_ms() { local v=$1; case $v in *us) echo "$(echo "${v%us} / 1000" | bc -l | xargs printf '%.3f')";; *ms) echo "${v%ms}";; *s) echo "$(echo "${v%s} * 1000" | bc -l)";; *) echo "$v";; esac; }
 
-run() { # name config -> "name rps p99_ms non2xx redis_ops_per_s rss_kb round_ms"
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+run() { # name config -> "name rps p99_ms non2xx redis_ops_per_s rss_kb round_ms cpu_us_per_request"
   local c0=0 c1=0
   if [ "$1" = on ]; then start_redis; fi
   start_levee "$2" $LEV
   sleep 0.5
   if [ "$1" = on ]; then c0=$(cmds); fi
+  local t0; t0=$(cpu_ticks "$LEVEE_PID")
   local out; out=$(taskset -c 1 wrk -t1 -c64 -d"${DUR}s" --latency "http://127.0.0.1:$LEV/" 2>&1)
+  local t1; t1=$(cpu_ticks "$LEVEE_PID")
   if [ "$1" = on ]; then c1=$(cmds); fi
   local rss; rss=$(rss_kb "$LEVEE_PID")
   local round; round=$(curl -s "http://127.0.0.1:$ADM/status" | sed -n 's/.*"round_ms":\([0-9]*\).*/\1/p')
@@ -103,13 +106,16 @@ run() { # name config -> "name rps p99_ms non2xx redis_ops_per_s rss_kb round_ms
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   local p99; p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  printf '%s %s %s %s %.1f %s %s\n' "$1" "$rps" "$(to_ms "$p99")" "${non2xx:-0}" \
-    "$(echo "($c1 - $c0) / $DUR" | bc -l)" "$rss" "${round:--}"
+  local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  local hz; hz=$(getconf CLK_TCK)
+  printf '%s %s %s %s %.1f %s %s %.2f\n' "$1" "$rps" "$(to_ms "$p99")" "${non2xx:-0}" \
+    "$(echo "($c1 - $c0) / $DUR" | bc -l)" "$rss" "${round:--}" \
+    "$(echo "($t1 - $t0) * 1000000 / $hz / $reqs" | bc -l)"
 }
 
 sleep 1
 echo "# wrk -t1 -c64 -d${DUR}s (core 1) -> levee --workers 1 (core 0) -> nginx origin (core 1); redis-server on core 1; $ROUNDS rounds"
-echo "# name rps p99_ms non_2xx redis_commands_per_s levee_rss_kb last_round_ms"
+echo "# name rps p99_ms non_2xx redis_commands_per_s levee_rss_kb last_round_ms levee_cpu_us_per_request"
 : > "$WORK/runs.txt"
 # One discarded run of each first (the machine's first seconds under load
 # were the fastest of every run, whatever ran first); then alternating order.
@@ -125,12 +131,14 @@ for n in off on; do
   eval "P99_$n=$(awk -v n=$n '$1==n {print $3}' "$WORK/runs.txt" | median)"
   eval "RSS_$n=$(awk -v n=$n '$1==n {print $6}' "$WORK/runs.txt" | median)"
   eval "BAD_$n=$(awk -v n=$n '$1==n {s+=$4} END {print s+0}' "$WORK/runs.txt")"
+  eval "CPU_$n=$(awk -v n=$n '$1==n {print $8}' "$WORK/runs.txt" | median)"
 done
 OPS=$(awk '$1=="on" {print $5}' "$WORK/runs.txt" | median)
 printf 'medians: off rps=%s p99=%sms rss=%sKiB non2xx=%s | on rps=%s p99=%sms rss=%sKiB non2xx=%s redis_cmds/s=%s\n' \
   "$RPS_off" "$P99_off" "$RSS_off" "$BAD_off" "$RPS_on" "$P99_on" "$RSS_on" "$BAD_on" "$OPS"
-printf 'ratio on/off: rps=%.3f p99=%.2f; store commands per 1000 requests: %.3f\n' \
-  "$(echo "$RPS_on / $RPS_off" | bc -l)" "$(echo "$P99_on / $P99_off" | bc -l)" "$(echo "$OPS * 1000 / $RPS_on" | bc -l)"
+printf 'ratio on/off: rps=%.3f p99=%.2f cpu_per_request=%.3f (%s vs %s us); store commands per 1000 requests: %.3f\n' \
+  "$(echo "$RPS_on / $RPS_off" | bc -l)" "$(echo "$P99_on / $P99_off" | bc -l)" \
+  "$(echo "$CPU_on / $CPU_off" | bc -l)" "$CPU_on" "$CPU_off" "$(echo "$OPS * 1000 / $RPS_on" | bc -l)"
 
 # The store's cost with many sources: drill floods against one fleet edge.
 echo

@@ -129,6 +129,27 @@ address = "127.0.0.1:3000"
 "#;
 
     #[test]
+    fn a_fleet_needs_a_store_url_and_a_shared_secret() {
+        let secret = "[challenge]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+        let ok = format!("{MIN}{secret}[fleet]\nredis = \"redis://127.0.0.1:6379\"\n");
+        let c = parse("t.toml", &ok).unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(f.sync_every.as_duration().as_millis(), 250);
+        assert!(parse("t.toml", MIN).unwrap().fleet.is_none());
+        for (text, path, what) in [
+            (format!("{MIN}[fleet]\nredis = \"redis://h:1\"\n"), "fleet", "[challenge] secret"),
+            (format!("{MIN}{secret}[fleet]\nredis = \"http://h:1\"\n"), "fleet.redis", "redis://"),
+            (format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nsync_every = \"1s\"\n"), "fleet.sync_every", "250ms"),
+            (format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nname = \"a b\"\n"), "fleet.name", "letters"),
+            (format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nredsi = 1\n"), "fleet.redsi", "unknown field"),
+        ] {
+            let e = parse("t.toml", &text).unwrap_err();
+            assert!(e.path == path || e.to_string().contains(path), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        }
+    }
+
+    #[test]
     fn minimal_config_parses_with_defaults() {
         let c = parse("t.toml", MIN).unwrap();
         assert_eq!(c.listener.len(), 1);

@@ -39,6 +39,14 @@ use std::time::Duration;
 pub use round::{fleet_status, FleetReport};
 pub use view::{EdgeSeen, View};
 
+/// For the fuzz target: read `bytes` as a store's answer, the way each of
+/// the engine's readers does (stream entries, edges, the snapshot, the
+/// decisions inside). Never panics; the count of decisions read.
+#[doc(hidden)]
+pub fn read_answer(bytes: &[u8]) -> usize {
+    round::read_answer(bytes)
+}
+
 /// What can go wrong talking to the store.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FleetError {

@@ -426,6 +426,28 @@ fn parse_edges(v: Value, now: u64, ttl_ms: u64) -> Result<Vec<EdgeSeen>, FleetEr
     Ok(edges)
 }
 
+pub(crate) fn read_answer(bytes: &[u8]) -> usize {
+    let Ok(v) = redis::parse_redis_value(bytes) else {
+        return 0;
+    };
+    let mut n = 0;
+    if let Ok(entries) = stream_entries(&v) {
+        n += entries
+            .iter()
+            .filter_map(|(_, d)| d.as_deref())
+            .filter(|d| serde_json::from_str::<Decision>(d).is_ok())
+            .count();
+    }
+    let _ = parse_edges(v.clone(), 0, 1);
+    if let Ok(snap) = redis::from_redis_value::<HashMap<String, String>>(v) {
+        n += snap
+            .values()
+            .filter(|d| serde_json::from_str::<Decision>(d).is_ok())
+            .count();
+    }
+    n
+}
+
 /// What `levee fleet status` prints: the edges and the live decisions.
 #[derive(Debug, serde::Serialize)]
 pub struct FleetReport {
@@ -503,5 +525,10 @@ mod tests {
             vec![("1-0".to_string(), Some("{}".to_string()))]
         );
         assert!(parse_edges(Value::Int(1), 0, 1).is_err());
+        // The fuzz target's reader, on a real answer and on garbage.
+        let d = r#"{"origin":"a","expires_unix_ms":9,"made_unix_ms":1,"what":{"kind":"unblock","cidr":"192.0.2.1/32"}}"#;
+        let answer = format!("*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nd\r\n${}\r\n{d}\r\n", d.len());
+        assert_eq!(read_answer(answer.as_bytes()), 1);
+        assert_eq!(read_answer(b"*-9999999999\r\n\x00"), 0);
     }
 }
