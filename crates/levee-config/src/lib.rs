@@ -137,11 +137,31 @@ address = "127.0.0.1:3000"
         assert_eq!(f.sync_every.as_duration().as_millis(), 250);
         assert!(parse("t.toml", MIN).unwrap().fleet.is_none());
         for (text, path, what) in [
-            (format!("{MIN}[fleet]\nredis = \"redis://h:1\"\n"), "fleet", "[challenge] secret"),
-            (format!("{MIN}{secret}[fleet]\nredis = \"http://h:1\"\n"), "fleet.redis", "redis://"),
-            (format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nsync_every = \"1s\"\n"), "fleet.sync_every", "250ms"),
-            (format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nname = \"a b\"\n"), "fleet.name", "letters"),
-            (format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nredsi = 1\n"), "fleet.redsi", "unknown field"),
+            (
+                format!("{MIN}[fleet]\nredis = \"redis://h:1\"\n"),
+                "fleet",
+                "[challenge] secret",
+            ),
+            (
+                format!("{MIN}{secret}[fleet]\nredis = \"http://h:1\"\n"),
+                "fleet.redis",
+                "redis://",
+            ),
+            (
+                format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nsync_every = \"1s\"\n"),
+                "fleet.sync_every",
+                "250ms",
+            ),
+            (
+                format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nname = \"a b\"\n"),
+                "fleet.name",
+                "letters",
+            ),
+            (
+                format!("{MIN}{secret}[fleet]\nredis = \"redis://h:1\"\nredsi = 1\n"),
+                "fleet.redsi",
+                "unknown field",
+            ),
         ] {
             let e = parse("t.toml", &text).unwrap_err();
             assert!(e.path == path || e.to_string().contains(path), "{e}");

@@ -156,7 +156,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .as_str()
-                + &shared.fleet.metrics();
+                + &shared.fleet.metrics(&st);
             let mut r = own_response(200, &text, true, None);
             if let Some(pos) = r
                 .windows(26)

@@ -111,13 +111,22 @@ impl FleetLink {
             .clone()
     }
 
-    /// The engine's Prometheus text.
-    pub(crate) fn metrics(&self) -> String {
-        self.view
+    /// The engine's Prometheus text, and the edge's own fleet counter.
+    pub(crate) fn metrics(&self, st: &crate::state::State) -> String {
+        if !self.on.load(Ordering::Relaxed) {
+            return String::new();
+        }
+        let dropped: u64 = st.sites.iter().map(|s| s.limits.dropped()).sum();
+        let mut m = self
+            .view
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .1
-            .clone()
+            .clone();
+        m.push_str(&format!(
+            "# HELP levee_fleet_counts_dropped_total client counts not sent because a round's table was full (16384 keys per limiter)\n# TYPE levee_fleet_counts_dropped_total counter\nlevee_fleet_counts_dropped_total {dropped}\n"
+        ));
+        m
     }
 }
 

@@ -190,6 +190,11 @@ impl SiteLimits {
         }
     }
 
+    /// Keys not sent to the fleet because a round's table was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.scoped().map(|(_, l)| l.dropped()).sum()
+    }
+
     /// Live edges in the fleet (sets how early a key's counts are sent).
     pub(crate) fn set_edges(&self, n: u32) {
         for (_, l) in self.scoped() {

@@ -527,7 +527,10 @@ mod tests {
         assert!(parse_edges(Value::Int(1), 0, 1).is_err());
         // The fuzz target's reader, on a real answer and on garbage.
         let d = r#"{"origin":"a","expires_unix_ms":9,"made_unix_ms":1,"what":{"kind":"unblock","cidr":"192.0.2.1/32"}}"#;
-        let answer = format!("*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nd\r\n${}\r\n{d}\r\n", d.len());
+        let answer = format!(
+            "*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nd\r\n${}\r\n{d}\r\n",
+            d.len()
+        );
         assert_eq!(read_answer(answer.as_bytes()), 1);
         assert_eq!(read_answer(b"*-9999999999\r\n\x00"), 0);
     }

@@ -236,6 +236,7 @@ fn two_edges_share_a_per_client_limit_and_alone_they_do_not() {
     assert!(a.metric("levee_fleet_counts_sent_total") > 0.0);
     assert_eq!(a.metric("levee_fleet_connected"), 1.0);
     assert_eq!(a.metric("levee_fleet_edges_live"), 2.0);
+    assert_eq!(a.metric("levee_fleet_counts_dropped_total"), 0.0);
 
     // The control: the same traffic to two edges that are not a fleet.
     let solo = config(
@@ -696,9 +697,13 @@ fn a_rule_derived_by_one_edge_is_applied_by_the_other_within_a_second() {
         return;
     };
     let o = Origin::start();
-    // B keeps idle rules longer, so that the flood it gets later meets the rule.
+    // Idle rules are kept a minute, so that the flood B gets later, and the
+    // edge that joins after it, meet A's rules while A still holds them.
     let slow_expiry = FAST.replace("rule_idle = \"1s\"", "rule_idle = \"60s\"");
-    let a = Edge::start("fleet-rule-a", &member(o.addr, &redis.url(), "a", FAST));
+    let a = Edge::start(
+        "fleet-rule-a",
+        &member(o.addr, &redis.url(), "a", &slow_expiry),
+    );
     let b = Edge::start(
         "fleet-rule-b",
         &member(o.addr, &redis.url(), "b", &slow_expiry),
@@ -732,6 +737,22 @@ fn a_rule_derived_by_one_edge_is_applied_by_the_other_within_a_second() {
         .filter(|v| v["event"] == "rule_added" && v["from"].is_null())
         .count();
     assert_eq!(own, 0, "B derived its own rule: {:?}", events(&b));
+    // An edge that joins now has A's live rules from the snapshot.
+    let c = Edge::start(
+        "fleet-rule-c",
+        &member(o.addr, &redis.url(), "c", &slow_expiry),
+    );
+    let st: serde_json::Value = serde_json::from_str(&http_get(c.admin, "/status", &[]).1).unwrap();
+    let rules = st["sites"][0]["defense"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["value"] == derived["rule"]["value"] && r["from"] == "a"),
+        "the late joiner lacks A's rule: {rules:?}"
+    );
 }
 
 #[test]
