@@ -1,4 +1,5 @@
-//! `[fleet]`: several edges acting as one through Redis (or Valkey).
+//! `[fleet]`: several edges acting as one through Redis (or Valkey); and
+//! `[incidents]`, the records each edge keeps of the attacks it saw.
 
 use crate::types::Dur;
 use serde::Deserialize;
@@ -46,6 +47,32 @@ impl Default for Fleet {
             failures_to_open: 3,
             open_for: Dur::secs(1),
             edge_ttl: Dur::secs(5),
+        }
+    }
+}
+
+/// The `[incidents]` table: durable incident records (on by default).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Incidents {
+    pub enabled: bool,
+    /// Where incident records are written. Unset: `/var/lib/levee/incidents`,
+    /// and if that cannot be created the edge says so once and records none;
+    /// a directory given here that cannot be created stops the start.
+    pub dir: Option<String>,
+    /// An incident closes after the site has been `normal` this long.
+    pub cooldown: Dur,
+    /// Seconds are recorded one by one for this long, then per minute.
+    pub fine_for: Dur,
+}
+
+impl Default for Incidents {
+    fn default() -> Self {
+        Incidents {
+            enabled: true,
+            dir: None,
+            cooldown: Dur::secs(60),
+            fine_for: Dur::secs(6 * 3600),
         }
     }
 }

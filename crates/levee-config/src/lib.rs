@@ -25,7 +25,7 @@ pub use demo::demo;
 pub use edge::*;
 pub use error::ConfigError;
 use error::{line_of, locate};
-pub use fleet::Fleet;
+pub use fleet::{Fleet, Incidents};
 pub use limits::{Http2, Limits};
 pub use listener::{Certificate, Listener, Tls};
 pub use site::*;
@@ -81,6 +81,9 @@ pub struct Config {
     pub retention: Retention,
     /// Several edges acting as one through Redis (off unless present).
     pub fleet: Option<Fleet>,
+    /// Durable incident records.
+    #[serde(default)]
+    pub incidents: Incidents,
 }
 
 /// Parse and validate a configuration. `file` is used in messages only.

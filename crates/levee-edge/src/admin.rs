@@ -156,7 +156,8 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .as_str()
-                + &shared.fleet.metrics(&st);
+                + &shared.fleet.metrics(&st)
+                + &shared.incidents.metrics();
             let mut r = own_response(200, &text, true, None);
             if let Some(pos) = r
                 .windows(26)
@@ -217,6 +218,23 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
             &serde_json::json!({"error": "the egress view names clients: give the [admin] token (Authorization: Bearer ...)"}),
         ),
         (b"GET", b"/egress") => json_response(200, &egress_view(&shared)),
+        (b"GET", p) if p.starts_with(b"/incidents") && token.is_some() && !authorized => {
+            json_response(
+                401,
+                &serde_json::json!({"error": "incident records name source prefixes: give the [admin] token (Authorization: Bearer ...)"}),
+            )
+        }
+        (b"GET", b"/incidents") => json_response(200, &shared.incidents.list()),
+        (b"GET", p) if p.starts_with(b"/incidents/") => {
+            let id = String::from_utf8_lossy(&p[b"/incidents/".len()..]).to_string();
+            match shared.incidents.get(&id) {
+                Some(s) => json_response(200, &serde_json::to_value(s).unwrap_or_default()),
+                None => json_response(
+                    404,
+                    &serde_json::json!({"error": format!("no incident {id:?} (GET /incidents lists them)")}),
+                ),
+            }
+        }
         (b"GET", b"/blocks") => {
             let now = now_ms();
             let dynamic: Vec<serde_json::Value> = shared

@@ -298,6 +298,7 @@ async fn refuse_head<S: AsyncWrite + Unpin>(
         h2fp: None,
         started,
         data: None,
+        tally: None,
     };
     record::finish(shared, peer, &asked, &rec);
 }

@@ -35,6 +35,7 @@ mod fleet;
 mod gate;
 mod h1;
 mod h2;
+mod incidents;
 mod keys;
 mod layering;
 mod ledger;
@@ -91,6 +92,9 @@ pub enum EdgeError {
     /// not start rather than log raw addresses.
     #[error("{0}")]
     Keys(String),
+    /// `[incidents] dir` cannot be used.
+    #[error("{0}")]
+    Incidents(String),
 }
 
 pub use accesslog::Verdict;
@@ -162,6 +166,18 @@ impl Edge {
                     },
                     accesslog::StartError::Keys(k) => EdgeError::Keys(k.to_string()),
                 })?;
+        let edge_name = cfg
+            .fleet
+            .as_ref()
+            .and_then(|f| f.name.clone())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .unwrap_or_default();
+        let incidents =
+            incidents::Incidents::new(&cfg.incidents, &edge_name).map_err(EdgeError::Incidents)?;
         let tracker = ConnTracker::new(shared::caps(&cfg));
         let in_flight = ConnTracker::new(shared::flight_caps(&cfg));
         // listeners[w] = the sockets of worker w.
@@ -217,6 +233,7 @@ impl Edge {
             extra_metrics: Mutex::new(String::new()),
             generation: AtomicU64::new(0),
             fleet: fleet::FleetLink::default(),
+            incidents,
             loader,
             reload_lock: Mutex::new(()),
         });
@@ -244,6 +261,15 @@ impl Edge {
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)
                     .expire(clock::now_ms());
+            }
+        }));
+        // Incident records: one second at a time.
+        let sh = Arc::clone(&shared);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                sh.incidents_tick();
             }
         }));
         // The adaptive defense's ticks (detectors, origin limits, knobs).

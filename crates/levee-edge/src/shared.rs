@@ -51,6 +51,8 @@ pub struct Shared {
     pub(crate) generation: AtomicU64,
     /// Fleet mode's state (inert outside a fleet).
     pub(crate) fleet: crate::fleet::FleetLink,
+    /// Incident records (`[incidents]`).
+    pub(crate) incidents: crate::incidents::Incidents,
     pub(crate) loader: Option<Loader>,
     pub(crate) reload_lock: Mutex<()>,
 }

@@ -36,6 +36,8 @@ pub(crate) struct Site {
     pub cache: Option<Arc<crate::cache::SiteCache>>,
     pub origins: OriginSet,
     pub requests: AtomicU64,
+    /// This second's outcomes, for incident records (kept across reloads).
+    pub tally: Arc<crate::incidents::Tally>,
     /// Edge-owned forwarding fields this site's origin may receive from untrusted clients.
     pub allow_client_headers: Vec<String>,
 }
@@ -124,9 +126,11 @@ impl State {
         let mut old_cache: HashMap<String, Arc<crate::cache::SiteCache>> = HashMap::new();
         let mut old_limits: HashMap<String, Arc<crate::ratelimit::SiteLimits>> = HashMap::new();
         let mut old_egress: HashMap<String, Arc<crate::egress::SiteEgress>> = HashMap::new();
+        let mut old_tally: HashMap<String, Arc<crate::incidents::Tally>> = HashMap::new();
         if let Some(p) = prev {
             for s in &p.sites {
                 old_egress.insert(s.name.clone(), Arc::clone(&s.egress));
+                old_tally.insert(s.name.clone(), Arc::clone(&s.tally));
                 old_limits.insert(s.name.clone(), Arc::clone(&s.limits));
                 if let Some(c) = &s.cache {
                     old_cache.insert(s.name.clone(), Arc::clone(c));
@@ -176,6 +180,7 @@ impl State {
                     .flat_map(|r| r.paths.iter().map(|p| p.to_ascii_lowercase()))
                     .collect(),
                 data_paths: crate::egress::data_paths(s),
+                tally: old_tally.get(&s.name).cloned().unwrap_or_default(),
                 egress: match old_egress.get(&s.name) {
                     Some(e) if e.made_for(&s.egress) => Arc::clone(e),
                     _ => Arc::new(crate::egress::SiteEgress::new(&s.egress)),

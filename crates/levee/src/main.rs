@@ -170,7 +170,11 @@ fn serve(
             let token = random_token();
             eprintln!("levee: demo origin on http://{origin}");
             eprintln!("levee: drill token (GET /.well-known/levee-drill): {token}");
-            (levee_config::demo(listen, admin, origin, &token), None)
+            let mut cfg = levee_config::demo(listen, admin, origin, &token);
+            let dir = std::env::temp_dir().join("levee-demo-incidents");
+            eprintln!("levee: demo incident records in {}", dir.display());
+            cfg.incidents.dir = Some(dir.display().to_string());
+            (cfg, None)
         } else {
             let path = config.context("--config is required")?;
             let cfg = load(&path)?;

@@ -78,6 +78,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
         h2fp: head.h2_fingerprint,
         started: cx.started,
         data: None,
+        tally: None,
     };
     // 1. The request's shape, normalised once. (HTTP/1 heads were already
     //    held to these by the parser; HTTP/2 requests meet them here.)
@@ -110,6 +111,7 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
         return answer(cx, &asked, &head, down, a).await;
     };
     asked.site = &site.name;
+    asked.tally = Some(&site.tally);
     if let Some(sni) = cx.peer.tls.as_ref().and_then(|t| t.sni.as_deref()) {
         if !cx
             .state

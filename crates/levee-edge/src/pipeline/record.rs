@@ -63,6 +63,8 @@ pub(crate) struct Asked<'a> {
     pub started: Instant,
     /// The route carries personal data: its egress table and class.
     pub data: Option<(&'a crate::egress::SiteEgress, crate::egress::Class)>,
+    /// The site's tally for incident records, once routed.
+    pub tally: Option<&'a crate::incidents::Tally>,
 }
 
 /// Count and log a finished request.
@@ -74,6 +76,15 @@ pub(crate) fn finish(shared: &Shared, peer: &Peer, asked: &Asked<'_>, rec: &Reco
     m.status(rec.status);
     m.bytes_in.fetch_add(rec.bytes_in, Ordering::Relaxed);
     m.bytes_out.fetch_add(rec.bytes_out, Ordering::Relaxed);
+    if let Some(t) = asked.tally {
+        t.record(
+            rec.verdict,
+            rec.why,
+            rec.status,
+            rec.origin_us,
+            asked.client,
+        );
+    }
     if let Some((e, class)) = asked.data {
         if let Some(o) = e.account(unix_ms(), class, asked.client, rec.bytes_out, rec.status) {
             shared.events.push(

@@ -28,6 +28,7 @@ mod host_differential;
 mod hunt;
 mod idle_memory;
 mod in_flight_cap;
+mod incidents;
 mod log_parity;
 mod malformed;
 mod micro_cache;
@@ -38,6 +39,7 @@ mod pipelined_non_reader;
 mod proxying;
 mod pseudonymised_log;
 mod rate_limit;
+mod redis_server;
 mod reload;
 mod retention;
 mod shutdown;
@@ -128,6 +130,12 @@ pub fn config(origin: SocketAddr, limits: &str, extra: &str) -> String {
             limits.push_str(&format!("\n{k} = {v}"));
         }
     }
+    // Incident records only where a test asks for them (in its own directory).
+    let incidents = if extra.contains("[incidents]") {
+        ""
+    } else {
+        "[incidents]\nenabled = false\n"
+    };
     format!(
         r#"
 [[listener]]
@@ -143,6 +151,7 @@ path = "ACCESS_LOG"
 [limits]
 {limits}
 
+{incidents}
 [[site]]
 name = "test"
 hosts = ["localhost", "127.0.0.1", "test.levee"]

@@ -100,8 +100,18 @@ fn rate_limit_counters_and_detector_state_survive_sighup() {
         assert!(get().starts_with("HTTP/1.1 200"));
     }
     assert!(get().starts_with("HTTP/1.1 429"));
-    // Let the detector learn a baseline from this calm traffic.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let the detector learn a baseline from calm traffic (it learns only
+    // from ticks with requests): one request every 50 ms, each from an
+    // address of its own so that none is over its limit.
+    for i in 0..30u8 {
+        let mut s = connect_from(format!("127.0.40.{}", i + 1).parse().unwrap(), e.addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert!(read_until_close(&mut s, Duration::from_secs(3))
+            .0
+            .starts_with("HTTP/1.1 200"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let learned = |e: &Edge| {
         let (_, body) = http_get(e.admin, "/status", &[]);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -286,6 +286,9 @@ token = "{TOKEN}"
 [access_log]
 path = "off"
 
+[incidents]
+enabled = false
+
 [lists]
 block = ["{FLOODER}"]
 
