@@ -166,6 +166,8 @@ pub struct Retention {
     pub raw_days: u32,
     /// Days a pseudonymised log file is kept.
     pub pseudonymized_days: u32,
+    /// Days a closed incident record is kept (`[incidents] dir`).
+    pub incidents_days: u32,
     /// How often expired files are looked for.
     pub every: Dur,
 }
@@ -176,6 +178,7 @@ impl Default for Retention {
             enabled: true,
             raw_days: 30,
             pseudonymized_days: 365,
+            incidents_days: 365,
             every: Dur::secs(3600),
         }
     }

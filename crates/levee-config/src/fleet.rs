@@ -64,6 +64,15 @@ pub struct Incidents {
     pub cooldown: Dur,
     /// Seconds are recorded one by one for this long, then per minute.
     pub fine_for: Dur,
+    /// Where an alert is POSTed when an incident opens, changes mode or
+    /// closes (`http://` or `https://`), signed with `webhook_secret`.
+    pub webhook: Option<String>,
+    pub webhook_secret: Option<String>,
+    /// A command run with the alert's JSON on standard input, e.g.
+    /// `["/usr/local/bin/page-oncall"]`.
+    pub command: Vec<String>,
+    /// Each delivery gives up after this.
+    pub alert_timeout: Dur,
 }
 
 impl Default for Incidents {
@@ -73,6 +82,10 @@ impl Default for Incidents {
             dir: None,
             cooldown: Dur::secs(60),
             fine_for: Dur::secs(6 * 3600),
+            webhook: None,
+            webhook_secret: None,
+            command: Vec::new(),
+            alert_timeout: Dur::secs(5),
         }
     }
 }

@@ -101,6 +101,17 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
     if let Some(f) = &cfg.fleet {
         fleet(f, cfg.challenge.secret.is_some())?;
     }
+    if cfg.incidents.webhook.is_some() {
+        match cfg.incidents.webhook_secret.as_deref() {
+            Some(s) if s.len() >= MIN_SECRET => {}
+            _ => {
+                return Err((
+                    "incidents.webhook_secret".into(),
+                    format!("a webhook needs a secret of at least {MIN_SECRET} characters to sign its alerts (the receiver checks X-Levee-Signature)"),
+                ))
+            }
+        }
+    }
     for (i, s) in cfg.site.iter().enumerate() {
         for (j, t) in s.challenge.staff_tokens.iter().enumerate() {
             if t.len() < MIN_STAFF_TOKEN {

@@ -21,6 +21,7 @@
 mod accesslog;
 mod admin;
 mod admission;
+mod alerts;
 mod answer;
 mod body;
 mod cache;
@@ -41,6 +42,7 @@ mod layering;
 mod ledger;
 mod listener;
 mod lists;
+mod membership;
 mod metrics;
 mod pace;
 mod pipeline;
@@ -49,6 +51,7 @@ mod ratelimit;
 mod retention;
 mod shared;
 mod state;
+mod tally;
 mod tls;
 mod upstream;
 
@@ -269,7 +272,8 @@ impl Edge {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                sh.incidents_tick();
+                sh.incidents
+                    .tick(&sh.state, &sh.events, u64::from(sh.tracker.open()));
             }
         }));
         // The adaptive defense's ticks (detectors, origin limits, knobs).

@@ -37,7 +37,7 @@ pub(crate) struct Site {
     pub origins: OriginSet,
     pub requests: AtomicU64,
     /// This second's outcomes, for incident records (kept across reloads).
-    pub tally: Arc<crate::incidents::Tally>,
+    pub tally: Arc<crate::tally::Tally>,
     /// Edge-owned forwarding fields this site's origin may receive from untrusted clients.
     pub allow_client_headers: Vec<String>,
 }
@@ -126,7 +126,7 @@ impl State {
         let mut old_cache: HashMap<String, Arc<crate::cache::SiteCache>> = HashMap::new();
         let mut old_limits: HashMap<String, Arc<crate::ratelimit::SiteLimits>> = HashMap::new();
         let mut old_egress: HashMap<String, Arc<crate::egress::SiteEgress>> = HashMap::new();
-        let mut old_tally: HashMap<String, Arc<crate::incidents::Tally>> = HashMap::new();
+        let mut old_tally: HashMap<String, Arc<crate::tally::Tally>> = HashMap::new();
         if let Some(p) = prev {
             for s in &p.sites {
                 old_egress.insert(s.name.clone(), Arc::clone(&s.egress));

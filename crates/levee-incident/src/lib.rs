@@ -3,8 +3,8 @@
 //! An incident opens when a site leaves `normal` and closes once it has
 //! been calm for the cooldown. While it is open, the edge appends
 //! [`Line`]s to a file of its own (JSON, one object per line): an `open`
-//! line with what the minute before looked like, one `second` line per
-//! second (per minute after the first hours, so a week-long attack is still
+//! line with what the minute before looked like, the ten seconds before
+//! the opening (the rise), then one `second` line per second (per minute after the first hours, so a week-long attack is still
 //! a small file), every event of the site (mode changes, rules with their
 //! evidence, automatic and operator blocks, pins, sheds), snapshots of the
 //! top source prefixes, and a `close` line.

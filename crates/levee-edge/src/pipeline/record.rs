@@ -64,7 +64,7 @@ pub(crate) struct Asked<'a> {
     /// The route carries personal data: its egress table and class.
     pub data: Option<(&'a crate::egress::SiteEgress, crate::egress::Class)>,
     /// The site's tally for incident records, once routed.
-    pub tally: Option<&'a crate::incidents::Tally>,
+    pub tally: Option<&'a crate::tally::Tally>,
 }
 
 /// Count and log a finished request.

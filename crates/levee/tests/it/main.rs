@@ -231,6 +231,11 @@ impl Edge {
         Self::spawn(cmd, dir, config)
     }
 
+    /// Start `cmd` (a `levee serve` the caller set up) as an edge whose files are in `dir`.
+    pub fn spawn_cmd(cmd: Command, dir: PathBuf, config: PathBuf) -> Edge {
+        Self::spawn(cmd, dir, config)
+    }
+
     fn spawn(mut cmd: Command, dir: PathBuf, config: PathBuf) -> Edge {
         let mut child = cmd
             .stdout(Stdio::null())
