@@ -157,7 +157,14 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     .unwrap_or_else(PoisonError::into_inner)
                     .as_str()
                 + &shared.fleet.metrics(&st)
-                + &shared.incidents.metrics();
+                + &shared.incidents.metrics()
+                + &format!(
+                    "# HELP levee_incident_sources_skipped_total requests left out of an incident's source ranking (its table was busy; workers never wait for it)\n# TYPE levee_incident_sources_skipped_total counter\nlevee_incident_sources_skipped_total {}\n",
+                    st.sites
+                        .iter()
+                        .map(|s| s.tally.skipped.load(Ordering::Relaxed))
+                        .sum::<u64>()
+                );
             let mut r = own_response(200, &text, true, None);
             if let Some(pos) = r
                 .windows(26)

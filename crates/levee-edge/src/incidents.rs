@@ -371,14 +371,21 @@ impl Incidents {
                 let mode = site.defense.mode();
                 if rec.open.is_none() && mode != levee_detect::Mode::Normal {
                     let before: Vec<Second> = rec.history.iter().cloned().collect();
-                    let id = format!("{}-{now_s}", tag(&site.name));
                     let Some(dir) = inc.dir.as_ref() else {
                         continue;
                     };
+                    // A new file always: a second incident in the same second gets a suffix.
+                    let mut id = format!("{}-{now_s}", tag(&site.name));
+                    for n in 2..100 {
+                        if !dir.join(file_name(&id)).exists() {
+                            break;
+                        }
+                        id = format!("{}-{now_s}-{n}", tag(&site.name));
+                    }
                     let path = dir.join(file_name(&id));
                     match std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
+                        .create_new(true)
+                        .write(true)
                         .open(&path)
                     {
                         Ok(file) => {

@@ -23,6 +23,8 @@ const TOP: usize = 256;
 pub(crate) struct Tally {
     counts: [AtomicU64; 8],
     e5xx: AtomicU64,
+    /// Requests left out of the prefix ranking because its table was busy.
+    pub(crate) skipped: AtomicU64,
     latency: [AtomicU64; BUCKETS],
     /// While an incident is open: requests and blocked requests per prefix.
     recording: AtomicBool,
@@ -34,6 +36,7 @@ impl Default for Tally {
         Tally {
             counts: Default::default(),
             e5xx: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             recording: AtomicBool::new(false),
             top: Mutex::new((TopK::new(TOP), HashMap::new())),
@@ -109,7 +112,12 @@ impl Tally {
         }
         if self.recording.load(Ordering::Relaxed) {
             let k = key_of(client);
-            let mut t = self.top.lock().unwrap_or_else(PoisonError::into_inner);
+            // A worker never waits here: when another holds the table, this
+            // request is left out of the ranking (counted in `skipped`).
+            let Ok(mut t) = self.top.try_lock() else {
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
             t.0.add(k, 1);
             if o == 5 && t.1.len() < TOP * 4 {
                 *t.1.entry(k).or_insert(0) += 1;
