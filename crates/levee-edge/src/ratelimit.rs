@@ -129,7 +129,10 @@ impl SiteLimits {
     /// Count a request for `path` from `ip`; `Some` if it is over a limit.
     /// Per-client limits are multiplied by `factor` (1.0 in normal mode),
     /// every limit by `share` (1.0 but for a fleet member on its own).
-    /// `path` is the normalised path; a route's prefix `/api/` also matches `/api`.
+    /// `path` is the normalised path; a route's prefix `/api/` also matches
+    /// `/api`, in any case (`/LOGIN` counts against `/login`'s limit: on an
+    /// origin that ignores case it is the same page, and on one that does
+    /// not, limiting a 404 harms nobody).
     /// `now_ms` is wall-clock time (windows shared by a fleet).
     pub(crate) fn check(
         &self,
@@ -139,10 +142,11 @@ impl SiteLimits {
         factor: f64,
         share: f64,
     ) -> Option<(Reason, u64)> {
-        let route = self
-            .routes
-            .iter()
-            .find(|(prefixes, _)| prefixes.iter().any(|p| levee_http::target::under(path, p)));
+        let route = self.routes.iter().find(|(prefixes, _)| {
+            prefixes
+                .iter()
+                .any(|p| levee_http::target::under_any_case(path, p))
+        });
         if let Some(hit) = route.and_then(|(_, l)| l.check(ip, now_ms, factor, share)) {
             return Some(hit);
         }

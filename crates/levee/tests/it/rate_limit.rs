@@ -23,6 +23,12 @@ fn limits_per_address_prefix_and_route() {
         .map(|_| parse_response(&get_from(&e, "127.0.5.1", "/search?q=x")).0)
         .collect();
     assert_eq!(codes, vec![200, 200, 200, 429, 429]);
+    // The route's limit is not walked around by changing the path's case.
+    let codes: Vec<u16> = ["/SEARCH?q=1", "/Search?q=2", "/search?q=3", "/sEaRcH?q=4"]
+        .iter()
+        .map(|p| parse_response(&get_from(&e, "127.0.5.9", p)).0)
+        .collect();
+    assert_eq!(codes[3], 429, "{codes:?}");
     let r = get_from(&e, "127.0.5.1", "/search?q=y");
     assert!(
         r.contains("retry-after: ") && r.contains("rate_limit_ip"),
