@@ -85,9 +85,7 @@ pub(crate) fn signature(secret: &[u8], ts: u64, body: &[u8]) -> String {
     ctx.update(ts.to_string().as_bytes());
     ctx.update(b".");
     ctx.update(body);
-    let tag = ctx.sign();
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", levee_privacy::ledger::hex(ctx.sign().as_ref()))
 }
 
 impl Alerts {

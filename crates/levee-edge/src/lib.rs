@@ -72,6 +72,21 @@ use tokio::task::JoinHandle;
 
 /// Whether a configuration can be turned into a running edge: files it
 /// names are readable, certificates and keys parse, origins resolve.
+/// This edge's name: `[fleet] name`, else the host name (in incident
+/// records and the fleet's heartbeats alike).
+pub fn edge_name(cfg: &Config) -> String {
+    cfg.fleet
+        .as_ref()
+        .and_then(|f| f.name.clone())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "levee".into())
+}
+
 pub fn check(cfg: Config) -> Result<(), BuildError> {
     State::build(cfg, None, 0).map(|_| ())
 }
@@ -169,18 +184,8 @@ impl Edge {
                     },
                     accesslog::StartError::Keys(k) => EdgeError::Keys(k.to_string()),
                 })?;
-        let edge_name = cfg
-            .fleet
-            .as_ref()
-            .and_then(|f| f.name.clone())
-            .or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .ok()
-                    .map(|h| h.trim().to_string())
-            })
-            .unwrap_or_default();
-        let incidents =
-            incidents::Incidents::new(&cfg.incidents, &edge_name).map_err(EdgeError::Incidents)?;
+        let incidents = incidents::Incidents::new(&cfg.incidents, &edge_name(&cfg))
+            .map_err(EdgeError::Incidents)?;
         let tracker = ConnTracker::new(shared::caps(&cfg));
         let in_flight = ConnTracker::new(shared::flight_caps(&cfg));
         // listeners[w] = the sockets of worker w.

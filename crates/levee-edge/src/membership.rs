@@ -58,9 +58,7 @@ impl Shared {
         let left_ms = d.expires_unix_ms.saturating_sub(now_unix);
         match &d.what {
             What::Block { cidr, why } => {
-                let c: levee_config::Cidr = cidr
-                    .parse()
-                    .map_err(|_| format!("{cidr:?} is not a CIDR"))?;
+                let c = cidr_of(cidr)?;
                 let added = self
                     .lists
                     .write()
@@ -76,9 +74,7 @@ impl Shared {
                 );
             }
             What::Unblock { cidr } => {
-                let c: levee_config::Cidr = cidr
-                    .parse()
-                    .map_err(|_| format!("{cidr:?} is not a CIDR"))?;
+                let c = cidr_of(cidr)?;
                 self.lists
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -92,11 +88,7 @@ impl Shared {
                 action,
             } => {
                 let st = self.state.load();
-                let s = st
-                    .sites
-                    .iter()
-                    .find(|s| &s.name == site)
-                    .ok_or_else(|| format!("no site {site:?} here"))?;
+                let s = site_named(&st, site)?;
                 let dim = Dim::parse(dim).ok_or_else(|| format!("unknown dimension {dim:?}"))?;
                 let action =
                     Action::parse(action).ok_or_else(|| format!("unknown action {action:?}"))?;
@@ -113,11 +105,7 @@ impl Shared {
             }
             What::Pin { site, mode } => {
                 let st = self.state.load();
-                let s = st
-                    .sites
-                    .iter()
-                    .find(|s| &s.name == site)
-                    .ok_or_else(|| format!("no site {site:?} here"))?;
+                let s = site_named(&st, site)?;
                 let pin = match mode.as_deref() {
                     None => None,
                     Some(m) => Some(Mode::parse(m).ok_or_else(|| format!("unknown mode {m:?}"))?),
@@ -166,4 +154,20 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = (status, metrics);
     }
+}
+
+/// A site of this edge by name (a decision from another edge names one).
+fn site_named<'a>(
+    st: &'a crate::state::State,
+    name: &str,
+) -> Result<&'a std::sync::Arc<crate::state::Site>, String> {
+    st.sites
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("no site {name:?} here"))
+}
+
+/// A decision's CIDR, or why not.
+fn cidr_of(text: &str) -> Result<levee_config::Cidr, String> {
+    text.parse().map_err(|_| format!("{text:?} is not a CIDR"))
 }

@@ -32,22 +32,17 @@ impl Member for Edge {
         self.0.fleet_heartbeat()
     }
     fn show(&self, view: &View) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         self.0.fleet_show(
             serde_json::to_value(view).unwrap_or_default(),
-            view.metrics(now),
+            view.metrics(unix_ms()),
         );
     }
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "levee".into())
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `[fleet]` and the challenge secret, resolved (`None`: no fleet).
@@ -64,7 +59,7 @@ pub(crate) fn settings(cfg: &levee_config::Config) -> Result<Option<levee_fleet:
         url: f.redis.clone(),
         cluster: f.cluster,
         ca_pem,
-        name: f.name.clone().unwrap_or_else(host_name),
+        name: levee_edge::edge_name(cfg),
         sync_every: f.sync_every.as_duration(),
         timeout: f.timeout.as_duration(),
         connect_timeout: f.connect_timeout.as_duration(),
@@ -139,9 +134,7 @@ pub(crate) fn run(args: FleetArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = unix_ms();
     println!(
         "{:<20} {:>8} {:>6}  sites (mode, rules)",
         "edge", "seen", "live"

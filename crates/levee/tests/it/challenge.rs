@@ -163,6 +163,24 @@ fn chromium_solves_the_challenge_and_loads_the_page_with_its_assets() {
     );
 }
 
+/// The token of the challenge page in `body`.
+pub(crate) fn token_of(body: &str) -> String {
+    body.split("data-token=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap_or_else(|| panic!("no challenge token in {body}"))
+        .to_string()
+}
+
+/// The first cookie a response sets (`name=value`).
+pub(crate) fn cookie_of(resp: &str) -> String {
+    resp.split("set-cookie: ")
+        .nth(1)
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie set in {resp}"))
+        .to_string()
+}
+
 #[test]
 fn who_is_not_shown_the_page_and_what_bad_solutions_get() {
     let o = Origin::start();
@@ -198,14 +216,7 @@ fn who_is_not_shown_the_page_and_what_bad_solutions_get() {
         .0
         .starts_with("HTTP/1.1 200"));
     // Solve it in Rust: the clearance works for the same User-Agent only.
-    let token = body
-        .split("data-token=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = token_of(&body);
     let counter = levee_challenge::solve(&token, 1 << 24).unwrap();
     let verify = format!("/.levee/challenge/verify?t={token}&c={counter}&r=%2Fsecret-page");
     let (resp, _) = raw(e.addr, format!("GET {verify} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ua-1\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3));
@@ -213,14 +224,7 @@ fn who_is_not_shown_the_page_and_what_bad_solutions_get() {
         resp.starts_with("HTTP/1.1 303") && resp.contains("location: /secret-page"),
         "{resp}"
     );
-    let cookie = resp
-        .split("set-cookie: ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&resp);
     let with = |ua: &str| {
         raw(e.addr, format!("GET /secret-page HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {ua}\r\nCookie: {cookie}\r\nAccept: text/html\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3)).0
     };
@@ -263,14 +267,7 @@ fn who_is_not_shown_the_page_and_what_bad_solutions_get() {
     );
     // An open redirect through the verify endpoint is impossible.
     let t2 = http_get(e.addr, "/x", &html).1;
-    let t2 = t2
-        .split("data-token=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let t2 = token_of(&t2);
     let c2 = levee_challenge::solve(&t2, 1 << 24).unwrap();
     let (resp, _) = raw(e.addr, format!("GET /.levee/challenge/verify?t={t2}&c={c2}&r=%2F%2Fevil.example HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3));
     assert!(resp.contains("location: /\r\n"), "{resp}");

@@ -5,6 +5,7 @@
 //! as down; a 3-node Redis Cluster. Without `redis-server`, skipped with a
 //! message.
 
+use super::challenge::{cookie_of, token_of};
 use super::redis_server::{free_port, Redis};
 use super::*;
 
@@ -198,14 +199,7 @@ fn a_clearance_from_one_edge_is_accepted_by_the_other() {
     let html = [("Accept", "text/html,*/*")];
     let (s, body) = http_get(a.addr, "/page", &html);
     assert_eq!(s, 403);
-    let token = body
-        .split("data-token=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = token_of(&body);
     let counter = levee_challenge::solve(&token, 1 << 24).unwrap();
     let (resp, _) = raw(
         a.addr,
@@ -213,14 +207,7 @@ fn a_clearance_from_one_edge_is_accepted_by_the_other() {
         Duration::from_secs(3),
     );
     assert!(resp.starts_with("HTTP/1.1 303"), "{resp}");
-    let cookie = resp
-        .split("set-cookie: ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&resp);
     let on = |e: &Edge| {
         raw(e.addr, format!("GET /page HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ua-1\r\nCookie: {cookie}\r\nAccept: text/html\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3)).0
     };
