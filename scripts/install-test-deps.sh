@@ -32,6 +32,11 @@ if [ "${1:-}" = "--bench" ]; then
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$([ $cmd = taskset ] && echo util-linux || ([ $cmd = nginx ] && echo nginx-light || echo $cmd))")
   done
 fi
+# OASIS's STIX 2.1 validator (PyPI), for `levee report --stix`.
+if ! python3 -c "import stix2validator" >/dev/null 2>&1; then
+  echo "Installing stix2-validator (pip)" >&2
+  python3 -m pip install -q stix2-validator >&2 || { echo "pip install stix2-validator failed: install it by hand (python3 -m pip install stix2-validator)" >&2; exit 1; }
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -124,6 +124,12 @@ pub use retention::{
 };
 pub use shared::{Loader, Shared};
 
+/// Where the retention ledger of an access log is (`[access_log] ledger`,
+/// by default beside the log).
+pub fn ledger_path(cfg: &levee_config::AccessLog) -> std::path::PathBuf {
+    ledger::path_of(cfg)
+}
+
 /// A worker thread: a single-threaded runtime running the accept loops of
 /// its sockets and every connection they accept.
 fn worker(socks: Vec<(std::net::TcpListener, levee_config::Listener)>, shared: Arc<Shared>) {

@@ -151,7 +151,7 @@ pub struct Source {
 }
 
 /// A peak and when it happened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Peak {
     pub value: f64,
     pub t: u64,
@@ -166,7 +166,7 @@ impl Peak {
 }
 
 /// What legitimate users felt, against the minute before.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Felt {
     pub before: Before,
     /// Served without a 5xx, of those that reached the origin or cache.
@@ -176,7 +176,7 @@ pub struct Felt {
 }
 
 /// The challenge funnel.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Funnel {
     pub challenged: u64,
     pub solved: u64,
@@ -184,7 +184,8 @@ pub struct Funnel {
 }
 
 /// An incident, read back from its lines.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub id: String,
     pub site: String,
@@ -215,6 +216,28 @@ pub struct Summary {
     pub series: Vec<Second>,
     /// Lines that could not be read, as `file:line: why`.
     pub problems: Vec<String>,
+}
+
+/// Read an incident as the edge writes it (JSON lines) or as `GET
+/// /incidents/{id}` returns it (one [`Summary`] object).
+pub fn read_any(file: &str, text: &str) -> Summary {
+    let whole = serde_json::from_str::<serde_json::Value>(text).ok();
+    let is_summary = whole
+        .as_ref()
+        .and_then(|v| v.as_object())
+        .is_some_and(|o| !o.contains_key("type") && o.contains_key("series"));
+    if is_summary {
+        match serde_json::from_str::<Summary>(text) {
+            Ok(s) => return s,
+            Err(e) => {
+                return Summary {
+                    problems: vec![format!("{file}: not an incident summary: {e}")],
+                    ..Summary::default()
+                }
+            }
+        }
+    }
+    read(file, text)
 }
 
 /// Read an incident file's text (`file` names it in problems).
@@ -411,6 +434,31 @@ mod tests {
         assert_eq!(s.top_sources.len(), 2);
         assert_eq!(s.felt.before.requests_per_s, 10.0);
         assert_eq!(s.felt.success, 1.0);
+    }
+
+    #[test]
+    fn the_admin_apis_summary_reads_back_as_it_was() {
+        let text = [
+            serde_json::to_string(&sec(100, 20, 300)).unwrap(),
+            serde_json::to_string(&Line::Close {
+                closed_unix_ms: 102_000,
+            })
+            .unwrap(),
+        ]
+        .join("\n");
+        let s = read("f", &text);
+        let again = read_any("g", &serde_json::to_string(&s).unwrap());
+        assert_eq!(again.requests, 320);
+        assert_eq!(again.series, s.series);
+        assert_eq!(again.closed_unix_ms, Some(102_000));
+        // A JSON-lines file of one line is still read as lines.
+        assert_eq!(
+            read_any("h", &text[..text.find('\n').unwrap()]).requests,
+            320
+        );
+        assert!(
+            read_any("i", "{\"series\": 3}").problems[0].starts_with("i: not an incident summary")
+        );
     }
 
     #[test]

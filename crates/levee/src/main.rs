@@ -5,6 +5,7 @@ mod duration;
 mod feed;
 mod fleet_cmd;
 mod hunt_cmd;
+mod report_cmd;
 mod retention_cmd;
 mod xdp_cmd;
 
@@ -62,6 +63,9 @@ enum Cmd {
     /// was found. Exit status: 0 no finding at or above --fail-on, 1
     /// findings, 2 usage errors.
     Hunt(Box<hunt_cmd::HuntArgs>),
+    /// The incident report for the CERT and the regulator (Markdown, HTML,
+    /// JSON, STIX 2.1) from an incident record and hunt's findings.
+    Report(Box<report_cmd::ReportArgs>),
     /// The XDP packet filter (root): attach, detach, block, unblock, allow, stats, list.
     Xdp(Box<xdp_cmd::XdpArgs>),
     /// The retention ledger: verify it against the files, or put a legal hold.
@@ -90,6 +94,7 @@ fn main() {
         Cmd::Drill(args) => drill(*args),
         Cmd::DemoOrigin { listen } => demo_origin(listen),
         Cmd::Hunt(args) => hunt_cmd::run(*args),
+        Cmd::Report(args) => report_cmd::run(*args),
         Cmd::Xdp(args) => xdp_cmd::run(*args),
         Cmd::Retention(args) => retention_cmd::run(args),
         Cmd::Fleet(args) => fleet_cmd::run(args),

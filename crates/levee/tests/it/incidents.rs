@@ -6,7 +6,7 @@
 use super::adaptive_defense::FAST;
 use super::*;
 
-fn incidents_config(o: &Origin, dir: &std::path::Path) -> String {
+pub(super) fn incidents_config(o: &Origin, dir: &std::path::Path) -> String {
     config(
         o.addr,
         "",
@@ -17,7 +17,7 @@ fn incidents_config(o: &Origin, dir: &std::path::Path) -> String {
     )
 }
 
-fn get_json(e: &Edge, path: &str) -> serde_json::Value {
+pub(super) fn get_json(e: &Edge, path: &str) -> serde_json::Value {
     let (s, body) = http_get(
         e.admin,
         path,
@@ -28,7 +28,7 @@ fn get_json(e: &Edge, path: &str) -> serde_json::Value {
 }
 
 /// A steady drill flood; the drill's own per-second totals, as the edge would count them.
-fn flood(e: &Edge, o: &Origin, rate: &str, secs: &str) -> Vec<u64> {
+pub(super) fn flood(e: &Edge, o: &Origin, rate: &str, secs: &str) -> Vec<u64> {
     let json = e.dir.join("flood.json");
     let (code, _, err) = run(
         env!("CARGO_BIN_EXE_levee"),
@@ -76,7 +76,7 @@ fn flood(e: &Edge, o: &Origin, rate: &str, secs: &str) -> Vec<u64> {
         .collect()
 }
 
-fn await_closed(e: &Edge, secs: u64) -> serde_json::Value {
+pub(super) fn await_closed(e: &Edge, secs: u64) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let l = get_json(e, "/incidents");

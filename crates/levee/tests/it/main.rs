@@ -41,6 +41,7 @@ mod pseudonymised_log;
 mod rate_limit;
 mod redis_server;
 mod reload;
+mod report;
 mod retention;
 mod shutdown;
 mod slow_post;
