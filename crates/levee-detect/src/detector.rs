@@ -278,6 +278,8 @@ pub struct Detector {
     last_anomaly: bool,
     /// The tick's sampled requests with who sent them (for `cold`).
     samples: Vec<Sample>,
+    /// Recent traffic per dimension, decayed (for the dashboard).
+    pub recent: crate::recent::Recent,
 }
 
 impl Detector {
@@ -298,6 +300,7 @@ impl Detector {
             last_rate: 0.0,
             last_anomaly: false,
             samples: Vec::new(),
+            recent: crate::recent::Recent::default(),
         }
     }
 
@@ -351,6 +354,12 @@ impl Detector {
                 None => "returned to automatic by an operator".into(),
             },
         }]
+    }
+
+    /// Drop rule `id` (an operator's decision); the rule, if it was there.
+    pub fn drop_rule(&mut self, id: u64) -> Option<Rule> {
+        let i = self.rules.iter().position(|r| r.id == id)?;
+        Some(self.rules.remove(i))
     }
 
     /// Take on a rule another edge of the fleet derived: requests whose
@@ -526,6 +535,11 @@ impl Detector {
                 let clean_rate = unmatched * n as f64 / samples.len().max(1) as f64;
                 self.learn_from(t, clean_rate, n as f64, &counts);
             }
+        }
+        for d in Dim::ALL {
+            let c = &self.window[d.index()];
+            self.recent
+                .fold(d, c.entries.iter().map(|(k, (n, l))| (*k, *n, l.as_str())));
         }
         for c in &mut self.window {
             c.entries.clear();

@@ -23,6 +23,7 @@ pub mod browser;
 pub mod cold;
 pub mod detector;
 pub mod features;
+pub mod recent;
 
 pub use cold::{ColdParams, Who};
 pub use detector::{Action, Baseline, Change, Detector, Evidence, Mode, Params, Rule, Tick};

@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz`, `/metrics` (Prometheus text), `/status`
 //! and `/events` (JSON), `POST /reload`, `POST /mode`, `GET|POST|DELETE
-//! /blocks` and `/blocks/changes`. Anything that changes state needs the
+//! /blocks` and `/blocks/changes`, `DELETE /rules`, the live dashboard
+//! (`/dashboard`, `dashboard.rs`). Anything that changes state needs the
 //! bearer token from `[admin] token`; without a configured token, such calls
 //! are refused. One request per connection, small heads only, short
 //! deadlines, at most `MAX_ADMIN_CONNECTIONS` at once, and only for a Host
@@ -101,8 +102,51 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
         .as_deref()
         .is_some_and(|t| bearer_ok(auth_of(&head, &buf), t));
     let auth = auth_of(&head, &buf);
+    if method == b"GET" && path == b"/dashboard/stream" {
+        crate::dashboard::stream(sock, shared, authorized).await;
+        return;
+    }
     let resp = match (method, path) {
         (b"GET", b"/healthz") => own_response(200, "ok\n", true, None),
+        (b"GET", p) if p.starts_with(b"/dashboard") => {
+            crate::dashboard::asset(p).unwrap_or_else(|| {
+                own_response(
+                    404,
+                    "not found: the dashboard is at /dashboard\n",
+                    true,
+                    None,
+                )
+            })
+        }
+        (b"DELETE", b"/rules") if !authorized => json_response(
+            401,
+            &serde_json::json!({"error": "DELETE /rules needs Authorization: Bearer <[admin] token>"}),
+        ),
+        (b"DELETE", b"/rules") => {
+            let st = shared.state.load();
+            let site = param("site").and_then(|n| st.sites.iter().find(|s| s.name == n).cloned());
+            let id = param("id").and_then(|v| v.parse::<u64>().ok());
+            match (site, id) {
+                (Some(site), Some(id)) => match site.defense.drop_rule(id) {
+                    Some(rule) => {
+                        shared.events.push(
+                            "rule_dropped",
+                            &site.name,
+                            serde_json::json!({"rule": rule, "by": "operator"}),
+                        );
+                        json_response(200, &serde_json::json!({"site": site.name, "dropped": id}))
+                    }
+                    None => json_response(
+                        404,
+                        &serde_json::json!({"error": format!("site {:?} has no rule {id} (GET /status lists them)", site.name)}),
+                    ),
+                },
+                _ => json_response(
+                    400,
+                    &serde_json::json!({"error": "give ?site=NAME&id=RULE_ID (both in GET /status)"}),
+                ),
+            }
+        }
         (b"GET", b"/metrics") => {
             let st = shared.state.load();
             let open = f64::from(shared.tracker.open());
@@ -372,7 +416,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
         }
         _ => own_response(
             404,
-            "not found: try /healthz, /metrics, /status, POST /reload\n",
+            "not found: try /healthz, /metrics, /status, /dashboard, POST /reload\n",
             true,
             None,
         ),

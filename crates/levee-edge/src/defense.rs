@@ -189,13 +189,47 @@ impl SiteDefense {
     ) -> Option<Rule> {
         let mut d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         let rule = d.import_rule(dim, key, value, action, from, now_ms)?;
+        self.republish(&d);
+        Some(rule)
+    }
+
+    /// The rule set the request path reads, rebuilt from the detector's
+    /// (hits kept by rule id).
+    fn republish(&self, d: &Detector) {
         let rules = d.rules().to_vec();
         let old = self.rules.load();
-        let hits = (0..rules.len())
-            .map(|i| AtomicU64::new(old.hits.get(i).map_or(0, |h| h.load(Ordering::Relaxed))))
+        let hits = rules
+            .iter()
+            .map(|r| {
+                let i = old.rules.iter().position(|o| o.id == r.id);
+                AtomicU64::new(
+                    i.and_then(|i| old.hits.get(i))
+                        .map_or(0, |h| h.load(Ordering::Relaxed)),
+                )
+            })
             .collect();
         self.rules.store(Arc::new(RuleSet { rules, hits }));
+    }
+
+    /// Drop rule `id` (an operator's decision, from the admin API).
+    pub(crate) fn drop_rule(&self, id: u64) -> Option<Rule> {
+        let mut d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
+        let rule = d.drop_rule(id)?;
+        self.republish(&d);
         Some(rule)
+    }
+
+    /// The heaviest recent values of the dashboard's dimensions, with shares.
+    pub(crate) fn top(&self, n: usize) -> serde_json::Value {
+        use levee_detect::Dim;
+        let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
+        let t = |dim| d.recent.top(dim, n);
+        serde_json::json!({
+            "prefix": t(Dim::Prefix),
+            "path": t(Dim::Path),
+            "user_agent": t(Dim::UserAgent),
+            "ja4": t(Dim::Ja4),
+        })
     }
 
     /// The site's mode and rule count, for the fleet's heartbeat.

@@ -23,6 +23,15 @@ use std::sync::{Mutex, PoisonError};
 
 /// Seconds of history kept to describe "before".
 const HISTORY: usize = 60;
+/// A site's recent seconds with their modes, and its open incident.
+pub(crate) type Live = (
+    String,
+    Vec<(Second, &'static str)>,
+    Option<serde_json::Value>,
+);
+
+/// Seconds the dashboard is given on connecting (with each second's mode).
+const LIVE: usize = 300;
 /// Seconds before the opening that start a record's series.
 const LEAD_IN: usize = 10;
 /// The incidents `GET /incidents` lists, newest first, at most.
@@ -74,6 +83,8 @@ impl Open {
 #[derive(Debug, Default)]
 struct SiteRec {
     history: VecDeque<Second>,
+    /// The last `LIVE` seconds and the mode at their end, for the dashboard.
+    live: VecDeque<(Second, &'static str)>,
     open: Option<Open>,
 }
 
@@ -237,6 +248,24 @@ impl Incidents {
     }
 
     /// `levee_incidents_open`, `levee_incident_write_errors_total`, `levee_alerts_total`.
+    /// Per site, the seconds after `after` (unix s) with their modes, and
+    /// the open incident (id, opened, peak so far), for the dashboard.
+    pub(crate) fn live(&self, after: u64) -> Vec<Live> {
+        let sites = self.sites.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<_> = sites
+            .iter()
+            .map(|(name, rec)| {
+                let secs = rec.live.iter().filter(|(s, _)| s.t > after).cloned().collect();
+                let open = rec.open.as_ref().map(|o| {
+                    serde_json::json!({"id": o.id, "opened_s": o.opened_s, "peak_rps": o.peak_rps, "vectors": o.vectors.len()})
+                });
+                (name.clone(), secs, open)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     pub(crate) fn metrics(&self) -> String {
         self.alerts.metrics() + &format!(
             "# HELP levee_incidents_open sites with an incident open\n# TYPE levee_incidents_open gauge\nlevee_incidents_open {}\n# HELP levee_incident_write_errors_total incident lines that could not be written\n# TYPE levee_incident_write_errors_total counter\nlevee_incident_write_errors_total {}\n",
@@ -344,7 +373,7 @@ impl Incidents {
         }
         let now_s = now_ms / 1000;
         let last = inc.last_second.swap(now_s, Ordering::Relaxed);
-        if last == now_s || inc.dir.is_none() {
+        if last == now_s {
             return;
         }
         let t = if last == 0 { now_s - 1 } else { last };
@@ -369,7 +398,11 @@ impl Incidents {
                 let sec = site.tally.take(t, conns);
                 let rec = sites.entry(site.name.clone()).or_default();
                 let mode = site.defense.mode();
-                if rec.open.is_none() && mode != levee_detect::Mode::Normal {
+                if rec.live.len() >= LIVE {
+                    rec.live.pop_front();
+                }
+                rec.live.push_back((sec.clone(), mode.label()));
+                if rec.open.is_none() && mode != levee_detect::Mode::Normal && inc.dir.is_some() {
                     let before: Vec<Second> = rec.history.iter().cloned().collect();
                     let Some(dir) = inc.dir.as_ref() else {
                         continue;

@@ -28,6 +28,7 @@ mod cache;
 mod challenge;
 mod clock;
 mod conn;
+mod dashboard;
 mod defense;
 mod egress;
 mod error;

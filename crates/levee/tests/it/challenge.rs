@@ -2,6 +2,7 @@
 //! page with its assets; bots, API clients and forms are treated as the
 //! policy says; forged and replayed solutions are refused.
 
+use super::browser::Browser;
 use super::*;
 
 fn challenge_edge(name: &str, o: &Origin, bits: u8) -> Edge {
@@ -10,97 +11,6 @@ fn challenge_edge(name: &str, o: &Origin, bits: u8) -> Edge {
         "\n[site.challenge]\nmode = \"always\"\nbits = {bits}\nexempt_paths = [\"/healthz\"]\nallow = [\"127.0.9.0/24\"]\n"
     );
     Edge::start(name, &config(o.addr, "", &extra))
-}
-
-/// A WebDriver session on Debian's chromedriver + chromium, driven with curl.
-struct Browser {
-    driver: std::process::Child,
-    base: String,
-    session: String,
-}
-
-impl Browser {
-    // The driver is killed by `Drop` once a session exists; before that, a
-    // failed start panics the test, and the process ends with the test binary.
-    #[allow(clippy::zombie_processes)]
-    fn start(profile: &std::path::Path) -> Option<Browser> {
-        if run(
-            "sh",
-            &["-c", "command -v chromedriver && command -v chromium"],
-        )
-        .0 != 0
-        {
-            eprintln!("SKIPPED: chromium and chromium-driver are not installed (scripts/install-test-deps.sh installs them)");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--window-size=900,700",
-                     format!("--user-data-dir={}", profile.display())]
-        }}}});
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (code, out, _) = run(
-                "curl",
-                &[
-                    "-s",
-                    "-X",
-                    "POST",
-                    &format!("{base}/session"),
-                    "-d",
-                    &caps.to_string(),
-                ],
-            );
-            if code == 0 {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&out) {
-                    if let Some(s) = v["value"]["sessionId"].as_str() {
-                        return Some(Browser {
-                            driver,
-                            base,
-                            session: s.to_string(),
-                        });
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not start a session: {out}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut args = vec!["-s", "-X", method, url.as_str()];
-        let b = body.map(|b| b.to_string());
-        if let Some(b) = &b {
-            args.extend(["-d", b.as_str()]);
-        }
-        let (_, out, _) = run("curl", &args);
-        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.call("DELETE", "", None);
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
 }
 
 #[test]
