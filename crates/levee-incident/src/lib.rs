@@ -290,6 +290,13 @@ pub fn read(file: &str, text: &str) -> Summary {
     if n == 0 && s.problems.is_empty() {
         s.problems.push(format!("{file}: empty"));
     }
+    finish(&mut s, before, last_sources);
+    s
+}
+
+/// Peaks, totals, duration, what users felt, the funnel and the sources,
+/// from the series and the rest.
+fn finish(s: &mut Summary, before: Before, mut last_sources: Vec<Source>) {
     let mut reached = 0u64;
     let mut ok = 0u64;
     let mut outcomes = [0u64; 8];
@@ -342,6 +349,97 @@ pub fn read(file: &str, text: &str) -> Summary {
         .cloned()
         .collect();
     s.top_sources = last_sources;
+}
+
+/// One incident from the parts several fleet edges recorded (each its own
+/// file, opened when its own traffic said so): seconds added up by time
+/// (latency: the worse edge's), events in time order tagged with their
+/// edge, sources added up by prefix, opened at the first opening and
+/// closed at the last close (open while any part is). Parts of different
+/// sites are merged too, with a problem naming them.
+pub fn merge(mut parts: Vec<Summary>) -> Summary {
+    if parts.len() <= 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    parts.sort_by_key(|p| p.opened_unix_ms);
+    let mut s = Summary {
+        id: parts[0].id.clone(),
+        site: parts[0].site.clone(),
+        edge: parts
+            .iter()
+            .map(|p| p.edge.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
+        opened_unix_ms: parts[0].opened_unix_ms,
+        closed_unix_ms: parts
+            .iter()
+            .map(|p| p.closed_unix_ms)
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|c| c.into_iter().max()),
+        mode: parts[0].mode.clone(),
+        why: parts[0].why.clone(),
+        ..Summary::default()
+    };
+    let mut rows: std::collections::BTreeMap<(u64, u32), Second> = Default::default();
+    let mut sources: std::collections::BTreeMap<String, Source> = Default::default();
+    let mut before = Before {
+        success: 1.0,
+        ..Before::default()
+    };
+    for p in &parts {
+        if p.site != s.site {
+            s.problems.push(format!(
+                "parts of different sites merged: {:?} ({}) and {:?} ({})",
+                s.site, parts[0].id, p.site, p.id
+            ));
+        }
+        s.problems.extend(p.problems.iter().cloned());
+        for sec in &p.series {
+            let r = rows.entry((sec.t, sec.span_s)).or_insert_with(|| Second {
+                t: sec.t,
+                span_s: sec.span_s,
+                ..Second::default()
+            });
+            for (a, b) in r.counts.iter_mut().zip(sec.counts) {
+                *a += b;
+            }
+            r.e5xx += sec.e5xx;
+            r.xdp_drops += sec.xdp_drops;
+            r.conns += sec.conns;
+            r.p50_ms = r.p50_ms.max(sec.p50_ms);
+            r.p99_ms = r.p99_ms.max(sec.p99_ms);
+        }
+        let tag = |e: &serde_json::Value| {
+            let mut e = e.clone();
+            if let Some(o) = e.as_object_mut() {
+                o.insert("edge".into(), p.edge.clone().into());
+            }
+            e
+        };
+        s.modes.extend(p.modes.iter().map(tag));
+        s.vectors.extend(p.vectors.iter().map(tag));
+        s.actions.extend(p.actions.iter().map(tag));
+        for x in &p.top_sources {
+            let e = sources.entry(x.prefix.clone()).or_insert_with(|| Source {
+                prefix: x.prefix.clone(),
+                requests: 0,
+                blocked: 0,
+            });
+            e.requests += x.requests;
+            e.blocked += x.blocked;
+        }
+        let b = &p.felt.before;
+        before.seconds = before.seconds.max(b.seconds);
+        before.requests_per_s += b.requests_per_s;
+        before.success = before.success.min(b.success);
+        before.p99_ms = before.p99_ms.max(b.p99_ms);
+    }
+    let ts = |e: &serde_json::Value| e["ts_ms"].as_u64().unwrap_or(0);
+    s.modes.sort_by_key(ts);
+    s.vectors.sort_by_key(ts);
+    s.actions.sort_by_key(ts);
+    s.series = rows.into_values().collect();
+    finish(&mut s, before, sources.into_values().collect());
     s
 }
 
@@ -459,6 +557,65 @@ mod tests {
         assert!(
             read_any("i", "{\"series\": 3}").problems[0].starts_with("i: not an incident summary")
         );
+    }
+
+    #[test]
+    fn two_edges_parts_merge_into_one_incident() {
+        let part = |edge: &str, opened: u64, t: u64, n: u64, blocked: u64| {
+            let lines: Vec<String> = [
+                Line::Open {
+                    id: format!("www-{opened}"),
+                    site: "www".into(),
+                    edge: edge.into(),
+                    opened_unix_ms: opened * 1000,
+                    mode: "under_attack".into(),
+                    why: "flood".into(),
+                    before: Before {
+                        seconds: 60,
+                        requests_per_s: 10.0,
+                        success: 1.0,
+                        p99_ms: 5.0,
+                    },
+                },
+                sec(t, n, blocked),
+                sec(t + 1, n, blocked),
+                Line::Sources {
+                    ts_ms: (t + 1) * 1000,
+                    top: vec![Source {
+                        prefix: "192.0.2.0/24".into(),
+                        requests: 2 * (n + blocked),
+                        blocked: 2 * blocked,
+                    }],
+                },
+                Line::Close {
+                    closed_unix_ms: (t + 5) * 1000,
+                },
+            ]
+            .iter()
+            .map(|l| serde_json::to_string(l).unwrap())
+            .collect();
+            read(edge, &lines.join("\n"))
+        };
+        let m = merge(vec![
+            part("b", 101, 101, 30, 500),
+            part("a", 100, 100, 20, 300),
+        ]);
+        assert_eq!(m.edge, "a+b");
+        assert_eq!(m.opened_unix_ms, 100_000);
+        assert_eq!(m.closed_unix_ms, Some(106_000));
+        // Second 101 is both edges': 20 + 300 + 30 + 500.
+        assert_eq!(
+            m.peak_rps,
+            Peak {
+                value: 850.0,
+                t: 101
+            }
+        );
+        assert_eq!(m.requests, 2 * 320 + 2 * 530);
+        assert_eq!(m.series.len(), 3);
+        assert_eq!(m.attackers[0].blocked, 1600);
+        assert_eq!(m.felt.before.requests_per_s, 20.0);
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
     }
 
     #[test]

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub(crate) struct ReportArgs {
-    /// The incident record: a file of `[incidents] dir`, or what `GET /incidents/{id}` returned.
-    #[arg(long)]
-    incident: PathBuf,
+    /// The incident record: a file of `[incidents] dir`, or what `GET
+    /// /incidents/{id}` returned. Repeat it for each fleet edge's part of
+    /// one incident: the parts merge into one.
+    #[arg(long, required = true)]
+    incident: Vec<PathBuf>,
     /// `levee hunt --json` findings from the same period (without them the
     /// personal-data question is "not assessed").
     #[arg(long)]
@@ -51,16 +53,27 @@ fn write(path: &PathBuf, text: &str) -> Result<()> {
 }
 
 pub(crate) fn run(a: ReportArgs) -> Result<()> {
-    let name = a.incident.display().to_string();
-    let text = std::fs::read_to_string(&a.incident)
-        .with_context(|| format!("cannot read the incident record {name}"))?;
-    let incident = levee_incident::read_any(&name, &text);
+    let mut parts = Vec::new();
+    let mut names = Vec::new();
+    for path in &a.incident {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the incident record {name}"))?;
+        let part = levee_incident::read_any(&name, &text);
+        if part.id.is_empty() && part.series.is_empty() {
+            for p in &part.problems {
+                eprintln!("levee report: {p}");
+            }
+            bail!("{name}: no incident in it (give a file of [incidents] dir, or the JSON of GET /incidents/ID)");
+        }
+        parts.push(part);
+        names.push(name);
+    }
+    let incident = levee_incident::merge(parts);
     for p in &incident.problems {
-        eprintln!("levee report: warning: {p} (line skipped; the rest is kept)");
+        eprintln!("levee report: warning: {p}");
     }
-    if incident.id.is_empty() && incident.series.is_empty() {
-        bail!("{name}: no incident in it (give a file of [incidents] dir, or the JSON of GET /incidents/ID)");
-    }
+    let name = names.join(", ");
     let hunt = match &a.hunt {
         Some(p) => {
             let t = std::fs::read_to_string(p)

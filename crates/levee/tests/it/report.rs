@@ -117,6 +117,28 @@ fn a_recorded_flood_becomes_a_valid_stix_bundle_and_three_reports_with_hunts_fin
         a["timeline"].as_array().unwrap().len(),
         b["timeline"].as_array().unwrap().len()
     );
+    // Two edges' parts merge into one incident (here the same part twice:
+    // every count doubles, the edges are both named).
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_levee"),
+        &[
+            "report",
+            "--incident",
+            file.to_str().unwrap(),
+            "--incident",
+            api.to_str().unwrap(),
+            "--json",
+            out("merged.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out("merged.json")).unwrap()).unwrap();
+    assert_eq!(
+        m["peaks"]["requests"].as_u64().unwrap(),
+        2 * a["peaks"]["requests"].as_u64().unwrap()
+    );
+    assert!(m["edge"].as_str().unwrap().contains('+'), "{}", m["edge"]);
     // A damaged record: named with its line; a file that holds no incident is an error.
     let bad = e.dir.join("bad.jsonl");
     let text = std::fs::read_to_string(&file).unwrap();
