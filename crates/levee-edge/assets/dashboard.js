@@ -7,6 +7,7 @@
 const OUTCOMES = ["origin", "cache", "challenged", "solved", "rate_limited", "blocked", "shed", "cut"];
 const COLOURS = ["#2f7d32", "#66bb6a", "#f9a825", "#1e88e5", "#ef6c00", "#c62828", "#8e24aa", "#6d4c41"];
 const KEEP = 600;
+const SOLVE_BOUNDS = [1, 2, 3, 5, 10, 30, 60, 300]; // levee_incident::SOLVE_BUCKETS_S
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("levee-token") || "";
 let sites = {};     // name -> {t:[], counts:[[]...], p50:[], p99:[], e5xx:[], modes:[]}
@@ -69,7 +70,7 @@ function button(label, onclick) {
 
 function site(name) {
   if (!sites[name]) {
-    sites[name] = { t: [], counts: OUTCOMES.map(() => []), p50: [], p99: [], e5xx: [], modes: [] };
+    sites[name] = { t: [], counts: OUTCOMES.map(() => []), p50: [], p99: [], e5xx: [], modes: [], solves: [] };
   }
   return sites[name];
 }
@@ -84,9 +85,10 @@ function absorb(s) {
     d.p99.push(sec.p99_ms);
     d.e5xx.push(sec.e5xx);
     d.modes.push(sec.mode);
+    d.solves.push(sec.solves || []);
   }
   while (d.t.length > KEEP) {
-    d.t.shift(); d.counts.forEach((c) => c.shift()); d.p50.shift(); d.p99.shift(); d.e5xx.shift(); d.modes.shift();
+    d.t.shift(); d.counts.forEach((c) => c.shift()); d.p50.shift(); d.p99.shift(); d.e5xx.shift(); d.modes.shift(); d.solves.shift();
   }
 }
 
@@ -152,7 +154,13 @@ function render(v) {
   const win = (i) => d.counts[i].slice(-300).reduce((a, b) => a + b, 0);
   const issued = win(2), solved = win(3);
   $("funnel").textContent = issued ? Math.round(100 * solved / issued) + "% solved" : "–";
-  $("funnel2").textContent = issued + " challenged, " + solved + " solved";
+  const hist = [];
+  d.solves.slice(-300).forEach((h) => h.forEach((n, i) => { hist[i] = (hist[i] || 0) + n; }));
+  const total = hist.reduce((a, b) => a + (b || 0), 0);
+  let acc = 0, median = null;
+  hist.forEach((n, i) => { acc += n || 0; if (median === null && total && acc * 2 >= total) median = i; });
+  const med = median === null ? "" : (median < SOLVE_BOUNDS.length ? ", median ≤ " + SOLVE_BOUNDS[median] + " s" : ", median > 5 min");
+  $("funnel2").textContent = issued + " challenged, " + solved + " solved" + med;
   if (s.incident) {
     const el2 = Math.max(0, Math.round(v.t_ms / 1000 - s.incident.opened_s));
     $("incident").textContent = s.incident.id;

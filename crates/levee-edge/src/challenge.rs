@@ -340,6 +340,7 @@ fn settle(
     match result {
         Ok(solved) => {
             metrics.challenge_solved(now.saturating_sub(solved.issued_s));
+            site.tally.solved_after(now.saturating_sub(solved.issued_s));
             let c = lc::clearance(
                 &state.keys,
                 &site.name,

@@ -129,6 +129,7 @@ fn snapshot(shared: &Shared, authorized: bool, after: u64) -> (serde_json::Value
                 "seconds": secs.iter().map(|(sec, mode)| serde_json::json!({
                     "t": sec.t, "counts": sec.counts, "e5xx": sec.e5xx,
                     "p50_ms": sec.p50_ms, "p99_ms": sec.p99_ms, "conns": sec.conns, "mode": mode,
+                    "solves": sec.solves,
                 })).collect::<Vec<_>>(),
                 "rules": rules,
                 "top": top,

@@ -96,10 +96,31 @@ pub(crate) struct Incidents {
     sites: Mutex<HashMap<String, SiteRec>>,
     last_second: AtomicU64,
     last_event: AtomicU64,
+    /// The packet filter's drops so far, as last seen.
+    xdp_seen: AtomicU64,
     write_errors: AtomicU64,
     /// Unix ms of the last retention sweep of the directory.
     last_sweep: AtomicU64,
     pub(crate) alerts: crate::alerts::Alerts,
+}
+
+/// Packets the filter dropped so far, from its published counters.
+fn xdp_drops(text: &str) -> u64 {
+    const KEPT: [&str; 5] = [
+        "pass",
+        "allow_list",
+        "non_ip",
+        "synproxy_synack",
+        "synproxy_cookie_ok",
+    ];
+    text.lines()
+        .filter_map(|l| l.strip_prefix("levee_xdp_packets_total{reason=\""))
+        .filter_map(|l| {
+            let (reason, rest) = l.split_once("\"}")?;
+            let n: u64 = rest.trim().parse().ok()?;
+            (!KEPT.contains(&reason)).then_some(n)
+        })
+        .sum()
 }
 
 fn file_name(id: &str) -> String {
@@ -357,7 +378,16 @@ impl Incidents {
     /// Once a second: every site's second, opening, writing and closing
     /// incidents; every `[retention] every`, the sweep of old records.
     /// `conns` is the number of open client connections.
-    pub(crate) fn tick(&self, state: &arc_swap::ArcSwap<State>, events: &Events, conns: u64) {
+    /// `xdp` is the packet filter's published counters (Prometheus text;
+    /// empty without it): their drops since the last second go into every
+    /// site's row (the filter drops packets, not a site's requests).
+    pub(crate) fn tick(
+        &self,
+        state: &arc_swap::ArcSwap<State>,
+        events: &Events,
+        conns: u64,
+        xdp: &str,
+    ) {
         let inc = self;
         let now_ms = clock::unix_ms();
         {
@@ -377,6 +407,14 @@ impl Incidents {
             return;
         }
         let t = if last == 0 { now_s - 1 } else { last };
+        let dropped = xdp_drops(xdp);
+        let before = inc.xdp_seen.swap(dropped, Ordering::Relaxed);
+        // A restarted filter starts its counters again.
+        let xdp_delta = if before == 0 {
+            0
+        } else {
+            dropped.saturating_sub(before)
+        };
         let st = state.load();
         let cfg = &st.cfg.incidents;
         let cooldown_s = cfg.cooldown.as_duration().as_secs();
@@ -395,7 +433,8 @@ impl Incidents {
         {
             let mut sites = inc.sites.lock().unwrap_or_else(PoisonError::into_inner);
             for site in &st.sites {
-                let sec = site.tally.take(t, conns);
+                let mut sec = site.tally.take(t, conns);
+                sec.xdp_drops = xdp_delta;
                 let rec = sites.entry(site.name.clone()).or_default();
                 let mode = site.defense.mode();
                 if rec.live.len() >= LIVE {
@@ -571,6 +610,13 @@ impl Incidents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filters_drops_are_its_counters_but_passes_and_answers() {
+        let t = "# HELP x\nlevee_xdp_packets_total{reason=\"pass\"} 900\nlevee_xdp_packets_total{reason=\"rate_syn\"} 40\nlevee_xdp_packets_total{reason=\"blocked_prefix\"} 2\nlevee_xdp_packets_total{reason=\"synproxy_synack\"} 7\nlevee_xdp_mirrored_blocks 3\n";
+        assert_eq!(xdp_drops(t), 42);
+        assert_eq!(xdp_drops(""), 0);
+    }
 
     #[test]
     fn ids_never_name_a_path() {

@@ -15,6 +15,8 @@ use std::sync::{Mutex, PoisonError};
 
 /// Latency buckets: `[2^i, 2^(i+1))` microseconds.
 const BUCKETS: usize = 32;
+/// Solve-time buckets.
+const SOLVES: usize = levee_incident::SOLVE_BUCKETS_S.len() + 1;
 /// Prefixes kept per site while an incident is open (space-saving).
 const TOP: usize = 256;
 
@@ -26,6 +28,8 @@ pub(crate) struct Tally {
     /// Requests left out of the prefix ranking because its table was busy.
     pub(crate) skipped: AtomicU64,
     latency: [AtomicU64; BUCKETS],
+    /// Challenges solved, by time taken (`levee_incident::SOLVE_BUCKETS_S`, and longer).
+    solves: [AtomicU64; SOLVES],
     /// While an incident is open: requests and blocked requests per prefix.
     recording: AtomicBool,
     top: Mutex<(TopK, HashMap<u128, u64>)>,
@@ -38,6 +42,7 @@ impl Default for Tally {
             e5xx: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            solves: std::array::from_fn(|_| AtomicU64::new(0)),
             recording: AtomicBool::new(false),
             top: Mutex::new((TopK::new(TOP), HashMap::new())),
         }
@@ -129,6 +134,15 @@ impl Tally {
         }
     }
 
+    /// A challenge of the site solved `secs` after it was issued.
+    pub(crate) fn solved_after(&self, secs: u64) {
+        let i = levee_incident::SOLVE_BUCKETS_S
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(SOLVES - 1);
+        self.solves[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts since the last call, as the second starting at `t`.
     pub(crate) fn take(&self, t: u64, conns: u64) -> Second {
         let mut s = Second {
@@ -146,6 +160,14 @@ impl Tally {
             .iter()
             .map(|a| a.swap(0, Ordering::Relaxed))
             .collect();
+        let solves: Vec<u64> = self
+            .solves
+            .iter()
+            .map(|a| a.swap(0, Ordering::Relaxed))
+            .collect();
+        if solves.iter().any(|&n| n > 0) {
+            s.solves = solves;
+        }
         s.p50_ms = quantile(&hist, 0.5);
         s.p99_ms = quantile(&hist, 0.99);
         s

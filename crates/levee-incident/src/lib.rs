@@ -79,6 +79,23 @@ pub struct Second {
     pub conns: u64,
     /// Packets the packet filter dropped in the second (0 without it).
     pub xdp_drops: u64,
+    /// Challenges solved, by how long they took: counts per bucket of
+    /// [`SOLVE_BUCKETS_S`] (and one more for longer); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub solves: Vec<u64>,
+}
+
+/// Upper bounds, in seconds, of the solve-time buckets of [`Second::solves`].
+pub const SOLVE_BUCKETS_S: [u64; 8] = [1, 2, 3, 5, 10, 30, 60, 300];
+
+/// Add solve-time histograms.
+fn add_solves(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
 }
 
 impl Second {
@@ -98,6 +115,7 @@ impl Second {
         }
         self.e5xx += o.e5xx;
         self.xdp_drops += o.xdp_drops;
+        add_solves(&mut self.solves, &o.solves);
         self.p50_ms = self.p50_ms.max(o.p50_ms);
         self.p99_ms = self.p99_ms.max(o.p99_ms);
         self.conns = self.conns.max(o.conns);
@@ -181,6 +199,9 @@ pub struct Funnel {
     pub challenged: u64,
     pub solved: u64,
     pub solve_rate: f64,
+    /// The median time from issue to solution, in seconds (bucket bound).
+    #[serde(default)]
+    pub median_solve_s: Option<u64>,
 }
 
 /// An incident, read back from its lines.
@@ -300,7 +321,9 @@ fn finish(s: &mut Summary, before: Before, mut last_sources: Vec<Source>) {
     let mut reached = 0u64;
     let mut ok = 0u64;
     let mut outcomes = [0u64; 8];
+    let mut solves: Vec<u64> = Vec::new();
     for sec in &s.series {
+        add_solves(&mut solves, &sec.solves);
         for (a, b) in outcomes.iter_mut().zip(sec.counts) {
             *a += b;
         }
@@ -340,6 +363,17 @@ fn finish(s: &mut Summary, before: Before, mut last_sources: Vec<Source>) {
             outcomes[3] as f64 / outcomes[2] as f64
         } else {
             0.0
+        },
+        median_solve_s: {
+            let n: u64 = solves.iter().sum();
+            let mut acc = 0;
+            solves
+                .iter()
+                .position(|c| {
+                    acc += c;
+                    n > 0 && acc * 2 >= n
+                })
+                .map(|i| SOLVE_BUCKETS_S.get(i).copied().unwrap_or(u64::MAX))
         },
     };
     last_sources.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.prefix.cmp(&b.prefix)));
@@ -406,6 +440,7 @@ pub fn merge(mut parts: Vec<Summary>) -> Summary {
             r.e5xx += sec.e5xx;
             r.xdp_drops += sec.xdp_drops;
             r.conns += sec.conns;
+            add_solves(&mut r.solves, &sec.solves);
             r.p50_ms = r.p50_ms.max(sec.p50_ms);
             r.p99_ms = r.p99_ms.max(sec.p99_ms);
         }
@@ -615,6 +650,23 @@ mod tests {
         assert_eq!(m.series.len(), 3);
         assert_eq!(m.attackers[0].blocked, 1600);
         assert_eq!(m.felt.before.requests_per_s, 20.0);
+        assert_eq!(m.funnel.median_solve_s, None);
+        let mut a = Second {
+            t: 1,
+            span_s: 1,
+            solves: vec![0, 3, 0, 1],
+            ..Second::default()
+        };
+        a.absorb(&Second {
+            t: 2,
+            span_s: 1,
+            solves: vec![0, 0, 0, 0, 4],
+            ..Second::default()
+        });
+        assert_eq!(a.solves, vec![0, 3, 0, 1, 4]);
+        let r = read("s", &serde_json::to_string(&Line::Second(a)).unwrap());
+        // 8 solved: the 4th and 5th are in the 3-5 s bucket.
+        assert_eq!(r.funnel.median_solve_s, Some(5));
         assert!(m.problems.is_empty(), "{:?}", m.problems);
     }
 

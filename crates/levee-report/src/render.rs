@@ -8,6 +8,14 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1_048_576.0)
 }
 
+fn solve_time(f: &levee_incident::Funnel) -> String {
+    match f.median_solve_s {
+        Some(u64::MAX) => "median solve time over 5 min".into(),
+        Some(s) => format!("median solve time at most {s} s"),
+        None => "no solve time recorded".into(),
+    }
+}
+
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -125,10 +133,11 @@ pub fn markdown(r: &Report) -> String {
     let f = &r.funnel;
     let _ = writeln!(
         o,
-        "Challenge: {} issued, {} solved ({:.0}%).\n",
+        "Challenge: {} issued, {} solved ({:.0}%), {}.\n",
         f.challenged,
         f.solved,
-        f.solve_rate * 100.0
+        f.solve_rate * 100.0,
+        solve_time(f)
     );
     let _ = writeln!(o, "## Measures taken\n");
     if r.measures.is_empty() {
@@ -470,7 +479,7 @@ pub fn html(r: &Report) -> String {
     }
     o.push_str("</table>");
     let i = &r.impact;
-    let _ = write!(o, "<h2>Impact on the service</h2><p>{}</p><table><tr><th>Functional impact</th><td>{}</td></tr><tr><th>Impact on the organisation (ICO)</th><td>{}</td></tr><tr><th>Recoverability</th><td>{}</td></tr><tr><th>Challenge funnel</th><td>{} issued, {} solved ({:.0}%)</td></tr></table>", esc(&i.statement), esc(&i.functional), esc(&i.ico_impact), esc(&i.recoverability), r.funnel.challenged, r.funnel.solved, r.funnel.solve_rate * 100.0);
+    let _ = write!(o, "<h2>Impact on the service</h2><p>{}</p><table><tr><th>Functional impact</th><td>{}</td></tr><tr><th>Impact on the organisation (ICO)</th><td>{}</td></tr><tr><th>Recoverability</th><td>{}</td></tr><tr><th>Challenge funnel</th><td>{} issued, {} solved ({:.0}%), {}</td></tr></table>", esc(&i.statement), esc(&i.functional), esc(&i.ico_impact), esc(&i.recoverability), r.funnel.challenged, r.funnel.solved, r.funnel.solve_rate * 100.0, solve_time(&r.funnel));
     o.push_str("<h2>Measures taken</h2><ul>");
     for m in &r.measures {
         let _ = write!(o, "<li>{}: {}</li>", fmt_ms(m.t_ms), esc(&m.what));
