@@ -191,9 +191,25 @@ function render(v) {
     table("blocks", ["cidr", "expires in", ""], v.blocks.map((b) => [b.cidr, b.expires_in_s + " s",
       button("remove", () => act("DELETE", "/blocks?cidr=" + encodeURIComponent(b.cidr)))]));
   }
-  table("fleet", ["", ""], Object.entries(v.fleet || { enabled: false }).map(([k, x]) => [k, typeof x === "object" ? JSON.stringify(x) : x]));
+  fleet(v.fleet || { enabled: false });
   actions(v.authorized);
   draw();
+}
+
+// Every edge of the fleet with what its heartbeat said of this site.
+function fleet(f) {
+  if (!f.enabled || !Array.isArray(f.edges)) {
+    table("fleet", ["fleet"], [[f.enabled ? "no edge heard from yet" : "not in fleet mode ([fleet])"]]);
+    return;
+  }
+  let total = 0;
+  const rows = f.edges.map((e) => {
+    const s = ((e.said || {}).sites || {})[current] || {};
+    total += s.rate || 0;
+    return [e.name, e.live ? "live" : "silent", s.mode || "–", Math.round(s.rate || 0), s.rules === undefined ? "–" : s.rules];
+  });
+  rows.push(["fleet", "", "", Math.round(total), ""]);
+  table("fleet", ["edge", "heartbeat", "mode", "req/s", "rules"], rows);
 }
 
 function actions(on) {

@@ -167,7 +167,18 @@ fn snapshot(shared: &Shared, authorized: bool, after: u64) -> (serde_json::Value
         "sites": sites,
         "xdp": xdp,
         "blocks": blocks,
-        "fleet": if authorized && !fleet.is_null() { fleet } else { serde_json::json!({"enabled": !fleet.is_null()}) },
+        "fleet": if authorized || fleet.is_null() {
+            if fleet.is_null() { serde_json::json!({"enabled": false}) } else { fleet }
+        } else {
+            // The edges and what they said (modes, rules, rates); not the
+            // store's address or errors.
+            serde_json::json!({
+                "enabled": true,
+                "edges": fleet["edges"].as_array().map(|a| a.iter().map(|e| serde_json::json!({
+                    "name": e["name"], "live": e["live"], "said": {"sites": e["said"]["sites"]},
+                })).collect::<Vec<_>>()),
+            })
+        },
     });
     (v, last)
 }

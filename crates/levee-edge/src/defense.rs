@@ -232,13 +232,14 @@ impl SiteDefense {
         })
     }
 
-    /// The site's mode and rule count, for the fleet's heartbeat.
+    /// The site's mode, rule count and request rate, for the fleet's heartbeat.
     pub(crate) fn summary(&self) -> serde_json::Value {
         let d = self.detector.lock().unwrap_or_else(PoisonError::into_inner);
         serde_json::json!({
             "mode": d.mode().label(),
             "pinned": d.pinned().map(Mode::label),
             "rules": d.rules().len(),
+            "rate": d.last_rate(),
         })
     }
 

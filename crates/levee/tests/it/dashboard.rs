@@ -152,7 +152,7 @@ fn chromium_shows_a_flood_live_acts_only_with_the_token_and_names_no_address_wit
 }
 
 /// Open a stream; the head and the first event (or the whole answer).
-fn stream(admin: SocketAddr, host: &str, token: Option<&str>) -> (TcpStream, String) {
+pub(super) fn stream(admin: SocketAddr, host: &str, token: Option<&str>) -> (TcpStream, String) {
     let mut s = TcpStream::connect(admin).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));

@@ -688,3 +688,41 @@ fn the_store_is_reached_over_tls_with_its_authority_and_refused_without() {
         "{st}"
     );
 }
+
+#[test]
+fn one_edges_dashboard_shows_every_edge_of_the_fleet_and_not_the_store() {
+    let Some(redis) = Redis::start("fleet-dashboard") else {
+        return;
+    };
+    let o = Origin::start();
+    let a = Edge::start("fleet-dash-a", &member(o.addr, &redis.url(), "a", ""));
+    let b = Edge::start("fleet-dash-b", &member(o.addr, &redis.url(), "b", ""));
+    let (s, _) = admin_post(a.admin, "/mode?site=test&mode=under_attack", Some(TOKEN));
+    assert_eq!(s, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // B's token-less stream: A's mode comes from A's heartbeat.
+        let (_, text) = super::dashboard::stream(b.admin, "127.0.0.1", None);
+        let data = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or("null");
+        let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        let edges = v["fleet"]["edges"].as_array().cloned().unwrap_or_default();
+        let a_said = edges.iter().find(|e| e["name"] == "a");
+        if a_said.is_some_and(|e| e["said"]["sites"]["test"]["mode"] == "under_attack")
+            && edges.iter().any(|e| e["name"] == "b")
+        {
+            assert!(
+                !text.contains(&redis.url()) && !text.contains("redis://"),
+                "the store's address in a token-less stream: {text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's dashboard never showed A's mode: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
