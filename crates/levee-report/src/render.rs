@@ -16,8 +16,15 @@ fn solve_time(f: &levee_incident::Funnel) -> String {
     }
 }
 
+/// Text from the record (attacker-chosen User-Agents, paths) made inert in
+/// Markdown: no table break, no raw HTML, no code span closed early.
 fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "&#96;")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 fn sections(r: &Report) -> Vec<(&'static str, Vec<(String, String)>)> {
@@ -100,7 +107,7 @@ pub fn markdown(r: &Report) -> String {
         for v in &r.vectors {
             let _ = writeln!(
                 o,
-                "| {} | {} | `{}` | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 v.action,
                 v.dim,
                 md_cell(&v.value),
@@ -144,7 +151,7 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "None recorded.");
     }
     for m in &r.measures {
-        let _ = writeln!(o, "- {}: {}", fmt_ms(m.t_ms), m.what);
+        let _ = writeln!(o, "- {}: {}", fmt_ms(m.t_ms), md_cell(&m.what));
     }
     let _ = writeln!(o, "\n## Indicators\n\n{}\n", r.indicators.note);
     if r.indicators.attackers.is_empty() {
@@ -156,7 +163,13 @@ pub fn markdown(r: &Report) -> String {
     } else {
         let _ = writeln!(o, "| Blocked prefix | Requests | Blocked |\n|---|---|---|");
         for a in &r.indicators.attackers {
-            let _ = writeln!(o, "| {} | {} | {} |", a.prefix, a.requests, a.blocked);
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} |",
+                md_cell(&a.prefix),
+                a.requests,
+                a.blocked
+            );
         }
         o.push('\n');
     }
@@ -188,7 +201,7 @@ pub fn markdown(r: &Report) -> String {
     for c in &p.compromise {
         let _ = writeln!(
             o,
-            "- Indicator of compromise seen: {} `{}` ({}), {} time(s)",
+            "- Indicator of compromise seen: {} {} ({}), {} time(s)",
             c.kind,
             md_cell(&c.value),
             c.source,
@@ -196,10 +209,11 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     for f in &p.rule_findings {
-        let _ = writeln!(
+        let _ =
+            writeln!(
             o,
             "- Sigma rule matched, for review: {} ({}; author: {}), {} time(s) from {} client(s)",
-            f.title, f.level, f.author, f.count, f.clients
+            md_cell(&f.title), md_cell(&f.level), md_cell(&f.author), f.count, f.clients
         );
     }
     let _ = writeln!(
@@ -564,4 +578,18 @@ pub fn html(r: &Report) -> String {
     }
     o.push_str("</body></html>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacker_text_is_inert_in_markdown_and_html() {
+        let ua = "x<script>alert(1)</script>`|\n# heading";
+        let m = md_cell(ua);
+        assert!(!m.contains('<') && !m.contains('`') && !m.contains('\n'));
+        assert!(m.contains("\\|"));
+        assert!(!esc(ua).contains('<'));
+    }
 }
