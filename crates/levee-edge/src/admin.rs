@@ -347,6 +347,11 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                         .unblock(c);
                     if removed {
                         shared.fleet.note_unblock(c.to_string());
+                        shared.events.push(
+                            "unblock",
+                            "",
+                            serde_json::json!({"cidr": c.to_string(), "by": "operator"}),
+                        );
                     }
                     json_response(
                         if removed { 200 } else { 404 },
@@ -372,6 +377,11 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                             c.to_string(),
                             "blocked through the admin API".into(),
                             ttl_s * 1000,
+                        );
+                        shared.events.push(
+                            "block",
+                            "",
+                            serde_json::json!({"cidr": c.to_string(), "ttl_s": ttl_s, "why": "blocked by an operator (admin API)", "by": "operator"}),
                         );
                         json_response(
                             200,

@@ -335,6 +335,10 @@ fn event_text(e: &serde_json::Value) -> String {
             e["rule"]["matches"].as_u64().unwrap_or(0),
             e["rule"]["value"].as_str().unwrap_or("")
         ),
+        "rule_dropped" => format!(
+            "rule dropped by an operator: {}",
+            e["rule"]["value"].as_str().unwrap_or("")
+        ),
         "block" | "auto_block" => format!("blocked {} ({})", s("cidr"), s("why")),
         "unblock" => format!("unblocked {}", s("cidr")),
         "pin" => format!("mode pinned by an operator: {}", e["mode"]),
@@ -381,7 +385,14 @@ pub fn build(input: Input) -> Report {
         }
         if matches!(
             kind,
-            "rule_added" | "block" | "auto_block" | "pin" | "knobs" | "shed" | "unblock"
+            "rule_added"
+                | "rule_dropped"
+                | "block"
+                | "auto_block"
+                | "pin"
+                | "knobs"
+                | "shed"
+                | "unblock"
         ) || (kind == "mode" && e["to"] != "normal")
         {
             measures.push(At { t_ms, what });

@@ -187,6 +187,12 @@ fn the_stream_hides_addresses_without_the_token_is_capped_and_answers_no_other_h
         admin_post(e.admin, "/blocks?cidr=127.0.3.0/24&ttl=60", Some(TOKEN)).0,
         200
     );
+    // An operator's block is an event (and so in an open incident's record).
+    let events = http_get(e.admin, "/events", &[]).1;
+    assert!(
+        events.contains("\"event\":\"block\"") && events.contains("\"by\":\"operator\""),
+        "{events}"
+    );
     for _ in 0..20 {
         assert_eq!(http_get(e.addr, "/", &[]).0, 200);
     }
