@@ -58,8 +58,42 @@ fn chromium_shows_a_flood_live_acts_only_with_the_token_and_names_no_address_wit
     std::thread::scope(|s| {
         let drill = s.spawn(|| flood(&e, &o, "400", "6"));
         // During the flood: the charts gain points and show the attack.
-        for _ in 0..6 {
+        for i in 0..6 {
             std::thread::sleep(Duration::from_millis(1500));
+            if i == 3 {
+                // Mid-flood, an operator drops one of the derived rules.
+                let st: serde_json::Value =
+                    serde_json::from_str(&http_get(e.admin, "/status", &[]).1).unwrap();
+                let id = st["sites"][0]["defense"]["rules"][0]["id"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no rule derived mid-flood: {st}"));
+                let (code, out, _) = run(
+                    "curl",
+                    &[
+                        "-s",
+                        "-w",
+                        " %{http_code}",
+                        "-X",
+                        "DELETE",
+                        "-H",
+                        &format!("Authorization: Bearer {TOKEN}"),
+                        &format!("http://{}/rules?site=test&id={id}", e.admin),
+                    ],
+                );
+                assert!(code == 0 && out.ends_with(" 200"), "{out}");
+                let st: serde_json::Value =
+                    serde_json::from_str(&http_get(e.admin, "/status", &[]).1).unwrap();
+                assert!(
+                    st["sites"][0]["defense"]["rules"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|r| r["id"] != id),
+                    "rule {id} still there: {st}"
+                );
+                let events = http_get(e.admin, "/events", &[]).1;
+                assert!(events.contains("\"event\":\"rule_dropped\""), "{events}");
+            }
             points.push(
                 js(&b, "return Number(document.body.dataset.points || 0)")
                     .as_u64()
@@ -148,7 +182,30 @@ fn chromium_shows_a_flood_live_acts_only_with_the_token_and_names_no_address_wit
         "return document.getElementById('mode').textContent === 'under_attack'",
         10,
     );
+    // Block and unblock from the page.
+    js(&b, "document.getElementById('block-cidr').value = '127.0.77.0/24'; document.querySelectorAll('.action-row button')[1].click(); return true");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(e.admin, "/blocks", &[])
+        .1
+        .contains("127.0.77.0/24")
+    {
+        assert!(Instant::now() < deadline, "the page's Block did not block");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for(&b, "the block is not listed with a remove button", "return [...document.querySelectorAll('#blocks tr')].some(r => r.innerText.includes('127.0.77.0/24') && r.querySelector('button') !== null)", 10);
     b.screenshot(&e.dir.join("dashboard-operator.png"));
+    js(&b, "[...document.querySelectorAll('#blocks tr')].find(r => r.innerText.includes('127.0.77.0/24')).querySelector('button').click(); return true");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(e.admin, "/blocks", &[])
+        .1
+        .contains("127.0.77.0/24")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the page's remove did not unblock"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Open a stream; the head and the first event (or the whole answer).
