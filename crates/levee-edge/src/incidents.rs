@@ -378,15 +378,16 @@ impl Incidents {
     /// Once a second: every site's second, opening, writing and closing
     /// incidents; every `[retention] every`, the sweep of old records.
     /// `conns` is the number of open client connections.
-    /// `xdp` is the packet filter's published counters (Prometheus text;
-    /// empty without it): their drops since the last second go into every
-    /// site's row (the filter drops packets, not a site's requests).
+    /// `xdp` holds the packet filter's published counters (Prometheus text;
+    /// empty without it), read once a second: their drops since the last
+    /// second go into every site's row (the filter drops packets, not a
+    /// site's requests).
     pub(crate) fn tick(
         &self,
         state: &arc_swap::ArcSwap<State>,
         events: &Events,
         conns: u64,
-        xdp: &str,
+        xdp: &Mutex<String>,
     ) {
         let inc = self;
         let now_ms = clock::unix_ms();
@@ -407,7 +408,7 @@ impl Incidents {
             return;
         }
         let t = if last == 0 { now_s - 1 } else { last };
-        let dropped = xdp_drops(xdp);
+        let dropped = xdp_drops(&xdp.lock().unwrap_or_else(PoisonError::into_inner));
         let before = inc.xdp_seen.swap(dropped, Ordering::Relaxed);
         // A restarted filter starts its counters again.
         let xdp_delta = if before == 0 {

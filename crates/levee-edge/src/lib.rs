@@ -284,13 +284,12 @@ impl Edge {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                let xdp = sh
-                    .extra_metrics
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone();
-                sh.incidents
-                    .tick(&sh.state, &sh.events, u64::from(sh.tracker.open()), &xdp);
+                sh.incidents.tick(
+                    &sh.state,
+                    &sh.events,
+                    u64::from(sh.tracker.open()),
+                    &sh.extra_metrics,
+                );
             }
         }));
         // The adaptive defense's ticks (detectors, origin limits, knobs).

@@ -4,7 +4,6 @@
 
 use crate::{fmt_ms, Summary, TimelineEvent};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 /// Keyed pseudonyms for addresses (HMAC-SHA-256, `levee_privacy`, the
 /// same as the edge's pseudonymised access log), optionally keeping the /24
@@ -27,31 +26,7 @@ impl Pseudonymizer {
 
     /// Replace every address in a text (log lines in samples).
     pub fn text(&self, t: &str) -> String {
-        let mut out = String::with_capacity(t.len());
-        let mut token = String::new();
-        let flush = |token: &mut String, out: &mut String| {
-            if token.is_empty() {
-                return;
-            }
-            let trimmed = token.trim_end_matches(['.', ':']);
-            if trimmed.parse::<IpAddr>().is_ok() {
-                out.push_str(&self.addr(trimmed));
-                out.push_str(&token[trimmed.len()..]);
-            } else {
-                out.push_str(token);
-            }
-            token.clear();
-        };
-        for c in t.chars() {
-            if c.is_ascii_hexdigit() || c == '.' || c == ':' {
-                token.push(c);
-            } else {
-                flush(&mut token, &mut out);
-                out.push(c);
-            }
-        }
-        flush(&mut token, &mut out);
-        out
+        self.inner.text(t)
     }
 
     /// Pseudonymise a whole summary in place.

@@ -78,6 +78,52 @@ impl Pseudonymizer {
             Err(_) => s.to_string(),
         }
     }
+
+    /// `t` with every IPv4 or IPv6 address in it (alone, with a `/len`, or
+    /// `192.0.2.1:443` with a port) replaced by its pseudonym; a sentence's
+    /// full stop, a label's colon and other words are kept. Text is scanned
+    /// whole, so that an address inside a log line, a rule or an event
+    /// cannot slip through. A run glued to a word (`v1.2.3.4`) is a word.
+    pub fn text(&self, t: &str) -> String {
+        fn addr_char(c: char) -> bool {
+            c.is_ascii_hexdigit() || c == '.' || c == ':'
+        }
+        let mut out = String::with_capacity(t.len());
+        let mut rest = t;
+        while let Some(start) = rest.find(addr_char) {
+            out.push_str(&rest[..start]);
+            let run_len = rest[start..]
+                .find(|c: char| !addr_char(c))
+                .unwrap_or(rest.len() - start);
+            let run = &rest[start..start + run_len];
+            let mut core = run.trim_end_matches(['.', ':']);
+            if core.parse::<IpAddr>().is_err() && core.contains('.') {
+                if let Some((a, _)) = core.rsplit_once(':') {
+                    if a.parse::<std::net::Ipv4Addr>().is_ok() {
+                        core = a;
+                    }
+                }
+            }
+            let glued = out
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            match core.parse::<IpAddr>() {
+                Ok(ip)
+                    if !glued
+                        && !ip.is_unspecified()
+                        && (core.contains('.') || core.matches(':').count() >= 2) =>
+                {
+                    out.push_str(&self.ip(ip));
+                    out.push_str(&run[core.len()..]);
+                }
+                _ => out.push_str(run),
+            }
+            rest = &rest[start + run_len..];
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +143,23 @@ mod tests {
         assert!(k.addr("192.0.2.7").starts_with("192.0.2.0/24~"));
         assert!(k.addr("2001:db8:1:2::5").starts_with("2001:db8:1::/48~"));
         assert!(!format!("{p:?}").contains("secret"));
+    }
+
+    #[test]
+    fn every_address_in_text_is_pseudonymised_and_other_words_kept() {
+        let p = Pseudonymizer::new(b"k", false);
+        let want = format!(
+            "blocked {}/24 and {}. Chrome/52.0.2743.116 at 21:36:10, cafe, v1.2.3.4",
+            p.addr("192.0.2.0"),
+            p.addr("2001:db8::1")
+        );
+        assert_eq!(
+            p.text("blocked 192.0.2.0/24 and 2001:db8::1. Chrome/52.0.2743.116 at 21:36:10, cafe, v1.2.3.4"),
+            want
+        );
+        assert_eq!(
+            p.text("from 10.1.2.3:443"),
+            format!("from {}:443", p.addr("10.1.2.3"))
+        );
     }
 }

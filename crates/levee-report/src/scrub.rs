@@ -5,14 +5,9 @@
 //! event cannot slip through.
 
 use crate::Addresses;
-use std::net::IpAddr;
 
 pub(crate) struct Scrubber<'a> {
     key: Option<&'a levee_privacy::Pseudonymizer>,
-}
-
-fn addr_char(c: char) -> bool {
-    c.is_ascii_hexdigit() || c == '.' || c == ':'
 }
 
 impl<'a> Scrubber<'a> {
@@ -25,49 +20,13 @@ impl<'a> Scrubber<'a> {
         }
     }
 
-    /// `t` with every address replaced by its pseudonym.
+    /// `t` with every address replaced by its pseudonym
+    /// (`levee_privacy::Pseudonymizer::text`), or as it is for a raw report.
     pub(crate) fn text(&self, t: &str) -> String {
-        let Some(key) = self.key else {
-            return t.to_string();
-        };
-        let mut out = String::with_capacity(t.len());
-        let mut rest = t;
-        while let Some(start) = rest.find(addr_char) {
-            out.push_str(&rest[..start]);
-            let run_len = rest[start..]
-                .find(|c: char| !addr_char(c))
-                .unwrap_or(rest.len() - start);
-            let run = &rest[start..start + run_len];
-            // A sentence's full stop or a label's colon is not part of it.
-            let mut core = run.trim_end_matches(['.', ':']);
-            // `192.0.2.1:443`: the address, then its port.
-            if core.parse::<IpAddr>().is_err() && core.contains('.') {
-                if let Some((a, _)) = core.rsplit_once(':') {
-                    if a.parse::<std::net::Ipv4Addr>().is_ok() {
-                        core = a;
-                    }
-                }
-            }
-            // A letter or digit just before means a word (`v4.1.2.3`), not an address.
-            let glued = out
-                .chars()
-                .last()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-            match core.parse::<IpAddr>() {
-                Ok(ip)
-                    if !glued
-                        && !ip.is_unspecified()
-                        && (core.contains('.') || core.matches(':').count() >= 2) =>
-                {
-                    out.push_str(&key.ip(ip));
-                    out.push_str(&run[core.len()..]);
-                }
-                _ => out.push_str(run),
-            }
-            rest = &rest[start + run_len..];
+        match self.key {
+            Some(key) => key.text(t),
+            None => t.to_string(),
         }
-        out.push_str(rest);
-        out
     }
 }
 
