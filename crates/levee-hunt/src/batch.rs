@@ -109,25 +109,53 @@ pub(crate) fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
 }
 
 /// What a line gave, before it is taken into the hunt's state.
-pub(crate) enum Out {
+pub(crate) enum Out<'a> {
     Blank,
     Malformed { line_no: u64, reason: &'static str },
     Outside,
-    Rec(Box<Matched>),
+    Rec(Box<Matched<'a>>),
 }
 
 /// A record and what matched it: indicators (index, field) and rules
 /// (index, with the correlation events they feed: correlation, position,
 /// group, value).
-pub(crate) struct Matched {
+pub(crate) struct Matched<'a> {
     pub line_no: u64,
-    pub text: String,
-    pub rec: logs::Record,
+    pub text: &'a str,
+    pub rec: logs::Record<'a>,
     pub iocs: Vec<(usize, &'static str)>,
     pub hits: Vec<(usize, CorrEvents)>,
+    /// The detectors' searches that may find something (`detect::Hints`).
+    pub hints: u32,
 }
 
 pub(crate) type CorrEvents = Vec<(usize, usize, Vec<String>, String)>;
+
+/// A matching thread's buffers, reused from line to line.
+#[derive(Default)]
+struct Scratch {
+    hay: Vec<u8>,
+    cands: Vec<usize>,
+    lower: String,
+}
+
+/// Make `b` valid UTF-8 in place, each byte of an invalid sequence becoming
+/// `?` (what `from_utf8_lossy` would show as U+FFFD, which is longer).
+fn fix_utf8(mut b: &mut [u8]) {
+    loop {
+        match std::str::from_utf8(b) {
+            Ok(_) => return,
+            Err(e) => {
+                let bad = e.error_len().unwrap_or(b.len() - e.valid_up_to());
+                let start = e.valid_up_to();
+                for x in &mut b[start..start + bad] {
+                    *x = b'?';
+                }
+                b = &mut b[start + bad..];
+            }
+        }
+    }
+}
 
 /// The read-only part of a hunt, shared by the threads that match.
 pub(crate) struct Work<'a> {
@@ -141,14 +169,24 @@ pub(crate) struct Work<'a> {
 
 impl Work<'_> {
     /// Match a batch on `threads` threads (contiguous slices), in order.
-    pub(crate) fn batch(&self, batch: &Batch, threads: usize) -> Vec<Out> {
+    pub(crate) fn batch<'b>(&self, batch: &'b mut Batch, threads: usize) -> Vec<Out<'b>> {
+        // A line that is not UTF-8 is made so in place (each byte of a bad
+        // sequence becomes `?`: U+FFFD, as `from_utf8_lossy` shows it, is
+        // longer), so that every record can borrow from the batch's buffer.
+        for l in &batch.lines {
+            let b = &mut batch.data[l.start..l.end];
+            if std::str::from_utf8(b).is_err() {
+                fix_utf8(b);
+            }
+        }
+        let batch: &'b Batch = batch;
         let data = batch.data.as_slice();
         if threads <= 1 || batch.lines.len() < 256 {
-            let (mut hay, mut cands) = (Vec::new(), Vec::new());
+            let mut s = Scratch::default();
             return batch
                 .lines
                 .iter()
-                .map(|l| self.line(data, l, &mut hay, &mut cands))
+                .map(|l| self.line(data, l, &mut s))
                 .collect();
         }
         let per = batch.lines.len().div_ceil(threads);
@@ -158,11 +196,11 @@ impl Work<'_> {
                 .chunks(per)
                 .map(|chunk| {
                     sc.spawn(move || {
-                        let (mut hay, mut cands) = (Vec::new(), Vec::new());
+                        let mut s = Scratch::default();
                         chunk
                             .iter()
-                            .map(|l| self.line(data, l, &mut hay, &mut cands))
-                            .collect::<Vec<Out>>()
+                            .map(|l| self.line(data, l, &mut s))
+                            .collect::<Vec<Out<'b>>>()
                     })
                 })
                 .collect();
@@ -173,8 +211,14 @@ impl Work<'_> {
         })
     }
 
-    fn line(&self, data: &[u8], l: &RawLine, hay: &mut Vec<u8>, cands: &mut Vec<usize>) -> Out {
-        let text = String::from_utf8_lossy(&data[l.start..l.end]);
+    fn line<'b>(&self, data: &'b [u8], l: &RawLine, s: &mut Scratch) -> Out<'b> {
+        let Ok(text) = std::str::from_utf8(&data[l.start..l.end]) else {
+            // Made UTF-8 above.
+            return Out::Malformed {
+                line_no: l.line_no,
+                reason: "not UTF-8",
+            };
+        };
         let text = text.trim_end_matches(['\n', '\r']);
         if text.trim().is_empty() {
             return Out::Blank;
@@ -200,10 +244,11 @@ impl Work<'_> {
         }
         let iocs = self.index.matches(&rec);
         let mut hits = Vec::new();
+        let hints;
         {
-            let ev = fields::WebEvent::new(&rec, text);
-            self.prefilter.candidates(&ev, hay, cands);
-            for &i in cands.iter() {
+            let ev = fields::WebEvent::new(&rec, text, &mut s.lower);
+            hints = self.prefilter.candidates(&ev, &mut s.hay, &mut s.cands);
+            for &i in s.cands.iter() {
                 if !self.rules[i].matches(&ev) {
                     continue;
                 }
@@ -229,10 +274,28 @@ impl Work<'_> {
         }
         Out::Rec(Box::new(Matched {
             line_no: l.line_no,
-            text: text.to_string(),
+            text,
             rec,
             iocs,
             hits,
+            hints,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_question_marks_in_place() {
+        let mut b = b"GET /a\xff\xfeb \xe2\x82 ok \xe2\x82\xac".to_vec();
+        let n = b.len();
+        fix_utf8(&mut b);
+        assert_eq!(b.len(), n);
+        assert_eq!(
+            std::str::from_utf8(&b).ok(),
+            Some("GET /a??b ?? ok \u{20ac}")
+        );
     }
 }

@@ -20,7 +20,12 @@
 
 use crate::logs::Record;
 use crate::Sample;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+/// Maps and sets of the log's values, hashed fast with a per-process
+/// random seed (the keys are the attacker's).
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 pub const MAX_CLIENTS: usize = 1_000_000;
 pub const MAX_IDS: usize = 100_000;
@@ -81,6 +86,32 @@ pub struct Finding {
     pub first_ms: i64,
     pub last_ms: i64,
     pub samples: Vec<Sample>,
+}
+
+/// Which of the detectors' own searches (bits: attack tools' User-Agents,
+/// exploit probes, sensitive paths) may find something in a record, as
+/// the rules' prefilter saw it (`hint_needles` gives it their needles).
+#[derive(Debug, Clone, Copy)]
+pub struct Hints(pub u32);
+
+impl Hints {
+    pub const ALL: Hints = Hints(u32::MAX);
+    fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+const HINT_TOOL: u32 = 1;
+const HINT_PROBE: u32 = 2;
+const HINT_SENSITIVE: u32 = 4;
+
+/// The needles of each hint group, in bit order.
+pub fn hint_needles() -> [Vec<&'static str>; 3] {
+    [
+        crate::tools::TOOLS.iter().map(|t| t.needle).collect(),
+        crate::tools::PROBES.iter().map(|p| p.needle).collect(),
+        SENSITIVE.to_vec(),
+    ]
 }
 
 const SENSITIVE: [&str; 14] = [
@@ -147,7 +178,7 @@ impl Span {
 
 #[derive(Default)]
 struct Route {
-    ids: HashSet<u64>,
+    ids: Set<u64>,
     ok: u64,
     denied: u64,
     bytes_ok: u64,
@@ -156,15 +187,15 @@ struct Route {
 
 #[derive(Default)]
 struct Client {
-    bytes_by_window: HashMap<i64, u64>,
-    routes: HashMap<String, Route>,
+    bytes_by_window: Map<i64, u64>,
+    routes: Map<String, Route>,
     personal_ok: u64,
     personal_bytes: u64,
     personal: Span,
     export: Span,
     export_bytes: u64,
     logged_in: bool,
-    paths_4xx: HashSet<String>,
+    paths_4xx: Set<String>,
     probe: Span,
     sensitive: Span,
     off_hours: Span,
@@ -178,7 +209,7 @@ struct Client {
 /// Feeds records, then reports.
 pub struct Detectors {
     cfg: Config,
-    clients: HashMap<String, Client>,
+    clients: Map<String, Client>,
     pub untracked: u64,
     baseline: Vec<f64>,
     /// Routes inferred from the log (`infer`).
@@ -215,15 +246,20 @@ impl Detectors {
     pub fn new(cfg: Config) -> Detectors {
         Detectors {
             cfg,
-            clients: HashMap::new(),
+            clients: Map::default(),
             untracked: 0,
             baseline: Vec::new(),
             infer: crate::infer::Infer::default(),
         }
     }
 
-    pub fn push(&mut self, r: &Record, file: &str, line: u64, text: &str) {
-        if !self.clients.contains_key(&r.client) && self.clients.len() >= MAX_CLIENTS {
+    pub fn push(&mut self, r: &Record<'_>, file: &str, line: u64, text: &str) {
+        self.push_hinted(r, file, line, text, Hints::ALL);
+    }
+
+    /// `push`, skipping the searches `hints` rules out.
+    pub fn push_hinted(&mut self, r: &Record<'_>, file: &str, line: u64, text: &str, hints: Hints) {
+        if !self.clients.contains_key(&*r.client) && self.clients.len() >= MAX_CLIENTS {
             self.untracked += 1;
             return;
         }
@@ -235,10 +271,11 @@ impl Detectors {
         let cfg = &self.cfg;
         let named = starts(r.path(), &cfg.export) || starts(r.path(), &cfg.personal);
         self.infer.push(r, named, sample);
-        if !self.clients.contains_key(r.client.as_str()) {
-            self.clients.insert(r.client.clone(), Default::default());
+        if !self.clients.contains_key(&*r.client) {
+            self.clients
+                .insert(r.client.to_string(), Default::default());
         }
-        let Some(c) = self.clients.get_mut(r.client.as_str()) else {
+        let Some(c) = self.clients.get_mut(&*r.client) else {
             return;
         };
         let path = r.path();
@@ -284,9 +321,9 @@ impl Detectors {
         {
             c.probe.add(r.ts_ms, sample);
         }
-        // SENSITIVE is lower case.
-        let lower = path.to_ascii_lowercase();
-        if SENSITIVE.iter().any(|s| lower.contains(s)) {
+        static SENSITIVE_AC: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+            std::sync::LazyLock::new(|| crate::tools::any_case(SENSITIVE.iter().copied()));
+        if hints.has(HINT_SENSITIVE) && crate::tools::first(&SENSITIVE_AC, path).is_some() {
             c.sensitive.add(r.ts_ms, sample);
         }
         let hour = (r.ts_ms.div_euclid(3_600_000).rem_euclid(24)) as u32;
@@ -300,13 +337,21 @@ impl Detectors {
             c.off_hours.add(r.ts_ms, sample);
         }
         if cfg.builtin {
-            if let Some(t) = crate::tools::tool_of(&r.user_agent) {
+            if let Some(t) = hints
+                .has(HINT_TOOL)
+                .then(|| crate::tools::tool_of(&r.user_agent))
+                .flatten()
+            {
                 c.tools.add(r.ts_ms, sample);
                 if !c.tool_names.iter().any(|x| x.name == t.name) {
                     c.tool_names.push(t);
                 }
             }
-            if let Some(p) = crate::tools::probe_of(&r.target) {
+            if let Some(p) = hints
+                .has(HINT_PROBE)
+                .then(|| crate::tools::probe_of(&r.target))
+                .flatten()
+            {
                 c.probes.add(r.ts_ms, sample);
                 if !c.probe_names.iter().any(|x| x.what == p.what) {
                     c.probe_names.push(p);
@@ -554,12 +599,19 @@ impl Detectors {
 mod tests {
     use super::*;
 
-    fn rec(ip: &str, ts: i64, method: &str, path: &str, status: u16, bytes: u64) -> Record {
+    fn rec(
+        ip: &str,
+        ts: i64,
+        method: &str,
+        path: &str,
+        status: u16,
+        bytes: u64,
+    ) -> Record<'static> {
         Record {
             ts_ms: ts,
-            client: ip.into(),
-            method: method.into(),
-            target: path.into(),
+            client: ip.to_string().into(),
+            method: method.to_string().into(),
+            target: path.to_string().into(),
             status,
             bytes_out: bytes,
             ..Record::default()

@@ -20,34 +20,66 @@ use crate::logs::Record;
 use std::borrow::Cow;
 
 /// A record seen as a Sigma event, with its lower-case forms made once.
+/// For an ASCII line (nearly every one) that costs one copy: the line is
+/// lower-cased into the caller's scratch buffer and each field that stands
+/// verbatim in the line is read there at the same offsets.
 pub struct WebEvent<'a> {
-    pub rec: &'a Record,
+    pub rec: &'a Record<'a>,
     pub raw: &'a str,
-    lower: Record,
-    raw_lower: String,
+    lower: Record<'a>,
+    raw_lower: &'a str,
+}
+
+/// Where `f` lies in `raw`, if it is a slice of it.
+fn offset_in(raw: &str, f: &str) -> Option<usize> {
+    let (r, p) = (raw.as_ptr() as usize, f.as_ptr() as usize);
+    (p >= r && p + f.len() <= r + raw.len()).then(|| p - r)
 }
 
 impl<'a> WebEvent<'a> {
-    pub fn new(rec: &'a Record, raw: &'a str) -> WebEvent<'a> {
+    pub fn new(rec: &'a Record<'a>, raw: &'a str, scratch: &'a mut String) -> WebEvent<'a> {
+        let ascii = raw.is_ascii();
+        scratch.clear();
+        if ascii {
+            scratch.push_str(raw);
+            scratch.make_ascii_lowercase();
+        } else {
+            scratch.push_str(&raw.to_lowercase());
+        }
+        let raw_lower: &'a str = scratch;
+        let low = |f: &'a Cow<'a, str>| -> Cow<'a, str> {
+            let f: &'a str = f;
+            if f.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                return Cow::Borrowed(f);
+            }
+            if ascii {
+                if let Some(o) = offset_in(raw, f) {
+                    if let Some(l) = raw_lower.get(o..o + f.len()) {
+                        return Cow::Borrowed(l);
+                    }
+                }
+            }
+            Cow::Owned(f.to_lowercase())
+        };
         let lower = Record {
             ts_ms: rec.ts_ms,
-            client: rec.client.to_lowercase(),
-            user: rec.user.to_lowercase(),
-            method: rec.method.to_lowercase(),
-            target: rec.target.to_lowercase(),
-            protocol: String::new(),
+            client: low(&rec.client),
+            user: low(&rec.user),
+            method: low(&rec.method),
+            target: low(&rec.target),
+            protocol: Cow::Borrowed(""),
             status: rec.status,
             bytes_out: rec.bytes_out,
             bytes_in: rec.bytes_in,
-            referer: rec.referer.to_lowercase(),
-            user_agent: rec.user_agent.to_lowercase(),
-            host: rec.host.to_lowercase(),
+            referer: low(&rec.referer),
+            user_agent: low(&rec.user_agent),
+            host: low(&rec.host),
         };
         WebEvent {
             rec,
             raw,
             lower,
-            raw_lower: raw.to_lowercase(),
+            raw_lower,
         }
     }
 }
@@ -86,7 +118,7 @@ impl WebEvent<'_> {
     }
 }
 
-fn get<'r>(r: &'r Record, name: &str) -> Option<Cow<'r, str>> {
+fn get<'r>(r: &'r Record<'_>, name: &str) -> Option<Cow<'r, str>> {
     let s = |v: &'r str| (!v.is_empty()).then_some(Cow::Borrowed(v));
     match name {
         "c-ip" | "src_ip" => s(&r.client),
@@ -124,6 +156,6 @@ impl levee_sigma::Event for WebEvent<'_> {
     }
 
     fn raw_lower(&self) -> Cow<'_, str> {
-        Cow::Borrowed(&self.raw_lower)
+        Cow::Borrowed(self.raw_lower)
     }
 }

@@ -142,26 +142,26 @@ struct Use {
 #[derive(Default)]
 struct Client {
     bytes: u64,
-    routes: HashMap<String, Use>,
+    routes: crate::detect::Map<String, Use>,
 }
 
 /// Per client: total bytes, and uses of inferred routes.
 #[derive(Default)]
 pub struct Infer {
-    clients: HashMap<String, Client>,
+    clients: crate::detect::Map<String, Client>,
 }
 
 impl Infer {
     /// Count a record (2xx only). `named`: the path is under a route the
     /// user named (left to the other detectors).
-    pub fn push(&mut self, r: &Record, named: bool, sample: impl FnOnce() -> Sample) {
+    pub fn push(&mut self, r: &Record<'_>, named: bool, sample: impl FnOnce() -> Sample) {
         if !(200..300).contains(&r.status) {
             return;
         }
-        if !self.clients.contains_key(r.client.as_str()) {
-            self.clients.insert(r.client.clone(), Client::default());
+        if !self.clients.contains_key(&*r.client) {
+            self.clients.insert(r.client.to_string(), Client::default());
         }
-        let Some(c) = self.clients.get_mut(r.client.as_str()) else {
+        let Some(c) = self.clients.get_mut(&*r.client) else {
             return;
         };
         c.bytes += r.bytes_out;

@@ -553,7 +553,7 @@ impl Index {
     }
 
     /// Every indicator (index into `iocs`) the record shows, with the field that showed it.
-    pub fn matches(&self, r: &Record) -> Vec<(usize, &'static str)> {
+    pub fn matches(&self, r: &Record<'_>) -> Vec<(usize, &'static str)> {
         let mut out = Vec::new();
         if let Ok(ip) = r.client.parse::<IpAddr>() {
             let (k, v6) = key(ip);

@@ -323,10 +323,10 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, rec: &logs::Record, file: &str, line: u64, text: &str) {
+    fn add(&mut self, rec: &logs::Record<'_>, file: &str, line: u64, text: &str) {
         self.count += 1;
         if self.clients.len() < 100_000 {
-            self.clients.insert(rec.client.clone());
+            self.clients.insert(rec.client.to_string());
         }
         self.first = self.first.min(rec.ts_ms);
         self.last = self.last.max(rec.ts_ms);
@@ -416,7 +416,9 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
     }
     let mut acc: BTreeMap<usize, Acc> = BTreeMap::new();
     let mut bytes_total = 0u64;
-    let prefilter = prefilter::Prefilter::new(&rules);
+    let needles = detect::hint_needles();
+    let groups: Vec<&[&str]> = needles.iter().map(Vec::as_slice).collect();
+    let prefilter = prefilter::Prefilter::new(&rules, &groups);
     let work = batch::Work {
         rules: &rules,
         prefilter: &prefilter,
@@ -430,9 +432,9 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         n => n,
     };
     // Take a batch's results in order.
-    let mut take = |outs: Vec<Out>, name: &str, stat: &mut FileStat| {
+    let mut take = |outs: Vec<Out<'_>>, name: &str, stat: &mut FileStat| {
         for out in outs {
-            let (line_no, text, rec, iocs, hits) = match out {
+            let (line_no, text, rec, iocs, hits, hints) = match out {
                 Out::Blank => {
                     stat.lines -= 1;
                     continue;
@@ -453,13 +455,12 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                     stat.outside_period += 1;
                     continue;
                 }
-                Out::Rec(m) => (m.line_no, m.text, m.rec, m.iocs, m.hits),
+                Out::Rec(m) => (m.line_no, m.text, m.rec, m.iocs, m.hits, m.hints),
             };
-            let text = text.as_str();
             stat.records += 1;
             s.first_ms = Some(s.first_ms.map_or(rec.ts_ms, |f| f.min(rec.ts_ms)));
             s.last_ms = Some(s.last_ms.map_or(rec.ts_ms, |l| l.max(rec.ts_ms)));
-            det.push(&rec, name, line_no, text);
+            det.push_hinted(&rec, name, line_no, text, detect::Hints(hints));
             for (i, field) in iocs {
                 let x = &index.iocs[i];
                 tl(
@@ -469,7 +470,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         source: "ioc".into(),
                         level: "high".into(),
                         what: format!("IoC {:?} {} ({}) in {field}", x.kind, x.value, x.source),
-                        client: rec.client.clone(),
+                        client: rec.client.to_string(),
                         place: format!("{name}:{line_no}"),
                         text: text.chars().take(500).collect(),
                     },
@@ -510,7 +511,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         source: "sigma".into(),
                         level: rule.level.clone(),
                         what: format!("{} ({})", rule.title, rule.author),
-                        client: rec.client.clone(),
+                        client: rec.client.to_string(),
                         place: format!("{name}:{line_no}"),
                         text: text.chars().take(500).collect(),
                     },
@@ -581,7 +582,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         too_long,
                     });
                 }
-                take(work.batch(&batch, threads), &name, &mut stat);
+                take(work.batch(&mut batch, threads), &name, &mut stat);
             }
             if bomb.get() {
                 stat.malformed += 1;

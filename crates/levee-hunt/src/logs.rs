@@ -4,31 +4,58 @@
 
 use std::borrow::Cow;
 
-/// One request, as logged.
+/// One request, as logged. Its text fields borrow from the line where
+/// they stand in it verbatim (a common-format field without escapes), so
+/// that reading a line allocates nothing; `into_owned` detaches it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Record {
+pub struct Record<'a> {
     /// Unix time in milliseconds.
     pub ts_ms: i64,
-    pub client: String,
-    pub user: String,
-    pub method: String,
+    pub client: Cow<'a, str>,
+    pub user: Cow<'a, str>,
+    pub method: Cow<'a, str>,
     /// Path and query, as logged (not URL-decoded).
-    pub target: String,
-    pub protocol: String,
+    pub target: Cow<'a, str>,
+    pub protocol: Cow<'a, str>,
     pub status: u16,
     pub bytes_out: u64,
     pub bytes_in: Option<u64>,
-    pub referer: String,
-    pub user_agent: String,
-    pub host: String,
+    pub referer: Cow<'a, str>,
+    pub user_agent: Cow<'a, str>,
+    pub host: Cow<'a, str>,
 }
 
-impl Record {
+impl Record<'_> {
+    /// The same record, owning its text.
+    pub fn into_owned(self) -> Record<'static> {
+        let o = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        Record {
+            ts_ms: self.ts_ms,
+            client: o(self.client),
+            user: o(self.user),
+            method: o(self.method),
+            target: o(self.target),
+            protocol: o(self.protocol),
+            status: self.status,
+            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in,
+            referer: o(self.referer),
+            user_agent: o(self.user_agent),
+            host: o(self.host),
+        }
+    }
+
     pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("")
+        match memchr::memchr(b'?', self.target.as_bytes()) {
+            Some(i) => &self.target[..i],
+            None => &self.target,
+        }
     }
     pub fn query(&self) -> &str {
-        self.target.split_once('?').map_or("", |(_, q)| q)
+        match memchr::memchr(b'?', self.target.as_bytes()) {
+            Some(i) => &self.target[i + 1..],
+            None => "",
+        }
     }
 }
 
@@ -83,24 +110,36 @@ pub fn parse_clf_time(s: &str) -> Option<i64> {
     Some(utc_ms(year, m, day, hh, mm, ss)? - offset * 1000)
 }
 
+/// `parse_clf_time`, remembering the last time read on this thread: the
+/// lines of a log mostly share their second with the line before.
+fn clf_time_cached(s: &str) -> Option<i64> {
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, Option<i64>)> =
+            const { std::cell::RefCell::new((String::new(), None)) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != s {
+            last.0.clear();
+            last.0.push_str(s);
+            last.1 = parse_clf_time(s);
+        }
+        last.1
+    })
+}
+
 /// A quoted field starting at `s` (after the opening quote); returns (content, rest).
 fn quoted(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let b = s.as_bytes();
     let mut i = 0;
     let mut escaped = false;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                escaped = true;
-                i += 2;
-                continue;
-            }
-            b'"' => break,
-            _ => i += 1,
+    loop {
+        i += memchr::memchr2(b'\\', b'"', b.get(i..)?)?;
+        if b[i] == b'"' {
+            break;
         }
-    }
-    if i >= b.len() {
-        return None;
+        escaped = true;
+        i += 2;
     }
     let raw = &s[..i];
     let v = if escaped {
@@ -111,30 +150,51 @@ fn quoted(s: &str) -> Option<(Cow<'_, str>, &str)> {
     Some((v, &s[i + 1..]))
 }
 
+/// The request line's method, target and protocol, borrowed when it was.
+fn request_parts(req: Cow<'_, str>) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>) {
+    fn split(req: &str) -> (&str, &str, &str) {
+        let mut parts = req.splitn(3, ' ');
+        (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        )
+    }
+    match req {
+        Cow::Borrowed(req) => {
+            let (m, t, p) = split(req);
+            (Cow::Borrowed(m), Cow::Borrowed(t), Cow::Borrowed(p))
+        }
+        Cow::Owned(req) => {
+            let (m, t, p) = split(&req);
+            let o = |s: &str| Cow::Owned(s.to_string());
+            (o(m), o(t), o(p))
+        }
+    }
+}
+
 /// Parse a combined or common log format line.
-pub fn parse_clf(line: &str) -> Result<Record, &'static str> {
+pub fn parse_clf(line: &str) -> Result<Record<'_>, &'static str> {
     let mut r = Record::default();
     let (client, rest) = line.split_once(' ').ok_or("no client address")?;
-    r.client = client.to_string();
+    r.client = Cow::Borrowed(client);
     let (_ident, rest) = rest.split_once(' ').ok_or("no ident field")?;
     let (user, rest) = rest.split_once(' ').ok_or("no user field")?;
-    r.user = if user == "-" {
-        String::new()
-    } else {
-        user.to_string()
-    };
+    if user != "-" {
+        r.user = Cow::Borrowed(user);
+    }
     let rest = rest.strip_prefix('[').ok_or("no [time]")?;
     let (time, rest) = rest.split_once(']').ok_or("unterminated [time]")?;
-    r.ts_ms = parse_clf_time(time).ok_or("bad time")?;
+    r.ts_ms = clf_time_cached(time).ok_or("bad time")?;
     let rest = rest
         .trim_start()
         .strip_prefix('"')
         .ok_or("no quoted request")?;
     let (req, rest) = quoted(rest).ok_or("unterminated request")?;
-    let mut parts = req.splitn(3, ' ');
-    r.method = parts.next().unwrap_or("").to_string();
-    r.target = parts.next().unwrap_or("").to_string();
-    r.protocol = parts.next().unwrap_or("").to_string();
+    let (method, target, protocol) = request_parts(req);
+    r.method = method;
+    r.target = target;
+    r.protocol = protocol;
     let mut f = rest.trim_start().splitn(3, ' ');
     r.status = f.next().and_then(|s| s.parse().ok()).ok_or("bad status")?;
     let bytes = f.next().ok_or("no byte count")?;
@@ -147,18 +207,14 @@ pub fn parse_clf(line: &str) -> Result<Record, &'static str> {
         let rest = rest.trim_start();
         if let Some(q) = rest.strip_prefix('"') {
             let (referer, rest) = quoted(q).ok_or("unterminated referer")?;
-            r.referer = if referer == "-" {
-                String::new()
-            } else {
-                referer.into_owned()
-            };
+            if referer != "-" {
+                r.referer = referer;
+            }
             if let Some(q) = rest.trim_start().strip_prefix('"') {
                 let (ua, _) = quoted(q).ok_or("unterminated user agent")?;
-                r.user_agent = if ua == "-" {
-                    String::new()
-                } else {
-                    ua.into_owned()
-                };
+                if ua != "-" {
+                    r.user_agent = ua;
+                }
             }
         }
     }
@@ -224,18 +280,20 @@ impl JsonMapping {
 }
 
 /// Parse a JSON line with a mapping.
-pub fn parse_json(line: &str, m: &JsonMapping) -> Result<Record, &'static str> {
+pub fn parse_json(line: &str, m: &JsonMapping) -> Result<Record<'static>, &'static str> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(|_| "not valid JSON")?;
     let o = v.as_object().ok_or("not a JSON object")?;
     let get = |keys: &[String]| keys.iter().find_map(|k| o.get(k.as_str()));
-    let s = |keys: &[String]| {
-        get(keys)
-            .map(|x| match x {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default()
+    let s = |keys: &[String]| -> Cow<'static, str> {
+        Cow::Owned(
+            get(keys)
+                .map(|x| match x {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_default(),
+        )
     };
     let n = |keys: &[String]| {
         get(keys).and_then(|x| {
@@ -256,10 +314,10 @@ pub fn parse_json(line: &str, m: &JsonMapping) -> Result<Record, &'static str> {
     Ok(Record {
         ts_ms: ts,
         client: s(&m.client),
-        user: String::new(),
+        user: Cow::Borrowed(""),
         method: s(&m.method),
         target: s(&m.target),
-        protocol: String::new(),
+        protocol: Cow::Borrowed(""),
         status: n(&m.status)
             .and_then(|x| u16::try_from(x).ok())
             .unwrap_or(0),
@@ -272,7 +330,7 @@ pub fn parse_json(line: &str, m: &JsonMapping) -> Result<Record, &'static str> {
 }
 
 /// Parse a line of either kind (JSON if it starts with `{`).
-pub fn parse_line(line: &str, m: &JsonMapping) -> Result<Record, &'static str> {
+pub fn parse_line<'a>(line: &'a str, m: &JsonMapping) -> Result<Record<'a>, &'static str> {
     if line.trim_start().starts_with('{') {
         parse_json(line, m)
     } else {
@@ -352,7 +410,7 @@ mod tests {
         let other = r#"{"@timestamp":"2026-05-17T10:00:00Z","remote_ip":"198.51.100.1","url":"/x","status":"404"}"#;
         let r = parse_line(other, &m).unwrap();
         assert_eq!(
-            (r.ts_ms, r.client.as_str(), r.target.as_str(), r.status),
+            (r.ts_ms, &*r.client, &*r.target, r.status),
             (1_779_012_000_000, "198.51.100.1", "/x", 404)
         );
         let secs = r#"{"time":1779012000,"client":"x"}"#;

@@ -23,16 +23,21 @@ const MIN_LITERAL: usize = 2;
 #[derive(Debug)]
 pub struct Prefilter {
     ac: Option<AhoCorasick>,
-    /// For each literal, the rules that need it.
+    /// For each literal, the rules that need it, and the hint groups
+    /// (bits) that hold it.
     rules_of: Vec<Vec<usize>>,
+    hints_of: Vec<u32>,
     /// Rules tried for every record.
     always: Vec<usize>,
 }
 
 impl Prefilter {
-    pub fn new(rules: &[Rule]) -> Prefilter {
+    /// `hints`: groups of needles (lower case) of other searches; the
+    /// candidates say which groups may be in the record (group i, bit i).
+    pub fn new(rules: &[Rule], hints: &[&[&str]]) -> Prefilter {
         let mut lits: Vec<String> = Vec::new();
         let mut rules_of: Vec<Vec<usize>> = Vec::new();
+        let mut hints_of: Vec<u32> = Vec::new();
         let mut index = std::collections::HashMap::new();
         let mut always = Vec::new();
         for (ri, r) in rules.iter().enumerate() {
@@ -47,12 +52,25 @@ impl Prefilter {
                         let li = *index.entry(l.clone()).or_insert_with(|| {
                             lits.push(l);
                             rules_of.push(Vec::new());
+                            hints_of.push(0);
                             lits.len() - 1
                         });
                         rules_of[li].push(ri);
                     }
                 }
                 _ => always.push(ri),
+            }
+        }
+        for (g, needles) in hints.iter().enumerate().take(32) {
+            for n in needles.iter() {
+                let l = n.to_ascii_lowercase();
+                let li = *index.entry(l.clone()).or_insert_with(|| {
+                    lits.push(l);
+                    rules_of.push(Vec::new());
+                    hints_of.push(0);
+                    lits.len() - 1
+                });
+                hints_of[li] |= 1 << g;
             }
         }
         let ac = if lits.is_empty() {
@@ -71,6 +89,7 @@ impl Prefilter {
         Prefilter {
             ac,
             rules_of,
+            hints_of,
             always,
         }
     }
@@ -81,20 +100,24 @@ impl Prefilter {
     }
 
     /// The rules worth evaluating on `ev`, in rule order, into `out`
-    /// (`hay` is scratch space).
-    pub fn candidates(&self, ev: &WebEvent<'_>, hay: &mut Vec<u8>, out: &mut Vec<usize>) {
+    /// (`hay` is scratch space); returns the hint groups that may be in it.
+    pub fn candidates(&self, ev: &WebEvent<'_>, hay: &mut Vec<u8>, out: &mut Vec<usize>) -> u32 {
         out.clear();
         out.extend_from_slice(&self.always);
         let Some(ac) = &self.ac else {
-            return;
+            return u32::MAX;
         };
         hay.clear();
         ev.haystack(hay);
+        let mut hints = 0;
         for m in ac.find_overlapping_iter(hay.as_slice()) {
-            out.extend_from_slice(&self.rules_of[m.pattern().as_usize()]);
+            let i = m.pattern().as_usize();
+            out.extend_from_slice(&self.rules_of[i]);
+            hints |= self.hints_of[i];
         }
         out.sort_unstable();
         out.dedup();
+        hints
     }
 }
 
@@ -115,7 +138,7 @@ mod tests {
         let (rules, _, _) = crate::load_rules(&[data().join("sigma")]).unwrap();
         let rules: Vec<Rule> = rules.into_iter().filter(Rule::is_web).collect();
         assert!(rules.len() > 100, "{} web rules", rules.len());
-        let p = Prefilter::new(&rules);
+        let p = Prefilter::new(&rules, &[]);
         let mut lines: Vec<String> =
             std::fs::read_to_string(data().join("logs/elastic-apache/apache_logs"))
                 .unwrap()
@@ -133,13 +156,13 @@ mod tests {
                 }
             }
         }
-        let (mut hay, mut cands) = (Vec::new(), Vec::new());
+        let (mut hay, mut cands, mut low) = (Vec::new(), Vec::new(), String::new());
         let (mut matched, mut skipped) = (0u64, 0u64);
         for line in &lines {
             let Ok(rec) = parse_line(line, &JsonMapping::default()) else {
                 continue;
             };
-            let ev = WebEvent::new(&rec, line);
+            let ev = WebEvent::new(&rec, line, &mut low);
             p.candidates(&ev, &mut hay, &mut cands);
             for (i, r) in rules.iter().enumerate() {
                 let hit = r.matches(&ev);

@@ -8,6 +8,8 @@
 //! What a `User-Agent` claims is not proof (anyone can send it, and a
 //! careful attacker changes it): these findings say what was claimed.
 
+use aho_corasick::AhoCorasick;
+
 /// A tool, by the text its default `User-Agent` contains (lower case).
 #[derive(Debug, Clone, Copy)]
 pub struct Tool {
@@ -125,14 +127,37 @@ pub const PROBES: [Probe; 8] = [
 
 /// The tool a `User-Agent` names, if any.
 pub fn tool_of(ua: &str) -> Option<&'static Tool> {
-    let lower = ua.to_ascii_lowercase();
-    TOOLS.iter().find(|t| lower.contains(t.needle))
+    static AC: std::sync::LazyLock<Option<AhoCorasick>> =
+        std::sync::LazyLock::new(|| any_case(TOOLS.iter().map(|t| t.needle)));
+    first(&AC, ua).and_then(|i| TOOLS.get(i))
 }
 
 /// The exploit a request target probes, if any.
 pub fn probe_of(target: &str) -> Option<&'static Probe> {
-    let lower = target.to_ascii_lowercase();
-    PROBES.iter().find(|p| lower.contains(p.needle))
+    static AC: std::sync::LazyLock<Option<AhoCorasick>> =
+        std::sync::LazyLock::new(|| any_case(PROBES.iter().map(|p| p.needle)));
+    first(&AC, target).and_then(|i| PROBES.get(i))
+}
+
+/// One automaton for a list's needles (lower case), in any ASCII case.
+pub(crate) fn any_case<'a>(needles: impl Iterator<Item = &'a str>) -> Option<AhoCorasick> {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(needles)
+        .ok()
+}
+
+/// The first needle of the list (in its order) that `hay` contains.
+pub(crate) fn first(ac: &Option<AhoCorasick>, hay: &str) -> Option<usize> {
+    let ac = ac.as_ref()?;
+    if !ac.is_match(hay) {
+        // Nearly always: a plain search is the faster one.
+        return None;
+    }
+    ac.find_overlapping_iter(hay)
+        .map(|m| m.pattern().as_usize())
+        .min()
 }
 
 #[cfg(test)]

@@ -62,27 +62,71 @@ struct FieldCond {
     all: bool,
     negate: bool,
     /// Long lists of values, indexed.
-    fast: Option<Fast>,
+    fast: Option<Box<Fast>>,
 }
 
-/// A long list of values, indexed: equalities in a set, `contains` in one
+/// A set of strings hashed with a per-process random seed (the values are
+/// the rules'; what is looked up is the attacker's).
+type Set = std::collections::HashSet<String, foldhash::fast::RandomState>;
+
+/// Literals to compare with a value's start or end: one lookup per
+/// distinct length.
+#[derive(Debug, Clone, Default)]
+struct Affixes {
+    lens: Vec<usize>,
+    set: Set,
+}
+
+impl Affixes {
+    fn add(&mut self, l: &str) {
+        if !self.lens.contains(&l.len()) {
+            self.lens.push(l.len());
+        }
+        self.set.insert(l.to_string());
+    }
+
+    fn prefix_of(&self, v: &str) -> bool {
+        self.lens
+            .iter()
+            .any(|&n| v.get(..n).is_some_and(|p| self.set.contains(p)))
+    }
+
+    fn suffix_of(&self, v: &str) -> bool {
+        self.lens.iter().any(|&n| {
+            v.len()
+                .checked_sub(n)
+                .and_then(|i| v.get(i..))
+                .is_some_and(|p| self.set.contains(p))
+        })
+    }
+}
+
+/// A list of values, indexed: equalities in a set (behind a bitmap of
+/// their lengths), prefixes and suffixes by length, `contains` in one
 /// automaton, the rest tried in turn. Only for lists of globs of one casing
 /// (the common case: lists of user agents, paths, payload fragments).
 #[derive(Debug, Clone)]
 struct Fast {
     cased: bool,
-    exact: std::collections::HashSet<String>,
+    exact: Set,
+    /// Bit n: an equality of n bytes (n < 256); bit 255 also stands for
+    /// every longer one.
+    exact_lens: [u64; 4],
+    prefix: Affixes,
+    suffix: Affixes,
     contains: Option<aho_corasick::AhoCorasick>,
     rest: Vec<Matcher>,
 }
 
 impl Fast {
     fn build(matchers: &[Matcher]) -> Option<Fast> {
-        if matchers.len() < 4 {
+        if matchers.len() < 2 {
             return None;
         }
         let mut cased = None;
-        let mut exact = std::collections::HashSet::new();
+        let mut exact = Set::default();
+        let mut exact_lens = [0u64; 4];
+        let (mut prefix, mut suffix) = (Affixes::default(), Affixes::default());
         let mut lits = Vec::new();
         let mut rest = Vec::new();
         for m in matchers {
@@ -91,9 +135,15 @@ impl Fast {
                 return None;
             }
             if let Some((l, _)) = g.exact_literal() {
+                let n = l.len().min(255);
+                exact_lens[n / 64] |= 1 << (n % 64);
                 exact.insert(l.to_string());
             } else if let Some((l, _)) = g.contains_literal() {
                 lits.push(l.to_string());
+            } else if let Some((l, _)) = g.prefix_literal() {
+                prefix.add(l);
+            } else if let Some((l, _)) = g.suffix_literal() {
+                suffix.add(l);
             } else {
                 rest.push(m.clone());
             }
@@ -101,11 +151,22 @@ impl Fast {
         let contains = if lits.is_empty() {
             None
         } else {
-            Some(aho_corasick::AhoCorasick::new(&lits).ok()?)
+            Some(
+                aho_corasick::AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    // Field values are short: a prefilter costs more than it skips.
+                    .prefilter(false)
+                    .build(&lits)
+                    .or_else(|_| aho_corasick::AhoCorasick::new(&lits))
+                    .ok()?,
+            )
         };
         Some(Fast {
             cased: cased.unwrap_or(false),
             exact,
+            exact_lens,
+            prefix,
+            suffix,
             contains,
             rest,
         })
@@ -113,7 +174,10 @@ impl Fast {
 
     /// `v` is the value in the matchers' casing.
     fn any(&self, original: &str, v: &str) -> bool {
-        self.exact.contains(v)
+        let n = v.len().min(255);
+        (self.exact_lens[n / 64] & (1 << (n % 64)) != 0 && self.exact.contains(v))
+            || self.prefix.prefix_of(v)
+            || self.suffix.suffix_of(v)
             || self.contains.as_ref().is_some_and(|ac| ac.is_match(v))
             || self
                 .rest
@@ -158,7 +222,7 @@ enum Search {
     Keywords {
         matchers: Vec<Matcher>,
         all: bool,
-        fast: Option<Fast>,
+        fast: Option<Box<Fast>>,
     },
 }
 
@@ -248,8 +312,35 @@ fn need_cost(set: &[String]) -> f64 {
 fn matcher_need(m: &Matcher) -> Need {
     match m {
         Matcher::Glob(g) => g.longest_literal().map(|l| vec![l.to_string()]),
+        Matcher::Re(re) => regex_need(re.as_str()),
         _ => None,
     }
+}
+
+/// Literals one of which every match of the regular expression holds: its
+/// suffixes, else its prefixes (`regex-syntax`'s extractor), when that set
+/// is finite and each is at least three bytes (lower case: the prefilter
+/// searches lower-cased text, and `(?i)` gives every casing, `ſ` too).
+fn regex_need(re: &str) -> Need {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::Parser::new().parse(re).ok()?;
+    [ExtractKind::Suffix, ExtractKind::Prefix]
+        .into_iter()
+        .find_map(|kind| {
+            let seq = Extractor::new().kind(kind).extract(&hir);
+            let lits = seq.literals()?;
+            let mut out: Vec<String> = Vec::new();
+            for l in lits {
+                let s = std::str::from_utf8(l.as_bytes()).ok()?.to_lowercase();
+                if s.len() < 3 {
+                    return None;
+                }
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            (!out.is_empty()).then_some(out)
+        })
 }
 
 fn matchers_need(matchers: &[Matcher], all: bool) -> Need {
@@ -398,7 +489,11 @@ fn field_cond(key: &str, v: &Value) -> Result<FieldCond, String> {
         return Err(format!("{key:?}: an empty list of values"));
     }
     let (matchers, all) = pattern::build(&mods, &vals).map_err(|e| format!("{key:?}: {e}"))?;
-    let fast = if all { None } else { Fast::build(&matchers) };
+    let fast = if all {
+        None
+    } else {
+        Fast::build(&matchers).map(Box::new)
+    };
     Ok(FieldCond {
         field,
         matchers,
@@ -423,7 +518,11 @@ fn keywords(mods: &[&str], vals: &[Option<String>]) -> Result<Search, String> {
         m.push("contains");
     }
     let (matchers, all) = pattern::build(&m, vals)?;
-    let fast = if all { None } else { Fast::build(&matchers) };
+    let fast = if all {
+        None
+    } else {
+        Fast::build(&matchers).map(Box::new)
+    };
     Ok(Search::Keywords {
         matchers,
         all,
@@ -788,5 +887,58 @@ detection:
         assert!(r.matches(&ev(&[("sc-status", "500")], "")));
         assert!(!r.matches(&ev(&[("sc-status", "200")], "")));
         assert!(!r.matches(&ev(&[("sc-status", "500"), ("cs-referer", "http://x")], "")));
+    }
+
+    #[test]
+    fn regular_expressions_give_their_needed_literals() {
+        let evil = r"-[a-z0-9]{3}\.[a-z0-9-]{3,}-s-account\.workers\.dev|\.up\.railway\.app";
+        assert_eq!(
+            regex_need(evil),
+            Some(vec![
+                "-s-account.workers.dev".to_string(),
+                ".up.railway.app".to_string()
+            ])
+        );
+        let ipfs = regex_need(r"(?i)(ipfs\.io/|ipfs\.io\s).+\..+@.+\.[a-z]+").unwrap();
+        assert!(ipfs.contains(&"ipfs.io".to_string()), "{ipfs:?}");
+        assert!(ipfs.contains(&"ipfſ.io".to_string()), "{ipfs:?}");
+        assert_eq!(regex_need(r"a.*b"), None, "no literal of three bytes");
+        assert_eq!(regex_need(r"[a-z]+"), None);
+    }
+
+    /// A list of values is indexed (equalities, prefixes, suffixes,
+    /// `contains`, the rest) and matches exactly as the values one by one.
+    #[test]
+    fn indexed_lists_match_as_the_values_one_by_one() {
+        let r = one(r#"
+title: t
+logsource: {category: proxy}
+detection:
+  starts:
+    c-useragent|startswith: ['Mozilla/3.0 ', 'Mozila/', ' Mozilla/']
+  ends:
+    cs-host|endswith: ['.adobe.com', '.io']
+  exact:
+    c-useragent: ['x', 'HTTPS', 'Mozilla/5.0 * Gecko/x']
+  condition: 1 of them
+"#);
+        for (ua, host, want) in [
+            ("mozilla/3.0 (compatible)", "a", true),
+            ("Mozilla/3.0", "a", false),
+            ("Mozila/5", "a", true),
+            (" mozilla/5", "a", true),
+            ("Mozilla/5.0", "get.adobe.com", true),
+            ("Mozilla/5.0", "adobe.com", false),
+            ("Mozilla/5.0", "ipfs.IO", true),
+            ("X", "a", true),
+            ("xx", "a", false),
+            ("https", "a", true),
+            ("Mozilla/5.0 (Win) Gecko/x", "a", true),
+            ("Mozilla/5.0 (Win) Gecko/y", "a", false),
+            ("", "", false),
+        ] {
+            let e = ev(&[("c-useragent", ua), ("cs-host", host)], "");
+            assert_eq!(r.matches(&e), want, "{ua:?} {host:?}");
+        }
     }
 }

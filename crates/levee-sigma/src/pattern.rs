@@ -54,6 +54,22 @@ impl Glob {
         }
     }
 
+    /// The literal of a `literal*` pattern (a `startswith`), with its casing.
+    pub fn prefix_literal(&self) -> Option<(&str, bool)> {
+        match self.pieces.as_slice() {
+            [Piece::Lit(l), Piece::Star] => Some((l.as_str(), self.cased)),
+            _ => None,
+        }
+    }
+
+    /// The literal of a `*literal` pattern (an `endswith`), with its casing.
+    pub fn suffix_literal(&self) -> Option<(&str, bool)> {
+        match self.pieces.as_slice() {
+            [Piece::Star, Piece::Lit(l)] => Some((l.as_str(), self.cased)),
+            _ => None,
+        }
+    }
+
     /// Parse Sigma wildcard syntax. `\` escapes only `*`, `?` and `\`.
     pub fn new(s: &str, cased: bool) -> Glob {
         let mut pieces = Vec::new();
