@@ -15,6 +15,7 @@
 //! file:line; [`report`] writes the table, JSON, timeline and reports.
 
 mod batch;
+pub mod bundle;
 pub mod detect;
 pub mod fields;
 pub mod infer;
@@ -138,7 +139,14 @@ pub struct Summary {
     pub malformed_lines: Vec<Malformed>,
     pub first_ms: Option<i64>,
     pub last_ms: Option<i64>,
+    /// Web rules loaded (bundled and given).
     pub rules_loaded: usize,
+    /// Of the rules (web or not), those from the bundle, and the bundled
+    /// rules replaced by a given rule with the same id.
+    pub rules_bundled: usize,
+    pub rules_replaced: usize,
+    /// The bundled snapshot, when it was used.
+    pub rules_bundle: Option<bundle::Snapshot>,
     /// Rules for other log sources (not web server or proxy), by file.
     pub rules_not_web: Vec<String>,
     pub rules_failed: Vec<String>,
@@ -170,6 +178,8 @@ pub struct Options {
     pub inputs: Vec<PathBuf>,
     /// Sigma rule files or directories.
     pub sigma: Vec<PathBuf>,
+    /// Whether the bundled SigmaHQ rules are used beside them.
+    pub bundled: bool,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub json: logs::JsonMapping,
@@ -274,6 +284,27 @@ pub type RuleSet = (Vec<Rule>, Vec<Correlation>, Vec<LoadError>);
 
 /// Load rules; failures are returned by name, never dropped.
 pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, HuntError> {
+    Ok(load_rules_and_bundle(paths, false)?.0)
+}
+
+/// How the bundled rules were used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BundleUse {
+    /// Bundled rules loaded (web or not), after replacement.
+    pub loaded: usize,
+    /// Bundled rules left out because a rule given had the same id.
+    pub replaced: usize,
+    /// Rules (and correlations) from the files given.
+    pub from_files: usize,
+}
+
+/// Load the rules of `paths` and, with `bundled`, the bundled SigmaHQ
+/// rules beside them: a rule given with a bundled rule's id replaces it
+/// (a newer copy of the same rule is not counted twice).
+pub fn load_rules_and_bundle(
+    paths: &[PathBuf],
+    bundled: bool,
+) -> Result<(RuleSet, BundleUse), HuntError> {
     let mut files = Vec::new();
     for p in paths {
         walk(p, &["yml", "yaml"], &mut files)?;
@@ -281,18 +312,46 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, HuntError> {
     let mut rules = Vec::new();
     let mut corrs = Vec::new();
     let mut failed = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| HuntError::Read {
-            path: f.display().to_string(),
-            source: e,
-        })?;
-        for r in levee_sigma::load_all(&text, &f.display().to_string()) {
+    let mut take = |text: &str, name: &str, rules: &mut Vec<Rule>, corrs: &mut Vec<Correlation>| {
+        for r in levee_sigma::load_all(text, name) {
             match r {
                 Ok(Loaded::Rule(r)) => rules.push(*r),
                 Ok(Loaded::Correlation(c)) => corrs.push(*c),
                 Err(e) => failed.push(e),
             }
         }
+    };
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| HuntError::Read {
+            path: f.display().to_string(),
+            source: e,
+        })?;
+        take(&text, &f.display().to_string(), &mut rules, &mut corrs);
+    }
+    let mut used = BundleUse {
+        from_files: rules.len() + corrs.len(),
+        ..BundleUse::default()
+    };
+    if bundled {
+        let given: HashSet<String> = rules
+            .iter()
+            .map(|r| r.id.clone())
+            .chain(corrs.iter().map(|c| c.id.clone()))
+            .filter(|id| !id.is_empty())
+            .collect();
+        let (mut b_rules, mut b_corrs) = (Vec::new(), Vec::new());
+        for (name, text) in bundle::rules() {
+            take(text, &name, &mut b_rules, &mut b_corrs);
+        }
+        let before = b_rules.len() + b_corrs.len();
+        b_rules.retain(|r| !given.contains(&r.id));
+        b_corrs.retain(|c| !given.contains(&c.id));
+        used.loaded = b_rules.len() + b_corrs.len();
+        used.replaced = before - used.loaded;
+        b_rules.append(&mut rules);
+        rules = b_rules;
+        b_corrs.append(&mut corrs);
+        corrs = b_corrs;
     }
     // A correlation naming no loaded rule is an error, not a silent no-op.
     corrs.retain(|c| {
@@ -311,7 +370,7 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, HuntError> {
         });
         false
     });
-    Ok((rules, corrs, failed))
+    Ok(((rules, corrs, failed), used))
 }
 
 struct Acc {
@@ -342,7 +401,7 @@ impl Acc {
 
 /// Run a hunt. `progress(bytes_read_total)` is called now and then.
 pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, HuntError> {
-    let (all_rules, corrs, failed) = load_rules(&opts.sigma)?;
+    let ((all_rules, corrs, failed), used) = load_rules_and_bundle(&opts.sigma, opts.bundled)?;
     let (feeds, ioc_files) = load_iocs(&opts.iocs)?;
     let iocs_read = feeds.iocs.len();
     let index = ioc::Index::new(feeds.iocs);
@@ -397,7 +456,10 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         .collect();
     const MAX_CORR_EVENTS: usize = 10_000_000;
     let mut corr_events: Vec<(i64, usize, usize, Vec<String>, String)> = Vec::new();
-    if rules.is_empty() && corrs.is_empty() && s.rules_failed.is_empty() && !opts.sigma.is_empty() {
+    s.rules_bundled = used.loaded;
+    s.rules_replaced = used.replaced;
+    s.rules_bundle = opts.bundled.then(bundle::snapshot).flatten();
+    if used.from_files == 0 && s.rules_failed.is_empty() && !opts.sigma.is_empty() {
         return Err(HuntError::NoRules(
             opts.sigma
                 .iter()

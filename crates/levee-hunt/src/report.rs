@@ -141,10 +141,25 @@ pub fn checked(s: &Summary) -> Vec<String> {
             s.malformed
         ),
         format!(
-            "{} Sigma rules for web servers and proxies and {} correlation rules; {} rule(s) could not be used.",
+            "{} Sigma rules for web servers and proxies and {} correlation rules; {} rule(s) could not be used.{}",
             s.rules_loaded,
             s.correlations_loaded,
-            s.rules_failed.len()
+            s.rules_failed.len(),
+            match &s.rules_bundle {
+                Some(b) => format!(
+                    " Of them, {} bundled from SigmaHQ (snapshot of {}, commit {}, {}; each finding names its rule's author){}.",
+                    s.rules_bundled,
+                    b.date,
+                    b.commit.get(..12).unwrap_or(&b.commit),
+                    b.licence,
+                    if s.rules_replaced > 0 {
+                        format!(", {} bundled rule(s) replaced by a given rule with the same id", s.rules_replaced)
+                    } else {
+                        String::new()
+                    }
+                ),
+                None => String::new(),
+            }
         ),
         format!(
             "{} distinct indicators of compromise ({} read) from {} feed file(s); {} could not be used.",
@@ -451,10 +466,14 @@ pub fn table(s: &Summary) -> String {
     };
     let _ = writeln!(
         o,
-        "Checked {} file(s), {lines} lines, {} records ({period}) against {} Sigma rules for web servers and proxies, {} correlation rules and {} indicators of compromise from {} feed file(s).",
+        "Checked {} file(s), {lines} lines, {} records ({period}) against {} Sigma rules for web servers and proxies{}, {} correlation rules and {} indicators of compromise from {} feed file(s).",
         s.files.len(),
         s.records,
         s.rules_loaded,
+        match &s.rules_bundle {
+            Some(b) => format!(" ({} bundled from SigmaHQ's snapshot of {})", s.rules_bundled, b.date),
+            None => String::new(),
+        },
         s.correlations_loaded,
         s.iocs_loaded,
         s.ioc_files.len()

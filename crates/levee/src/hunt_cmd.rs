@@ -35,9 +35,16 @@ pub(crate) struct HuntArgs {
     /// Log files or directories (rotated logs, .gz included); `-` for standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Sigma rule files or directories (repeatable).
+    /// Sigma rule files or directories (repeatable), in addition to the
+    /// bundled SigmaHQ rules; a rule with a bundled rule's id replaces it.
     #[arg(long)]
     sigma: Vec<PathBuf>,
+    /// Leave out the bundled SigmaHQ rules (only --sigma's are used).
+    #[arg(long)]
+    no_bundled_rules: bool,
+    /// Print the Detection Rule License of the bundled SigmaHQ rules and exit.
+    #[arg(long, exclusive = true)]
+    rules_licence: bool,
     /// Indicator feeds (repeatable): plain lists, CSV, STIX 2.1 bundles, MISP events or feed directories.
     #[arg(long)]
     ioc: Vec<PathBuf>,
@@ -105,7 +112,19 @@ fn write(path: &PathBuf, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Said under `levee hunt --help`: what is bundled.
+pub(crate) fn after_help() -> String {
+    format!(
+        "Bundled rules: {}; each finding names its rule's author. --rules-licence prints the licence; scripts/update-sigma-bundle.sh refreshes the snapshot.",
+        levee_hunt::bundle::describe()
+    )
+}
+
 pub(crate) fn run(mut a: HuntArgs) -> Result<()> {
+    if a.rules_licence {
+        println!("{}", levee_hunt::bundle::licence_text());
+        return Ok(());
+    }
     // Route tags declared once, in the edge's configuration.
     if let Some(c) = &a.config {
         let cfg = crate::load(c)?;
@@ -125,10 +144,22 @@ pub(crate) fn run(mut a: HuntArgs) -> Result<()> {
             }
         }
     }
-    if a.sigma.is_empty() && a.ioc.is_empty() {
-        // "Did data leave?" needs no rules: the detectors always run.
-        eprintln!("levee hunt: no --sigma rules or --ioc feeds given: running the exfiltration and abuse detectors (egress, bulk downloads, ID enumeration, personal-data bulk, exports without login, probing, off-hours) only");
-    }
+    // "Did data leave?" needs no argument but the logs: the detectors
+    // always run, and the bundled rules unless left out.
+    let rules = match (a.no_bundled_rules, a.sigma.is_empty()) {
+        (false, true) => format!("the bundled rules ({})", levee_hunt::bundle::describe()),
+        (false, false) => format!(
+            "the bundled rules ({}) and those of --sigma",
+            levee_hunt::bundle::describe()
+        ),
+        (true, false) => "the rules of --sigma (no bundled rules)".into(),
+        (true, true) => "no Sigma rules".into(),
+    };
+    eprintln!(
+        "levee hunt: {rules}{}, the built-in lists{}, and the exfiltration and abuse detectors (egress, bulk downloads, ID enumeration, personal-data bulk, exports without login, probing, off-hours)",
+        if a.ioc.is_empty() { "" } else { ", the --ioc feeds" },
+        if a.no_builtin { " left out" } else { "" }
+    );
     let key = match &a.pseudonymize {
         Some(p) => match std::fs::read(p) {
             Ok(k) if k.len() >= 16 => Some(k),
@@ -161,6 +192,7 @@ pub(crate) fn run(mut a: HuntArgs) -> Result<()> {
     let opts = levee_hunt::Options {
         inputs: a.inputs,
         sigma: a.sigma,
+        bundled: !a.no_bundled_rules,
         iocs: a.ioc,
         from_ms: a.from,
         to_ms: a.to,

@@ -62,6 +62,7 @@ enum Cmd {
     /// compromise and exfiltration detectors; say what was checked and what
     /// was found. Exit status: 0 no finding at or above --fail-on, 1
     /// findings, 2 usage errors.
+    #[command(after_help = hunt_cmd::after_help())]
     Hunt(Box<hunt_cmd::HuntArgs>),
     /// The incident report for the CERT and the regulator (Markdown, HTML,
     /// JSON, STIX 2.1) from an incident record and hunt's findings.

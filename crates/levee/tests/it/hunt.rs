@@ -263,7 +263,12 @@ correlation:
     std::fs::write(&file, log).unwrap();
     let json = dir.join("o.json");
     let (code, out, err, v) = hunt(
-        &["--sigma", rules.to_str().unwrap(), file.to_str().unwrap()],
+        &[
+            "--no-bundled-rules",
+            "--sigma",
+            rules.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
         &json,
     );
     assert_eq!(code, 1, "{out}{err}");
@@ -638,6 +643,104 @@ fn several_threads_find_exactly_what_one_finds() {
     assert!(named(&off).is_empty());
 }
 
+/// `levee hunt LOG` runs the bundled SigmaHQ rules and names them (snapshot,
+/// licence, each finding's author and the rule's address); `--sigma` with
+/// copies of the same rules replaces them instead of counting them twice;
+/// `--no-bundled-rules` leaves them out; `--rules-licence` prints the DRL.
+#[test]
+fn bundled_rules_run_by_default_and_given_copies_replace_them() {
+    let Some(data) = shared() else { return };
+    let dir = scratch("hunt-bundle");
+    let snap = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../levee-hunt/rules/sigmahq/SNAPSHOT"),
+    )
+    .unwrap();
+    let field = |k: &str| {
+        snap.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (commit, date) = (field("commit "), field("date "));
+    let log = data.join("logs/elastic-apache/apache_logs");
+    let log = log.to_str().unwrap();
+    let (code, out, err, v) = hunt(&[log], &dir.join("default.json"));
+    assert_eq!(code, 1, "findings: {out}{err}");
+    assert!(
+        out.contains(&format!("bundled from SigmaHQ's snapshot of {date}")),
+        "{out}"
+    );
+    assert!(
+        v["rules_loaded"].as_u64().unwrap() > 130,
+        "{}",
+        v["rules_loaded"]
+    );
+    assert_eq!(v["rules_bundle"]["date"].as_str(), Some(date.as_str()));
+    assert_eq!(
+        v["rules_bundle"]["licence"],
+        "Detection Rule License (DRL) 1.1"
+    );
+    let findings = v["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+    for f in findings {
+        let file = f["rule_file"].as_str().unwrap_or("");
+        assert!(
+            file.starts_with(&format!(
+                "https://github.com/SigmaHQ/sigma/blob/{commit}/rules"
+            )),
+            "{f}"
+        );
+        assert!(!f["author"].as_str().unwrap_or("").is_empty(), "{f}");
+    }
+    // The test material's copies of the same rules replace the bundled ones.
+    let sigma = data.join("sigma");
+    let (_, _, err, w) = hunt(
+        &["--sigma", sigma.to_str().unwrap(), log],
+        &dir.join("given.json"),
+    );
+    assert!(err.contains("and those of --sigma"), "{err}");
+    assert!(
+        w["rules_replaced"].as_u64().unwrap() > 130,
+        "{}",
+        w["rules_replaced"]
+    );
+    // Not counted twice (the test material holds a rule or two more).
+    let (given, bundled) = (
+        w["rules_loaded"].as_u64().unwrap(),
+        v["rules_loaded"].as_u64().unwrap(),
+    );
+    assert!(
+        given >= bundled && given < bundled + 10,
+        "{given} vs {bundled}"
+    );
+    let titles: Vec<&str> = w["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    let mut distinct = titles.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), titles.len(), "{titles:?}");
+    // Left out.
+    let (code, _, err, n) = hunt(&["--no-bundled-rules", log], &dir.join("none.json"));
+    assert!(err.contains("no Sigma rules"), "{err}");
+    assert_eq!(n["rules_loaded"], 0);
+    assert!(n["findings"].as_array().unwrap().is_empty());
+    assert!(n["rules_bundle"].is_null());
+    assert!(code == 0 || code == 1);
+    let (code, out, _) = run(env!("CARGO_BIN_EXE_levee"), &["hunt", "--rules-licence"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("# Detection Rule License (DRL) 1.1"),
+        "{out}"
+    );
+    let (_, help, _) = run(env!("CARGO_BIN_EXE_levee"), &["hunt", "--help"]);
+    assert!(help.contains(&format!("snapshot of {date}")), "{help}");
+}
+
 /// A log line in the Apache log's format.
 fn clf(ip: &str, time: &str, path: &str, bytes: u64) -> String {
     format!("{ip} - - [{time} +0000] \"GET {path} HTTP/1.1\" 200 {bytes} \"-\" \"Mozilla/5.0 (X11; Linux x86_64) Firefox/115.0\"\n")
@@ -663,7 +766,8 @@ fn exfiltration_is_found_without_route_flags() {
         );
         assert!(v.is_object(), "no report: {out}{err}");
         assert!(
-            err.contains("running the exfiltration and abuse detectors"),
+            err.contains("the bundled rules (")
+                && err.contains("the exfiltration and abuse detectors"),
             "{err}"
         );
         (v, std::fs::read_to_string(&report).unwrap_or_default())
