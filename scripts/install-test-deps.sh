@@ -25,6 +25,8 @@ missing=()
 for cmd in "${!PKG[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}")
 done
+# GNU time (peak memory of a hunt over 1 GB); `time` alone is the shell's.
+[ -x /usr/bin/time ] || missing+=(time)
 # The XDP program's headers (levee-xdp's build.rs compiles it with clang).
 [ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
 if [ "${1:-}" = "--bench" ]; then

@@ -208,6 +208,9 @@ impl Infer {
                 }
             }
         }
+        for v in people.values_mut() {
+            v.sort_unstable();
+        }
         for (ip, c) in &self.clients {
             let export: Vec<(&String, &Use)> = c
                 .routes
@@ -255,13 +258,16 @@ impl Infer {
                 if u.ok < PEOPLE_RECORDS {
                     continue;
                 }
-                let mut pop: Vec<u64> = people.get(route.as_str()).cloned().unwrap_or_default();
-                pop.sort_unstable();
-                // The median of the others (this client's own count removed once).
-                if let Ok(i) = pop.binary_search(&u.ok) {
-                    pop.remove(i);
-                }
-                let median = pop.get(pop.len() / 2).copied().unwrap_or(0);
+                // The median of the others (this client's own count removed
+                // once), read off the route's sorted counts (no copy per client).
+                let pop: &[u64] = people.get(route.as_str()).map_or(&[], Vec::as_slice);
+                let median = match pop.binary_search(&u.ok) {
+                    Ok(i) => {
+                        let m = (pop.len() - 1) / 2;
+                        pop.get(if m < i { m } else { m + 1 }).copied().unwrap_or(0)
+                    }
+                    Err(_) => pop.get(pop.len() / 2).copied().unwrap_or(0),
+                };
                 if u.ok < median.saturating_mul(10).max(1) {
                     continue;
                 }

@@ -643,6 +643,106 @@ fn several_threads_find_exactly_what_one_finds() {
     assert!(named(&off).is_empty());
 }
 
+/// A gigabyte of log (the real Apache log 430 times over, copies from 20
+/// sets of clients, with attacks and a bulk download mixed in) gives
+/// byte-identical findings on one thread and on two, in bounded memory:
+/// what a hunt keeps grows with distinct clients (capped at
+/// `MAX_CLIENTS`), not with the log's size.
+#[test]
+fn a_gigabyte_log_gives_the_same_findings_on_one_thread_and_two() {
+    use std::io::Write as _;
+    let Some(data) = shared() else { return };
+    let dir = scratch("hunt-gigabyte");
+    let real = std::fs::read_to_string(data.join("logs/elastic-apache/apache_logs")).unwrap();
+    let path = dir.join("access.log");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
+    let mut written = 0usize;
+    let mut copy = 0u32;
+    while written < 1_000_000_000 {
+        for (i, l) in real.lines().enumerate() {
+            // Each copy's clients are others: a different first octet.
+            let rest = l.split_once('.').map_or(l, |(_, r)| r);
+            let line = format!("{}.{rest}\n", 11 + copy % 20);
+            written += line.len();
+            w.write_all(line.as_bytes()).unwrap();
+            if i % 499 == 0 {
+                let a = format!(
+                    "203.0.{}.{} - - [18/May/2015:{:02}:10:03 +0000] \"GET /index.php?id=1'%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\" 200 512 \"-\" \"sqlmap/1.7.2#stable (https://sqlmap.org)\"\n",
+                    copy % 10,
+                    i % 250,
+                    i % 24
+                );
+                written += a.len();
+                w.write_all(a.as_bytes()).unwrap();
+            }
+        }
+        let b = clf(
+            "198.51.100.23",
+            &format!("19/May/2015:04:{:02}:00", copy % 60),
+            &format!("/site/backups/db-{copy}.zip"),
+            26_214_400,
+        );
+        written += b.len();
+        w.write_all(b.as_bytes()).unwrap();
+        copy += 1;
+    }
+    w.flush().unwrap();
+    drop(w);
+    assert!(std::fs::metadata(&path).unwrap().len() >= 1_000_000_000);
+    let mut outs = Vec::new();
+    for t in ["1", "2"] {
+        let json = dir.join(format!("t{t}.json"));
+        let mem = dir.join(format!("t{t}.mem"));
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "%M", "-o", mem.to_str().unwrap()])
+            .arg(env!("CARGO_BIN_EXE_levee"))
+            .args(["hunt", "--threads", t, "--json", json.to_str().unwrap()])
+            .arg(&path)
+            .output()
+            .expect("/usr/bin/time (Debian package time) runs levee hunt");
+        let text = std::fs::read_to_string(&json).unwrap_or_else(|_| {
+            panic!(
+                "no JSON with --threads {t}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let kib: u64 = std::fs::read_to_string(&mem)
+            .unwrap()
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap();
+        eprintln!("--threads {t}: peak {} MiB", kib / 1024);
+        assert!(
+            kib < 512 * 1024,
+            "--threads {t} peaked at {kib} KiB on 1 GB"
+        );
+        outs.push(text);
+    }
+    let _ = std::fs::remove_file(&path);
+    let v: serde_json::Value = serde_json::from_str(&outs[0]).unwrap();
+    assert!(
+        v["records"].as_u64().unwrap() > 4_000_000,
+        "{}",
+        v["records"]
+    );
+    assert!(!v["findings"].as_array().unwrap().is_empty());
+    assert!(
+        v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["detector"] == "bulk_download" && d["client"] == "198.51.100.23"),
+        "the bulk download is found"
+    );
+    assert!(
+        outs[1] == outs[0],
+        "--threads 2 differs from --threads 1 on 1 GB"
+    );
+}
+
 /// `levee hunt LOG` runs the bundled SigmaHQ rules and names them (snapshot,
 /// licence, each finding's author and the rule's address); `--sigma` with
 /// copies of the same rules replaces them instead of counting them twice;
