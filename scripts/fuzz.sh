@@ -16,13 +16,14 @@ run() { # crate target
   (cd "$ROOT/crates/$1" && cargo fuzz run --sanitizer none "$2" "$corpus" $seeds -- -max_total_time="$SECS" -rss_limit_mb=2048 2>&1 | tail -3)
 }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(request_head response_head chunked target host fields proxy_header h2_meter tls_hello config log_line stix_pattern sigma_rule store_answer incident_record report_input xdp_packet)
+[ ${#targets[@]} -gt 0 ] || targets=(request_head response_head chunked target host fields proxy_header h2_meter tls_hello config log_line stix_pattern sigma_rule store_answer lapi_stream incident_record report_input xdp_packet)
 for t in "${targets[@]}"; do
   case $t in
     config) run levee-config config ;;
     log_line|stix_pattern|sigma_rule) run levee-hunt "$t" ;;
     xdp_packet) run levee-xdp "$t" ;; # root: loads the XDP program
     store_answer) run levee-fleet "$t" ;;
+    lapi_stream) run levee-crowdsec "$t" ;;
     incident_record) run levee-incident "$t" ;;
     report_input) run levee-report "$t" ;;
     *) run levee-http "$t" ;;

@@ -34,6 +34,19 @@ if [ "${1:-}" = "--bench" ]; then
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$([ $cmd = taskset ] && echo util-linux || ([ $cmd = nginx ] && echo nginx-light || echo $cmd))")
   done
 fi
+# CrowdSec's Local API (Debian's crowdsec), for the bouncer's tests: the
+# package is unpacked, not installed, so that its setup (a service, a hub
+# download, a Central API registration) never runs on this machine.
+if ! command -v cscli >/dev/null 2>&1 && [ ! -x /opt/levee-test/crowdsec/usr/bin/cscli ]; then
+  echo "Unpacking Debian's crowdsec into /opt/levee-test/crowdsec" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q crowdsec >/dev/null 2>&1) ||
+    (apt-get update -qq >/dev/null && cd "$tmp" && apt-get download -q crowdsec >/dev/null 2>&1) ||
+    { echo "cannot download the crowdsec package: run as root: apt-get update && apt-get download crowdsec" >&2; exit 1; }
+  mkdir -p /opt/levee-test/crowdsec || { echo "cannot create /opt/levee-test: run this script as root" >&2; exit 1; }
+  dpkg-deb -x "$tmp"/crowdsec_*.deb /opt/levee-test/crowdsec
+  rm -rf "$tmp"
+fi
 # OASIS's STIX 2.1 validator (PyPI), for `levee report --stix`.
 if ! python3 -c "import stix2validator" >/dev/null 2>&1; then
   echo "Installing stix2-validator (pip)" >&2

@@ -8,6 +8,7 @@
 //! Unknown keys are rejected everywhere (`deny_unknown_fields`): a typo in a
 //! security setting must never be silently ignored.
 
+mod crowdsec;
 mod defense;
 mod demo;
 mod edge;
@@ -20,6 +21,7 @@ mod types;
 mod validate;
 mod xdp;
 
+pub use crowdsec::CrowdSec;
 pub use defense::{parse_cidr_list, Cache, Defense, IgnoreQuery, ModeName, RuleAction};
 pub use demo::demo;
 pub use edge::*;
@@ -81,6 +83,8 @@ pub struct Config {
     pub retention: Retention,
     /// Several edges acting as one through Redis (off unless present).
     pub fleet: Option<Fleet>,
+    /// Follow a CrowdSec Local API's decisions (off unless present).
+    pub crowdsec: Option<CrowdSec>,
     /// Durable incident records.
     #[serde(default)]
     pub incidents: Incidents,
@@ -167,6 +171,51 @@ address = "127.0.0.1:3000"
             ),
         ] {
             let e = parse("t.toml", &text).unwrap_err();
+            assert!(e.path == path || e.to_string().contains(path), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn crowdsec_needs_a_local_api_and_one_key() {
+        let ok = format!("{MIN}[crowdsec]\nlapi = \"http://127.0.0.1:8080\"\napi_key = \"k\"\n");
+        let c = parse("t.toml", &ok).unwrap().crowdsec.unwrap();
+        assert_eq!(c.poll.as_duration().as_secs(), 10);
+        assert_eq!(c.timeout.as_duration().as_secs(), 5);
+        assert!(parse("t.toml", MIN).unwrap().crowdsec.is_none());
+        for (extra, path, what) in [
+            (
+                "lapi = \"127.0.0.1:8080\"\napi_key = \"k\"",
+                "crowdsec.lapi",
+                "http://",
+            ),
+            (
+                "lapi = \"http://h:1\"",
+                "crowdsec.api_key",
+                "cscli bouncers add",
+            ),
+            (
+                "lapi = \"http://h:1\"\napi_key = \"k\"\napi_key_file = \"/k\"",
+                "crowdsec.api_key",
+                "not both",
+            ),
+            (
+                "lapi = \"http://h:1\"\napi_key = \"k\"\npoll = \"10ms\"",
+                "crowdsec.poll",
+                "100ms",
+            ),
+            (
+                "lapi = \"http://h:1\"\napi_key = \"k\"\nmax_decisions = 0",
+                "crowdsec.max_decisions",
+                "at least 1",
+            ),
+            (
+                "lapi = \"http://h:1\"\napi_kee = \"k\"",
+                "crowdsec.api_kee",
+                "unknown field",
+            ),
+        ] {
+            let e = parse("t.toml", &format!("{MIN}[crowdsec]\n{extra}\n")).unwrap_err();
             assert!(e.path == path || e.to_string().contains(path), "{e}");
             assert!(e.to_string().contains(what), "{e}");
         }

@@ -98,6 +98,9 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
             ));
         }
     }
+    if let Some(c) = &cfg.crowdsec {
+        crowdsec(c)?;
+    }
     if let Some(f) = &cfg.fleet {
         fleet(f, cfg.challenge.secret.is_some())?;
     }
@@ -298,6 +301,54 @@ fn access_log(a: &crate::AccessLog) -> Result<(), (String, String)> {
     }
     if a.key_rotation.as_duration() < std::time::Duration::from_secs(1) {
         return Err(("access_log.key_rotation".into(), "at least 1s".into()));
+    }
+    Ok(())
+}
+
+fn crowdsec(c: &crate::CrowdSec) -> Result<(), (String, String)> {
+    let scheme = c.lapi.split("://").next().unwrap_or("");
+    if !c.lapi.contains("://") || !matches!(scheme, "http" | "https") {
+        return Err((
+            "crowdsec.lapi".into(),
+            "give the Local API as http://HOST:PORT (or https://), e.g. http://127.0.0.1:8080"
+                .into(),
+        ));
+    }
+    match (&c.api_key, &c.api_key_file) {
+        (Some(k), None) if !k.trim().is_empty() => {}
+        (None, Some(f)) if !f.is_empty() => {}
+        (Some(_), Some(_)) => {
+            return Err((
+                "crowdsec.api_key".into(),
+                "give api_key or api_key_file, not both".into(),
+            ))
+        }
+        _ => {
+            return Err((
+                "crowdsec.api_key".into(),
+                "give the bouncer's key (cscli bouncers add levee), as api_key or api_key_file"
+                    .into(),
+            ))
+        }
+    }
+    let secs = |d: crate::Dur| d.as_duration().as_secs_f64();
+    if !(0.1..=3600.0).contains(&secs(c.poll)) {
+        return Err((
+            "crowdsec.poll".into(),
+            "must be between 100ms and 1h".into(),
+        ));
+    }
+    if c.timeout.as_duration().is_zero()
+        || c.timeout.as_duration()
+            > c.poll.as_duration().max(std::time::Duration::from_secs(1)) * 10
+    {
+        return Err((
+            "crowdsec.timeout".into(),
+            "must be positive and at most ten polls".into(),
+        ));
+    }
+    if c.max_decisions == 0 {
+        return Err(("crowdsec.max_decisions".into(), "must be at least 1".into()));
     }
     Ok(())
 }

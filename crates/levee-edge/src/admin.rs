@@ -201,6 +201,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     .unwrap_or_else(PoisonError::into_inner)
                     .as_str()
                 + &shared.fleet.metrics(&st)
+                + &shared.sources.metrics()
                 + &shared.incidents.metrics()
                 + &format!(
                     "# HELP levee_incident_sources_skipped_total requests left out of an incident's source ranking (its table was busy; workers never wait for it)\n# TYPE levee_incident_sources_skipped_total counter\nlevee_incident_sources_skipped_total {}\n",
@@ -653,6 +654,7 @@ fn status(shared: &Shared) -> serde_json::Value {
         "marked_clients": shared.marks.lock().unwrap_or_else(PoisonError::into_inner).len(),
         "shutting_down": shared.shutting_down(),
         "fleet": shared.fleet.status(),
+        "sources": shared.sources.status(),
         "sites": sites,
     })
 }

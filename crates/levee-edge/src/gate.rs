@@ -173,6 +173,12 @@ fn run(shared: &Shared, state: &State, site: &Site, v: &View<'_>) -> Result<Pass
             _ => Want::No,
         }
     };
+    // An outside source (CrowdSec's `captcha`) asked that this client prove itself.
+    let want = if want == Want::No && shared.sources.challenge(client) {
+        Want::Rule
+    } else {
+        want
+    };
     if let Some(ans) = ask(want) {
         let mut ans = ans;
         if want == Want::Rule {

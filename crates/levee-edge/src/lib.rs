@@ -24,6 +24,7 @@ mod admission;
 mod alerts;
 mod answer;
 mod body;
+mod bouncing;
 mod cache;
 mod challenge;
 mod clock;
@@ -51,6 +52,7 @@ mod proxy;
 mod ratelimit;
 mod retention;
 mod shared;
+mod sources;
 mod state;
 mod tally;
 mod tls;
@@ -248,6 +250,7 @@ impl Edge {
             extra_metrics: Mutex::new(String::new()),
             generation: AtomicU64::new(0),
             fleet: fleet::FleetLink::default(),
+            sources: sources::Sources::new(200_000),
             incidents,
             loader,
             reload_lock: Mutex::new(()),

@@ -51,6 +51,8 @@ pub struct Shared {
     pub(crate) generation: AtomicU64,
     /// Fleet mode's state (inert outside a fleet).
     pub(crate) fleet: crate::fleet::FleetLink,
+    /// Outside sources' captchas and health (`[crowdsec]`).
+    pub(crate) sources: crate::sources::Sources,
     /// Incident records (`[incidents]`).
     pub(crate) incidents: crate::incidents::Incidents,
     pub(crate) loader: Option<Loader>,

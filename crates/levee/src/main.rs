@@ -1,6 +1,7 @@
 //! `levee`: the command line. It parses arguments and wires the engines
 //! together; the work happens in the `levee-*` crates.
 
+mod crowdsec_cmd;
 mod duration;
 mod feed;
 mod fleet_cmd;
@@ -192,10 +193,12 @@ fn serve(
         let drain = cfg.limits.drain_timeout.as_duration();
         let xdp = cfg.xdp.clone();
         let fleet = fleet_cmd::settings(&cfg)?;
+        let crowdsec = crowdsec_cmd::settings(&cfg)?;
         let edge = levee_edge::Edge::start(cfg, loader, workers)
             .await
             .context("cannot start the edge")?;
         fleet_cmd::start(fleet, &edge.shared)?;
+        crowdsec_cmd::start(crowdsec, &edge.shared)?;
         feed::start(&xdp, &edge.shared);
         for a in &edge.listen {
             eprintln!("levee: edge listening on http://{a}");

@@ -13,6 +13,7 @@ mod challenge;
 mod cold_start;
 mod config_check;
 mod conn_flood;
+mod crowdsec;
 mod dashboard;
 mod demo;
 mod drill;
