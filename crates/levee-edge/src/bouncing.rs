@@ -1,6 +1,7 @@
 //! Decisions from outside sources (a CrowdSec Local API, through the
-//! binary's bouncer): bans join the dynamic block list (and so the packet
-//! filter's view), captchas send the client to the challenge (`sources`).
+//! binary's bouncer): bans join the block list apart from the operator's
+//! and the defense's (`Lists::block_sourced`; in the packet filter's view
+//! too), captchas send the client to the challenge (`sources`).
 //! Called from the source's own thread; nothing here waits on the source.
 
 use crate::clock;
@@ -24,7 +25,7 @@ impl Shared {
         self.lists
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .block(
+            .block_sourced(
                 c,
                 clock::now_ms().saturating_add(ms),
                 clock::unix_ms().saturating_add(ms),
@@ -37,7 +38,7 @@ impl Shared {
             self.lists
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .unblock(c)
+                .unblock_sourced(c)
         })
     }
 

@@ -25,12 +25,18 @@ pub(crate) struct Change {
 
 const CHANGES: usize = 10_000;
 
+/// Blocks from outside sources, at most (the bouncer holds fewer).
+const SOURCED: usize = 200_000;
+
 /// The lists an edge consults at accept.
 #[derive(Debug)]
 pub(crate) struct Lists {
     static_block: NetSet,
     allow: NetSet,
     dynamic: NetSet,
+    /// Blocks an outside source asked for (CrowdSec), kept apart so that a
+    /// source lifting its own never lifts an operator's or the defense's.
+    sourced: NetSet,
     changes: VecDeque<Change>,
     next_seq: u64,
 }
@@ -71,6 +77,7 @@ impl Lists {
             static_block: NetSet::new(usize::MAX),
             allow: NetSet::new(usize::MAX),
             dynamic: NetSet::new(cfg.max_dynamic as usize),
+            sourced: NetSet::new(SOURCED),
             changes: VecDeque::new(),
             next_seq: 1,
         };
@@ -92,10 +99,12 @@ impl Lists {
 
     /// Refuse `ip` at `now_ms`?
     pub(crate) fn blocked(&self, ip: IpAddr, now_ms: u64) -> bool {
-        if self.static_block.is_empty() && self.dynamic.is_empty() {
+        if self.static_block.is_empty() && self.dynamic.is_empty() && self.sourced.is_empty() {
             return false;
         }
-        (self.static_block.contains(ip, now_ms) || self.dynamic.contains(ip, now_ms))
+        (self.static_block.contains(ip, now_ms)
+            || self.dynamic.contains(ip, now_ms)
+            || self.sourced.contains(ip, now_ms))
             && !self.allow.contains(ip, now_ms)
     }
 
@@ -129,8 +138,38 @@ impl Lists {
         ok
     }
 
+    /// Block `c` on an outside source's decision until `expires_ms`.
+    pub(crate) fn block_sourced(&mut self, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
+        let ok = self.sourced.insert(c.addr(), c.prefix_len(), expires_ms);
+        if ok {
+            self.log("add", c.to_string(), Some(expires_unix_ms));
+        }
+        ok
+    }
+
+    /// Lift an outside source's block (never another's).
+    pub(crate) fn unblock_sourced(&mut self, c: Cidr) -> bool {
+        let ok = self.sourced.remove(c.addr(), c.prefix_len());
+        if ok {
+            self.log("remove", c.to_string(), None);
+        }
+        ok
+    }
+
+    /// Outside sources' blocks as `(address, prefix length, monotonic expiry ms)`.
+    pub(crate) fn sourced_nets(&self) -> Vec<(IpAddr, u8, u64)> {
+        self.sourced
+            .entries()
+            .into_iter()
+            .map(|(b, v6, l, e)| (bits_addr(b, v6), l, e))
+            .collect()
+    }
+
     /// Drop expired dynamic blocks (and log them).
     pub(crate) fn expire(&mut self, now_ms: u64) {
+        for (bits, v6, len) in self.sourced.expire(now_ms) {
+            self.log("expire", cidr_text(bits, v6, len), None);
+        }
         for (bits, v6, len) in self.dynamic.expire(now_ms) {
             self.log("expire", cidr_text(bits, v6, len), None);
         }
@@ -177,6 +216,31 @@ impl Lists {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An outside source's blocks are its own: lifting one leaves an
+    /// operator's block on the same prefix, and the allow list still wins.
+    #[test]
+    fn sourced_blocks_are_kept_apart() {
+        let cfg = levee_config::Lists {
+            allow: vec!["192.0.2.9/32".parse().unwrap()],
+            ..Default::default()
+        };
+        let mut l = Lists::new(&cfg);
+        let c: Cidr = "192.0.2.0/24".parse().unwrap();
+        assert!(l.block(c, 1000, 1000));
+        assert!(l.block_sourced(c, 500, 500));
+        assert!(l.unblock_sourced(c));
+        assert!(
+            l.blocked("192.0.2.7".parse().unwrap(), 600),
+            "the operator's block stays"
+        );
+        assert!(l.block_sourced("198.51.100.0/24".parse().unwrap(), 500, 500));
+        assert!(l.blocked("198.51.100.1".parse().unwrap(), 10));
+        assert!(!l.blocked("192.0.2.9".parse().unwrap(), 10));
+        l.expire(501);
+        assert!(!l.blocked("198.51.100.1".parse().unwrap(), 502));
+        assert!(l.sourced_nets().is_empty());
+    }
 
     #[test]
     fn allow_overrides_block_and_changes_are_logged() {

@@ -90,7 +90,8 @@ impl Shared {
     }
 
     /// Gather the edge's block decisions for the packet filter: static lists
-    /// (with list files), admin-API and automatic blocks with their expiry, and
+    /// (with list files), admin-API, automatic and outside sources' blocks
+    /// with their expiry, and
     /// the adaptive defense's `block` rules on client prefixes (held for
     /// `rule_idle`, renewed while the rule lives).
     pub fn filter_view(&self) -> FilterView {
@@ -105,12 +106,14 @@ impl Shared {
         for c in &st.cfg.lists.allow {
             v.allow.push((c.addr(), c.prefix_len()));
         }
-        let dynamic = shared
-            .lists
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .dynamic_nets();
-        for (ip, len, exp) in dynamic {
+        let (dynamic, sourced) = {
+            let l = shared
+                .lists
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (l.dynamic_nets(), l.sourced_nets())
+        };
+        for (ip, len, exp) in dynamic.into_iter().chain(sourced) {
             if exp > now {
                 let left = (exp != u64::MAX).then(|| Duration::from_millis(exp - now));
                 v.blocks.push((ip, len, left));

@@ -227,6 +227,22 @@ fn decisions_of_a_real_local_api_are_applied_removed_and_kept_when_it_dies() {
     let took =
         until(&e, "127.0.0.11", true, Duration::from_secs(5)).expect("the ban was not lifted");
     assert!(took <= Duration::from_secs(2), "lifted after {took:?}");
+    // An operator's block and CrowdSec's on one address are apart: lifting
+    // CrowdSec's leaves the operator's.
+    lapi.cscli(&["decisions", "add", "--ip", "127.0.0.17", "--duration", "1h"]);
+    until(&e, "127.0.0.17", false, Duration::from_secs(5)).expect("the ban was not applied");
+    let (code, _) = admin_post(e.admin, "/blocks?cidr=127.0.0.17&ttl=600", Some(TOKEN));
+    assert_eq!(code, 200);
+    lapi.cscli(&["decisions", "delete", "--ip", "127.0.0.17"]);
+    let t = Instant::now();
+    while status(&e)["sources"]["crowdsec"]["bans"] != 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", status(&e));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !served(&e, "127.0.0.17"),
+        "CrowdSec lifted the operator's block"
+    );
     // A captcha: the client gets the challenge page, the others the site.
     lapi.cscli(&[
         "decisions",

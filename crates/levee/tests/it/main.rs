@@ -51,6 +51,7 @@ mod slow_post;
 mod slow_read;
 mod slowloris;
 mod syn_flood;
+mod systemd_unit;
 mod tls;
 mod websocket_slot;
 mod xdp_edge;
