@@ -24,6 +24,13 @@ pub struct CrowdSec {
     pub ca: Option<String>,
     /// At most this many decisions are held (the rest are counted, not applied).
     pub max_decisions: u32,
+    /// Push the edge's own automatic blocks to the Local API as alerts
+    /// (with a ban each), so that the user's other servers learn from the
+    /// edge; needs a machine's credentials (`cscli machines add levee-edge`).
+    pub push_blocks: bool,
+    pub machine_id: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
 }
 
 impl Default for CrowdSec {
@@ -36,6 +43,10 @@ impl Default for CrowdSec {
             timeout: Dur::secs(5),
             ca: None,
             max_decisions: 200_000,
+            push_blocks: false,
+            machine_id: None,
+            password: None,
+            password_file: None,
         }
     }
 }

@@ -210,6 +210,11 @@ address = "127.0.0.1:3000"
                 "at least 1",
             ),
             (
+                "lapi = \"http://h:1\"\napi_key = \"k\"\npush_blocks = true\nmachine_id = \"m\"",
+                "crowdsec.push_blocks",
+                "password",
+            ),
+            (
                 "lapi = \"http://h:1\"\napi_kee = \"k\"",
                 "crowdsec.api_kee",
                 "unknown field",

@@ -350,6 +350,16 @@ fn crowdsec(c: &crate::CrowdSec) -> Result<(), (String, String)> {
     if c.max_decisions == 0 {
         return Err(("crowdsec.max_decisions".into(), "must be at least 1".into()));
     }
+    if c.push_blocks
+        && (c.machine_id.as_deref().is_none_or(str::is_empty)
+            || c.password.is_some() == c.password_file.is_some())
+    {
+        return Err((
+            "crowdsec.push_blocks".into(),
+            "needs machine_id and one of password or password_file (cscli machines add levee-edge)"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

@@ -32,6 +32,26 @@ pub trait Edge: Send + Sync {
     fn event(&self, fields: serde_json::Value);
     /// The bouncer's health, for `/status` and `/metrics`.
     fn health(&self, status: serde_json::Value, metrics: String);
+    /// The edge's own automatic blocks after event `since`, and the last
+    /// event's number (for `push`).
+    fn own_blocks_since(&self, since: u64) -> (Vec<OwnBlock>, u64);
+}
+
+/// A block the edge decided itself (its adaptive defense), to push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnBlock {
+    pub cidr: String,
+    pub ttl: Duration,
+    pub why: String,
+    pub site: String,
+}
+
+/// Machine credentials to push the edge's automatic blocks to the Local
+/// API as alerts (`cscli machines add levee-edge`).
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub machine_id: String,
+    pub password: String,
 }
 
 /// The bouncer's settings (from `[crowdsec]`).
@@ -45,6 +65,8 @@ pub struct Config {
     /// PEM of the certificate authority to trust for `https://`.
     pub ca_pem: Option<Vec<u8>>,
     pub max_decisions: usize,
+    /// Push the edge's automatic blocks as alerts (off: `None`).
+    pub push: Option<Push>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +101,11 @@ pub struct Applied {
     pub dropped: usize,
 }
 
+/// Now, as RFC 3339 in UTC (what the Local API's alerts carry).
+fn jiff_now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -96,7 +123,14 @@ struct Health {
     dropped: u64,
     last_ok_unix_ms: Option<u64>,
     last_error: Option<(u64, String)>,
+    pushed: u64,
+    push_errors: u64,
+    last_push_error: Option<String>,
 }
+
+/// At most this many automatic blocks wait to be pushed (the oldest are
+/// dropped, counted as push errors).
+const PENDING: usize = 1000;
 
 /// The bouncer: its HTTP agent and the decisions it holds.
 pub struct Bouncer {
@@ -105,6 +139,10 @@ pub struct Bouncer {
     held: HashMap<(IpAddr, u8, Kind), Instant>,
     startup: bool,
     health: Health,
+    /// Pushing: the last event seen, the blocks waiting, the watcher token.
+    seen: Option<u64>,
+    pending: std::collections::VecDeque<OwnBlock>,
+    token: Option<String>,
 }
 
 impl Bouncer {
@@ -136,6 +174,9 @@ impl Bouncer {
             held: HashMap::new(),
             startup: true,
             health: Health::default(),
+            seen: None,
+            pending: std::collections::VecDeque::new(),
+            token: None,
         })
     }
 
@@ -286,6 +327,114 @@ impl Bouncer {
         r
     }
 
+    fn login(&self, p: &Push) -> Result<String, String> {
+        let url = format!("{}/v1/watchers/login", self.cfg.lapi.trim_end_matches('/'));
+        let body = serde_json::json!({"machine_id": p.machine_id, "password": p.password, "scenarios": ["levee/auto-block"]});
+        let resp = self
+            .agent
+            .post(&url)
+            .send_json(body)
+            .map_err(|e| format!("login as {}: {e}", p.machine_id))?;
+        let v: serde_json::Value = resp
+            .into_json()
+            .map_err(|e| format!("login as {}: {e}", p.machine_id))?;
+        v["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("login as {}: no token in the answer", p.machine_id))
+    }
+
+    /// Push the edge's automatic blocks since the last call as alerts, each
+    /// with its ban decision; kept for the next call when the API fails.
+    pub fn push_once(&mut self, edge: &dyn Edge) -> Result<usize, String> {
+        let Some(p) = self.cfg.push.clone() else {
+            return Ok(0);
+        };
+        let (blocks, last) = edge.own_blocks_since(self.seen.unwrap_or(0));
+        if self.seen.is_none() {
+            // From now on: what was decided before the bouncer started is
+            // in the events already shown.
+            self.seen = Some(last);
+        } else {
+            self.seen = Some(last);
+            for b in blocks {
+                if self.pending.len() >= PENDING {
+                    self.pending.pop_front();
+                    self.health.push_errors += 1;
+                }
+                self.pending.push_back(b);
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let now = jiff_now();
+        let alerts: Vec<serde_json::Value> = self
+            .pending
+            .iter()
+            .map(|b| {
+                let value = b.cidr.strip_suffix("/32").or_else(|| b.cidr.strip_suffix("/128"));
+                let (scope, value) = match value {
+                    Some(ip) => ("Ip", ip.to_string()),
+                    None => ("Range", b.cidr.clone()),
+                };
+                let duration = format!("{}s", b.ttl.as_secs().max(1));
+                serde_json::json!({
+                    "scenario": "levee/auto-block",
+                    "scenario_hash": "",
+                    "scenario_version": "",
+                    "message": format!("levee: {} on site {}: blocked {} for {duration}", b.why, b.site, b.cidr),
+                    "events_count": 1,
+                    "events": [{"timestamp": now, "meta": [{"key": "source_ip", "value": value}, {"key": "site", "value": b.site}]}],
+                    "start_at": now,
+                    "stop_at": now,
+                    "capacity": 0,
+                    "leakspeed": "0",
+                    "simulated": false,
+                    "remediation": true,
+                    "source": {"scope": scope, "value": value},
+                    "decisions": [{"origin": "levee", "type": "ban", "scope": scope, "value": value, "duration": duration, "scenario": "levee/auto-block"}],
+                })
+            })
+            .collect();
+        let url = format!("{}/v1/alerts", self.cfg.lapi.trim_end_matches('/'));
+        let mut tried_login = false;
+        loop {
+            let token = match &self.token {
+                Some(t) => t.clone(),
+                None => {
+                    tried_login = true;
+                    let t = self.login(&p).inspect_err(|e| {
+                        self.health.push_errors += 1;
+                        self.health.last_push_error = Some(e.clone());
+                    })?;
+                    self.token = Some(t.clone());
+                    t
+                }
+            };
+            match self
+                .agent
+                .post(&url)
+                .set("Authorization", &format!("Bearer {token}"))
+                .send_json(serde_json::Value::Array(alerts.clone()))
+            {
+                Ok(_) => {
+                    let n = self.pending.len();
+                    self.pending.clear();
+                    self.health.pushed += n as u64;
+                    return Ok(n);
+                }
+                Err(ureq::Error::Status(401, _)) if !tried_login => self.token = None,
+                Err(e) => {
+                    let e = format!("pushing {} alert(s): {e}", alerts.len());
+                    self.health.push_errors += 1;
+                    self.health.last_push_error = Some(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     fn publish(&self, edge: &dyn Edge) {
         let h = &self.health;
         let (bans, captchas) = (self.held(Kind::Ban), self.held(Kind::Captcha));
@@ -302,15 +451,24 @@ impl Bouncer {
             "malformed_answers": h.malformed,
             "skipped_decisions": h.skipped,
             "dropped_decisions": h.dropped,
+            "push": self.cfg.push.as_ref().map(|p| serde_json::json!({
+                "machine_id": p.machine_id,
+                "pushed": h.pushed,
+                "waiting": self.pending.len(),
+                "errors": h.push_errors,
+                "last_error": h.last_push_error,
+            })),
         });
         let metrics = format!(
-            "# HELP levee_crowdsec_lapi_up Whether the last call to the CrowdSec Local API succeeded.\n# TYPE levee_crowdsec_lapi_up gauge\nlevee_crowdsec_lapi_up {}\n# HELP levee_crowdsec_decisions Decisions from CrowdSec held by the edge.\n# TYPE levee_crowdsec_decisions gauge\nlevee_crowdsec_decisions{{type=\"ban\"}} {bans}\nlevee_crowdsec_decisions{{type=\"captcha\"}} {captchas}\n# HELP levee_crowdsec_errors_total Calls to the Local API that gave nothing to apply.\n# TYPE levee_crowdsec_errors_total counter\nlevee_crowdsec_errors_total{{kind=\"unreachable\"}} {}\nlevee_crowdsec_errors_total{{kind=\"refused\"}} {}\nlevee_crowdsec_errors_total{{kind=\"malformed\"}} {}\n# HELP levee_crowdsec_skipped_total Decisions not acted on (type or scope), or not held (list full).\n# TYPE levee_crowdsec_skipped_total counter\nlevee_crowdsec_skipped_total{{why=\"type_or_scope\"}} {}\nlevee_crowdsec_skipped_total{{why=\"full\"}} {}\n",
+            "# HELP levee_crowdsec_lapi_up Whether the last call to the CrowdSec Local API succeeded.\n# TYPE levee_crowdsec_lapi_up gauge\nlevee_crowdsec_lapi_up {}\n# HELP levee_crowdsec_decisions Decisions from CrowdSec held by the edge.\n# TYPE levee_crowdsec_decisions gauge\nlevee_crowdsec_decisions{{type=\"ban\"}} {bans}\nlevee_crowdsec_decisions{{type=\"captcha\"}} {captchas}\n# HELP levee_crowdsec_errors_total Calls to the Local API that gave nothing to apply.\n# TYPE levee_crowdsec_errors_total counter\nlevee_crowdsec_errors_total{{kind=\"unreachable\"}} {}\nlevee_crowdsec_errors_total{{kind=\"refused\"}} {}\nlevee_crowdsec_errors_total{{kind=\"malformed\"}} {}\n# HELP levee_crowdsec_skipped_total Decisions not acted on (type or scope), or not held (list full).\n# TYPE levee_crowdsec_skipped_total counter\nlevee_crowdsec_skipped_total{{why=\"type_or_scope\"}} {}\nlevee_crowdsec_skipped_total{{why=\"full\"}} {}\n# HELP levee_crowdsec_alerts_pushed_total The edge's automatic blocks pushed to the Local API.\n# TYPE levee_crowdsec_alerts_pushed_total counter\nlevee_crowdsec_alerts_pushed_total {}\nlevee_crowdsec_push_errors_total {}\n",
             u8::from(h.up),
             h.unreachable,
             h.refused,
             h.malformed,
             h.skipped,
-            h.dropped
+            h.dropped,
+            h.pushed,
+            h.push_errors
         );
         edge.health(status, metrics);
     }
@@ -324,6 +482,17 @@ impl Bouncer {
             let started = Instant::now();
             let r = self.poll_once(edge);
             let ok = r.is_ok();
+            let waiting = self.pending.len();
+            match self.push_once(edge) {
+                Ok(n) if n > 0 => {
+                    eprintln!("levee: crowdsec: pushed {n} automatic block(s) as alerts")
+                }
+                Err(e) if waiting == 0 || self.health.push_errors <= 1 => {
+                    eprintln!("levee: crowdsec: {e}")
+                }
+                _ => {}
+            }
+            self.publish(edge);
             match (&r, was) {
                 (Ok(_), Some(false) | None) => eprintln!(
                     "levee: crowdsec: following the decisions of {} ({} bans, {} captchas held)",
@@ -371,6 +540,9 @@ mod tests {
         }
         fn event(&self, _: serde_json::Value) {}
         fn health(&self, _: serde_json::Value, _: String) {}
+        fn own_blocks_since(&self, since: u64) -> (Vec<OwnBlock>, u64) {
+            (Vec::new(), since)
+        }
     }
 
     fn cfg(max: usize) -> Config {
@@ -381,6 +553,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             ca_pem: None,
             max_decisions: max,
+            push: None,
         }
     }
 

@@ -77,3 +77,32 @@ impl Shared {
             .insert(source.to_string(), (status, metrics));
     }
 }
+
+impl Shared {
+    /// The edge's own automatic blocks (its adaptive defense's, not an
+    /// operator's, another edge's or a source's) among the events after
+    /// `since`, as (cidr, time to live, why, site), and the last event's
+    /// number.
+    pub fn own_blocks_since(&self, since: u64) -> (Vec<(String, Duration, String, String)>, u64) {
+        let (lines, last) = self.events.since(since, crate::events::CAPACITY);
+        let mut out = Vec::new();
+        for l in lines {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else {
+                continue;
+            };
+            let own = v["event"] == "block"
+                && v["added"] == true
+                && v.get("by").is_none()
+                && v.get("from").is_none();
+            if let (true, Some(cidr)) = (own, v["cidr"].as_str()) {
+                out.push((
+                    cidr.to_string(),
+                    Duration::from_secs(v["ttl_s"].as_u64().unwrap_or(0)),
+                    v["why"].as_str().unwrap_or("").to_string(),
+                    v["site"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+        }
+        (out, last)
+    }
+}

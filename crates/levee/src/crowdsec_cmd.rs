@@ -29,6 +29,21 @@ impl levee_crowdsec::Edge for Edge {
     fn health(&self, status: serde_json::Value, metrics: String) {
         self.0.set_source_health("crowdsec", status, metrics);
     }
+    fn own_blocks_since(&self, since: u64) -> (Vec<levee_crowdsec::OwnBlock>, u64) {
+        let (blocks, last) = self.0.own_blocks_since(since);
+        (
+            blocks
+                .into_iter()
+                .map(|(cidr, ttl, why, site)| levee_crowdsec::OwnBlock {
+                    cidr,
+                    ttl,
+                    why,
+                    site,
+                })
+                .collect(),
+            last,
+        )
+    }
 }
 
 /// The bouncer's settings, read before the edge starts (so that a missing
@@ -49,6 +64,22 @@ pub(crate) fn settings(cfg: &levee_config::Config) -> Result<Option<levee_crowds
         Some(p) => Some(std::fs::read(p).with_context(|| format!("crowdsec.ca: cannot read {p}"))?),
         None => None,
     };
+    let push = if c.push_blocks {
+        let password = match (&c.password, &c.password_file) {
+            (Some(p), _) => p.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .with_context(|| format!("crowdsec.password_file: cannot read {f}"))?
+                .trim()
+                .to_string(),
+            (None, None) => anyhow::bail!("crowdsec.push_blocks: give password or password_file"),
+        };
+        Some(levee_crowdsec::Push {
+            machine_id: c.machine_id.clone().unwrap_or_default(),
+            password,
+        })
+    } else {
+        None
+    };
     Ok(Some(levee_crowdsec::Config {
         lapi: c.lapi.trim_end_matches('/').to_string(),
         api_key,
@@ -56,6 +87,7 @@ pub(crate) fn settings(cfg: &levee_config::Config) -> Result<Option<levee_crowds
         timeout: c.timeout.as_duration(),
         ca_pem,
         max_decisions: c.max_decisions as usize,
+        push,
     }))
 }
 

@@ -385,3 +385,56 @@ fn a_malformed_stream_answer_is_logged_and_ignored_whole() {
         "{asked:?}"
     );
 }
+
+/// With `push_blocks`, the edge's own automatic blocks reach the Local API
+/// as alerts with a ban each, so the user's other servers learn from it.
+#[test]
+fn the_edges_automatic_blocks_are_pushed_to_the_local_api() {
+    let Some(lapi) = Lapi::start() else { return };
+    let o = Origin::start();
+    let extra = format!(
+        "{}rule_action = \"block\"\nauto_block_after = 20\nauto_block_ttl = \"60s\"\n[crowdsec]\nlapi = \"{}\"\napi_key = \"{KEY}\"\npoll = \"1s\"\ntimeout = \"1s\"\npush_blocks = true\nmachine_id = \"levee-test\"\npassword = \"levee-test-pw\"\n",
+        super::adaptive_defense::FAST,
+        lapi.url()
+    );
+    let e = Edge::start("crowdsec-push", &config(o.addr, "", &extra));
+    let s = super::adaptive_defense::run_drill(&e, &o, "http-flood", "3", "3");
+    assert!(s["legit_success"].as_f64().unwrap() >= 0.99, "{s}");
+    let ev = super::adaptive_defense::events(&e);
+    let cidr = ev
+        .iter()
+        .find(|v| v["event"] == "block" && v["added"] == true)
+        .and_then(|v| v["cidr"].as_str())
+        .unwrap_or_else(|| panic!("no automatic block: {ev:?}"))
+        .to_string();
+    let ip = cidr.trim_end_matches("/32").to_string();
+    let t = Instant::now();
+    loop {
+        // The Local API's own answer for that address (its bouncer query).
+        let (_, list, _) = run(
+            "curl",
+            &[
+                "-sS",
+                "-H",
+                &format!("X-Api-Key: {KEY}"),
+                &format!("{}/v1/decisions?ip={ip}", lapi.url()),
+            ],
+        );
+        if list.contains("levee/auto-block") {
+            assert!(
+                list.contains(&ip) && list.contains("\"type\":\"ban\""),
+                "{list}"
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{ip} not pushed: {list}\n{}",
+            status(&e)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let c = &status(&e)["sources"]["crowdsec"];
+    assert!(c["push"]["pushed"].as_u64().unwrap() >= 1, "{c}");
+    assert!(e.metric("levee_crowdsec_alerts_pushed_total") >= 1.0);
+}
