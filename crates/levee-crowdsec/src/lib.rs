@@ -149,6 +149,8 @@ impl Bouncer {
     pub fn new(cfg: Config) -> Result<Bouncer, BouncerError> {
         let mut b = ureq::AgentBuilder::new()
             .timeout(cfg.timeout)
+            // A redirect would carry the key (a header) to wherever it points.
+            .redirects(0)
             .user_agent(concat!("levee/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &cfg.ca_pem {
             let mut roots = rustls::RootCertStore::empty();
