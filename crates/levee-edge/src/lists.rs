@@ -49,6 +49,14 @@ fn bits_addr(bits: u128, v6: bool) -> IpAddr {
     }
 }
 
+/// A set's entries as `(address, prefix length, monotonic expiry ms)`.
+fn nets(set: &NetSet) -> Vec<(IpAddr, u8, u64)> {
+    set.entries()
+        .into_iter()
+        .map(|(b, v6, l, e)| (bits_addr(b, v6), l, e))
+        .collect()
+}
+
 fn cidr_text(bits: u128, v6: bool, len: u8) -> String {
     format!("{}/{len}", bits_addr(bits, v6))
 }
@@ -121,48 +129,56 @@ impl Lists {
         self.next_seq += 1;
     }
 
-    /// Block `c` until `expires_ms` (monotonic ms); `false` if the list is full.
-    pub(crate) fn block(&mut self, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
-        let ok = self.dynamic.insert(c.addr(), c.prefix_len(), expires_ms);
+    /// Add `c` to the operator's and defense's set, or the sources' one,
+    /// and log the change.
+    fn add(&mut self, sourced: bool, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
+        let set = if sourced {
+            &mut self.sourced
+        } else {
+            &mut self.dynamic
+        };
+        let ok = set.insert(c.addr(), c.prefix_len(), expires_ms);
         if ok {
             self.log("add", c.to_string(), Some(expires_unix_ms));
         }
         ok
     }
 
-    pub(crate) fn unblock(&mut self, c: Cidr) -> bool {
-        let ok = self.dynamic.remove(c.addr(), c.prefix_len());
+    fn lift(&mut self, sourced: bool, c: Cidr) -> bool {
+        let set = if sourced {
+            &mut self.sourced
+        } else {
+            &mut self.dynamic
+        };
+        let ok = set.remove(c.addr(), c.prefix_len());
         if ok {
             self.log("remove", c.to_string(), None);
         }
         ok
+    }
+
+    /// Block `c` until `expires_ms` (monotonic ms); `false` if the list is full.
+    pub(crate) fn block(&mut self, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
+        self.add(false, c, expires_ms, expires_unix_ms)
+    }
+
+    pub(crate) fn unblock(&mut self, c: Cidr) -> bool {
+        self.lift(false, c)
     }
 
     /// Block `c` on an outside source's decision until `expires_ms`.
     pub(crate) fn block_sourced(&mut self, c: Cidr, expires_ms: u64, expires_unix_ms: u64) -> bool {
-        let ok = self.sourced.insert(c.addr(), c.prefix_len(), expires_ms);
-        if ok {
-            self.log("add", c.to_string(), Some(expires_unix_ms));
-        }
-        ok
+        self.add(true, c, expires_ms, expires_unix_ms)
     }
 
     /// Lift an outside source's block (never another's).
     pub(crate) fn unblock_sourced(&mut self, c: Cidr) -> bool {
-        let ok = self.sourced.remove(c.addr(), c.prefix_len());
-        if ok {
-            self.log("remove", c.to_string(), None);
-        }
-        ok
+        self.lift(true, c)
     }
 
     /// Outside sources' blocks as `(address, prefix length, monotonic expiry ms)`.
     pub(crate) fn sourced_nets(&self) -> Vec<(IpAddr, u8, u64)> {
-        self.sourced
-            .entries()
-            .into_iter()
-            .map(|(b, v6, l, e)| (bits_addr(b, v6), l, e))
-            .collect()
+        nets(&self.sourced)
     }
 
     /// Drop expired dynamic blocks (and log them).
@@ -193,11 +209,7 @@ impl Lists {
 
     /// Dynamic blocks as `(address, prefix length, monotonic expiry ms)`.
     pub(crate) fn dynamic_nets(&self) -> Vec<(IpAddr, u8, u64)> {
-        self.dynamic
-            .entries()
-            .into_iter()
-            .map(|(b, v6, l, e)| (bits_addr(b, v6), l, e))
-            .collect()
+        nets(&self.dynamic)
     }
 
     /// Changes with `seq > since`, and the next sequence number.

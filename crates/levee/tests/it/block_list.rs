@@ -4,7 +4,8 @@
 
 use super::*;
 
-fn served(e: &Edge, src: &str) -> bool {
+/// Whether a client at `src` is served (`/healthz` answers 200).
+pub(super) fn served(e: &Edge, src: &str) -> bool {
     let Ok(mut s) = connect_from(src.parse().unwrap(), e.addr) else {
         return false;
     };

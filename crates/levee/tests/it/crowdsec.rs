@@ -145,19 +145,7 @@ impl Drop for Lapi {
     }
 }
 
-fn served(e: &Edge, src: &str) -> bool {
-    let Ok(mut s) = connect_from(src.parse().unwrap(), e.addr) else {
-        return false;
-    };
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    read_until_close(&mut s, Duration::from_secs(2))
-        .0
-        .starts_with("HTTP/1.1 200")
-}
+use super::block_list::served;
 
 /// How long until `served(src)` becomes `want`, at most `limit`.
 fn until(e: &Edge, src: &str, want: bool, limit: Duration) -> Option<Duration> {
