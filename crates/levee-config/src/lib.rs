@@ -29,7 +29,9 @@ pub use error::ConfigError;
 use error::{line_of, locate};
 pub use fleet::{Fleet, Incidents};
 pub use limits::{Http2, Limits};
-pub use listener::{Certificate, Listener, Tls};
+pub use listener::{
+    Acme, AcmeChallenge, Certificate, Listener, Tls, LETS_ENCRYPT, LETS_ENCRYPT_STAGING,
+};
 pub use site::*;
 pub use types::{ByteSize, Cidr, Dur};
 pub use validate::split_host_port;
@@ -88,6 +90,33 @@ pub struct Config {
     /// Durable incident records.
     #[serde(default)]
     pub incidents: Incidents,
+}
+
+impl Config {
+    /// The host names `[tls.acme]` certifies: its `hosts`, else every
+    /// site's hosts that are not wildcards (lower case, each once).
+    pub fn acme_hosts(&self) -> Vec<String> {
+        let Some(a) = &self.tls.acme else {
+            return Vec::new();
+        };
+        let given: Vec<&String> = if a.hosts.is_empty() {
+            self.site
+                .iter()
+                .flat_map(|s| &s.hosts)
+                .filter(|h| !h.starts_with("*.") && h.parse::<std::net::IpAddr>().is_err())
+                .collect()
+        } else {
+            a.hosts.iter().collect()
+        };
+        let mut out: Vec<String> = Vec::new();
+        for h in given {
+            let h = h.trim_end_matches('.').to_ascii_lowercase();
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+        out
+    }
 }
 
 /// Parse and validate a configuration. `file` is used in messages only.
@@ -346,6 +375,49 @@ address = "127.0.0.1:3000"
         );
         let e = parse("t.toml", &text).unwrap_err();
         assert_eq!(e.path, "listener[0].tls");
+    }
+
+    #[test]
+    fn acme_is_checked_key_by_key() {
+        let base = MIN.replace(
+            "address = \"127.0.0.1:0\"",
+            "address = \"127.0.0.1:0\"\ntls = true",
+        ) + "\n[tls.acme]\nemail = \"ops@example.org\"\n";
+        let c = parse("t.toml", &base).unwrap();
+        let a = c.tls.acme.as_ref().unwrap();
+        assert_eq!(a.directory, LETS_ENCRYPT);
+        assert_eq!(a.challenge, AcmeChallenge::Auto);
+        assert_eq!(c.acme_hosts(), vec!["a.test".to_string()]);
+        for (extra, path) in [
+            ("email = \"ops\"", "tls.acme.email"),
+            ("directory = \"http://ca/dir\"", "tls.acme.directory"),
+            ("hosts = [\"*.example.org\"]", "tls.acme.hosts[0]"),
+            (
+                "hosts = [\"a.example.org\", \"10.0.0.1\"]",
+                "tls.acme.hosts[1]",
+            ),
+            ("hosts = [\"bad_name.org\"]", "tls.acme.hosts[0]"),
+            ("challenge = \"http-01\"", "tls.acme.challenge"),
+            ("retry = \"0s\"", "tls.acme.retry"),
+            ("challeng = \"auto\"", "tls.acme.challeng"),
+        ] {
+            let text = if extra.starts_with("email") {
+                base.replace("email = \"ops@example.org\"", extra)
+            } else {
+                format!("{base}{extra}\n")
+            };
+            let e = parse("t.toml", &text).unwrap_err();
+            assert_eq!(e.path, path, "{extra}: {e}");
+        }
+        // Wildcard site hosts are left out of the default list.
+        let wild = base.replace(
+            "hosts = [\"a.test\"]",
+            "hosts = [\"*.a.test\", \"Shop.A.test\"]",
+        );
+        assert_eq!(
+            parse("t.toml", &wild).unwrap().acme_hosts(),
+            vec!["shop.a.test".to_string()]
+        );
     }
 
     #[test]

@@ -19,13 +19,16 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), (String, String)> {
         ));
     }
     let any_tls = cfg.listener.iter().any(|l| l.tls);
-    if any_tls && cfg.tls.certificate.is_empty() {
+    if any_tls && cfg.tls.certificate.is_empty() && cfg.tls.acme.is_none() {
         let i = cfg.listener.iter().position(|l| l.tls).unwrap_or(0);
         return Err((
             format!("listener[{i}].tls"),
-            "a TLS listener needs at least one [[tls.certificate]] (server_names, cert, key)"
+            "a TLS listener needs [tls.acme] (email = \"...\": certificates ordered automatically) or at least one [[tls.certificate]] (server_names, cert, key)"
                 .into(),
         ));
+    }
+    if let Some(a) = &cfg.tls.acme {
+        acme(cfg, a)?;
     }
     for (i, c) in cfg.tls.certificate.iter().enumerate() {
         if c.server_names.is_empty() {
@@ -412,4 +415,106 @@ fn fleet(f: &crate::Fleet, secret: bool) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+fn acme(cfg: &Config, a: &crate::listener::Acme) -> Result<(), (String, String)> {
+    use crate::listener::AcmeChallenge;
+    let err = |k: &str, m: &str| Err((format!("tls.acme.{k}"), m.to_string()));
+    if !a.directory.starts_with("https://") {
+        return err(
+            "directory",
+            "give the CA's directory URL over https://, e.g. https://acme-staging-v02.api.letsencrypt.org/directory (Let's Encrypt staging)",
+        );
+    }
+    let e = a.email.trim();
+    if e.is_empty()
+        || e.starts_with("mailto:")
+        || e.contains(char::is_whitespace)
+        || !e
+            .split_once('@')
+            .is_some_and(|(u, d)| !u.is_empty() && d.contains('.'))
+    {
+        return err(
+            "email",
+            "give a contact address such as ops@example.org (the CA writes to it about expiry)",
+        );
+    }
+    for (i, h) in a.hosts.iter().enumerate() {
+        if let Err(m) = acme_host(h) {
+            return Err((format!("tls.acme.hosts[{i}]"), format!("{h:?}: {m}")));
+        }
+    }
+    if a.hosts.is_empty() {
+        for h in cfg.acme_hosts() {
+            if let Err(m) = acme_host(&h) {
+                return Err((
+                    "tls.acme.hosts".into(),
+                    format!(
+                        "{h:?} (a site's host): {m}; list the hosts to certify in tls.acme.hosts"
+                    ),
+                ));
+            }
+        }
+    }
+    if cfg.acme_hosts().is_empty() {
+        return err(
+            "hosts",
+            "no host to certify: list hosts, or give the sites host names that are not wildcards",
+        );
+    }
+    if a.state_dir.trim().is_empty() {
+        return err(
+            "state_dir",
+            "give a directory for the account and certificates",
+        );
+    }
+    let tls = cfg.listener.iter().any(|l| l.tls);
+    let plain = cfg.listener.iter().any(|l| !l.tls);
+    match a.challenge {
+        AcmeChallenge::TlsAlpn01 if !tls => {
+            return err(
+                "challenge",
+                "tls-alpn-01 is answered on a TLS listener: add one (port 443), or use http-01",
+            )
+        }
+        AcmeChallenge::Http01 if !plain => {
+            return err(
+                "challenge",
+                "http-01 is answered on a plain listener: add one (port 80), or use tls-alpn-01",
+            )
+        }
+        _ => {}
+    }
+    if a.retry.as_duration().is_zero() || a.retry_max.as_duration() < a.retry.as_duration() {
+        return err("retry", "must be positive and at most retry_max");
+    }
+    if a.timeout.as_duration().is_zero() {
+        return err("timeout", "must be positive");
+    }
+    Ok(())
+}
+
+/// A name a CA can certify with HTTP-01 or TLS-ALPN-01.
+fn acme_host(h: &str) -> Result<(), &'static str> {
+    if h.starts_with("*.") {
+        return Err("a wildcard needs the DNS-01 challenge, which Levee does not answer; list the names, or give a certificate file for it");
+    }
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Err("an IP address: CAs certify host names");
+    }
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.contains('.')
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err("not a host name (letters, digits, '-' and dots; punycode for others)")
+    }
 }

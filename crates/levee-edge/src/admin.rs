@@ -202,6 +202,7 @@ async fn handle(mut sock: TcpStream, shared: Arc<Shared>) {
                     .as_str()
                 + &shared.fleet.metrics(&st)
                 + &shared.sources.metrics()
+                + &crate::acme::expiry_metrics(&st, (crate::clock::unix_ms() / 1000) as i64)
                 + &shared.incidents.metrics()
                 + &format!(
                     "# HELP levee_incident_sources_skipped_total requests left out of an incident's source ranking (its table was busy; workers never wait for it)\n# TYPE levee_incident_sources_skipped_total counter\nlevee_incident_sources_skipped_total {}\n",

@@ -19,6 +19,7 @@
 //! decide what an attack is (`levee-detect` does), or filter packets.
 
 mod accesslog;
+mod acme;
 mod admin;
 mod admission;
 mod alerts;

@@ -283,6 +283,17 @@ async fn tls_connection(sock: TcpStream, buf: BytesMut, mut peer: Peer, shared: 
         .tls_handshakes
         .fetch_add(1, Ordering::Relaxed);
     let (_, conn) = stream.get_ref();
+    if conn.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+        // A TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 §3).
+        shared.metrics.acme_alpn.fetch_add(1, Ordering::Relaxed);
+        let mut stream = stream;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::io::AsyncWriteExt::shutdown(&mut stream),
+        )
+        .await;
+        return;
+    }
     let h2 = conn.alpn_protocol() == Some(b"h2");
     peer.tls = Some(TlsInfo {
         ja4,

@@ -166,6 +166,9 @@ pub(crate) struct Metrics {
     defenses: Vec<AtomicU64>,
     pub connections_accepted: AtomicU64,
     pub tls_handshakes: AtomicU64,
+    /// ACME validations answered (HTTP-01 requests, TLS-ALPN-01 handshakes).
+    pub acme_http01: AtomicU64,
+    pub acme_alpn: AtomicU64,
     pub requests_h1: AtomicU64,
     pub requests_h2: AtomicU64,
     /// WebSocket tunnels open now.
@@ -198,6 +201,8 @@ impl Default for Metrics {
             defenses: (0..N_REASONS).map(|_| AtomicU64::new(0)).collect(),
             connections_accepted: AtomicU64::new(0),
             tls_handshakes: AtomicU64::new(0),
+            acme_http01: AtomicU64::new(0),
+            acme_alpn: AtomicU64::new(0),
             requests_h1: AtomicU64::new(0),
             requests_h2: AtomicU64::new(0),
             websockets_open: AtomicU64::new(0),
@@ -271,7 +276,17 @@ impl Metrics {
                 self.defense_count(r)
             );
         }
-        let counters: [(&str, &str, u64); 14] = [
+        let counters: [(&str, &str, u64); 16] = [
+            (
+                "levee_acme_http01_answered_total",
+                "ACME HTTP-01 validations answered.",
+                g(&self.acme_http01),
+            ),
+            (
+                "levee_acme_tls_alpn01_answered_total",
+                "ACME TLS-ALPN-01 validation handshakes answered.",
+                g(&self.acme_alpn),
+            ),
             (
                 "levee_connections_accepted_total",
                 "Client connections admitted.",

@@ -50,6 +50,11 @@ pub(crate) struct State {
     pub sites: Vec<Arc<Site>>,
     hosts: HashMap<String, usize>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// ACME's certificates and validation answers (one for the process:
+    /// handed from each state to the next on reload).
+    pub live: Arc<crate::tls::LiveCerts>,
+    /// The file certificates' names and expiry (Unix seconds).
+    pub file_expiry: Vec<(String, i64)>,
     pub head_limits: HeadLimits,
     pub flood: FloodLimits,
     /// Challenge and clearance keys.
@@ -116,10 +121,13 @@ impl State {
                 }
             }
         }
-        let tls = if cfg.tls.certificate.is_empty() {
-            None
+        let live = prev.map_or_else(Default::default, |p| Arc::clone(&p.live));
+        let (tls, file_expiry) = if cfg.tls.certificate.is_empty() && cfg.tls.acme.is_none() {
+            (None, Vec::new())
         } else {
-            Some(crate::tls::server_config(&cfg.tls)?)
+            let acme = cfg.tls.acme.as_ref().map(|_| Arc::clone(&live));
+            let (c, e) = crate::tls::server_config(&cfg.tls, acme)?;
+            (Some(c), e)
         };
         let mut old: HashMap<String, Arc<Origin>> = HashMap::new();
         let mut old_def: HashMap<String, Arc<crate::defense::SiteDefense>> = HashMap::new();
@@ -236,6 +244,8 @@ impl State {
             sites,
             hosts,
             tls,
+            live,
+            file_expiry,
             head_limits,
             flood,
         })

@@ -1,6 +1,7 @@
 //! `levee`: the command line. It parses arguments and wires the engines
 //! together; the work happens in the `levee-*` crates.
 
+mod acme_cmd;
 mod crowdsec_cmd;
 mod duration;
 mod feed;
@@ -194,11 +195,13 @@ fn serve(
         let xdp = cfg.xdp.clone();
         let fleet = fleet_cmd::settings(&cfg)?;
         let crowdsec = crowdsec_cmd::settings(&cfg)?;
+        let acme = acme_cmd::settings(&cfg);
         let edge = levee_edge::Edge::start(cfg, loader, workers)
             .await
             .context("cannot start the edge")?;
         fleet_cmd::start(fleet, &edge.shared)?;
         crowdsec_cmd::start(crowdsec, &edge.shared)?;
+        acme_cmd::start(acme, &edge.shared)?;
         feed::start(&xdp, &edge.shared);
         for a in &edge.listen {
             eprintln!("levee: edge listening on http://{a}");

@@ -7,7 +7,8 @@
 //! 1. **normalise** ([`request`]): the target (dot-segments, slashes,
 //!    escapes), the host and the client address, once, by `levee-http`'s
 //!    parsers; what cannot be normalised is refused (400);
-//! 2. **the edge's own paths**: the drill opt-in;
+//! 2. **the edge's own paths**: ACME's HTTP-01 answers (before any limit
+//!    or challenge), the drill opt-in;
 //! 3. **route**: host → site, SNI agreement (421);
 //! 4. **gate** ([`crate::gate`]): rate limits, rules, challenge (and its
 //!    endpoints), admission class;
@@ -97,7 +98,24 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
         Ok(h) => h,
         Err(_) => return answer(cx, &asked, &head, down, refuse(Reject::BadHost)).await,
     };
-    // 2. The edge's own paths.
+    // 2. The edge's own paths. An ACME HTTP-01 validation is answered
+    //    here, before routing, limits and the challenge: attack-mode
+    //    defenses never stand between the CA and a renewal.
+    if cx.state.cfg.tls.acme.is_some() {
+        if let Some(token) = target.path().strip_prefix(crate::acme::HTTP01_PREFIX) {
+            let a = match cx.state.live.http01(host.name(), token) {
+                Some(k) if matches!(head.method, b"GET" | b"HEAD") => {
+                    cx.shared
+                        .metrics
+                        .acme_http01
+                        .fetch_add(1, Ordering::Relaxed);
+                    Answer::text(200, k)
+                }
+                _ => Answer::text(404, "no such ACME challenge\n".to_string()),
+            };
+            return answer(cx, &asked, &head, down, a).await;
+        }
+    }
     if target.path() == DRILL_PATH {
         let a = match &cx.state.cfg.drill.token {
             Some(t) => Answer::text(200, format!("{t}\n")),
