@@ -20,6 +20,8 @@ declare -A PKG=(
   [nft]=nftables
   [redis-server]=redis-server
   [redis-cli]=redis-tools
+  [pebble]=pebble
+  [systemd-analyze]=systemd
 )
 missing=()
 for cmd in "${!PKG[@]}"; do

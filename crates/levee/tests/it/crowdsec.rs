@@ -21,13 +21,7 @@ fn crowdsec_bin(name: &str) -> Option<PathBuf> {
     (code == 0).then(|| PathBuf::from(out.trim()))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::redis_server::free_port;
 
 /// A Local API of its own, killed on drop.
 struct Lapi {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access_log;
+mod acme;
 mod adaptive_defense;
 mod admin_api;
 mod block_list;
