@@ -78,7 +78,43 @@ pub trait Coordinator: Send + Sync {
     /// The fleet's certificate for `host` (chain, key; PEM), if any.
     fn fetch(&self, host: &str) -> Result<Option<Pem>, String>;
     fn publish(&self, host: &str, chain_pem: &[u8], key_pem: &[u8]) -> Result<(), String>;
+    /// Post the validation answers of this edge's order (expiring after
+    /// `ttl`): the CA may reach another edge of the fleet.
+    fn post_answers(&self, host: &str, answers: &[Answer], ttl: Duration) -> Result<(), String>;
+    /// The answers another edge posted for `host`.
+    fn answers(&self, host: &str) -> Result<Vec<Answer>, String>;
 }
+
+/// One validation answer, as the fleet shares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub challenge: ChallengeType,
+    pub token: String,
+    pub key_authorization: String,
+}
+
+impl Answer {
+    /// What a token and key authorisation may hold (RFC 8555 §8.1:
+    /// base64url and one dot), bounded.
+    fn well_formed(&self) -> bool {
+        let b64 = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        !self.token.is_empty()
+            && self.token.len() <= 256
+            && b64(&self.token)
+            && self.key_authorization.len() <= 512
+            && self
+                .key_authorization
+                .split_once('.')
+                .is_some_and(|(t, p)| t == self.token && b64(p) && !p.is_empty())
+    }
+}
+
+/// How long the ordering edge gives its answers to reach the fleet's
+/// other edges before it tells the CA to validate (they look every 250 ms).
+const PROPAGATE: Duration = Duration::from_secs(2);
 
 /// `[tls.acme]`, resolved.
 #[derive(Clone)]
@@ -415,15 +451,7 @@ impl Engine {
                             && v.two_thirds() > now
                     });
                     if newer {
-                        let v = self.hosts[i]
-                            .adopt(self.edge.as_ref(), &chain, &key)
-                            .map_err(AcmeError::Unusable)?;
-                        self.store
-                            .save_cert(&name, &chain, &key)
-                            .map_err(AcmeError::State)?;
-                        self.adopted += 1;
-                        self.hosts[i].challenge = Some("fleet");
-                        return Ok(Some(("adopted from the fleet", v)));
+                        return self.take_shared(i, &chain, &key);
                     }
                 }
                 Ok(None) => {}
@@ -435,7 +463,7 @@ impl Engine {
                 .unwrap_or_else(|e| Err(e.to_string()))
             {
                 Ok(true) => locked = true,
-                Ok(false) => return Ok(None),
+                Ok(false) => return self.follow(i, Arc::clone(c), lock_ttl).await,
                 Err(e) => eprintln!("levee: acme: {name}: the fleet's lock: {e}; ordering alone"),
             }
         }
@@ -460,6 +488,74 @@ impl Engine {
         result.map(|(how, v, _, _)| Some((how, v)))
     }
 
+    /// Another edge holds the lock: answer the CA for it (its posted
+    /// answers, every 250 ms) and take its certificate when it is shared.
+    /// `Ok(None)`: nothing came before the lock's time ran out.
+    async fn follow(
+        &mut self,
+        i: usize,
+        c: Arc<dyn Coordinator>,
+        ttl: Duration,
+    ) -> Result<Option<(&'static str, Validity)>, AcmeError> {
+        let name = self.hosts[i].name.clone();
+        let deadline = tokio::time::Instant::now() + ttl;
+        let mut installed: Vec<Answer> = Vec::new();
+        let mut tick = 0u32;
+        let result = loop {
+            if tokio::time::Instant::now() >= deadline {
+                break Ok(None);
+            }
+            let (c2, n) = (Arc::clone(&c), name.clone());
+            if let Ok(Ok(answers)) = tokio::task::spawn_blocking(move || c2.answers(&n)).await {
+                for a in answers.into_iter().filter(Answer::well_formed) {
+                    if installed.contains(&a) {
+                        continue;
+                    }
+                    if order::serve_answer(self.edge.as_ref(), &name, &a).is_ok() {
+                        installed.push(a);
+                    }
+                }
+            }
+            if tick.is_multiple_of(4) {
+                let (c2, n) = (Arc::clone(&c), name.clone());
+                if let Ok(Ok(Some((chain, key)))) =
+                    tokio::task::spawn_blocking(move || c2.fetch(&n)).await
+                {
+                    let newer = inspect(&chain).is_ok_and(|(v, _)| {
+                        self.hosts[i].held.is_none_or(|h| v.not_after > h.not_after)
+                    });
+                    if newer {
+                        break self.take_shared(i, &chain, &key);
+                    }
+                }
+            }
+            tick += 1;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        for a in &installed {
+            order::clear_answer(self.edge.as_ref(), &name, a);
+        }
+        result
+    }
+
+    /// Serve and keep the fleet's certificate for host `i`.
+    fn take_shared(
+        &mut self,
+        i: usize,
+        chain: &[u8],
+        key: &[u8],
+    ) -> Result<Option<(&'static str, Validity)>, AcmeError> {
+        let v = self.hosts[i]
+            .adopt(self.edge.as_ref(), chain, key)
+            .map_err(AcmeError::Unusable)?;
+        self.store
+            .save_cert(&self.hosts[i].name, chain, key)
+            .map_err(AcmeError::State)?;
+        self.adopted += 1;
+        self.hosts[i].challenge = Some("fleet");
+        Ok(Some(("adopted from the fleet", v)))
+    }
+
     async fn order_here(
         &mut self,
         i: usize,
@@ -470,7 +566,20 @@ impl Engine {
             (Some(id), Some(_)) => Some(id.clone()),
             _ => None,
         };
-        let issued = order::order(&self.s, &account, self.edge.as_ref(), &name, replaces).await?;
+        let share = self
+            .s
+            .coordinator
+            .clone()
+            .map(|c| (c, self.s.timeout * 8 + Duration::from_secs(30)));
+        let issued = order::order(
+            &self.s,
+            &account,
+            self.edge.as_ref(),
+            &name,
+            replaces,
+            share,
+        )
+        .await?;
         // Checked and served before it is kept: a chain that cannot be
         // served never replaces the stored one.
         let v = self.hosts[i]

@@ -125,6 +125,35 @@ fn alpn_answer(host: &str, digest: &[u8]) -> Result<(Vec<u8>, Vec<u8>), AcmeErro
     Ok((cert.der().to_vec(), key.serialize_der()))
 }
 
+/// Serve an answer another edge of the fleet posted.
+pub(crate) fn serve_answer(
+    edge: &dyn Edge,
+    host: &str,
+    a: &crate::Answer,
+) -> Result<(), AcmeError> {
+    match a.challenge {
+        ChallengeType::TlsAlpn01 => {
+            let digest =
+                ring::digest::digest(&ring::digest::SHA256, a.key_authorization.as_bytes());
+            let (cert, key) = alpn_answer(host, digest.as_ref())?;
+            edge.alpn(host, Some((cert, key))).map_err(AcmeError::Setup)
+        }
+        _ => {
+            edge.http01(&a.token, Some((host, &a.key_authorization)));
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn clear_answer(edge: &dyn Edge, host: &str, a: &crate::Answer) {
+    match a.challenge {
+        ChallengeType::TlsAlpn01 => {
+            let _ = edge.alpn(host, None);
+        }
+        _ => edge.http01(&a.token, None),
+    }
+}
+
 /// Clears the edge's answers when the order is done, however it ends.
 struct Answers<'a> {
     edge: &'a dyn Edge,
@@ -151,6 +180,7 @@ pub(crate) async fn order(
     edge: &dyn Edge,
     host: &str,
     replaces: Option<instant_acme::CertificateIdentifier<'static>>,
+    share: Option<(std::sync::Arc<dyn crate::Coordinator>, Duration)>,
 ) -> Result<Issued, AcmeError> {
     let ids = [Identifier::Dns(host.to_string())];
     let mut new = NewOrder::new(&ids);
@@ -216,6 +246,20 @@ pub(crate) async fn order(
             }
         }
         used = name(&kind);
+        if let Some((c, ttl)) = &share {
+            // The CA may reach another edge: give it the answer first.
+            let a = crate::Answer {
+                challenge: kind.clone(),
+                token: ch.token.clone(),
+                key_authorization: ka.as_str().to_string(),
+            };
+            let (c, h, ttl) = (std::sync::Arc::clone(c), host.to_string(), *ttl);
+            match tokio::task::spawn_blocking(move || c.post_answers(&h, &[a], ttl)).await {
+                Ok(Ok(())) => tokio::time::sleep(crate::PROPAGATE).await,
+                Ok(Err(e)) => eprintln!("levee: acme: {host}: could not post the validation answer to the fleet ({e}); only this edge can answer the CA"),
+                Err(e) => eprintln!("levee: acme: {host}: could not post the validation answer to the fleet ({e})"),
+            }
+        }
         call(s.timeout, "marking the challenge ready", ch.set_ready()).await?;
     }
     let policy = RetryPolicy::new()

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker;
+pub mod certs;
 mod keys;
 mod round;
 mod store;
@@ -36,6 +37,7 @@ use levee_limits::fleet::{CounterDelta, CounterTotal, Decision};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use certs::{Answer, CertShare};
 pub use round::{fleet_status, FleetReport};
 pub use view::{EdgeSeen, View};
 

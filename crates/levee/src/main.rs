@@ -195,7 +195,7 @@ fn serve(
         let xdp = cfg.xdp.clone();
         let fleet = fleet_cmd::settings(&cfg)?;
         let crowdsec = crowdsec_cmd::settings(&cfg)?;
-        let acme = acme_cmd::settings(&cfg);
+        let acme = acme_cmd::settings(&cfg, fleet.as_ref())?;
         let edge = levee_edge::Edge::start(cfg, loader, workers)
             .await
             .context("cannot start the edge")?;

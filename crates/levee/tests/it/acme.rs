@@ -58,6 +58,8 @@ struct Pebble {
     pub https_root: PathBuf,
     pub http_port: u16,
     pub tls_port: u16,
+    /// pebble-challtestsrv's management port (to point a name elsewhere).
+    pub dns_mgmt: u16,
 }
 
 impl Drop for Pebble {
@@ -103,6 +105,7 @@ impl Pebble {
             https_root,
             http_port,
             tls_port,
+            dns_mgmt,
         };
         wait_port(dns_mgmt, "pebble-challtestsrv");
         let config = serde_json::json!({"pebble": {
@@ -158,11 +161,24 @@ fn acme_config(
     acme: &str,
     site: &str,
 ) -> String {
+    acme_config_on("127.0.0.1", o, p, host, state, acme, site)
+}
+
+/// The same, listening on `ip`.
+fn acme_config_on(
+    ip: &str,
+    o: &Origin,
+    p: &Pebble,
+    host: &str,
+    state: &std::path::Path,
+    acme: &str,
+    site: &str,
+) -> String {
     config(o.addr, "", site)
         .replace(
             "[[listener]]\naddress = \"127.0.0.1:0\"",
             &format!(
-                "[[listener]]\naddress = \"127.0.0.1:{}\"\n[[listener]]\naddress = \"127.0.0.1:{}\"\ntls = true",
+                "[[listener]]\naddress = \"{ip}:{}\"\n[[listener]]\naddress = \"{ip}:{}\"\ntls = true",
                 p.http_port, p.tls_port
             ),
         )
@@ -176,9 +192,13 @@ fn acme_config(
 }
 
 /// `curl https://host/path` through the TLS port, trusting only `root`:
-/// (exit code, "status issuer-serial" or stderr).
+/// (exit code, the status or stderr).
 fn fetch(port: u16, host: &str, root: &std::path::Path, path: &str) -> (i32, String) {
-    let resolve = format!("{host}:{port}:127.0.0.1");
+    fetch_at("127.0.0.1", port, host, root, path)
+}
+
+fn fetch_at(ip: &str, port: u16, host: &str, root: &std::path::Path, path: &str) -> (i32, String) {
+    let resolve = format!("{host}:{port}:{ip}");
     let url = format!("https://{host}:{port}{path}");
     let (code, out, err) = run(
         "curl",
@@ -488,5 +508,92 @@ fn an_unreachable_then_refusing_ca_leaves_the_old_certificate_serving() {
         fetch(tp, host, &root, "/"),
         (0, "200".to_string()),
         "the old certificate must still serve"
+    );
+}
+
+#[test]
+fn a_fleet_orders_once_and_any_edge_answers_the_ca() {
+    let Some(redis) = super::redis_server::Redis::start("acme-fleet-redis") else {
+        return;
+    };
+    let (hp, tp) = (free_port(), free_port());
+    let Some(p) = Pebble::start(3600, hp, tp, &[]) else {
+        return;
+    };
+    let host = "fleet.levee.test";
+    // The CA reaches the name at 127.0.0.2: edge b, which does not order.
+    let (code, _, err) = run(
+        "curl",
+        &[
+            "-s",
+            "-X",
+            "POST",
+            "-d",
+            &format!("{{\"host\":\"{host}\",\"addresses\":[\"127.0.0.2\"]}}"),
+            &format!("http://127.0.0.1:{}/add-a", p.dns_mgmt),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let o = Origin::start();
+    let fleet = |name: &str| {
+        format!(
+            "[challenge]\nsecret = \"acme-fleet-secret-0123456789abcdef\"\n[fleet]\nredis = \"redis://127.0.0.1:{}\"\nname = \"{name}\"\n",
+            redis.port
+        )
+    };
+    let a = Edge::start(
+        "acme-fleet-a",
+        &(acme_config_on("127.0.0.1", &o, &p, host, &scratch("acme-fleet-a"), "", "")
+            + &fleet("a")),
+    );
+    let b = Edge::start(
+        "acme-fleet-b",
+        &(acme_config_on("127.0.0.2", &o, &p, host, &scratch("acme-fleet-b"), "", "")
+            + &fleet("b")),
+    );
+    wait_issued(&a, 1.0, 30);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b.metric("levee_acme_orders_total{result=\"adopted\"}") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "b did not adopt: {:?}",
+            b.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // One order in the fleet; the validation was answered by b, for a.
+    assert_eq!(b.metric("levee_acme_orders_total{result=\"issued\"}"), 0.0);
+    assert_eq!(
+        p.log().matches("Issued certificate").count(),
+        1,
+        "{}",
+        p.log()
+    );
+    assert!(b.metric("levee_acme_tls_alpn01_answered_total") >= 1.0);
+    assert_eq!(a.metric("levee_acme_tls_alpn01_answered_total"), 0.0);
+    // Both serve it.
+    assert_eq!(
+        fetch_at("127.0.0.1", tp, host, &p.root, "/"),
+        (0, "200".to_string())
+    );
+    assert_eq!(
+        fetch_at("127.0.0.2", tp, host, &p.root, "/"),
+        (0, "200".to_string())
+    );
+    // The store holds it sealed: no private key in the clear.
+    let (_, stored, _) = run(
+        "redis-cli",
+        &[
+            "-p",
+            &redis.port.to_string(),
+            "--no-raw",
+            "GET",
+            &format!("levee:v1:{{fleet}}:acme:cert:{host}"),
+        ],
+    );
+    assert!(stored.len() > 500, "{stored}");
+    assert!(
+        !stored.contains("PRIVATE KEY") && !stored.contains("CERTIFICATE"),
+        "{stored}"
     );
 }
