@@ -49,6 +49,24 @@ if ! command -v cscli >/dev/null 2>&1 && [ ! -x /opt/levee-test/crowdsec/usr/bin
   dpkg-deb -x "$tmp"/crowdsec_*.deb /opt/levee-test/crowdsec
   rm -rf "$tmp"
 fi
+# Pebble 2.6 from Debian 13 (trixie), for the ACME Renewal Information test
+# (bookworm's 2.4 predates ARI): downloaded through apt with a temporary
+# source list (signatures checked against debian-archive-keyring; the
+# system's sources are not touched), unpacked into /opt/levee-test/pebble-ari.
+if [ ! -x /opt/levee-test/pebble-ari/usr/bin/pebble ]; then
+  echo "Unpacking Debian 13's pebble into /opt/levee-test/pebble-ari" >&2
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" > "$tmp/trixie.list"
+  apt_tmp=(-o "Dir::Etc::SourceList=$tmp/trixie.list" -o Dir::Etc::SourceParts=/nonexistent -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives" -o Debug::NoLocking=1)
+  if apt-get "${apt_tmp[@]}" update -qq >/dev/null 2>&1 && (cd "$tmp" && apt-get "${apt_tmp[@]}" download -q pebble >/dev/null 2>&1); then
+    mkdir -p /opt/levee-test/pebble-ari
+    dpkg-deb -x "$tmp"/pebble_*.deb /opt/levee-test/pebble-ari
+  else
+    echo "warning: cannot download Debian 13's pebble; the ARI test will be skipped" >&2
+  fi
+  rm -rf "$tmp"
+fi
 # OASIS's STIX 2.1 validator (PyPI), for `levee report --stix`.
 if ! python3 -c "import stix2validator" >/dev/null 2>&1; then
   echo "Installing stix2-validator (pip)" >&2

@@ -2,9 +2,10 @@
 //!
 //! For each host: the certificate kept in the state directory is served at
 //! start; a new one is ordered when there is none, at two-thirds of the
-//! held one's lifetime, or earlier in the window the CA's ACME Renewal
-//! Information names (RFC 9773, when the CA offers it; the new order then
-//! says which certificate it `replaces`). The CA's validation is answered
+//! held one's lifetime, or, when the CA offers ACME Renewal Information
+//! (RFC 9773), at a random point of the window it suggests (capped at
+//! five-sixths; the new order then says which certificate it `replaces`).
+//! See [`schedule`]. The CA's validation is answered
 //! through the edge ([`Edge`]): TLS-ALPN-01 in its TLS resolver, HTTP-01
 //! among its own paths, before any limit or challenge. A new certificate
 //! serves from the next handshake; no connection is dropped.
@@ -185,6 +186,8 @@ struct Host {
     challenge: Option<&'static str>,
     /// Another edge of the fleet holds the lock: look again at `next_try`.
     waiting: bool,
+    /// The ARI identifier the last order said it replaces.
+    replaced: Option<String>,
 }
 
 impl Host {
@@ -254,6 +257,7 @@ pub fn start(s: Settings, edge: Arc<dyn Edge>) -> Result<(), AcmeError> {
             last_error: None,
             challenge: None,
             waiting: false,
+            replaced: None,
         };
         if let Some((chain, key)) = store.load_cert(name) {
             match h.adopt(edge.as_ref(), &chain, &key) {
@@ -309,9 +313,9 @@ impl Engine {
                 }
                 if self.hosts[i].due() <= now {
                     self.attempt(i).await;
-                    self.publish();
                 }
             }
+            self.publish();
             let now = unix_now();
             let next = self
                 .hosts
@@ -347,10 +351,17 @@ impl Engine {
     /// Ask the CA's renewal window for a held certificate, when it is time.
     async fn check_ari(&mut self, i: usize, now: i64) {
         let h = &self.hosts[i];
-        if h.ari_next > now || h.id.is_none() {
+        if h.ari_next > now {
             return;
         }
-        let Some(id) = h.id.clone() else { return };
+        let Some(id) = h.id.clone() else {
+            eprintln!(
+                "levee: acme: {}: the certificate has no authority key identifier, so the CA's renewal information cannot be asked; renewal at two-thirds",
+                h.name
+            );
+            self.hosts[i].ari_next = i64::MAX;
+            return;
+        };
         let account = match self.account().await {
             Ok(a) => a,
             Err(_) => {
@@ -370,8 +381,29 @@ impl Engine {
                 h.reschedule();
             }
             // The CA offers no renewal information: two-thirds it is.
-            Ok(Err(instant_acme::Error::Unsupported(_))) => h.ari_next = i64::MAX,
-            _ => h.ari_next = now + 3600,
+            Ok(Err(instant_acme::Error::Unsupported(_))) => {
+                eprintln!(
+                    "levee: acme: {}: the CA offers no renewal information (ARI); renewal at two-thirds of the lifetime",
+                    h.name
+                );
+                h.ari_next = i64::MAX;
+            }
+            Ok(Err(e)) => {
+                eprintln!(
+                    "levee: acme: {}: the CA's renewal information: {}; asking again in an hour (renewal stays at {})",
+                    h.name,
+                    order::chain(&e),
+                    when(h.renew_at)
+                );
+                h.ari_next = now + 3600;
+            }
+            Err(_) => {
+                eprintln!(
+                    "levee: acme: {}: the CA's renewal information did not come within {:?}; asking again in an hour",
+                    h.name, self.s.timeout
+                );
+                h.ari_next = now + 3600;
+            }
         }
     }
 
@@ -383,14 +415,19 @@ impl Engine {
                 h.failures = 0;
                 h.waiting = false;
                 h.last_error = None;
+                let replaced = h.replaced.take();
                 eprintln!(
-                    "levee: acme: {name}: certificate {how}, valid until {}; renewal at {}",
+                    "levee: acme: {name}: certificate {how}{}, valid until {}; renewal at {}",
+                    replaced.as_ref().map_or(String::new(), |r| format!(
+                        " (replacing {r}, as the CA's renewal information asked)"
+                    )),
                     when(v.not_after),
                     when(h.renew_at)
                 );
                 self.edge.event(serde_json::json!({
                     "host": name, "outcome": how, "not_after": when(v.not_after),
                     "renew_at": when(h.renew_at), "challenge": h.challenge,
+                    "replaces": replaced,
                 }));
             }
             // Another edge of the fleet is ordering: look again soon.
@@ -566,6 +603,7 @@ impl Engine {
             (Some(id), Some(_)) => Some(id.clone()),
             _ => None,
         };
+        let replaced = replaces.as_ref().map(ToString::to_string);
         let share = self
             .s
             .coordinator
@@ -594,6 +632,7 @@ impl Engine {
             .map_err(AcmeError::State)?;
         self.issued += 1;
         self.hosts[i].challenge = Some(issued.challenge);
+        self.hosts[i].replaced = replaced;
         Ok(("issued", v, issued.chain, issued.key))
     }
 

@@ -1,9 +1,11 @@
 //! When to renew and when to try again: pure arithmetic on Unix seconds.
 //!
 //! - A certificate is renewed at two-thirds of its lifetime (Let's
-//!   Encrypt's advice: 60 days into 90), or at a point the CA's ACME
-//!   Renewal Information window (RFC 9773) names when the CA offers one
-//!   and that point is earlier (a CA that revokes early says so there).
+//!   Encrypt's advice: 60 days into 90), unless the CA offers ACME Renewal
+//!   Information (RFC 9773): then at a random point of the window it
+//!   suggests (at once if that point has passed: a CA that revokes early
+//!   says so there), but never later than five-sixths of the lifetime, so
+//!   that a window past expiry cannot let the certificate lapse.
 //! - A failure waits `retry`, doubling on each further failure up to
 //!   `retry_max`; the certificate held meanwhile keeps serving.
 
@@ -24,17 +26,25 @@ impl Validity {
     }
 }
 
-/// When to renew: the two-thirds point, or a point in the CA's window
-/// (`start..=end`, `pick` in 0..1 chooses where) when that is earlier.
+impl Validity {
+    /// Five-sixths of the way: the latest a CA's window may put renewal.
+    pub fn five_sixths(&self) -> i64 {
+        let life = (self.not_after - self.not_before).max(0);
+        self.not_before + life * 5 / 6
+    }
+}
+
+/// When to renew: a point in the CA's window (`start..=end`, `pick` in
+/// 0..1 chooses where) capped at five-sixths of the lifetime; without a
+/// window, two-thirds.
 pub fn renew_at(v: Validity, ari: Option<(i64, i64)>, pick: f64) -> i64 {
-    let base = v.two_thirds();
     match ari {
         Some((start, end)) if end >= start => {
             let span = (end - start) as f64;
             let at = start + (span * pick.clamp(0.0, 1.0)) as i64;
-            at.min(base)
+            at.min(v.five_sixths())
         }
-        _ => base,
+        _ => v.two_thirds(),
     }
 }
 
@@ -60,9 +70,11 @@ mod tests {
             not_after: 90 * DAY,
         };
         assert_eq!(renew_at(v, None, 0.5), 60 * DAY);
-        // A window after the two-thirds point does not delay the renewal.
-        assert_eq!(renew_at(v, Some((70 * DAY, 80 * DAY)), 0.5), 60 * DAY);
-        // A window before it (an early revocation) brings it forward.
+        // The CA's window is followed: later than two-thirds...
+        assert_eq!(renew_at(v, Some((62 * DAY, 64 * DAY)), 0.5), 63 * DAY);
+        // ...but not past five-sixths (75 days of 90),
+        assert_eq!(renew_at(v, Some((80 * DAY, 100 * DAY)), 0.5), 75 * DAY);
+        // and earlier (an early revocation) brings it forward.
         assert_eq!(renew_at(v, Some((10 * DAY, 12 * DAY)), 0.5), 11 * DAY);
         assert_eq!(renew_at(v, Some((10 * DAY, 12 * DAY)), 7.0), 12 * DAY);
         // A malformed window (end before start) is ignored.

@@ -84,11 +84,32 @@ impl Pebble {
             );
             return None;
         }
+        Self::start_from("", validity, http_port, tls_port, blocked)
+    }
+
+    /// Debian 13's Pebble 2.6, which offers renewal information (ARI).
+    fn start_ari(validity: u64, http_port: u16, tls_port: u16) -> Option<Pebble> {
+        let bin = "/opt/levee-test/pebble-ari/usr/bin/";
+        if !std::path::Path::new(bin).join("pebble").is_file() {
+            eprintln!("skipped: Pebble 2.6 is not unpacked in {bin} (scripts/install-test-deps.sh does it)");
+            return None;
+        }
+        Self::start_from(bin, validity, http_port, tls_port, &[])
+    }
+
+    /// `bin`: the directory of the binaries, or "" for PATH.
+    fn start_from(
+        bin: &str,
+        validity: u64,
+        http_port: u16,
+        tls_port: u16,
+        blocked: &[&str],
+    ) -> Option<Pebble> {
         let dir = scratch("pebble");
         let (https_root, cert, key) = pebble_https(&dir);
         let (dns, dns_mgmt, listen, mgmt) = (free_port(), free_port(), free_port(), free_port());
         let log = |n: &str| std::fs::File::create(dir.join(n)).unwrap();
-        let cts = Command::new("pebble-challtestsrv")
+        let cts = Command::new(format!("{bin}pebble-challtestsrv"))
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
@@ -118,7 +139,7 @@ impl Pebble {
             "certificateValidityPeriod": validity,
         }});
         std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
-        let pebble = Command::new("pebble")
+        let pebble = Command::new(format!("{bin}pebble"))
             .arg("-config")
             .arg(dir.join("pebble.json"))
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
@@ -595,5 +616,69 @@ fn a_fleet_orders_once_and_any_edge_answers_the_ca() {
     assert!(
         !stored.contains("PRIVATE KEY") && !stored.contains("CERTIFICATE"),
         "{stored}"
+    );
+}
+
+#[test]
+fn a_ca_that_offers_renewal_information_sets_the_renewal_time() {
+    let (hp, tp) = (free_port(), free_port());
+    // Pebble 2.6 suggests a window of a day either side of two-thirds; of
+    // a 30-second certificate, that is mostly past or after expiry.
+    let Some(p) = Pebble::start_ari(30, hp, tp) else {
+        return;
+    };
+    let o = Origin::start();
+    let host = "ari.levee.test";
+    let e = Edge::start(
+        "acme-ari",
+        &acme_config(&o, &p, host, &scratch("acme-ari"), "", ""),
+    );
+    wait_issued(&e, 1.0, 30);
+    let parse = |v: &serde_json::Value| -> i64 {
+        v.as_str()
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second())
+            .unwrap_or_else(|| panic!("not a time: {v}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let h = loop {
+        let st = status(&e);
+        let h = st["sources"]["acme"]["hosts"][0].clone();
+        if h["ari_window"].is_array() {
+            break h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no renewal window asked: {}\n{:?}",
+            st["sources"]["acme"],
+            e.stderr()
+                .iter()
+                .filter(|l| l.contains("acme"))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (start, end) = (parse(&h["ari_window"][0]), parse(&h["ari_window"][1]));
+    let (renew, not_after) = (parse(&h["renew_at"]), parse(&h["not_after"]));
+    assert!(start < end, "{h}");
+    // The renewal time is the CA's pick in its window, capped at
+    // five-sixths of the lifetime (25 s of 30), not two-thirds.
+    assert!(renew >= start && renew <= end.min(not_after - 5 + 1), "{h}");
+    // The renewal comes, and its order names what it replaces.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while e.metric("levee_acme_orders_total{result=\"issued\"}") < 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no renewal: {h} {:?}",
+            e.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = e.stderr();
+    assert!(
+        said.iter().any(|l| l.contains(host)
+            && l.contains("certificate issued (replacing ")
+            && l.contains("renewal information")),
+        "{said:?}"
     );
 }
