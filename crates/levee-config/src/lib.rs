@@ -462,5 +462,6 @@ mod example_file {
         assert_eq!(c.site.len(), 2);
         assert_eq!(c.listener.len(), 2);
         assert_eq!(c.site[1].balance, super::Balance::LeastOutstanding);
+        assert!(c.acme_hosts().len() >= 2, "{:?}", c.acme_hosts());
     }
 }

@@ -212,6 +212,9 @@ impl Shared {
             if cfg.fleet != self.state.load().cfg.fleet {
                 return Err("[fleet] changed: fleet settings take effect at a restart".into());
             }
+            if cfg.tls.acme != self.state.load().cfg.tls.acme {
+                return Err("[tls.acme] changed: ACME settings take effect at a restart".into());
+            }
             let gen = self.generation.load(Ordering::Relaxed) + 1;
             let old = self.state.load();
             let st = State::build(cfg, Some(&old), gen).map_err(|e| e.to_string())?;

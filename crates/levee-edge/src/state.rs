@@ -55,6 +55,8 @@ pub(crate) struct State {
     pub live: Arc<crate::tls::LiveCerts>,
     /// The file certificates' names and expiry (Unix seconds).
     pub file_expiry: Vec<(String, i64)>,
+    /// The names `[tls.acme]` certifies (their HTTP-01 path is the edge's).
+    pub acme_hosts: Vec<String>,
     pub head_limits: HeadLimits,
     pub flood: FloodLimits,
     /// Challenge and clearance keys.
@@ -122,6 +124,7 @@ impl State {
             }
         }
         let live = prev.map_or_else(Default::default, |p| Arc::clone(&p.live));
+        let acme_hosts = cfg.acme_hosts();
         let (tls, file_expiry) = if cfg.tls.certificate.is_empty() && cfg.tls.acme.is_none() {
             (None, Vec::new())
         } else {
@@ -246,6 +249,7 @@ impl State {
             tls,
             live,
             file_expiry,
+            acme_hosts,
             head_limits,
             flood,
         })

@@ -241,6 +241,27 @@ fn fetch_at(ip: &str, port: u16, host: &str, root: &std::path::Path, path: &str)
     (code, if code == 0 { out } else { err + &out })
 }
 
+/// `curl http://127.0.0.1:port/path` with `Host: host` (and `extra`
+/// headers): the status.
+fn plain_status(port: u16, host: &str, path: &str, extra: &[&str]) -> String {
+    let host_field = format!("Host: {host}");
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut args = vec![
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &host_field,
+    ];
+    for h in extra {
+        args.extend(["-H", h]);
+    }
+    args.push(&url);
+    run("curl", &args).1
+}
+
 fn status(e: &Edge) -> serde_json::Value {
     serde_json::from_str(&http_get(e.admin, "/status", &[]).1).unwrap()
 }
@@ -315,6 +336,26 @@ fn a_site_gets_certificates_through_tls_alpn_01_and_http_01_even_under_attack() 
         "{:?}",
         e.stderr()
     );
+    // The challenge path of a host Levee does not certify is the site's own.
+    plain_status(
+        hp,
+        "localhost",
+        "/.well-known/acme-challenge/origin-token",
+        &[],
+    );
+    assert!(
+        o.saw("/.well-known/acme-challenge/origin-token"),
+        "the origin must get it"
+    );
+    // [tls.acme] changes need a restart: a reload says so and keeps running.
+    let text = std::fs::read_to_string(&e.config)
+        .unwrap()
+        .replace("ops@levee.test", "other@levee.test");
+    std::fs::write(&e.config, text).unwrap();
+    let (st, body) = admin_post(e.admin, "/reload", Some(TOKEN));
+    assert_ne!(st, 200, "{body}");
+    assert!(body.contains("[tls.acme] changed"), "{body}");
+    assert_eq!(fetch(tp, host, &p.root, "/"), (0, "200".to_string()));
     drop(e);
 
     // HTTP-01 on the plain listener, while the site is pinned under attack,
@@ -327,22 +368,7 @@ fn a_site_gets_certificates_through_tls_alpn_01_and_http_01_even_under_attack() 
         &acme_config(&o, &p, host, &state, "challenge = \"http-01\"", site),
     );
     // The defenses are on: plain requests to the site are challenged or refused.
-    let plain = format!("http://127.0.0.1:{hp}/");
-    let (_, code, _) = run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Host: {host}"),
-            "-H",
-            "Accept: text/html",
-            &plain,
-        ],
-    );
+    let code = plain_status(hp, host, "/", &["Accept: text/html"]);
     assert_ne!(code, "200", "the site must be defended in this test");
     wait_issued(&e, 1.0, 30);
     assert!(e.metric("levee_acme_http01_answered_total") >= 1.0);
@@ -365,19 +391,7 @@ fn a_site_gets_certificates_through_tls_alpn_01_and_http_01_even_under_attack() 
     let (code, out) = fetch(tp, host, &p.root, "/");
     assert_eq!(code, 0, "{out}");
     // A guessed token gets nothing.
-    let (_, code, _) = run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Host: {host}"),
-            &format!("{plain}.well-known/acme-challenge/guess"),
-        ],
-    );
+    let code = plain_status(hp, host, "/.well-known/acme-challenge/guess", &[]);
     assert_eq!(code, "404");
     assert!(p.log().contains("Issued certificate"), "{}", p.log());
 }
