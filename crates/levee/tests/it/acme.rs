@@ -547,7 +547,17 @@ fn an_unreachable_then_refusing_ca_leaves_the_old_certificate_serving() {
 }
 
 #[test]
-fn a_fleet_orders_once_and_any_edge_answers_the_ca() {
+fn a_fleet_orders_once_and_any_edge_answers_the_ca_tls_alpn_01() {
+    fleet_orders_once("tls-alpn-01", "levee_acme_tls_alpn01_answered_total");
+}
+
+#[test]
+fn a_fleet_orders_once_and_any_edge_answers_the_ca_http_01() {
+    fleet_orders_once("http-01", "levee_acme_http01_answered_total");
+}
+
+fn fleet_orders_once(challenge: &str, answered: &str) {
+    let acme = format!("challenge = \"{challenge}\"");
     let Some(redis) = super::redis_server::Redis::start("acme-fleet-redis") else {
         return;
     };
@@ -578,13 +588,27 @@ fn a_fleet_orders_once_and_any_edge_answers_the_ca() {
     };
     let a = Edge::start(
         "acme-fleet-a",
-        &(acme_config_on("127.0.0.1", &o, &p, host, &scratch("acme-fleet-a"), "", "")
-            + &fleet("a")),
+        &(acme_config_on(
+            "127.0.0.1",
+            &o,
+            &p,
+            host,
+            &scratch("acme-fleet-a"),
+            &acme,
+            "",
+        ) + &fleet("a")),
     );
     let b = Edge::start(
         "acme-fleet-b",
-        &(acme_config_on("127.0.0.2", &o, &p, host, &scratch("acme-fleet-b"), "", "")
-            + &fleet("b")),
+        &(acme_config_on(
+            "127.0.0.2",
+            &o,
+            &p,
+            host,
+            &scratch("acme-fleet-b"),
+            &acme,
+            "",
+        ) + &fleet("b")),
     );
     wait_issued(&a, 1.0, 30);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -604,8 +628,8 @@ fn a_fleet_orders_once_and_any_edge_answers_the_ca() {
         "{}",
         p.log()
     );
-    assert!(b.metric("levee_acme_tls_alpn01_answered_total") >= 1.0);
-    assert_eq!(a.metric("levee_acme_tls_alpn01_answered_total"), 0.0);
+    assert!(b.metric(answered) >= 1.0, "{challenge}");
+    assert_eq!(a.metric(answered), 0.0, "{challenge}");
     // Both serve it.
     assert_eq!(
         fetch_at("127.0.0.1", tp, host, &p.root, "/"),
