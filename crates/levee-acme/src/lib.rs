@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+mod client;
 mod order;
 pub mod schedule;
 mod store;

@@ -49,11 +49,8 @@ async fn call<T, E: std::error::Error + 'static>(
 }
 
 fn builder(s: &Settings) -> Result<instant_acme::AccountBuilder, AcmeError> {
-    let b = match &s.ca {
-        Some(p) => Account::builder_with_root(p),
-        None => Account::builder(),
-    };
-    b.map_err(|e| AcmeError::Setup(format!("the HTTPS client for the CA: {e}")))
+    let http = crate::client::Bounded::new(s.ca.as_deref())?;
+    Ok(Account::builder_with_http(Box::new(http)))
 }
 
 /// The account: the stored one for this directory, else a new one (kept).

@@ -720,3 +720,79 @@ fn a_ca_that_offers_renewal_information_sets_the_renewal_time() {
         "{said:?}"
     );
 }
+
+#[test]
+fn a_ca_answer_too_large_is_refused_not_held() {
+    // A "CA" that answers its directory with 64 MiB (over the 1 MiB bound).
+    let dir = scratch("acme-huge");
+    let (root, cert, key) = pebble_https(&dir);
+    let port = free_port();
+    let script = r#"
+import http.server, ssl
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.end_headers()
+        self.wfile.write(b'{"x":"' + b'a' * (64 << 20) + b'"}')
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(('127.0.0.1', PORT), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain('CERT', 'KEY')
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"#
+    .replace("PORT", &port.to_string())
+    .replace("CERT", &cert.display().to_string())
+    .replace("KEY", &key.display().to_string());
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(
+        Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port, "the stand-in CA");
+    let o = Origin::start();
+    let text = config(o.addr, "", "")
+        .replace(
+            "[[listener]]\naddress = \"127.0.0.1:0\"",
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = true",
+        )
+        + &format!(
+            "\n[tls.acme]\ndirectory = \"https://127.0.0.1:{port}/dir\"\nemail = \"ops@levee.test\"\nhosts = [\"huge.levee.test\"]\nca = \"{}\"\nstate_dir = \"{}\"\nretry = \"1s\"\ntimeout = \"10s\"\n",
+            root.display(),
+            dir.join("state").display()
+        );
+    let e = Edge::start("acme-huge", &text);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if e.stderr()
+            .iter()
+            .any(|l| l.contains("huge.levee.test") && l.contains("length limit exceeded"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", e.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The edge goes on (its admin answers; the failure is counted), and
+    // never held the 64 MiB answer.
+    assert!(e.metric("levee_acme_orders_total{result=\"failed\"}") >= 1.0);
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", e.child.id())).unwrap();
+    let kib: u64 = rss
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    assert!(kib < 64 * 1024, "peak RSS {kib} KiB");
+}
