@@ -124,7 +124,7 @@ pub struct Settings {
     pub directory: String,
     pub email: String,
     pub hosts: Vec<String>,
-    /// A PEM root to trust for the directory's HTTPS (`None`: the system's).
+    /// PEM roots to trust for the directory's HTTPS (`None`: the public web roots).
     pub ca: Option<PathBuf>,
     pub state_dir: PathBuf,
     /// The challenges this edge answers, preferred first.

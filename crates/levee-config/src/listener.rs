@@ -54,7 +54,7 @@ pub struct Acme {
     /// Host names to certify (default: every site's hosts, wildcards left out).
     pub hosts: Vec<String>,
     /// A PEM file of the root to trust for the directory's HTTPS (test CAs
-    /// such as Pebble); default: the system's roots.
+    /// such as Pebble); default: the public web roots (Mozilla's, built in).
     pub ca: Option<String>,
     /// Where the account and the certificates are kept (keys mode 0600).
     pub state_dir: String,
