@@ -94,7 +94,8 @@ pub struct Config {
 
 impl Config {
     /// The host names `[tls.acme]` certifies: its `hosts`, else every
-    /// site's hosts that are not wildcards (lower case, each once).
+    /// site's hosts that are not wildcards, addresses, or names a
+    /// `[[tls.certificate]]` file already serves (lower case, each once).
     pub fn acme_hosts(&self) -> Vec<String> {
         let Some(a) = &self.tls.acme else {
             return Vec::new();
@@ -104,6 +105,13 @@ impl Config {
                 .iter()
                 .flat_map(|s| &s.hosts)
                 .filter(|h| !h.starts_with("*.") && h.parse::<std::net::IpAddr>().is_err())
+                .filter(|h| {
+                    !self
+                        .tls
+                        .certificate
+                        .iter()
+                        .any(|c| c.server_names.iter().any(|n| n.eq_ignore_ascii_case(h)))
+                })
                 .collect()
         } else {
             a.hosts.iter().collect()
@@ -417,6 +425,13 @@ address = "127.0.0.1:3000"
         assert_eq!(
             parse("t.toml", &wild).unwrap().acme_hosts(),
             vec!["shop.a.test".to_string()]
+        );
+        // A name a certificate file serves is not ordered again.
+        let files = base.replace("hosts = [\"a.test\"]", "hosts = [\"a.test\", \"B.test\"]")
+            + "[[tls.certificate]]\nserver_names = [\"b.test\"]\ncert = \"b.pem\"\nkey = \"b.key\"\n";
+        assert_eq!(
+            parse("t.toml", &files).unwrap().acme_hosts(),
+            vec!["a.test".to_string()]
         );
     }
 
