@@ -459,7 +459,7 @@ fn acme(cfg: &Config, a: &crate::listener::Acme) -> Result<(), (String, String)>
     if cfg.acme_hosts().is_empty() {
         return err(
             "hosts",
-            "no host to certify: list hosts, or give the sites host names that are not wildcards",
+            "no host to certify: list hosts, or give the sites host names that are neither wildcards nor served by a [[tls.certificate]] file",
         );
     }
     if a.state_dir.trim().is_empty() {
