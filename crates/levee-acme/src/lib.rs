@@ -207,6 +207,14 @@ impl Host {
         };
     }
 
+    /// Whether the fleet's certificate `chain` beats the held one: it
+    /// expires later and is not itself due for renewal.
+    fn worth_taking(&self, chain: &[u8], now: i64) -> bool {
+        inspect(chain).is_ok_and(|(v, _)| {
+            self.held.is_none_or(|h| v.not_after > h.not_after) && v.two_thirds() > now
+        })
+    }
+
     fn adopt(&mut self, edge: &dyn Edge, chain: &[u8], key: &[u8]) -> Result<Validity, String> {
         let (v, id) = inspect(chain)?;
         edge.install(&self.name, chain, key)?;
@@ -483,12 +491,7 @@ impl Engine {
                 .unwrap_or_else(|e| Err(e.to_string()));
             match shared {
                 Ok(Some((chain, key))) => {
-                    let now = unix_now();
-                    let newer = inspect(&chain).is_ok_and(|(v, _)| {
-                        self.hosts[i].held.is_none_or(|h| v.not_after > h.not_after)
-                            && v.two_thirds() > now
-                    });
-                    if newer {
+                    if self.hosts[i].worth_taking(&chain, unix_now()) {
                         return self.take_shared(i, &chain, &key);
                     }
                 }
@@ -559,10 +562,7 @@ impl Engine {
                 if let Ok(Ok(Some((chain, key)))) =
                     tokio::task::spawn_blocking(move || c2.fetch(&n)).await
                 {
-                    let newer = inspect(&chain).is_ok_and(|(v, _)| {
-                        self.hosts[i].held.is_none_or(|h| v.not_after > h.not_after)
-                    });
-                    if newer {
+                    if self.hosts[i].worth_taking(&chain, unix_now()) {
                         break self.take_shared(i, &chain, &key);
                     }
                 }

@@ -102,16 +102,15 @@ pub(crate) async fn serve<D: Downstream>(cx: &Cx<'_>, mut head: Head<'_>, down: 
     //    here, before routing, limits and the challenge: attack-mode
     //    defenses never stand between the CA and a renewal.
     //    (For the ACME hosts only: another host's origin may answer its own.)
-    let acme_host = || {
+    if let Some(token) = target.path().strip_prefix(crate::acme::HTTP01_PREFIX) {
         let h = host.name().trim_end_matches('.');
-        cx.state
+        if cx
+            .state
             .acme_hosts
             .iter()
             .any(|a| a.eq_ignore_ascii_case(h))
-    };
-    if !cx.state.acme_hosts.is_empty() && acme_host() {
-        if let Some(token) = target.path().strip_prefix(crate::acme::HTTP01_PREFIX) {
-            let a = match cx.state.live.http01(host.name(), token) {
+        {
+            let a = match cx.state.live.http01(h, token) {
                 Some(k) if matches!(head.method, b"GET" | b"HEAD") => {
                     cx.shared
                         .metrics

@@ -267,11 +267,16 @@ fn status(e: &Edge) -> serde_json::Value {
 }
 
 fn wait_issued(e: &Edge, n: f64, secs: u64) {
+    wait_orders(e, "issued", n, secs);
+}
+
+/// Wait until `levee_acme_orders_total{result}` reaches `n`.
+fn wait_orders(e: &Edge, result: &str, n: f64, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    while e.metric("levee_acme_orders_total{result=\"issued\"}") < n {
+    while e.metric(&format!("levee_acme_orders_total{{result=\"{result}\"}}")) < n {
         assert!(
             Instant::now() < deadline,
-            "no certificate after {secs}s: {:?}\n{}",
+            "not {n} {result} after {secs}s: {:?}\n{}",
             e.stderr(),
             status(e)["sources"]["acme"]
         );
@@ -611,15 +616,7 @@ fn fleet_orders_once(challenge: &str, answered: &str) {
         ) + &fleet("b")),
     );
     wait_issued(&a, 1.0, 30);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while b.metric("levee_acme_orders_total{result=\"adopted\"}") < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "b did not adopt: {:?}",
-            b.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_orders(&b, "adopted", 1.0, 15);
     // One order in the fleet; the validation was answered by b, for a.
     assert_eq!(b.metric("levee_acme_orders_total{result=\"issued\"}"), 0.0);
     assert_eq!(
@@ -703,15 +700,7 @@ fn a_ca_that_offers_renewal_information_sets_the_renewal_time() {
     // five-sixths of the lifetime (25 s of 30), not two-thirds.
     assert!(renew >= start && renew <= end.min(not_after - 5 + 1), "{h}");
     // The renewal comes, and its order names what it replaces.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while e.metric("levee_acme_orders_total{result=\"issued\"}") < 2.0 {
-        assert!(
-            Instant::now() < deadline,
-            "no renewal: {h} {:?}",
-            e.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_issued(&e, 2.0, 40);
     let said = e.stderr();
     assert!(
         said.iter().any(|l| l.contains(host)
