@@ -385,9 +385,11 @@ fn redis_dies_mid_flow_each_edge_takes_its_share_and_resyncs_when_it_returns() {
         );
     }
     eprintln!("legitimate: {ok} of {} served; p99 {before:?} over {nb} before the kill, {after:?} over {na} after", seen.len());
+    // A request that waited on the dead store would wait out the store's
+    // 100 ms call timeout; a rise well under it is the loaded machine's noise.
     assert!(
-        after <= before + Duration::from_millis(1),
-        "legitimate p99 rose from {before:?} to {after:?} when Redis died"
+        after <= before + Duration::from_millis(20),
+        "legitimate p99 rose from {before:?} to {after:?} when Redis died: requests wait on the store"
     );
     // Back: both resync within 2 s, and A's block made while Redis was down reaches B.
     let (s, _) = admin_post(a.admin, "/blocks?cidr=127.0.23.250&ttl=60", Some(TOKEN));
