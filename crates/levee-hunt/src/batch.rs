@@ -134,7 +134,7 @@ pub(crate) type CorrEvents = Vec<(usize, usize, Vec<String>, String)>;
 /// A matching thread's buffers, reused from line to line.
 #[derive(Default)]
 struct Scratch {
-    hay: Vec<u8>,
+    pre: crate::prefilter::Scratch,
     cands: Vec<usize>,
     lower: String,
 }
@@ -247,7 +247,7 @@ impl Work<'_> {
         let hints;
         {
             let ev = fields::WebEvent::new(&rec, text, &mut s.lower);
-            hints = self.prefilter.candidates(&ev, &mut s.hay, &mut s.cands);
+            hints = self.prefilter.candidates(&ev, &mut s.pre, &mut s.cands);
             for &i in s.cands.iter() {
                 if !self.rules[i].matches(&ev) {
                     continue;

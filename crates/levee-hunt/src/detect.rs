@@ -96,7 +96,7 @@ pub struct Hints(pub u32);
 
 impl Hints {
     pub const ALL: Hints = Hints(u32::MAX);
-    fn has(self, bit: u32) -> bool {
+    pub(crate) fn has(self, bit: u32) -> bool {
         self.0 & bit != 0
     }
 }
@@ -104,13 +104,15 @@ impl Hints {
 const HINT_TOOL: u32 = 1;
 const HINT_PROBE: u32 = 2;
 const HINT_SENSITIVE: u32 = 4;
+pub(crate) const HINT_INFER: u32 = 8;
 
 /// The needles of each hint group, in bit order.
-pub fn hint_needles() -> [Vec<&'static str>; 3] {
+pub fn hint_needles() -> [Vec<&'static str>; 4] {
     [
         crate::tools::TOOLS.iter().map(|t| t.needle).collect(),
         crate::tools::PROBES.iter().map(|p| p.needle).collect(),
         SENSITIVE.to_vec(),
+        crate::infer::needles(),
     ]
 }
 
@@ -291,7 +293,8 @@ impl Detectors {
         };
         let cfg = &self.cfg;
         let named = starts(r.path(), &cfg.export) || starts(r.path(), &cfg.personal);
-        self.infer.push(r, named, sample);
+        // The inference reads the path only if the prefilter saw one of its words.
+        self.infer.push(r, !named && hints.has(HINT_INFER), sample);
         if !self.clients.contains_key(&*r.client) {
             self.clients
                 .insert(r.client.to_string(), Default::default());

@@ -84,38 +84,72 @@ impl<'a> WebEvent<'a> {
     }
 }
 
+/// The fields whose values [`WebEvent::haystack`] holds between double
+/// quotes, by their Sigma names.
+pub const QUOTED_FIELDS: [&str; 6] = [
+    "c-useragent",
+    "cs-user-agent",
+    "cs-referer",
+    "cs-referrer",
+    "cs-host",
+    "r-dns",
+];
+
 impl WebEvent<'_> {
-    /// Every value a rule can read, in lower case, separated by NUL bytes:
-    /// the text the rules' prefilter searches (`prefilter`, which
-    /// lower-cases its literals to match). A common-format line holds each
-    /// of its fields verbatim unless one was unescaped (a backslash), so its
-    /// lower case alone is searched; otherwise (escapes, JSON) the fields
-    /// are added.
+    /// Every value a rule can read, in lower case: the text the rules'
+    /// prefilter searches (`prefilter`, which lower-cases its literals to
+    /// match). Its promises: each field's lower-case value is in it, and
+    /// the User-Agent's, the Referer's and the host's stand between double
+    /// quotes (`"value"`, as [`QUOTED_FIELDS`]), so a literal that starts
+    /// or ends such a value can be searched with its quote. An ASCII
+    /// common-format line with no escape holds its fields verbatim (the
+    /// User-Agent and Referer in quotes), so its lower case alone is
+    /// searched, and only a quoted field that is not seen in quotes there
+    /// (the host, never in the line) is added; otherwise (escapes, JSON,
+    /// other than ASCII) every field is added, each in quotes.
     pub fn haystack(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.raw_lower.as_bytes());
-        if !(self.raw.trim_start().starts_with('{') || self.raw.contains('\\')) {
+        let r = &self.lower;
+        let quoted = [&r.referer, &r.user_agent, &r.host];
+        let verbatim = self.raw.is_ascii()
+            && !(self.raw.trim_start().starts_with('{') || self.raw.contains('\\'));
+        if verbatim {
+            let raw = self.raw.as_bytes();
+            for (orig, low) in [&self.rec.referer, &self.rec.user_agent, &self.rec.host]
+                .into_iter()
+                .zip(quoted)
+            {
+                let in_quotes = orig.is_empty()
+                    || offset_in(self.raw, orig).is_some_and(|o| {
+                        o > 0
+                            && raw.get(o - 1) == Some(&b'"')
+                            && raw.get(o + orig.len()) == Some(&b'"')
+                    });
+                if !in_quotes {
+                    push_quoted(out, low.as_bytes());
+                }
+            }
             return;
         }
-        out.push(0);
-        let r = &self.lower;
-        for v in [
-            &r.client,
-            &r.user,
-            &r.method,
-            &r.target,
-            &r.referer,
-            &r.user_agent,
-            &r.host,
-        ] {
-            out.extend_from_slice(v.as_bytes());
-            out.push(0);
+        for v in [&r.client, &r.user, &r.method, &r.target]
+            .into_iter()
+            .chain(quoted)
+        {
+            push_quoted(out, v.as_bytes());
         }
         use std::io::Write as _;
-        let _ = write!(out, "{}\0{}\0", r.status, r.bytes_out);
+        let _ = write!(out, "\0{}\0{}\0", r.status, r.bytes_out);
         if let Some(b) = r.bytes_in {
             let _ = write!(out, "{b}\0");
         }
     }
+}
+
+/// `\0"v"` onto the haystack.
+fn push_quoted(out: &mut Vec<u8>, v: &[u8]) {
+    out.extend_from_slice(b"\0\"");
+    out.extend_from_slice(v);
+    out.push(b'"');
 }
 
 fn get<'r>(r: &'r Record<'_>, name: &str) -> Option<Cow<'r, str>> {

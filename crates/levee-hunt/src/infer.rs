@@ -67,6 +67,17 @@ const PEOPLE_WORDS: [&str; 21] = [
     "subscribers",
     "subscriber",
 ];
+/// What a path [`classify`] finds holds one of these (lower case): the
+/// prefilter's hint that it is worth classifying.
+pub fn needles() -> Vec<&'static str> {
+    FILE_LIKE
+        .iter()
+        .chain(&EXPORT_WORDS)
+        .chain(&PEOPLE_WORDS)
+        .copied()
+        .collect()
+}
+
 /// Never a data export, whatever its name.
 const STATIC: [&str; 10] = [
     ".png", ".jpg", ".jpeg", ".gif", ".svg", ".css", ".js", ".ico", ".woff", ".woff2",
@@ -152,9 +163,10 @@ pub struct Infer {
 }
 
 impl Infer {
-    /// Count a record (2xx only). `named`: the path is under a route the
-    /// user named (left to the other detectors).
-    pub fn push(&mut self, r: &Record<'_>, named: bool, sample: impl FnOnce() -> Sample) {
+    /// Count a record (2xx only). `worth`: whether its path may be an
+    /// export or personal data (not under a route the user named, which is
+    /// left to the other detectors, and holding one of [`needles`]).
+    pub fn push(&mut self, r: &Record<'_>, worth: bool, sample: impl FnOnce() -> Sample) {
         if !(200..300).contains(&r.status) {
             return;
         }
@@ -165,7 +177,7 @@ impl Infer {
             return;
         };
         c.bytes += r.bytes_out;
-        if named {
+        if !worth {
             return;
         }
         let Some((route, kind)) = classify(r.path()) else {

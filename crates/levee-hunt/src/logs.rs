@@ -110,21 +110,42 @@ pub fn parse_clf_time(s: &str) -> Option<i64> {
     Some(utc_ms(year, m, day, hh, mm, ss)? - offset * 1000)
 }
 
-/// `parse_clf_time`, remembering the last time read on this thread: the
-/// lines of a log mostly share their second with the line before.
+/// `parse_clf_time`, remembering the last hour read on this thread: the
+/// lines of a log mostly share their hour (and zone) with the line before,
+/// so for `dd/Mon/yyyy:hh:mm:ss +zzzz` only the minutes and seconds are
+/// read anew. Anything of another shape is parsed whole.
 fn clf_time_cached(s: &str) -> Option<i64> {
     thread_local! {
+        /// The hour's prefix and zone (`17/May/2015:10 +0000`) and its start.
         static LAST: std::cell::RefCell<(String, Option<i64>)> =
             const { std::cell::RefCell::new((String::new(), None)) };
     }
+    let b = s.as_bytes();
+    let digits = |i: usize| -> Option<i64> {
+        let (x, y) = (*b.get(i)?, *b.get(i + 1)?);
+        (x.is_ascii_digit() && y.is_ascii_digit())
+            .then(|| i64::from(x - b'0') * 10 + i64::from(y - b'0'))
+    };
+    let shaped = b.len() == 26 && b[14] == b':' && b[17] == b':' && b[20] == b' ';
+    let (Some(mm), Some(ss), true) = (digits(15), digits(18), shaped) else {
+        return parse_clf_time(s);
+    };
+    if mm > 59 || ss > 60 {
+        return None;
+    }
+    let (hour, zone) = (s.get(..14)?, s.get(20..)?);
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        if last.0 != s {
+        let same =
+            last.0.len() == 20 && last.0.get(..14) == Some(hour) && last.0.get(14..) == Some(zone);
+        if !same {
             last.0.clear();
-            last.0.push_str(s);
-            last.1 = parse_clf_time(s);
+            last.0.push_str(hour);
+            last.0.push_str(zone);
+            last.1 = parse_clf_time(&format!("{hour}:00:00{zone}"));
         }
-        last.1
+        // A leap second is read as the second before, as `utc_ms` does.
+        last.1.map(|h| h + (mm * 60 + ss.min(59)) * 1000)
     })
 }
 
@@ -367,6 +388,42 @@ mod tests {
         .unwrap();
         assert_eq!(q.target, "/\"x\"");
         assert_eq!(q.user_agent, "a \"b\"");
+    }
+
+    /// The cached reading of a time is the whole reading, for times of
+    /// the usual shape and others, valid or not, in any order.
+    #[test]
+    fn cached_times_read_as_parsed_whole() {
+        let times = [
+            "17/May/2015:10:05:03 +0000",
+            "17/May/2015:10:59:60 +0000",
+            "17/May/2015:10:05:03 +0200",
+            "17/May/2015:11:00:00 -0130",
+            "31/Feb/2015:10:05:03 +0000",
+            "29/Feb/2016:23:59:59 +0000",
+            "29/Feb/2015:23:59:59 +0000",
+            "17/May/2015:10:60:03 +0000",
+            "17/May/2015:10:05:61 +0000",
+            "17/May/2015:24:05:03 +0000",
+            "17/May/2015:10:+5:03 +0000",
+            "17/May/2015:10:05:03 +000",
+            "17/May/2015:10:05:03 x0000",
+            "7/May/2015:10:05:03 +0000",
+            "17/Mai/2015:10:05:03 +0000",
+            "17/May/2015:10:05:03",
+            "",
+        ];
+        for round in 0..3 {
+            for (i, t) in times.iter().enumerate() {
+                let t = times[(i * (round + 1)) % times.len()].min(t);
+                assert_eq!(clf_time_cached(t), parse_clf_time(t), "{t:?}");
+            }
+        }
+        assert!(clf_time_cached("31/Feb/2015:10:05:03 +0000").is_none());
+        assert_eq!(
+            clf_time_cached("17/May/2015:10:05:03 +0000"),
+            utc_ms(2015, 5, 17, 10, 5, 3)
+        );
     }
 
     #[test]

@@ -16,9 +16,11 @@
 
 pub mod condition;
 pub mod correlation;
+pub mod need;
 pub mod pattern;
 
 use condition::Cond;
+use need::{Clauses, Need};
 use pattern::Matcher;
 use serde_norway::Value;
 use std::borrow::Cow;
@@ -256,129 +258,6 @@ impl Search {
     }
 }
 
-/// At least one of these literals is present (`None`: nothing known).
-type Need = Option<Vec<String>>;
-
-/// OR: every branch must have a set; their union.
-fn or_need(it: impl Iterator<Item = Need>) -> Need {
-    let mut all = Vec::new();
-    for n in it {
-        all.extend(n?);
-    }
-    all.sort_unstable();
-    all.dedup();
-    Some(all)
-}
-
-/// AND: any branch's set will do; the most selective (fewest literals,
-/// then the longest shortest one).
-fn and_need(it: impl Iterator<Item = Need>) -> Need {
-    it.flatten()
-        .min_by(|a, b| need_cost(a).total_cmp(&need_cost(b)))
-}
-
-/// How often a set of literals is expected in a web log record (lower is
-/// more selective): longer literals are rarer, and the words of every
-/// request (methods, protocol, common agents) are in all of them.
-fn need_cost(set: &[String]) -> f64 {
-    const UBIQUITOUS: [&str; 12] = [
-        "get",
-        "post",
-        "head",
-        "http",
-        "http/1.1",
-        "https",
-        "mozilla",
-        "mozilla/5.0",
-        "www",
-        "html",
-        "com",
-        "index",
-    ];
-    set.iter()
-        .map(|l| {
-            let l = l.to_ascii_lowercase();
-            if UBIQUITOUS.contains(
-                &l.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '/' && c != '.'),
-            ) {
-                1.0
-            } else {
-                0.25f64.powi(i32::try_from(l.len()).unwrap_or(i32::MAX).min(30))
-            }
-        })
-        .sum()
-}
-
-fn matcher_need(m: &Matcher) -> Need {
-    match m {
-        Matcher::Glob(g) => g.longest_literal().map(|l| vec![l.to_string()]),
-        Matcher::Re(re) => regex_need(re.as_str()),
-        _ => None,
-    }
-}
-
-/// Literals one of which every match of the regular expression holds: its
-/// suffixes, else its prefixes (`regex-syntax`'s extractor), when that set
-/// is finite and each is at least three bytes (lower case: the prefilter
-/// searches lower-cased text, and `(?i)` gives every casing, `ſ` too).
-fn regex_need(re: &str) -> Need {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::Parser::new().parse(re).ok()?;
-    [ExtractKind::Suffix, ExtractKind::Prefix]
-        .into_iter()
-        .find_map(|kind| {
-            let seq = Extractor::new().kind(kind).extract(&hir);
-            let lits = seq.literals()?;
-            let mut out: Vec<String> = Vec::new();
-            for l in lits {
-                let s = std::str::from_utf8(l.as_bytes()).ok()?.to_lowercase();
-                if s.len() < 3 {
-                    return None;
-                }
-                if !out.contains(&s) {
-                    out.push(s);
-                }
-            }
-            (!out.is_empty()).then_some(out)
-        })
-}
-
-fn matchers_need(matchers: &[Matcher], all: bool) -> Need {
-    if all {
-        and_need(matchers.iter().map(matcher_need))
-    } else {
-        or_need(matchers.iter().map(matcher_need))
-    }
-}
-
-fn cond_need(c: &Cond, search: &dyn Fn(&str) -> Need) -> Need {
-    match c {
-        Cond::Id(id) => search(id),
-        Cond::Not(_) => None,
-        Cond::And(cs) => and_need(cs.iter().map(|c| cond_need(c, search))),
-        Cond::Or(cs) => or_need(cs.iter().map(|c| cond_need(c, search))),
-        Cond::OneOf(ids) => or_need(ids.iter().map(|i| search(i))),
-        Cond::AllOf(ids) => and_need(ids.iter().map(|i| search(i))),
-    }
-}
-
-impl Search {
-    fn need(&self) -> Need {
-        match self {
-            Search::Fields(groups) => or_need(groups.iter().map(|g| {
-                and_need(g.iter().map(|c| {
-                    if c.negate {
-                        None
-                    } else {
-                        matchers_need(&c.matchers, c.all)
-                    }
-                }))
-            })),
-            Search::Keywords { matchers, all, .. } => matchers_need(matchers, *all),
-        }
-    }
-}
-
 /// A loaded rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -425,20 +304,34 @@ impl Rule {
         self.resolved.iter().any(|c| c.eval(&mut hit))
     }
 
-    /// Literals of which at least one is in every event the rule matches
-    /// (in a field's value, or its lower-case form, or the raw line's): a
-    /// prefilter may skip the rule for an event containing none of them.
-    /// `None` when no such set is known (a negation, a regular expression,
-    /// a number or CIDR test): the rule must always be tried. An empty set
-    /// means the rule can match nothing.
-    pub fn needed_literals(&self) -> Option<Vec<String>> {
+    /// What every event the rule matches holds ([`need`]): clauses, each
+    /// satisfied by one of its needles, for a prefilter that skips the rule
+    /// for an event missing one. `None` when nothing is known (a negation,
+    /// a regular expression with no literal, a number or CIDR test): the
+    /// rule must always be tried. An empty clause means the rule can match
+    /// nothing.
+    pub fn needed_clauses(&self) -> Option<Clauses> {
         let search = |id: &str| -> Need {
             match self.searches.iter().find(|(n, _)| n == id) {
                 Some((_, s)) => s.need(),
-                None => Some(Vec::new()),
+                None => Some(vec![Vec::new()]),
             }
         };
-        or_need(self.conditions.iter().map(|c| cond_need(c, &search)))
+        need::or_need(self.conditions.iter().map(|c| need::cond_need(c, &search)))
+            .filter(|c| !c.is_empty())
+    }
+
+    /// Literals of which at least one is in every event the rule matches
+    /// (in a field's value, or its lower-case form, or the raw line's): the
+    /// most selective of [`Rule::needed_clauses`]. `None` when no such set is
+    /// known; an empty set means the rule can match nothing.
+    pub fn needed_literals(&self) -> Option<Vec<String>> {
+        let clauses = self.needed_clauses()?;
+        let first = clauses.into_iter().next()?;
+        let mut v: Vec<String> = first.into_iter().map(|n| n.text).collect();
+        v.sort_unstable();
+        v.dedup();
+        Some(v)
     }
 
     /// Field names the rule reads.
@@ -887,23 +780,6 @@ detection:
         assert!(r.matches(&ev(&[("sc-status", "500")], "")));
         assert!(!r.matches(&ev(&[("sc-status", "200")], "")));
         assert!(!r.matches(&ev(&[("sc-status", "500"), ("cs-referer", "http://x")], "")));
-    }
-
-    #[test]
-    fn regular_expressions_give_their_needed_literals() {
-        let evil = r"-[a-z0-9]{3}\.[a-z0-9-]{3,}-s-account\.workers\.dev|\.up\.railway\.app";
-        assert_eq!(
-            regex_need(evil),
-            Some(vec![
-                "-s-account.workers.dev".to_string(),
-                ".up.railway.app".to_string()
-            ])
-        );
-        let ipfs = regex_need(r"(?i)(ipfs\.io/|ipfs\.io\s).+\..+@.+\.[a-z]+").unwrap();
-        assert!(ipfs.contains(&"ipfs.io".to_string()), "{ipfs:?}");
-        assert!(ipfs.contains(&"ipfſ.io".to_string()), "{ipfs:?}");
-        assert_eq!(regex_need(r"a.*b"), None, "no literal of three bytes");
-        assert_eq!(regex_need(r"[a-z]+"), None);
     }
 
     /// A list of values is indexed (equalities, prefixes, suffixes,

@@ -34,16 +34,23 @@ impl Glob {
     }
 
     /// The longest literal piece, in the form the match compares (lower
-    /// case unless `cased`): every value this glob matches contains it (in
-    /// that form). `None` for a pattern of wildcards only.
-    pub fn longest_literal(&self) -> Option<&str> {
+    /// case unless `cased`), and whether it starts and ends the pattern:
+    /// every value this glob matches contains it (in that form), and
+    /// starts (ends) with it if so. An empty pattern gives the empty
+    /// literal, at both ends. `None` for a pattern of wildcards only.
+    pub fn anchored_literal(&self) -> Option<(&str, bool, bool)> {
+        if self.pieces.is_empty() {
+            return Some(("", true, true));
+        }
+        let last = self.pieces.len() - 1;
         self.pieces
             .iter()
-            .filter_map(|p| match p {
-                Piece::Lit(l) => Some(l.as_str()),
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Piece::Lit(l) => Some((l.as_str(), i == 0, i == last)),
                 _ => None,
             })
-            .max_by_key(|l| l.len())
+            .max_by_key(|l| l.0.len())
     }
 
     /// The literal of a `*literal*` pattern (a `contains`), with its casing.

@@ -16,17 +16,26 @@ fuzz_target!(|data: &[u8]| {
     for r in levee_sigma::load_all(&s, "f").into_iter().flatten() {
         if let levee_sigma::Loaded::Rule(r) = r {
             let hit = r.matches(&Ev);
-            // The prefilter's promise: a match contains one of the literals
-            // (the event's values, lower-cased, hold every field and raw).
+            // The prefilter's promise: a match satisfies every clause, by
+            // one of its needles: in the field's value (every field here
+            // is "GET /a?b=c"), at its start or end if anchored, or in the
+            // raw event (keywords); lower-cased, as the prefilter searches.
             if hit {
-                if let Some(need) = r.needed_literals() {
-                    let hay = "get /a?b=c\u{0}1.2.3.4 get /a?b=c 200\u{0}GET /a?b=c\u{0}1.2.3.4 GET /a?b=c 200";
-                    assert!(
-                        need.iter()
-                            .any(|l| hay.contains(l.as_str())
-                                || hay.contains(&l.to_ascii_lowercase())),
-                        "a match without any of its needed literals {need:?}"
-                    );
+                for clause in r.needed_clauses().unwrap_or_default() {
+                    let ok = clause.iter().any(|n| {
+                        let t = n.text.to_ascii_lowercase();
+                        let held = |v: &str| {
+                            let v = v.to_lowercase();
+                            v.contains(&t)
+                                && (!n.start || v.starts_with(&t))
+                                && (!n.end || v.ends_with(&t))
+                        };
+                        match &n.field {
+                            Some(_) => held("GET /a?b=c"),
+                            None => "1.2.3.4 get /a?b=c 200".contains(&t),
+                        }
+                    });
+                    assert!(ok, "a match without its needed clause {clause:?}");
                 }
             }
         }
