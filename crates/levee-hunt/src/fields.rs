@@ -49,15 +49,15 @@ impl<'a> WebEvent<'a> {
         let raw_lower: &'a str = scratch;
         let low = |f: &'a Cow<'a, str>| -> Cow<'a, str> {
             let f: &'a str = f;
-            if f.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-                return Cow::Borrowed(f);
-            }
             if ascii {
                 if let Some(o) = offset_in(raw, f) {
                     if let Some(l) = raw_lower.get(o..o + f.len()) {
                         return Cow::Borrowed(l);
                     }
                 }
+            }
+            if f.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                return Cow::Borrowed(f);
             }
             Cow::Owned(f.to_lowercase())
         };
@@ -96,9 +96,16 @@ pub const QUOTED_FIELDS: [&str; 6] = [
 ];
 
 impl WebEvent<'_> {
-    /// Every value a rule can read, in lower case: the text the rules'
-    /// prefilter searches (`prefilter`, which lower-cases its literals to
-    /// match). Its promises: each field's lower-case value is in it, and
+    /// The line in lower case: with [`WebEvent::haystack`], what the
+    /// rules' prefilter searches.
+    pub fn lower_line(&self) -> &[u8] {
+        self.raw_lower.as_bytes()
+    }
+
+    /// What the rules' prefilter searches besides [`WebEvent::lower_line`]
+    /// (searched apart: no value straddles the two), each value a rule can
+    /// read in lower case (`prefilter` lower-cases its literals to match).
+    /// Its promises: each field's lower-case value is in one of the two, and
     /// the User-Agent's, the Referer's and the host's stand between double
     /// quotes (`"value"`, as [`QUOTED_FIELDS`]), so a literal that starts
     /// or ends such a value can be searched with its quote. An ASCII
@@ -108,7 +115,6 @@ impl WebEvent<'_> {
     /// (the host, never in the line) is added; otherwise (escapes, JSON,
     /// other than ASCII) every field is added, each in quotes.
     pub fn haystack(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.raw_lower.as_bytes());
         let r = &self.lower;
         let quoted = [&r.referer, &r.user_agent, &r.host];
         let verbatim = self.raw.is_ascii()

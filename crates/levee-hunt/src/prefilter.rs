@@ -2,7 +2,8 @@
 //! (`levee_sigma::Rule::needed_clauses`: every event it matches satisfies
 //! each clause, by holding one of its needles) become literals of one
 //! Aho-Corasick automaton, run once over the record's haystack
-//! (`WebEvent::haystack`: its values in lower case). A rule is evaluated
+//! (`WebEvent::lower_line` and `WebEvent::haystack`: its values in lower
+//! case). A rule is evaluated
 //! only when every clause it kept was seen; the result is the same as
 //! trying every rule (a test compares them on the SigmaHQ rules).
 //!
@@ -161,15 +162,20 @@ impl Prefilter {
         ev.haystack(&mut s.hay);
         s.seen.resize(self.full.len(), 0);
         let mut hints = 0;
-        for m in ac.find_overlapping_iter(s.hay.as_slice()) {
-            let i = m.pattern().as_usize();
-            for &(r, bit) in &self.rules_of[i] {
-                if s.seen[r] == 0 {
-                    s.touched.push(r);
-                }
-                s.seen[r] |= bit;
+        for hay in [ev.lower_line(), s.hay.as_slice()] {
+            if hay.is_empty() {
+                continue;
             }
-            hints |= self.hints_of[i];
+            for m in ac.find_overlapping_iter(hay) {
+                let i = m.pattern().as_usize();
+                for &(r, bit) in &self.rules_of[i] {
+                    if s.seen[r] == 0 {
+                        s.touched.push(r);
+                    }
+                    s.seen[r] |= bit;
+                }
+                hints |= self.hints_of[i];
+            }
         }
         for r in s.touched.drain(..) {
             if s.seen[r] == self.full[r] {
