@@ -28,6 +28,8 @@ pub struct WebEvent<'a> {
     pub raw: &'a str,
     lower: Record<'a>,
     raw_lower: &'a str,
+    /// Whether the line is ASCII (its lower case then keeps its offsets).
+    ascii: bool,
 }
 
 /// Where `f` lies in `raw`, if it is a slice of it.
@@ -80,6 +82,7 @@ impl<'a> WebEvent<'a> {
             raw,
             lower,
             raw_lower,
+            ascii,
         }
     }
 }
@@ -117,8 +120,8 @@ impl WebEvent<'_> {
     pub fn haystack(&self, out: &mut Vec<u8>) {
         let r = &self.lower;
         let quoted = [&r.referer, &r.user_agent, &r.host];
-        let verbatim = self.raw.is_ascii()
-            && !(self.raw.trim_start().starts_with('{') || self.raw.contains('\\'));
+        let verbatim =
+            self.ascii && !(self.raw.trim_start().starts_with('{') || self.raw.contains('\\'));
         if verbatim {
             let raw = self.raw.as_bytes();
             for (orig, low) in [&self.rec.referer, &self.rec.user_agent, &self.rec.host]
