@@ -244,10 +244,24 @@ impl Work<'_> {
         }
         let iocs = self.index.matches(&rec);
         let mut hits = Vec::new();
-        let hints;
-        {
-            let ev = fields::WebEvent::new(&rec, text, &mut s.lower);
-            hints = self.prefilter.candidates(&ev, &mut s.pre, &mut s.cands);
+        // A verbatim line is searched as it is, and made an event (its
+        // lower case) only when a rule may match it.
+        let (hints, ev) = match fields::Hay::verbatim(&rec, text) {
+            Some(hay) => {
+                let hints = self.prefilter.candidates(&hay, &mut s.pre, &mut s.cands);
+                let ev =
+                    (!s.cands.is_empty()).then(|| fields::WebEvent::new(&rec, text, &mut s.lower));
+                (hints, ev)
+            }
+            None => {
+                let ev = fields::WebEvent::new(&rec, text, &mut s.lower);
+                let hints = self
+                    .prefilter
+                    .candidates(&ev.hay(), &mut s.pre, &mut s.cands);
+                (hints, Some(ev))
+            }
+        };
+        if let Some(ev) = ev {
             for &i in s.cands.iter() {
                 if !self.rules[i].matches(&ev) {
                     continue;

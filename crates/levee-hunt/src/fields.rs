@@ -28,8 +28,6 @@ pub struct WebEvent<'a> {
     pub raw: &'a str,
     lower: Record<'a>,
     raw_lower: &'a str,
-    /// Whether the line is ASCII (its lower case then keeps its offsets).
-    ascii: bool,
 }
 
 /// Where `f` lies in `raw`, if it is a slice of it.
@@ -82,12 +80,11 @@ impl<'a> WebEvent<'a> {
             raw,
             lower,
             raw_lower,
-            ascii,
         }
     }
 }
 
-/// The fields whose values [`WebEvent::haystack`] holds between double
+/// The fields whose values [`Hay`] holds between double
 /// quotes, by their Sigma names.
 pub const QUOTED_FIELDS: [&str; 6] = [
     "c-useragent",
@@ -99,43 +96,78 @@ pub const QUOTED_FIELDS: [&str; 6] = [
 ];
 
 impl WebEvent<'_> {
-    /// The line in lower case: with [`WebEvent::haystack`], what the
-    /// rules' prefilter searches.
-    pub fn lower_line(&self) -> &[u8] {
-        self.raw_lower.as_bytes()
+    /// What the rules' prefilter searches of this event.
+    pub fn hay(&self) -> Hay<'_> {
+        if let Some(h) = Hay::verbatim(self.rec, self.raw) {
+            return h;
+        }
+        Hay {
+            line: self.raw_lower,
+            vals: &self.lower,
+            verbatim: false,
+        }
+    }
+}
+
+/// What the rules' prefilter searches of a record, case-insensitively for
+/// ASCII: [`Hay::line`] and [`Hay::additions`] (searched apart: no value
+/// straddles the two). Its promises: each field's value is in one of the
+/// two (in lower case when the line is not ASCII: `prefilter` lower-cases
+/// its literals), and the User-Agent's, the Referer's and the host's stand
+/// between double quotes (`"value"`, as [`QUOTED_FIELDS`]), so a literal
+/// that starts or ends such a value can be searched with its quote.
+///
+/// A *verbatim* line, an ASCII common-format line with no escape, holds
+/// its fields as they are (the User-Agent and Referer in quotes): it is
+/// searched as logged, with no copy and no lower-casing (most lines match
+/// no rule, and only those that may are made a [`WebEvent`]), and only a
+/// quoted field not seen in quotes there (the host, never in the line) is
+/// added. Any other line (escapes, JSON, other than ASCII) is searched in
+/// lower case, every field added in quotes.
+pub struct Hay<'a> {
+    line: &'a str,
+    /// The record's values: as parsed when verbatim, else in lower case.
+    vals: &'a Record<'a>,
+    verbatim: bool,
+}
+
+impl<'a> Hay<'a> {
+    /// The hay of a record parsed from a verbatim line (`None` when `raw`
+    /// is not: then see [`WebEvent::hay`]).
+    pub fn verbatim(rec: &'a Record<'a>, raw: &'a str) -> Option<Hay<'a>> {
+        let verbatim = raw.is_ascii() && !(raw.trim_start().starts_with('{') || raw.contains('\\'));
+        verbatim.then_some(Hay {
+            line: raw,
+            vals: rec,
+            verbatim: true,
+        })
     }
 
-    /// What the rules' prefilter searches besides [`WebEvent::lower_line`]
-    /// (searched apart: no value straddles the two), each value a rule can
-    /// read in lower case (`prefilter` lower-cases its literals to match).
-    /// Its promises: each field's lower-case value is in one of the two, and
-    /// the User-Agent's, the Referer's and the host's stand between double
-    /// quotes (`"value"`, as [`QUOTED_FIELDS`]), so a literal that starts
-    /// or ends such a value can be searched with its quote. An ASCII
-    /// common-format line with no escape holds its fields verbatim (the
-    /// User-Agent and Referer in quotes), so its lower case alone is
-    /// searched, and only a quoted field that is not seen in quotes there
-    /// (the host, never in the line) is added; otherwise (escapes, JSON,
-    /// other than ASCII) every field is added, each in quotes.
-    pub fn haystack(&self, out: &mut Vec<u8>) {
-        let r = &self.lower;
+    /// The line: as logged when verbatim, else in lower case.
+    pub fn line(&self) -> &[u8] {
+        self.line.as_bytes()
+    }
+
+    /// The values [`Hay::line`] does not hold as promised, onto `out`.
+    pub fn additions(&self, out: &mut Vec<u8>) {
+        let r = self.vals;
         let quoted = [&r.referer, &r.user_agent, &r.host];
-        let verbatim =
-            self.ascii && !(self.raw.trim_start().starts_with('{') || self.raw.contains('\\'));
-        if verbatim {
-            let raw = self.raw.as_bytes();
-            for (orig, low) in [&self.rec.referer, &self.rec.user_agent, &self.rec.host]
-                .into_iter()
-                .zip(quoted)
-            {
-                let in_quotes = orig.is_empty()
-                    || offset_in(self.raw, orig).is_some_and(|o| {
+        if self.verbatim {
+            let raw = self.line.as_bytes();
+            for v in quoted {
+                let in_quotes = v.is_empty()
+                    || offset_in(self.line, v).is_some_and(|o| {
                         o > 0
                             && raw.get(o - 1) == Some(&b'"')
-                            && raw.get(o + orig.len()) == Some(&b'"')
+                            && raw.get(o + v.len()) == Some(&b'"')
                     });
-                if !in_quotes {
-                    push_quoted(out, low.as_bytes());
+                if in_quotes {
+                    continue;
+                }
+                if v.is_ascii() {
+                    push_quoted(out, v.as_bytes());
+                } else {
+                    push_quoted(out, v.to_lowercase().as_bytes());
                 }
             }
             return;

@@ -1,9 +1,9 @@
 //! One pass over a record for every rule. Each rule's needed clauses
 //! (`levee_sigma::Rule::needed_clauses`: every event it matches satisfies
 //! each clause, by holding one of its needles) become literals of one
-//! Aho-Corasick automaton, run once over the record's haystack
-//! (`WebEvent::lower_line` and `WebEvent::haystack`: its values in lower
-//! case). A rule is evaluated
+//! Aho-Corasick automaton (a DFA, ASCII case-insensitive, walked here a
+//! byte at a time), run once over the record's hay (`fields::Hay`: the
+//! line as logged, and the values it does not hold so). A rule is evaluated
 //! only when every clause it kept was seen; the result is the same as
 //! trying every rule (a test compares them on the SigmaHQ rules).
 //!
@@ -19,8 +19,10 @@
 //!   worth it: its clause is dropped, and a rule left with no clause (or
 //!   with nothing known: negations, numbers) is always tried.
 
-use crate::fields::{WebEvent, QUOTED_FIELDS};
-use aho_corasick::AhoCorasick;
+use crate::fields::{Hay, QUOTED_FIELDS};
+use aho_corasick::automaton::{Automaton as _, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::Anchored;
 use levee_sigma::need::{Needle, MAX_CLAUSES};
 use levee_sigma::Rule;
 
@@ -32,7 +34,8 @@ const _: () = assert!(MAX_CLAUSES <= 8, "a rule's clauses are bits of a u8");
 /// The rules' prefilter.
 #[derive(Debug)]
 pub struct Prefilter {
-    ac: Option<AhoCorasick>,
+    /// The automaton and its start state.
+    dfa: Option<(DFA, StateID)>,
     /// For each literal, the (rule, clause bit) pairs it satisfies, and the
     /// hint groups (bits) that hold it.
     rules_of: Vec<Vec<(usize, u8)>>,
@@ -49,6 +52,7 @@ pub struct Scratch {
     hay: Vec<u8>,
     seen: Vec<u8>,
     touched: Vec<usize>,
+    found: Vec<StateID>,
 }
 
 /// The needle as a literal of the haystack (`None`: not worth searching).
@@ -66,6 +70,14 @@ fn literal(n: &Needle) -> Option<String> {
         _ => t,
     };
     (l.len() >= MIN_LITERAL).then_some(l)
+}
+
+/// A needle of a field whose few values nearly every record holds (`GET`,
+/// `200`: short, and found all over a line): its clause selects little
+/// and costs a look at each of its rules on each line, so it is dropped
+/// when the rule has another.
+fn common(n: &Needle) -> bool {
+    matches!(n.field.as_deref(), Some("cs-method" | "sc-status"))
 }
 
 impl Prefilter {
@@ -87,14 +99,20 @@ impl Prefilter {
         let mut full = vec![0u8; rules.len()];
         let mut uses: Vec<(usize, usize, u8)> = Vec::new();
         for (ri, r) in rules.iter().enumerate() {
-            let clauses: Vec<Vec<String>> = r
+            let mut kept: Vec<(Vec<String>, bool)> = r
                 .needed_clauses()
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|c| c.iter().map(literal).collect::<Option<Vec<String>>>())
+                .filter_map(|c| {
+                    let lits = c.iter().map(literal).collect::<Option<Vec<String>>>()?;
+                    Some((lits, !c.is_empty() && c.iter().all(common)))
+                })
                 .take(MAX_CLAUSES)
                 .collect();
-            for (ci, c) in clauses.into_iter().enumerate() {
+            if kept.iter().any(|(_, common)| !common) {
+                kept.retain(|(_, common)| !common);
+            }
+            for (ci, (c, _)) in kept.into_iter().enumerate() {
                 let bit = 1u8 << ci;
                 full[ri] |= bit;
                 if c.is_empty() {
@@ -122,22 +140,24 @@ impl Prefilter {
         for (li, g) in hint_uses {
             hints_of[li] |= 1 << g;
         }
-        let ac = if lits.is_empty() {
+        let dfa = if lits.is_empty() {
             None
         } else {
-            AhoCorasick::builder()
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            DFA::builder()
+                .ascii_case_insensitive(true)
+                .prefilter(false)
                 .build(&lits)
-                .or_else(|_| AhoCorasick::new(&lits))
                 .ok()
+                .and_then(|d| Some((d.start_state(Anchored::No).ok()?, d)))
+                .map(|(start, d)| (d, start))
         };
-        if ac.is_none() {
+        if dfa.is_none() {
             // No automaton: every rule is tried (never a silent skip).
             full.iter_mut().for_each(|f| *f = 0);
         }
         let always = (0..rules.len()).filter(|&r| full[r] == 0).collect();
         Prefilter {
-            ac,
+            dfa,
             rules_of,
             hints_of,
             full,
@@ -150,31 +170,37 @@ impl Prefilter {
         self.always.len()
     }
 
-    /// The rules worth evaluating on `ev`, in rule order, into `out`;
-    /// returns the hint groups that may be in it.
-    pub fn candidates(&self, ev: &WebEvent<'_>, s: &mut Scratch, out: &mut Vec<usize>) -> u32 {
+    /// The rules worth evaluating on the record `hay` is of, in rule
+    /// order, into `out`; returns the hint groups that may be in it.
+    pub fn candidates(&self, hay: &Hay<'_>, s: &mut Scratch, out: &mut Vec<usize>) -> u32 {
         out.clear();
         out.extend_from_slice(&self.always);
-        let Some(ac) = &self.ac else {
+        let Some((dfa, start)) = &self.dfa else {
             return u32::MAX;
         };
         s.hay.clear();
-        ev.haystack(&mut s.hay);
+        hay.additions(&mut s.hay);
         s.seen.resize(self.full.len(), 0);
+        let added = std::mem::take(&mut s.hay);
+        s.found.clear();
+        walk(dfa, *start, hay.line(), &mut s.found);
+        walk(dfa, *start, &added, &mut s.found);
+        s.hay = added;
         let mut hints = 0;
-        for hay in [ev.lower_line(), s.hay.as_slice()] {
-            if hay.is_empty() {
-                continue;
-            }
-            for m in ac.find_overlapping_iter(hay) {
-                let i = m.pattern().as_usize();
-                for &(r, bit) in &self.rules_of[i] {
-                    if s.seen[r] == 0 {
-                        s.touched.push(r);
+        for &sid in &s.found {
+            for k in 0..dfa.match_len(sid) {
+                let i = dfa.match_pattern(sid, k).as_usize();
+                if let Some(rules) = self.rules_of.get(i) {
+                    for &(r, bit) in rules {
+                        if let Some(seen) = s.seen.get_mut(r) {
+                            if *seen == 0 {
+                                s.touched.push(r);
+                            }
+                            *seen |= bit;
+                        }
                     }
-                    s.seen[r] |= bit;
                 }
-                hints |= self.hints_of[i];
+                hints |= self.hints_of.get(i).copied().unwrap_or(0);
             }
         }
         for r in s.touched.drain(..) {
@@ -189,9 +215,24 @@ impl Prefilter {
     }
 }
 
+/// The automaton's walk over `h` (its own search loop, kept small so that
+/// it stays in registers: the bytes are nearly all of a hunt's work), each
+/// match state it reaches onto `found` (every literal counts: overlapping).
+#[inline(never)]
+fn walk(dfa: &DFA, start: StateID, h: &[u8], found: &mut Vec<StateID>) {
+    let mut sid = start;
+    for &b in h {
+        sid = dfa.next_state(Anchored::No, sid, b);
+        if dfa.is_special(sid) && dfa.is_match(sid) {
+            found.push(sid);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::WebEvent;
     use crate::logs::{parse_line, JsonMapping};
 
     fn data() -> std::path::PathBuf {
@@ -233,7 +274,7 @@ mod tests {
                 continue;
             };
             let ev = WebEvent::new(&rec, line, &mut low);
-            p.candidates(&ev, &mut scratch, &mut cands);
+            p.candidates(&ev.hay(), &mut scratch, &mut cands);
             if n < real {
                 real_tries += cands.len();
                 cands.iter().for_each(|&c| per_rule[c] += 1);
