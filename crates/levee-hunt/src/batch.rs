@@ -1,22 +1,29 @@
-//! Reading logs and matching them in batches: a file (gzip decoded, up to
-//! a decompression-bomb limit) is read into one buffer per batch, bounded
-//! in lines and bytes (a line longer than 1 MiB is cut and its rest skipped
-//! in bounded memory); each batch is matched on several threads in
-//! contiguous slices (parse, indicators, the rules' prefilter, the rules,
-//! the correlation events they feed), and the results come back in order,
-//! so that the hunt's state is built exactly as on one thread.
+//! Reading logs and matching them in batches, as a pipeline: one thread
+//! reads the files in turn (gzip decoded, up to a decompression-bomb
+//! limit) into a batch's buffer, bounded in lines and bytes (a line longer
+//! than 1 MiB is cut and its rest skipped in bounded memory); matching
+//! threads take whole batches (parse, indicators, the rules' prefilter, the
+//! rules, the correlation events they feed); the calling thread takes the
+//! results in the order read, so that the hunt's state is built exactly as
+//! on one thread, while the next batches are read and matched. Buffers go
+//! round a fixed pool: memory is bounded whatever the input's size.
 
 use crate::{fields, ioc, logs, prefilter, HuntError, Options};
 use levee_sigma::correlation::Correlation;
 use levee_sigma::{Event as _, Rule};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex, PoisonError};
 
 /// A gzip file may expand to this many times its size (and at least
 /// `BOMB_FLOOR` bytes) before it is taken for a decompression bomb: real
 /// access logs compress 5 to 20 times.
 pub(crate) const BOMB_RATIO: u64 = 200;
 const BOMB_FLOOR: u64 = 256 << 20;
+
+/// Bytes read from a file (or decoded) at a time: fewer system calls.
+const READ_BUF: usize = 256 << 10;
 
 /// Set when a gzip stream was cut at the bomb limit.
 pub(crate) type BombFlag = std::rc::Rc<std::cell::Cell<bool>>;
@@ -48,14 +55,17 @@ impl<R: Read> Read for Capped<R> {
 pub(crate) fn open(p: &Path) -> Result<(Box<dyn BufRead>, BombFlag), HuntError> {
     let hit = std::rc::Rc::new(std::cell::Cell::new(false));
     if p == Path::new("-") {
-        return Ok((Box::new(BufReader::new(std::io::stdin())), hit));
+        return Ok((
+            Box::new(BufReader::with_capacity(READ_BUF, std::io::stdin())),
+            hit,
+        ));
     }
     let f = std::fs::File::open(p).map_err(|e| HuntError::Read {
         path: p.display().to_string(),
         source: e,
     })?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut r = BufReader::new(f);
+    let mut r = BufReader::with_capacity(READ_BUF, f);
     let gz = r.fill_buf().is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
     if gz {
         let capped = Capped {
@@ -63,7 +73,7 @@ pub(crate) fn open(p: &Path) -> Result<(Box<dyn BufRead>, BombFlag), HuntError> 
             left: size.saturating_mul(BOMB_RATIO).max(BOMB_FLOOR),
             hit: std::rc::Rc::clone(&hit),
         };
-        Ok((Box::new(BufReader::new(capped)), hit))
+        Ok((Box::new(BufReader::with_capacity(READ_BUF, capped)), hit))
     } else {
         Ok((Box::new(r), hit))
     }
@@ -71,7 +81,9 @@ pub(crate) fn open(p: &Path) -> Result<(Box<dyn BufRead>, BombFlag), HuntError> 
 
 /// Lines matched per batch, at most (and bytes, below).
 pub(crate) const BATCH_LINES: usize = 8192;
-pub(crate) const BATCH_BYTES: usize = 32 << 20;
+pub(crate) const BATCH_BYTES: usize = 16 << 20;
+/// Longest line kept; the rest of a longer one is skipped.
+const MAX_LINE: u64 = 1 << 20;
 
 /// A line as read: its place in the batch's buffer.
 pub(crate) struct RawLine {
@@ -84,6 +96,10 @@ pub(crate) struct RawLine {
 /// Lines read, in one buffer.
 #[derive(Default)]
 pub(crate) struct Batch {
+    /// The input they are of (its place in the list of inputs).
+    pub file: usize,
+    /// Bytes read (a cut line's skipped rest is not).
+    pub bytes: u64,
     pub data: Vec<u8>,
     pub lines: Vec<RawLine>,
 }
@@ -108,12 +124,15 @@ pub(crate) fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
     }
 }
 
-/// What a line gave, before it is taken into the hunt's state.
+/// What a line gave, before it is taken into the hunt's state. A record
+/// stays in the batch's vector (boxing it cost an allocation and two
+/// copies a line, measured).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Out<'a> {
     Blank,
     Malformed { line_no: u64, reason: &'static str },
     Outside,
-    Rec(Box<Matched<'a>>),
+    Rec(Matched<'a>),
 }
 
 /// A record and what matched it: indicators (index, field) and rules
@@ -167,52 +186,260 @@ pub(crate) struct Work<'a> {
     pub opts: &'a Options,
 }
 
-impl Work<'_> {
-    /// Match a batch on `threads` threads (contiguous slices), in order.
-    pub(crate) fn batch<'b>(&self, batch: &'b mut Batch, threads: usize) -> Vec<Out<'b>> {
-        // A line that is not UTF-8 is made so in place (each byte of a bad
-        // sequence becomes `?`: U+FFFD, as `from_utf8_lossy` shows it, is
-        // longer), so that every record can borrow from the batch's buffer.
-        for l in &batch.lines {
-            let b = &mut batch.data[l.start..l.end];
+impl Batch {
+    /// A line that is not UTF-8 is made so in place (each byte of a bad
+    /// sequence becomes `?`: U+FFFD, as `from_utf8_lossy` shows it, is
+    /// longer), so that every record can borrow from the batch's buffer.
+    fn fix_utf8(&mut self) {
+        if std::str::from_utf8(&self.data).is_ok() {
+            return;
+        }
+        for l in &self.lines {
+            let b = &mut self.data[l.start..l.end];
             if std::str::from_utf8(b).is_err() {
                 fix_utf8(b);
             }
         }
-        let batch: &'b Batch = batch;
-        let data = batch.data.as_slice();
-        if threads <= 1 || batch.lines.len() < 256 {
-            let mut s = Scratch::default();
-            return batch
-                .lines
-                .iter()
-                .map(|l| self.line(data, l, &mut s))
-                .collect();
+    }
+}
+
+type Outs<'a> = Vec<Out<'a>>;
+
+self_cell::self_cell!(
+    /// A batch and what its lines gave (borrowing from its buffer).
+    struct Done {
+        owner: Batch,
+        #[covariant]
+        dependent: Outs,
+    }
+);
+
+/// What goes down the pipeline, in the order read.
+enum Piece<B> {
+    Lines(B),
+    /// The end of an input: its last line's number, and whether its gzip
+    /// stream was cut at the bomb limit.
+    End {
+        file: usize,
+        last_line: u64,
+        bomb: bool,
+    },
+    Failed(HuntError),
+}
+
+/// What the calling thread of [`Work::run`] is given, in the order read.
+pub(crate) enum Step<'o, 'a> {
+    Lines {
+        file: usize,
+        bytes: u64,
+        outs: &'o mut Vec<Out<'a>>,
+    },
+    End {
+        file: usize,
+        last_line: u64,
+        bomb: bool,
+    },
+}
+
+/// Read `inputs` in turn into batches taken from `free`, onto `tx`
+/// (numbered); stops at the first read error (sent) or when the pipeline
+/// is gone.
+fn read_all(
+    inputs: &[PathBuf],
+    free: &mpsc::Receiver<Batch>,
+    tx: &mpsc::Sender<(u64, Piece<Batch>)>,
+) {
+    let mut seq = 0u64;
+    let mut send = |p: Piece<Batch>| {
+        let ok = tx.send((seq, p)).is_ok();
+        seq += 1;
+        ok
+    };
+    for (file, path) in inputs.iter().enumerate() {
+        let name = || path.display().to_string();
+        let (mut r, bomb) = match open(path) {
+            Ok(x) => x,
+            Err(e) => {
+                send(Piece::Failed(e));
+                return;
+            }
+        };
+        let mut line_no = 0u64;
+        let mut eof = false;
+        while !eof {
+            let Ok(mut batch) = free.recv() else {
+                return;
+            };
+            batch.file = file;
+            batch.bytes = 0;
+            batch.data.clear();
+            batch.lines.clear();
+            while batch.lines.len() < BATCH_LINES && batch.data.len() < BATCH_BYTES {
+                let start = batch.data.len();
+                // Bounded line length: a longer line is malformed, not a memory bomb.
+                let n = match r.by_ref().take(MAX_LINE).read_until(b'\n', &mut batch.data) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        send(Piece::Failed(HuntError::Read {
+                            path: name(),
+                            source: e,
+                        }));
+                        return;
+                    }
+                };
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+                batch.bytes += n as u64;
+                line_no += 1;
+                let too_long = !batch.data.ends_with(b"\n") && n as u64 >= MAX_LINE;
+                if too_long {
+                    // Skip the rest of the overlong line (not kept).
+                    if let Err(e) = skip_line(&mut r) {
+                        send(Piece::Failed(HuntError::Read {
+                            path: name(),
+                            source: e,
+                        }));
+                        return;
+                    }
+                }
+                batch.lines.push(RawLine {
+                    line_no,
+                    start,
+                    end: batch.data.len(),
+                    too_long,
+                });
+            }
+            if !send(Piece::Lines(batch)) {
+                return;
+            }
         }
-        let per = batch.lines.len().div_ceil(threads);
+        let end = Piece::End {
+            file,
+            last_line: line_no,
+            bomb: bomb.get(),
+        };
+        if !send(end) {
+            return;
+        }
+    }
+}
+
+impl Work<'_> {
+    /// Read and match `inputs` on `threads` matching threads (and one
+    /// reading), giving each batch's results to `take` on this thread in
+    /// the order read: the same calls whatever the number of threads.
+    pub(crate) fn run(
+        &self,
+        inputs: &[PathBuf],
+        threads: usize,
+        mut take: impl FnMut(Step<'_, '_>),
+    ) -> Result<(), HuntError> {
+        let threads = threads.max(1);
+        // Batches in flight, at most: one being read, one a matching
+        // thread, one being taken, one ahead.
+        let pool = threads + 3;
+        let (work_tx, work_rx) = mpsc::channel::<(u64, Piece<Batch>)>();
+        let work_rx = Mutex::new(work_rx);
         std::thread::scope(|sc| {
-            let handles: Vec<_> = batch
-                .lines
-                .chunks(per)
-                .map(|chunk| {
-                    sc.spawn(move || {
-                        let mut s = Scratch::default();
-                        chunk
-                            .iter()
-                            .map(|l| self.line(data, l, &mut s))
-                            .collect::<Vec<Out<'b>>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
+            let (free_tx, free_rx) = mpsc::channel::<Batch>();
+            for _ in 0..pool {
+                let _ = free_tx.send(Batch::default());
+            }
+            let (done_tx, done_rx) = mpsc::channel::<(u64, Piece<Done>)>();
+            sc.spawn(move || read_all(inputs, &free_rx, &work_tx));
+            for _ in 0..threads {
+                let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+                sc.spawn(move || {
+                    let mut s = Scratch::default();
+                    loop {
+                        let next = work_rx
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .recv();
+                        let Ok((seq, piece)) = next else {
+                            return;
+                        };
+                        let piece = match piece {
+                            Piece::Lines(mut batch) => {
+                                batch.fix_utf8();
+                                Piece::Lines(Done::new(batch, |b| self.lines(b, &mut s)))
+                            }
+                            Piece::End {
+                                file,
+                                last_line,
+                                bomb,
+                            } => Piece::End {
+                                file,
+                                last_line,
+                                bomb,
+                            },
+                            Piece::Failed(e) => Piece::Failed(e),
+                        };
+                        if done_tx.send((seq, piece)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(done_tx);
+            // Results in the order read: those that come early wait here
+            // (a handful: the pool bounds them).
+            let mut next = 0u64;
+            let mut early: BTreeMap<u64, Piece<Done>> = BTreeMap::new();
+            for (seq, piece) in done_rx {
+                early.insert(seq, piece);
+                while let Some(piece) = early.remove(&next) {
+                    next += 1;
+                    match piece {
+                        Piece::Lines(mut done) => {
+                            done.with_dependent_mut(|b, outs| {
+                                take(Step::Lines {
+                                    file: b.file,
+                                    bytes: b.bytes,
+                                    outs,
+                                });
+                            });
+                            let _ = free_tx.send(done.into_owner());
+                        }
+                        Piece::End {
+                            file,
+                            last_line,
+                            bomb,
+                        } => take(Step::End {
+                            file,
+                            last_line,
+                            bomb,
+                        }),
+                        Piece::Failed(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(())
         })
     }
 
-    fn line<'b>(&self, data: &'b [u8], l: &RawLine, s: &mut Scratch) -> Out<'b> {
-        let Ok(text) = std::str::from_utf8(&data[l.start..l.end]) else {
+    /// Match a batch's lines, in order.
+    fn lines<'b>(&self, batch: &'b Batch, s: &mut Scratch) -> Vec<Out<'b>> {
+        let data = batch.data.as_slice();
+        // One check of the whole buffer (made UTF-8 line by line before).
+        let all = std::str::from_utf8(data).ok();
+        batch
+            .lines
+            .iter()
+            .map(|l| {
+                let text = match all {
+                    Some(a) => a.get(l.start..l.end),
+                    None => std::str::from_utf8(&data[l.start..l.end]).ok(),
+                };
+                self.line(text, l, s)
+            })
+            .collect()
+    }
+
+    fn line<'b>(&self, text: Option<&'b str>, l: &RawLine, s: &mut Scratch) -> Out<'b> {
+        let Some(text) = text else {
             // Made UTF-8 above.
             return Out::Malformed {
                 line_no: l.line_no,
@@ -286,14 +513,14 @@ impl Work<'_> {
                 hits.push((i, corr));
             }
         }
-        Out::Rec(Box::new(Matched {
+        Out::Rec(Matched {
             line_no: l.line_no,
             text,
             rec,
             iocs,
             hits,
             hints,
-        }))
+        })
     }
 }
 

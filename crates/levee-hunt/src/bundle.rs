@@ -56,6 +56,42 @@ pub fn rules() -> impl Iterator<Item = (String, &'static str)> {
         .map(move |(path, text)| (format!("{SOURCE}/blob/{commit}/{path}"), *text))
 }
 
+/// The top-level `id` of each YAML document of a rule file, read from
+/// the text without parsing it (`None` unless every document has exactly
+/// one, unquoted or plainly quoted): a bundled file whose every id a given
+/// rule replaces need not be parsed at all.
+pub fn ids(text: &str) -> Option<Vec<&str>> {
+    let mut ids = Vec::new();
+    let mut docs = 0;
+    let mut in_doc = false;
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            in_doc = false;
+            continue;
+        }
+        if !in_doc && !line.trim().is_empty() && !line.starts_with('#') {
+            in_doc = true;
+            docs += 1;
+        }
+        if let Some(v) = line.strip_prefix("id:") {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                .unwrap_or(v);
+            let plain = !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !plain {
+                return None;
+            }
+            ids.push(v);
+        }
+    }
+    (docs > 0 && ids.len() == docs).then_some(ids)
+}
+
 /// One line for `--help` and the report: what is bundled.
 pub fn describe() -> String {
     match snapshot() {
@@ -97,5 +133,37 @@ mod tests {
             "{authors} of {} name their author",
             s.rules
         );
+    }
+
+    #[test]
+    fn ids_are_read_only_when_every_document_has_one() {
+        assert_eq!(ids("title: a\nid: 1-a\ndetection: {}\n"), Some(vec!["1-a"]));
+        assert_eq!(ids("id: 'x'\n---\nid: \"y\"\n"), Some(vec!["x", "y"]));
+        assert_eq!(ids("---\n# c\ntitle: a\nid: z\n"), Some(vec!["z"]));
+        // A document without an id, a nested id, or an odd value: parse it.
+        assert_eq!(ids("id: x\n---\ntitle: b\n"), None);
+        assert_eq!(ids("title: a\n  id: x\n"), None);
+        assert_eq!(ids("id: x # comment\n"), None);
+        assert_eq!(ids(""), None);
+    }
+
+    /// Every bundled file's ids, where read, are the ids its parse gives.
+    #[test]
+    fn the_ids_read_are_the_ids_parsed() {
+        let mut read = 0;
+        for (name, text) in rules() {
+            let Some(ids) = ids(text) else { continue };
+            read += 1;
+            let parsed: Vec<String> = levee_sigma::load_all(text, &name)
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|l| match l {
+                    levee_sigma::Loaded::Rule(r) => r.id,
+                    levee_sigma::Loaded::Correlation(c) => c.id,
+                })
+                .collect();
+            assert_eq!(ids, parsed, "{name}");
+        }
+        assert!(read > 100, "{read} files read");
     }
 }

@@ -289,7 +289,7 @@ impl Detectors {
         let sample = || Sample {
             file: file.to_string(),
             line,
-            text: text.chars().take(300).collect(),
+            text: crate::head(text, 300),
         };
         let cfg = &self.cfg;
         let named = starts(r.path(), &cfg.export) || starts(r.path(), &cfg.personal);

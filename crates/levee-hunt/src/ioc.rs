@@ -555,7 +555,11 @@ impl Index {
     /// Every indicator (index into `iocs`) the record shows, with the field that showed it.
     pub fn matches(&self, r: &Record<'_>) -> Vec<(usize, &'static str)> {
         let mut out = Vec::new();
-        if let Ok(ip) = r.client.parse::<IpAddr>() {
+        // (No address is parsed when there is nothing to look up by one.)
+        let ip = (!self.nets.is_empty())
+            .then(|| r.client.parse::<IpAddr>().ok())
+            .flatten();
+        if let Some(ip) = ip {
             let (k, v6) = key(ip);
             for (len, nv6, m) in &self.nets {
                 if *nv6 == v6 {

@@ -29,11 +29,10 @@ pub mod tools;
 pub use report::table;
 pub use time::{fmt_ms, parse_time};
 
-use batch::{open, skip_line, Batch, Out, RawLine, BATCH_BYTES, BATCH_LINES};
+use batch::Out;
 use levee_sigma::correlation::{Correlation, Engine};
 use levee_sigma::{LoadError, Loaded, Rule};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 /// Why a hunt could not run (bad input is never this: it is counted).
@@ -340,14 +339,19 @@ pub fn load_rules_and_bundle(
             .filter(|id| !id.is_empty())
             .collect();
         let (mut b_rules, mut b_corrs) = (Vec::new(), Vec::new());
+        // A file whose every rule is replaced is not parsed.
+        let mut skipped = 0;
         for (name, text) in bundle::rules() {
-            take(text, &name, &mut b_rules, &mut b_corrs);
+            match bundle::ids(text) {
+                Some(ids) if ids.iter().all(|id| given.contains(*id)) => skipped += ids.len(),
+                _ => take(text, &name, &mut b_rules, &mut b_corrs),
+            }
         }
         let before = b_rules.len() + b_corrs.len();
         b_rules.retain(|r| !given.contains(&r.id));
         b_corrs.retain(|c| !given.contains(&c.id));
         used.loaded = b_rules.len() + b_corrs.len();
-        used.replaced = before - used.loaded;
+        used.replaced = before - used.loaded + skipped;
         b_rules.append(&mut rules);
         rules = b_rules;
         b_corrs.append(&mut corrs);
@@ -393,9 +397,17 @@ impl Acc {
             self.samples.push(Sample {
                 file: file.to_string(),
                 line,
-                text: text.chars().take(500).collect(),
+                text: head(text, 500),
             });
         }
+    }
+}
+
+/// The first `chars` characters of `text`.
+pub(crate) fn head(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((i, _)) => text[..i].to_string(),
+        None => text.to_string(),
     }
 }
 
@@ -494,14 +506,14 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
         n => n,
     };
     // Take a batch's results in order.
-    let mut take = |outs: Vec<Out<'_>>, name: &str, stat: &mut FileStat| {
-        for out in outs {
+    let mut take = |outs: &mut Vec<Out<'_>>, name: &str, stat: &mut FileStat| {
+        for out in outs.iter_mut() {
             let (line_no, text, rec, iocs, hits, hints) = match out {
                 Out::Blank => {
                     stat.lines -= 1;
                     continue;
                 }
-                Out::Malformed { line_no, reason } => {
+                &mut Out::Malformed { line_no, reason } => {
                     stat.malformed += 1;
                     s.malformed += 1;
                     if s.malformed_lines.len() < 1000 {
@@ -517,13 +529,20 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                     stat.outside_period += 1;
                     continue;
                 }
-                Out::Rec(m) => (m.line_no, m.text, m.rec, m.iocs, m.hits, m.hints),
+                Out::Rec(m) => (
+                    m.line_no,
+                    m.text,
+                    &m.rec,
+                    &m.iocs,
+                    std::mem::take(&mut m.hits),
+                    m.hints,
+                ),
             };
             stat.records += 1;
             s.first_ms = Some(s.first_ms.map_or(rec.ts_ms, |f| f.min(rec.ts_ms)));
             s.last_ms = Some(s.last_ms.map_or(rec.ts_ms, |l| l.max(rec.ts_ms)));
-            det.push_hinted(&rec, name, line_no, text, detect::Hints(hints));
-            for (i, field) in iocs {
+            det.push_hinted(rec, name, line_no, text, detect::Hints(hints));
+            for &(i, field) in iocs {
                 let x = &index.iocs[i];
                 tl(
                     &mut s,
@@ -534,7 +553,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         what: format!("IoC {:?} {} ({}) in {field}", x.kind, x.value, x.source),
                         client: rec.client.to_string(),
                         place: format!("{name}:{line_no}"),
-                        text: text.chars().take(500).collect(),
+                        text: head(text, 500),
                     },
                 );
                 let (a, fields) = ioc_acc.entry(i).or_insert_with(|| {
@@ -549,7 +568,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         Vec::new(),
                     )
                 });
-                a.add(&rec, name, line_no, text);
+                a.add(rec, name, line_no, text);
                 if !fields.contains(&field) {
                     fields.push(field);
                 }
@@ -575,7 +594,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                         what: format!("{} ({})", rule.title, rule.author),
                         client: rec.client.to_string(),
                         place: format!("{name}:{line_no}"),
-                        text: text.chars().take(500).collect(),
+                        text: head(text, 500),
                     },
                 );
                 let a = acc.entry(i).or_insert_with(|| Acc {
@@ -585,78 +604,52 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, Hun
                     last: rec.ts_ms,
                     samples: Vec::new(),
                 });
-                a.add(&rec, name, line_no, text);
+                a.add(rec, name, line_no, text);
             }
         }
     };
-    let mut files = Vec::new();
+    let mut files: Vec<FileStat> = inputs
+        .iter()
+        .map(|p| FileStat {
+            path: p.display().to_string(),
+            ..FileStat::default()
+        })
+        .collect();
     let mut bombs = Vec::new();
-    {
-        for path in &inputs {
-            let name = path.display().to_string();
-            let mut stat = FileStat {
-                path: name.clone(),
-                ..FileStat::default()
+    // Batches are read and matched in parallel, and their results taken
+    // here in order, so a run on several cores finds exactly what one does.
+    let mut lines_seen = 0u64;
+    work.run(&inputs, threads, |step| match step {
+        batch::Step::Lines { file, bytes, outs } => {
+            let Some(stat) = files.get_mut(file) else {
+                return;
             };
-            let (mut r, bomb) = open(path)?;
-            let mut line_no = 0u64;
-            let mut eof = false;
-            let mut batch = Batch::default();
-            while !eof {
-                // A batch of lines, bounded in count and bytes, is matched in
-                // parallel; the results are then taken in order, so a run on
-                // several cores finds exactly what one core does.
-                batch.data.clear();
-                batch.lines.clear();
-                while batch.lines.len() < BATCH_LINES && batch.data.len() < BATCH_BYTES {
-                    let start = batch.data.len();
-                    // Bounded line length: a line longer than 1 MiB is malformed, not a memory bomb.
-                    let n = r
-                        .by_ref()
-                        .take(1 << 20)
-                        .read_until(b'\n', &mut batch.data)
-                        .map_err(|e| HuntError::Read {
-                            path: name.clone(),
-                            source: e,
-                        })?;
-                    if n == 0 {
-                        eof = true;
-                        break;
-                    }
-                    bytes_total += n as u64;
-                    line_no += 1;
-                    stat.lines += 1;
-                    if line_no.is_multiple_of(65_536) {
-                        progress(bytes_total);
-                    }
-                    let too_long = !batch.data.ends_with(b"\n") && n >= 1 << 20;
-                    if too_long {
-                        // Skip the rest of the overlong line (not kept).
-                        skip_line(&mut r).map_err(|e| HuntError::Read {
-                            path: name.clone(),
-                            source: e,
-                        })?;
-                    }
-                    batch.lines.push(RawLine {
-                        line_no,
-                        start,
-                        end: batch.data.len(),
-                        too_long,
-                    });
-                }
-                take(work.batch(&mut batch, threads), &name, &mut stat);
+            bytes_total += bytes;
+            stat.lines += outs.len() as u64;
+            let before = lines_seen;
+            lines_seen += outs.len() as u64;
+            let name = stat.path.clone();
+            take(outs, &name, stat);
+            // About every 65,536 lines.
+            if before >> 16 != lines_seen >> 16 {
+                progress(bytes_total);
             }
-            if bomb.get() {
+        }
+        batch::Step::End {
+            file,
+            last_line,
+            bomb,
+        } => {
+            if let (true, Some(stat)) = (bomb, files.get_mut(file)) {
                 stat.malformed += 1;
                 bombs.push(Malformed {
-                    file: name.clone(),
-                    line: line_no,
+                    file: stat.path.clone(),
+                    line: last_line,
                     reason: "gzip expands over 200 times its size: the rest is not read (a decompression bomb?)",
                 });
             }
-            files.push(stat);
         }
-    }
+    })?;
     for stat in files {
         s.records += stat.records;
         s.files.push(stat);
@@ -778,5 +771,17 @@ pub fn level_rank(l: &str) -> u8 {
         "low" => 2,
         "informational" => 1,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_head_is_cut_at_a_character_not_a_byte() {
+        assert_eq!(super::head("abc", 2), "ab");
+        assert_eq!(super::head("abc", 3), "abc");
+        assert_eq!(super::head("abc", 9), "abc");
+        assert_eq!(super::head("é€x", 2), "é€");
+        assert_eq!(super::head("", 1), "");
     }
 }

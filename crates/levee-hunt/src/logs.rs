@@ -174,12 +174,11 @@ fn quoted(s: &str) -> Option<(Cow<'_, str>, &str)> {
 /// The request line's method, target and protocol, borrowed when it was.
 fn request_parts(req: Cow<'_, str>) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>) {
     fn split(req: &str) -> (&str, &str, &str) {
-        let mut parts = req.splitn(3, ' ');
-        (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        )
+        let Some((m, rest)) = cut(req, b' ') else {
+            return (req, "", "");
+        };
+        let (t, p) = cut(rest, b' ').unwrap_or((rest, ""));
+        (m, t, p)
     }
     match req {
         Cow::Borrowed(req) => {
@@ -194,18 +193,25 @@ fn request_parts(req: Cow<'_, str>) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>
     }
 }
 
+/// `s` split at the first `sep` (an ASCII byte), as `split_once`: the
+/// fields it splits are short, where a plain scan beats a searcher.
+fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
 /// Parse a combined or common log format line.
 pub fn parse_clf(line: &str) -> Result<Record<'_>, &'static str> {
     let mut r = Record::default();
-    let (client, rest) = line.split_once(' ').ok_or("no client address")?;
+    let (client, rest) = cut(line, b' ').ok_or("no client address")?;
     r.client = Cow::Borrowed(client);
-    let (_ident, rest) = rest.split_once(' ').ok_or("no ident field")?;
-    let (user, rest) = rest.split_once(' ').ok_or("no user field")?;
+    let (_ident, rest) = cut(rest, b' ').ok_or("no ident field")?;
+    let (user, rest) = cut(rest, b' ').ok_or("no user field")?;
     if user != "-" {
         r.user = Cow::Borrowed(user);
     }
     let rest = rest.strip_prefix('[').ok_or("no [time]")?;
-    let (time, rest) = rest.split_once(']').ok_or("unterminated [time]")?;
+    let (time, rest) = cut(rest, b']').ok_or("unterminated [time]")?;
     r.ts_ms = clf_time_cached(time).ok_or("bad time")?;
     let rest = rest
         .trim_start()
@@ -216,15 +222,24 @@ pub fn parse_clf(line: &str) -> Result<Record<'_>, &'static str> {
     r.method = method;
     r.target = target;
     r.protocol = protocol;
-    let mut f = rest.trim_start().splitn(3, ' ');
-    r.status = f.next().and_then(|s| s.parse().ok()).ok_or("bad status")?;
-    let bytes = f.next().ok_or("no byte count")?;
+    // As `splitn(3, ' ')`: status, byte count, the rest.
+    let rest = rest.trim_start();
+    let (status, after) = match cut(rest, b' ') {
+        Some((s, after)) => (s, Some(after)),
+        None => (rest, None),
+    };
+    r.status = status.parse().map_err(|_| "bad status")?;
+    let after = after.ok_or("no byte count")?;
+    let (bytes, rest) = match cut(after, b' ') {
+        Some((b, rest)) => (b, Some(rest)),
+        None => (after, None),
+    };
     r.bytes_out = if bytes == "-" {
         0
     } else {
         bytes.parse().map_err(|_| "bad byte count")?
     };
-    if let Some(rest) = f.next() {
+    if let Some(rest) = rest {
         let rest = rest.trim_start();
         if let Some(q) = rest.strip_prefix('"') {
             let (referer, rest) = quoted(q).ok_or("unterminated referer")?;
@@ -388,6 +403,45 @@ mod tests {
         .unwrap();
         assert_eq!(q.target, "/\"x\"");
         assert_eq!(q.user_agent, "a \"b\"");
+    }
+
+    /// The fields after the request split as `splitn(3, ' ')` did: each
+    /// missing or bad piece is named, and a request line of one or two
+    /// words is kept as it is.
+    #[test]
+    fn status_bytes_and_short_requests_split_as_before() {
+        type Parts = (String, String, String, u16, u64);
+        let with = |req: &str, tail: &str| -> Result<Parts, &'static str> {
+            let line = format!(r#"1.1.1.1 - - [01/Jan/2026:00:00:00 +0000] "{req}" {tail}"#);
+            parse_clf(&line).map(|r| {
+                let p = (r.method.to_string(), r.target.to_string());
+                (p.0, p.1, r.protocol.to_string(), r.status, r.bytes_out)
+            })
+        };
+        assert_eq!(
+            with("GET / HTTP/1.1", "200 5"),
+            Ok(("GET".into(), "/".into(), "HTTP/1.1".into(), 200, 5))
+        );
+        assert_eq!(
+            with("GET", "200 5"),
+            Ok(("GET".into(), "".into(), "".into(), 200, 5))
+        );
+        assert_eq!(
+            with("GET /a", "404 -"),
+            Ok(("GET".into(), "/a".into(), "".into(), 404, 0))
+        );
+        assert_eq!(
+            with("GET /a HTTP/1.1 x", "200 1"),
+            Ok(("GET".into(), "/a".into(), "HTTP/1.1 x".into(), 200, 1))
+        );
+        assert_eq!(with("GET /", "200"), Err("no byte count"));
+        assert_eq!(with("GET /", "2x0 5"), Err("bad status"));
+        assert_eq!(with("GET /", "200 5x"), Err("bad byte count"));
+        assert_eq!(parse_clf("1.1.1.1"), Err("no client address"));
+        assert_eq!(
+            parse_clf("1.1.1.1 - - [01/Jan/2026:00:00:00 +0000"),
+            Err("unterminated [time]")
+        );
     }
 
     /// The cached reading of a time is the whole reading, for times of
