@@ -104,6 +104,38 @@ pub(crate) struct Batch {
     pub lines: Vec<RawLine>,
 }
 
+/// Append the next line (its newline included) to `out`, at most `max`
+/// bytes of it, as `take(max).read_until(b'\n')` (with a vectorised
+/// search); returns the bytes appended.
+fn read_line(r: &mut dyn BufRead, out: &mut Vec<u8>, max: u64) -> std::io::Result<usize> {
+    let mut n = 0usize;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let room = usize::try_from(max).unwrap_or(usize::MAX).saturating_sub(n);
+        let buf = &buf[..buf.len().min(room)];
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        match memchr::memchr(b'\n', buf) {
+            Some(i) => {
+                out.extend_from_slice(&buf[..=i]);
+                r.consume(i + 1);
+                return Ok(n + i + 1);
+            }
+            None => {
+                let k = buf.len();
+                out.extend_from_slice(buf);
+                r.consume(k);
+                n += k;
+            }
+        }
+    }
+}
+
 /// Skip to the end of the current line, in bounded memory.
 pub(crate) fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
     loop {
@@ -241,20 +273,14 @@ pub(crate) enum Step<'o, 'a> {
     },
 }
 
-/// Read `inputs` in turn into batches taken from `free`, onto `tx`
-/// (numbered); stops at the first read error (sent) or when the pipeline
-/// is gone.
+/// Read `inputs` in turn into batches taken from `free`, each piece in
+/// order to `send`; stops at the first read error (sent), when `free` has
+/// no more batches or `send` says stop (`false`).
 fn read_all(
     inputs: &[PathBuf],
-    free: &mpsc::Receiver<Batch>,
-    tx: &mpsc::Sender<(u64, Piece<Batch>)>,
+    mut free: impl FnMut() -> Option<Batch>,
+    mut send: impl FnMut(Piece<Batch>) -> bool,
 ) {
-    let mut seq = 0u64;
-    let mut send = |p: Piece<Batch>| {
-        let ok = tx.send((seq, p)).is_ok();
-        seq += 1;
-        ok
-    };
     for (file, path) in inputs.iter().enumerate() {
         let name = || path.display().to_string();
         let (mut r, bomb) = match open(path) {
@@ -267,7 +293,7 @@ fn read_all(
         let mut line_no = 0u64;
         let mut eof = false;
         while !eof {
-            let Ok(mut batch) = free.recv() else {
+            let Some(mut batch) = free() else {
                 return;
             };
             batch.file = file;
@@ -277,7 +303,7 @@ fn read_all(
             while batch.lines.len() < BATCH_LINES && batch.data.len() < BATCH_BYTES {
                 let start = batch.data.len();
                 // Bounded line length: a longer line is malformed, not a memory bomb.
-                let n = match r.by_ref().take(MAX_LINE).read_until(b'\n', &mut batch.data) {
+                let n = match read_line(&mut *r, &mut batch.data, MAX_LINE) {
                     Ok(n) => n,
                     Err(e) => {
                         send(Piece::Failed(HuntError::Read {
@@ -326,6 +352,17 @@ fn read_all(
     }
 }
 
+/// A matched batch's results to `take`.
+fn give(done: &mut Done, take: &mut impl FnMut(Step<'_, '_>)) {
+    done.with_dependent_mut(|b, outs| {
+        take(Step::Lines {
+            file: b.file,
+            bytes: b.bytes,
+            outs,
+        });
+    });
+}
+
 impl Work<'_> {
     /// Read and match `inputs` on `threads` matching threads (and one
     /// reading), giving each batch's results to `take` on this thread in
@@ -336,7 +373,43 @@ impl Work<'_> {
         threads: usize,
         mut take: impl FnMut(Step<'_, '_>),
     ) -> Result<(), HuntError> {
-        let threads = threads.max(1);
+        if threads <= 1 {
+            // All on this thread, batch after batch (on one core, threads
+            // would only take turns).
+            let spare = std::cell::Cell::new(None);
+            let mut s = Scratch::default();
+            let mut failed = None;
+            read_all(
+                inputs,
+                || Some(spare.take().unwrap_or_default()),
+                |piece| match piece {
+                    Piece::Lines(mut batch) => {
+                        batch.fix_utf8();
+                        let mut done = Done::new(batch, |b| self.lines(b, &mut s));
+                        give(&mut done, &mut take);
+                        spare.set(Some(done.into_owner()));
+                        true
+                    }
+                    Piece::End {
+                        file,
+                        last_line,
+                        bomb,
+                    } => {
+                        take(Step::End {
+                            file,
+                            last_line,
+                            bomb,
+                        });
+                        true
+                    }
+                    Piece::Failed(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            );
+            return failed.map_or(Ok(()), Err);
+        }
         // Batches in flight, at most: one being read, one a matching
         // thread, one being taken, one ahead.
         let pool = threads + 3;
@@ -348,7 +421,17 @@ impl Work<'_> {
                 let _ = free_tx.send(Batch::default());
             }
             let (done_tx, done_rx) = mpsc::channel::<(u64, Piece<Done>)>();
-            sc.spawn(move || read_all(inputs, &free_rx, &work_tx));
+            sc.spawn(move || {
+                let mut seq = 0u64;
+                read_all(
+                    inputs,
+                    || free_rx.recv().ok(),
+                    |piece| {
+                        seq += 1;
+                        work_tx.send((seq - 1, piece)).is_ok()
+                    },
+                );
+            });
             for _ in 0..threads {
                 let (work_rx, done_tx) = (&work_rx, done_tx.clone());
                 sc.spawn(move || {
@@ -394,13 +477,7 @@ impl Work<'_> {
                     next += 1;
                     match piece {
                         Piece::Lines(mut done) => {
-                            done.with_dependent_mut(|b, outs| {
-                                take(Step::Lines {
-                                    file: b.file,
-                                    bytes: b.bytes,
-                                    outs,
-                                });
-                            });
+                            give(&mut done, &mut take);
                             let _ = free_tx.send(done.into_owner());
                         }
                         Piece::End {
@@ -527,6 +604,28 @@ impl Work<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines read as `take(max).read_until(b'\n')` reads them, across
+    /// the reader's buffer: the last without a newline, a long one cut.
+    #[test]
+    fn lines_are_read_as_read_until_reads_them() {
+        let text = b"a\n\nbcd\nlong line here\nend".to_vec();
+        for cap in [1, 2, 3, 5, 64] {
+            for max in [3u64, 4, 100] {
+                let mut r = std::io::BufReader::with_capacity(cap, text.as_slice());
+                let mut s = std::io::BufReader::with_capacity(cap, text.as_slice());
+                loop {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let n = read_line(&mut r, &mut a, max).unwrap();
+                    let m = (&mut s).take(max).read_until(b'\n', &mut b).unwrap();
+                    assert_eq!((n, &a), (m, &b), "buffer {cap}, max {max}");
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn bytes_that_are_not_utf8_become_question_marks_in_place() {

@@ -153,8 +153,20 @@ pub fn template(path: &str) -> (String, Option<u64>) {
 
 /// Whether the path has a digit-only segment (only those paths have a template worth keeping).
 fn has_id(path: &str) -> bool {
-    path.split('/')
-        .any(|seg| !seg.is_empty() && seg.len() <= 18 && seg.bytes().all(|b| b.is_ascii_digit()))
+    // As `split('/')` and a look at each segment, in one pass over the bytes.
+    let (mut len, mut digits) = (0usize, true);
+    for &b in path.as_bytes().iter().chain(b"/") {
+        if b == b'/' {
+            if len > 0 && len <= 18 && digits {
+                return true;
+            }
+            (len, digits) = (0, true);
+        } else {
+            len += 1;
+            digits &= b.is_ascii_digit();
+        }
+    }
+    false
 }
 
 #[derive(Default)]
@@ -798,6 +810,25 @@ mod tests {
     #[test]
     fn sensitive_paths_are_lower_case() {
         assert!(SENSITIVE.iter().all(|s| *s == s.to_ascii_lowercase()));
+    }
+
+    #[test]
+    fn ids_in_paths() {
+        for (p, id) in [
+            ("/api/members/42", true),
+            ("/42", true),
+            ("/a/b", false),
+            ("/a/4b", false),
+            ("", false),
+            ("/", false),
+            ("//7//", true),
+            ("/1234567890123456789", false),
+            ("/123456789012345678", true),
+            ("/é/3", true),
+        ] {
+            assert_eq!(has_id(p), id, "{p}");
+            assert_eq!(has_id(p), template(p).1.is_some(), "{p}");
+        }
     }
 
     #[test]

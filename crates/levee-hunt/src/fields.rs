@@ -135,7 +135,9 @@ impl<'a> Hay<'a> {
     /// The hay of a record parsed from a verbatim line (`None` when `raw`
     /// is not: then see [`WebEvent::hay`]).
     pub fn verbatim(rec: &'a Record<'a>, raw: &'a str) -> Option<Hay<'a>> {
-        let verbatim = raw.is_ascii() && !(raw.trim_start().starts_with('{') || raw.contains('\\'));
+        let verbatim = raw.is_ascii()
+            && !(raw.trim_start().starts_with('{')
+                || memchr::memchr(b'\\', raw.as_bytes()).is_some());
         verbatim.then_some(Hay {
             line: raw,
             vals: rec,

@@ -597,8 +597,10 @@ impl Index {
                 }
             }
         }
-        if let Some(i) = self.uas.get(&r.user_agent.to_ascii_lowercase()) {
-            out.push((*i, "user_agent"));
+        if !self.uas.is_empty() {
+            if let Some(i) = self.uas.get(&r.user_agent.to_ascii_lowercase()) {
+                out.push((*i, "user_agent"));
+            }
         }
         if !self.files.is_empty() {
             let last = r

@@ -188,6 +188,9 @@ impl Prefilter {
         s.hay = added;
         let mut hints = 0;
         for &sid in &s.found {
+            if !dfa.is_match(sid) {
+                continue;
+            }
             for k in 0..dfa.match_len(sid) {
                 let i = dfa.match_pattern(sid, k).as_usize();
                 if let Some(rules) = self.rules_of.get(i) {
@@ -217,13 +220,17 @@ impl Prefilter {
 
 /// The automaton's walk over `h` (its own search loop, kept small so that
 /// it stays in registers: the bytes are nearly all of a hunt's work), each
-/// match state it reaches onto `found` (every literal counts: overlapping).
+/// special state it reaches onto `found` (every literal counts:
+/// overlapping).
 #[inline(never)]
 fn walk(dfa: &DFA, start: StateID, h: &[u8], found: &mut Vec<StateID>) {
     let mut sid = start;
     for &b in h {
         sid = dfa.next_state(Anchored::No, sid, b);
-        if dfa.is_special(sid) && dfa.is_match(sid) {
+        // Special states are the dead and match states (start states
+        // are special only with a prefilter, which this one is built
+        // without): one comparison a byte; the caller keeps the matches.
+        if dfa.is_special(sid) {
             found.push(sid);
         }
     }
