@@ -23,9 +23,11 @@ use crate::Sample;
 use std::collections::HashMap;
 
 /// Maps and sets of the log's values, hashed fast with a per-process
-/// random seed (the keys are the attacker's).
-pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+/// random seed (the keys are the attacker's); hashbrown's, whose
+/// `entry_ref` finds or adds a client in one lookup, copying its address
+/// only when it is new.
+pub(crate) type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
 pub const MAX_CLIENTS: usize = 1_000_000;
 pub const MAX_IDS: usize = 100_000;
@@ -294,7 +296,7 @@ impl Detectors {
 
     /// `push`, skipping the searches `hints` rules out.
     pub fn push_hinted(&mut self, r: &Record<'_>, file: &str, line: u64, text: &str, hints: Hints) {
-        if !self.clients.contains_key(&*r.client) && self.clients.len() >= MAX_CLIENTS {
+        if self.clients.len() >= MAX_CLIENTS && !self.clients.contains_key(&*r.client) {
             self.untracked += 1;
             return;
         }
@@ -307,13 +309,7 @@ impl Detectors {
         let named = starts(r.path(), &cfg.export) || starts(r.path(), &cfg.personal);
         // The inference reads the path only if the prefilter saw one of its words.
         self.infer.push(r, !named && hints.has(HINT_INFER), sample);
-        if !self.clients.contains_key(&*r.client) {
-            self.clients
-                .insert(r.client.to_string(), Default::default());
-        }
-        let Some(c) = self.clients.get_mut(&*r.client) else {
-            return;
-        };
+        let c = self.clients.entry_ref(&*r.client).or_default();
         let path = r.path();
         let ok = (200..300).contains(&r.status);
         let win = r.ts_ms.div_euclid(cfg.window_ms);

@@ -170,12 +170,7 @@ impl Infer {
         if !(200..300).contains(&r.status) {
             return;
         }
-        if !self.clients.contains_key(&*r.client) {
-            self.clients.insert(r.client.to_string(), Client::default());
-        }
-        let Some(c) = self.clients.get_mut(&*r.client) else {
-            return;
-        };
+        let c = self.clients.entry_ref(&*r.client).or_default();
         c.bytes += r.bytes_out;
         if !worth {
             return;

@@ -64,7 +64,24 @@ struct FieldCond {
     all: bool,
     negate: bool,
     /// Long lists of values, indexed.
-    fast: Option<Box<Fast>>,
+    fast: LazyFast,
+}
+
+/// A [`Fast`] index, built the first time its condition is evaluated (most
+/// rules are never tried on most logs: a hunt's prefilter skips them, and
+/// an index's automaton is most of a rule's load time).
+#[derive(Debug, Clone, Default)]
+struct LazyFast(std::sync::OnceLock<Option<Box<Fast>>>);
+
+impl LazyFast {
+    fn get(&self, matchers: &[Matcher], all: bool) -> Option<&Fast> {
+        if all {
+            return None;
+        }
+        self.0
+            .get_or_init(|| Fast::build(matchers).map(Box::new))
+            .as_deref()
+    }
 }
 
 /// A set of strings hashed with a per-process random seed (the values are
@@ -192,7 +209,7 @@ impl FieldCond {
     fn matches(&self, e: &dyn Event) -> bool {
         let v = e.field(&self.field);
         let v = v.as_deref();
-        if let (Some(f), false) = (&self.fast, self.all) {
+        if let Some(f) = self.fast.get(&self.matchers, self.all) {
             let hit = match v {
                 None => false,
                 Some(v) if f.cased => f.any(v, v),
@@ -224,7 +241,7 @@ enum Search {
     Keywords {
         matchers: Vec<Matcher>,
         all: bool,
-        fast: Option<Box<Fast>>,
+        fast: LazyFast,
     },
 }
 
@@ -237,7 +254,7 @@ impl Search {
                 all,
                 fast,
             } => {
-                if let (Some(f), false) = (fast, *all) {
+                if let Some(f) = fast.get(matchers, *all) {
                     let raw = e.raw();
                     return if f.cased {
                         f.any(raw, raw)
@@ -382,17 +399,12 @@ fn field_cond(key: &str, v: &Value) -> Result<FieldCond, String> {
         return Err(format!("{key:?}: an empty list of values"));
     }
     let (matchers, all) = pattern::build(&mods, &vals).map_err(|e| format!("{key:?}: {e}"))?;
-    let fast = if all {
-        None
-    } else {
-        Fast::build(&matchers).map(Box::new)
-    };
     Ok(FieldCond {
         field,
         matchers,
         all,
         negate,
-        fast,
+        fast: LazyFast::default(),
     })
 }
 
@@ -411,15 +423,10 @@ fn keywords(mods: &[&str], vals: &[Option<String>]) -> Result<Search, String> {
         m.push("contains");
     }
     let (matchers, all) = pattern::build(&m, vals)?;
-    let fast = if all {
-        None
-    } else {
-        Fast::build(&matchers).map(Box::new)
-    };
     Ok(Search::Keywords {
         matchers,
         all,
-        fast,
+        fast: LazyFast::default(),
     })
 }
 
