@@ -398,15 +398,37 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A matched batch's results to `take`.
-fn give(done: &mut Done, take: &mut impl FnMut(Step<'_, '_>)) {
-    done.with_dependent_mut(|b, outs| {
-        take(Step::Lines {
-            file: b.file,
-            bytes: b.bytes,
-            outs,
-        });
-    });
+/// A matched piece to `take`, in the order read; the batch's buffer back,
+/// once taken (the one place both ways of running give results).
+fn deliver(
+    piece: Piece<Done>,
+    take: &mut impl FnMut(Step<'_, '_>),
+) -> Result<Option<Batch>, HuntError> {
+    match piece {
+        Piece::Lines(mut done) => {
+            done.with_dependent_mut(|b, outs| {
+                take(Step::Lines {
+                    file: b.file,
+                    bytes: b.bytes,
+                    outs,
+                });
+            });
+            Ok(Some(done.into_owner()))
+        }
+        Piece::End {
+            file,
+            last_line,
+            bomb,
+        } => {
+            take(Step::End {
+                file,
+                last_line,
+                bomb,
+            });
+            Ok(None)
+        }
+        Piece::Failed(e) => Err(e),
+    }
 }
 
 impl Work<'_> {
@@ -426,23 +448,8 @@ impl Work<'_> {
             let mut spare = None;
             let mut s = Scratch::default();
             while let Some((_, piece)) = reader.next(&mut spare) {
-                match piece {
-                    Piece::Lines(mut batch) => {
-                        batch.fix_utf8();
-                        let mut done = Done::new(batch, |b| self.lines(b, &mut s));
-                        give(&mut done, &mut take);
-                        spare = Some(done.into_owner());
-                    }
-                    Piece::End {
-                        file,
-                        last_line,
-                        bomb,
-                    } => take(Step::End {
-                        file,
-                        last_line,
-                        bomb,
-                    }),
-                    Piece::Failed(e) => return Err(e),
+                if let Some(b) = deliver(self.matched(piece, &mut s), &mut take)? {
+                    spare = Some(b);
                 }
             }
             return Ok(());
@@ -483,22 +490,7 @@ impl Work<'_> {
                         let Some((seq, piece)) = next else {
                             return;
                         };
-                        let piece = match piece {
-                            Piece::Lines(mut batch) => {
-                                batch.fix_utf8();
-                                Piece::Lines(Done::new(batch, |b| self.lines(b, &mut s)))
-                            }
-                            Piece::End {
-                                file,
-                                last_line,
-                                bomb,
-                            } => Piece::End {
-                                file,
-                                last_line,
-                                bomb,
-                            },
-                            Piece::Failed(e) => Piece::Failed(e),
-                        };
+                        let piece = self.matched(piece, &mut s);
                         if done_tx.send((seq, piece)).is_err() {
                             return;
                         }
@@ -517,26 +509,33 @@ impl Work<'_> {
                 early.insert(seq, piece);
                 while let Some(piece) = early.remove(&next) {
                     next += 1;
-                    match piece {
-                        Piece::Lines(mut done) => {
-                            give(&mut done, &mut take);
-                            let _ = free_tx.send(done.into_owner());
-                        }
-                        Piece::End {
-                            file,
-                            last_line,
-                            bomb,
-                        } => take(Step::End {
-                            file,
-                            last_line,
-                            bomb,
-                        }),
-                        Piece::Failed(e) => return Err(e),
+                    if let Some(b) = deliver(piece, &mut take)? {
+                        let _ = free_tx.send(b);
                     }
                 }
             }
             Ok(())
         })
+    }
+
+    /// A piece read, matched (the same whatever thread does it).
+    fn matched(&self, piece: Piece<Batch>, s: &mut Scratch) -> Piece<Done> {
+        match piece {
+            Piece::Lines(mut batch) => {
+                batch.fix_utf8();
+                Piece::Lines(Done::new(batch, |b| self.lines(b, s)))
+            }
+            Piece::End {
+                file,
+                last_line,
+                bomb,
+            } => Piece::End {
+                file,
+                last_line,
+                bomb,
+            },
+            Piece::Failed(e) => Piece::Failed(e),
+        }
     }
 
     /// Match a batch's lines, in order.
